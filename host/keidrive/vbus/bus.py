@@ -1,0 +1,165 @@
+"""``can.Bus(interface="keidrive", channel="sim0")``: a python-can bus on the hub.
+
+Registered through the ``can.interface`` entry point, so python-can's own
+tools (``python -m can.logger -i keidrive -c sim0``) and cantools
+(``cantools monitor -i keidrive -c sim0 DBC``) attach to a running simulation.
+"""
+
+import collections
+import os
+import select
+import socket
+import time
+
+import can
+
+from ..errors import KeidriveError
+from . import hub, record
+
+
+class KeidriveBus(can.BusABC):
+    def __init__(
+        self,
+        channel: str = "sim0",
+        receive_own_messages: bool = False,
+        bitrate: int | None = None,
+        spawn: bool = True,
+        **kwargs,
+    ):
+        channel = str(channel)
+        path = hub.ensure_hub(channel, bitrate) if spawn else hub.socket_path(channel)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.connect(path)
+        except OSError as error:
+            self._sock.close()
+            raise can.CanInitializationError(f"keidrive bus {channel!r}: {error.strerror} ({path})") from None
+        self._inbox = bytearray()
+        self._own: collections.deque = collections.deque()
+        self._receive_own = receive_own_messages
+        self.channel = channel
+        self.channel_info = f"keidrive virtual CAN {channel} ({path})"
+        super().__init__(channel=channel, **kwargs)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        flags = (
+            (record.FLAG_EXTENDED if msg.is_extended_id else 0)
+            | (record.FLAG_REMOTE if msg.is_remote_frame else 0)
+            | (record.FLAG_ERROR if msg.is_error_frame else 0)
+        )
+        if msg.is_fd or msg.dlc > 8:
+            raise can.CanOperationError("keidrive virtual CAN carries classic CAN frames (DLC 0-8) only")
+        timestamp_us = int(msg.timestamp * 1e6) if msg.timestamp else 0
+        self._sock.sendall(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, bytes(msg.data)))
+        if self._receive_own:
+            own = can.Message(
+                timestamp=msg.timestamp or time.time(),
+                arbitration_id=msg.arbitration_id,
+                is_extended_id=msg.is_extended_id,
+                is_remote_frame=msg.is_remote_frame,
+                is_error_frame=msg.is_error_frame,
+                dlc=msg.dlc,
+                data=msg.data,
+                channel=self.channel,
+                is_rx=False,
+            )
+            self._own.append(own)
+
+    def send_records(self, records: bytes) -> None:
+        """Bulk send of packed records (the simulator's traffic): much faster
+        than one ``send`` per frame."""
+        self._sock.sendall(records)
+
+    def bus_stats(self, timeout: float = 2.0) -> dict:
+        """Frames carried and bus load (now and peak) as the hub counts them."""
+        self._sock.sendall(record.pack(0, hub.CONTROL_STATS, record.FLAG_CONTROL, 0, b""))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = self._read_record(deadline - time.monotonic(), keep_frames=True)
+            if raw is not None:
+                data = raw[16:24]
+                return {
+                    "frames": int.from_bytes(data[0:4], "little"),
+                    "load": int.from_bytes(data[4:6], "little") / 1000,
+                    "peak_load": int.from_bytes(data[6:8], "little") / 1000,
+                }
+        raise can.CanOperationError("the keidrive bus hub did not answer")
+
+    def _read_record(self, timeout: float | None, keep_frames: bool = False):
+        """The next whole record from the socket, or None on timeout.
+
+        With ``keep_frames`` only a control record is returned; frames read
+        meanwhile stay queued for ``recv``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        scan = 0
+        while True:
+            while scan + record.SIZE <= len(self._inbox):
+                flags = self._inbox[scan + 12]
+                if not keep_frames or flags & record.FLAG_CONTROL:
+                    raw = bytes(self._inbox[scan : scan + record.SIZE])
+                    del self._inbox[scan : scan + record.SIZE]
+                    return raw
+                scan += record.SIZE
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._sock], [], [], remaining)
+            if not ready:
+                return None
+            chunk = self._sock.recv(hub.READ_CHUNK)
+            if not chunk:
+                raise can.CanOperationError(f"keidrive bus {self.channel!r}: the hub went away")
+            self._inbox += chunk
+
+    def _recv_internal(self, timeout: float | None):
+        if self._own:
+            return self._own.popleft(), False
+        while True:
+            raw = self._read_record(timeout)
+            if raw is None:
+                return None, False
+            timestamp_us, can_id, flags, dlc, data = record.unpack(raw)
+            if flags & record.FLAG_CONTROL:
+                continue
+            msg = can.Message(
+                timestamp=timestamp_us / 1e6,
+                arbitration_id=can_id,
+                is_extended_id=bool(flags & record.FLAG_EXTENDED),
+                is_remote_frame=bool(flags & record.FLAG_REMOTE),
+                is_error_frame=bool(flags & record.FLAG_ERROR),
+                dlc=dlc,
+                data=data,
+                channel=self.channel,
+            )
+            return msg, False
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._sock.close()
+
+    @staticmethod
+    def _detect_available_configs():
+        try:
+            names = os.listdir(hub.bus_dir())
+        except FileNotFoundError:
+            return []
+        return [
+            {"interface": "keidrive", "channel": name[: -len(".sock")]}
+            for name in sorted(names)
+            if name.endswith(".sock")
+        ]
+
+
+def open_bus(spec: str, **kwargs) -> can.BusABC:
+    """A python-can bus from ``INTERFACE:CHANNEL`` (``keidrive:sim0``,
+    ``socketcan:vcan0``, ``slcan:/dev/ttyACM0``...); one clear error if it
+    cannot be opened."""
+    interface, sep, channel = spec.partition(":")
+    if not sep or not interface or not channel:
+        raise KeidriveError(f"bad bus {spec!r}: expected INTERFACE:CHANNEL, e.g. keidrive:sim0 or socketcan:vcan0")
+    try:
+        return can.Bus(interface=interface, channel=channel, **kwargs)
+    except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as error:
+        raise KeidriveError(f"cannot open bus {spec}: {error}") from None

@@ -1,0 +1,78 @@
+"""The 24-byte frame record shared by the hub, its clients and the firmware's
+stream port (``firmware/keifw/record.py`` reads the same layout).
+
+    offset  size  field
+    0       8     timestamp, microseconds (u64, little-endian)
+    8       4     CAN identifier (u32; 11 or 29 bits)
+    12      1     flags: bit0 extended, bit1 remote (RTR), bit2 error frame,
+                  bit7 hub control record (never a frame on the bus)
+    13      1     DLC (0-8)
+    14      2     reserved, 0
+    16      8     data, zero padded
+"""
+
+import struct
+
+import numpy as np
+
+RECORD = struct.Struct("<QIBBH8s")
+SIZE = RECORD.size
+
+FLAG_EXTENDED = 0x01
+FLAG_REMOTE = 0x02
+FLAG_ERROR = 0x04
+FLAG_CONTROL = 0x80
+
+# A numpy view of many records at once, for the simulator's bulk traffic.
+DTYPE = np.dtype(
+    [
+        ("timestamp_us", "<u8"),
+        ("can_id", "<u4"),
+        ("flags", "u1"),
+        ("dlc", "u1"),
+        ("reserved", "<u2"),
+        ("data", "u1", (8,)),
+    ]
+)
+assert DTYPE.itemsize == SIZE
+
+
+def pack(timestamp_us: int, can_id: int, flags: int, dlc: int, data: bytes) -> bytes:
+    return RECORD.pack(timestamp_us, can_id, flags, dlc, 0, bytes(data))
+
+
+def unpack(record) -> tuple:
+    """(timestamp_us, can_id, flags, dlc, data[:dlc])."""
+    timestamp_us, can_id, flags, dlc, _, data = RECORD.unpack(record)
+    return timestamp_us, can_id, flags, dlc, data[: min(dlc, 8)]
+
+
+def arbitration_key(can_id: int, flags: int) -> int:
+    """Smaller wins arbitration.
+
+    The 11-bit base identifier goes first; a standard frame beats an extended
+    one with the same base (its IDE bit is dominant), and a data frame beats
+    a remote frame with the same identifier (RTR dominant).
+    """
+    extended = flags & FLAG_EXTENDED
+    if extended:
+        base, low = can_id >> 18, can_id & 0x3FFFF
+    else:
+        base, low = can_id, 0
+    return ((((base << 1) | (1 if extended else 0)) << 18 | low) << 1) | (1 if flags & FLAG_REMOTE else 0)
+
+
+def frame_bits(flags: int, dlc: int) -> int:
+    """Bits a frame occupies on the wire, worst-case bit stuffing included.
+
+    Standard data frame: 44 + 8*n bits before stuffing, extended 64 + 8*n; the
+    stuffable part (SOF to CRC) gains at most one bit in four after the first
+    (the classic bound (34 + 8n - 1) / 4 for standard frames). Three bits of
+    interframe space follow every frame.
+    """
+    n = 0 if flags & FLAG_REMOTE else min(dlc, 8)
+    if flags & FLAG_EXTENDED:
+        stuffable, fixed = 54 + 8 * n, 10
+    else:
+        stuffable, fixed = 34 + 8 * n, 10
+    return stuffable + (stuffable - 1) // 4 + fixed + 3
