@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from keidrive.errors import KeidriveError
-from keidrive.vbus import record
-from keidrive.vbus.bus import open_bus
+from keidrive import record
+from keidrive.busio import open_bus
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,10 @@ from .errors import KeidriveError
 # Order is the order of `keidrive --help`.
 SUBCOMMANDS = (
     "dbc",
+    "simulate",
+    "cycles",
+    "vehicles",
+    "bench",
 )
 
 

@@ -13,8 +13,8 @@ import time
 
 import can
 
-from ..errors import KeidriveError
-from . import hub, record
+from .. import record
+from . import hub
 
 
 class KeidriveBus(can.BusABC):
@@ -150,16 +150,3 @@ class KeidriveBus(can.BusABC):
             for name in sorted(names)
             if name.endswith(".sock")
         ]
-
-
-def open_bus(spec: str, **kwargs) -> can.BusABC:
-    """A python-can bus from ``INTERFACE:CHANNEL`` (``keidrive:sim0``,
-    ``socketcan:vcan0``, ``slcan:/dev/ttyACM0``...); one clear error if it
-    cannot be opened."""
-    interface, sep, channel = spec.partition(":")
-    if not sep or not interface or not channel:
-        raise KeidriveError(f"bad bus {spec!r}: expected INTERFACE:CHANNEL, e.g. keidrive:sim0 or socketcan:vcan0")
-    try:
-        return can.Bus(interface=interface, channel=channel, **kwargs)
-    except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as error:
-        raise KeidriveError(f"cannot open bus {spec}: {error}") from None

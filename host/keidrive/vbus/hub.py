@@ -19,7 +19,7 @@ import time
 from collections import deque
 
 from ..errors import KeidriveError
-from . import record
+from .. import record
 
 NOMINAL_BITRATE = 500_000
 LOAD_WINDOW_S = 1.0

@@ -1,0 +1,1 @@
+"""Generated vehicle modules: `keidrive dbc compile --firmware` writes them from dbc/."""

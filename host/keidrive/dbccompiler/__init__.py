@@ -1,0 +1,79 @@
+"""DBC -> MicroPython compiler: ``keidrive dbc compile``.
+
+``compile_dbc()`` returns the generated module's text; ``write_module()``
+writes it atomically; ``firmware_modules()``/``regenerate_firmware()`` keep
+the firmware's committed vehicle modules in step with ``dbc/``.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import KeidriveError
+from .codegen import DEFAULT_STYLE, generate
+from .filters import DEFAULT_MAX_FILTERS
+from .load import load_dbc, select_messages
+
+FIRMWARE_NODE = "KEIDRIVE"
+FIRMWARE_VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
+FIRMWARE_SHARED_DBC = "keidrive_fw.dbc"
+
+
+def compile_dbc(
+    paths: list[Path],
+    node: str | None = None,
+    message_names: list[str] | None = None,
+    max_filters: int = DEFAULT_MAX_FILTERS,
+    style: str = DEFAULT_STYLE,
+) -> str:
+    paths = [Path(p) for p in paths]
+    loaded = [load_dbc(path) for path in paths]
+    messages = select_messages(loaded, node, message_names)
+    options = []
+    if node is not None:
+        options.append(f"--node {node}")
+    if message_names is not None:
+        options.append(f"--messages {','.join(message_names)}")
+    options.append(f"--hw-filters {max_filters}")
+    return generate(loaded, messages, " ".join(options), max_filters, style)
+
+
+def write_module(text: str, output: Path) -> None:
+    """Write via a temporary file and rename, so a failure never leaves a partial module."""
+    output = Path(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as error:
+        raise KeidriveError(f"{output}: cannot write: {error.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, output)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def firmware_modules() -> list[tuple[Path, tuple[Path, ...]]]:
+    """(output module, input DBCs) of each vehicle module the firmware imports."""
+    from ..paths import dbc_dir, firmware_dir
+
+    vehicles = firmware_dir() / "keifw" / "vehicles"
+    return [
+        (vehicles / f"{vehicle}.py", (dbc_dir() / f"{vehicle}.dbc", dbc_dir() / FIRMWARE_SHARED_DBC))
+        for vehicle in FIRMWARE_VEHICLES
+    ]
+
+
+def compile_firmware_module(inputs: tuple[Path, ...]) -> str:
+    return compile_dbc(list(inputs), node=FIRMWARE_NODE)
+
+
+def regenerate_firmware() -> list[Path]:
+    """Recompile every vehicle module into the firmware tree; the paths written."""
+    written = []
+    for output, inputs in firmware_modules():
+        write_module(compile_firmware_module(inputs), output)
+        written.append(output)
+    return written

@@ -1,0 +1,74 @@
+"""Shared test helpers: the host package on sys.path, and running code in MicroPython."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = ROOT / "host"
+if str(HOST) not in sys.path:
+    sys.path.insert(0, str(HOST))
+
+from keidrive.runtime import micropython_command  # noqa: E402
+
+
+def host_env() -> dict:
+    """Environment for `python -m keidrive ...` subprocesses run from a source checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_micropython(script: str, *args: str, timeout: float = 120) -> str:
+    """Run ``script`` in the MicroPython unix port; its stdout (fails the test on error)."""
+    result = subprocess.run(
+        [micropython_command(), "-c", script, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"micropython failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def run_cpython(script: str, *args: str, timeout: float = 120) -> str:
+    """The same, in a fresh CPython process."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"python failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(params=["micropython", "cpython"])
+def interpreter(request):
+    """Run a script under each interpreter the generated modules must support."""
+    return run_micropython if request.param == "micropython" else run_cpython
+
+
+# --- DBC compiler -----------------------------------------------------------------
+
+DBC_DIR = ROOT / "dbc"
+DBC_FIXTURES = ROOT / "tests" / "dbc_fixtures"
+# Each shipped DBC alone, plus the edge-case fixtures compiled together.
+DBC_SETS = {path.stem: [path] for path in sorted(DBC_DIR.glob("*.dbc"))}
+DBC_SETS["edge_fixtures"] = [DBC_FIXTURES / "edge_cases.dbc", DBC_FIXTURES / "edge_tx.dbc"]
+
+
+@pytest.fixture(params=sorted(DBC_SETS), scope="module")
+def compiled_set(request, tmp_path_factory):
+    """(cantools database of the set, directory holding the compiled module ``gen.py``).
+
+    Compiled without --node: every message decoded and encodable.
+    """
+    import cantools
+
+    from keidrive.dbccompiler import compile_dbc
+
+    paths = DBC_SETS[request.param]
+    directory = tmp_path_factory.mktemp(request.param)
+    (directory / "gen.py").write_text(compile_dbc(paths))
+    database = cantools.database.Database()
+    for path in paths:
+        database.add_dbc_file(str(path))
+    return database, directory
