@@ -1,6 +1,3 @@
-"""The HIL suite's pytest configuration.
-
-The plugin (bus, device-under-test and drive fixtures) lives in
-``hil/plugin.py`` once the firmware-in-the-loop harness exists; the suite's
-tests sit beside this file.
-"""
+"""The HIL suite runs on keidrive's own plugin (``hil/plugin.py``, registered
+through the ``pytest11`` entry point): the fixtures users get for their own
+scenarios."""

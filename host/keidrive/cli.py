@@ -9,11 +9,17 @@ from .errors import KeidriveError
 
 # Order is the order of `keidrive --help`.
 SUBCOMMANDS = (
+    "run",
+    "replay",
     "dbc",
     "simulate",
     "cycles",
     "vehicles",
     "bench",
+    "flash",
+    "monitor",
+    "config",
+    "board",
 )
 
 

@@ -5,7 +5,8 @@ stream port (``firmware/keifw/record.py`` reads the same layout).
     0       8     timestamp, microseconds (u64, little-endian)
     8       4     CAN identifier (u32; 11 or 29 bits)
     12      1     flags: bit0 extended, bit1 remote (RTR), bit2 error frame,
-                  bit7 hub control record (never a frame on the bus)
+                  bit7 control record (never a frame on the bus; the
+                  identifier field holds the command)
     13      1     DLC (0-8)
     14      2     reserved, 0
     16      8     data, zero padded
@@ -23,6 +24,10 @@ FLAG_REMOTE = 0x02
 FLAG_ERROR = 0x04
 FLAG_CONTROL = 0x80
 
+# Control commands (identifier field of a control record).
+CONTROL_STATS = 1  # to the hub: answer with frames carried and bus load
+CONTROL_END_OF_DRIVE = 2  # to every other client: the drive is over (SIL: report the trip and exit)
+
 # A numpy view of many records at once, for the simulator's bulk traffic.
 DTYPE = np.dtype(
     [
@@ -35,6 +40,41 @@ DTYPE = np.dtype(
     ]
 )
 assert DTYPE.itemsize == SIZE
+
+
+def from_frames(frames) -> np.ndarray:
+    """Records from frame arrays (``timestamp`` s, ``arbitration_id``,
+    ``is_extended``, ``dlc``, ``data`` N x 8), e.g. the simulator's."""
+    timestamps = np.asarray(frames["timestamp"], dtype=np.float64)
+    records = np.zeros(timestamps.size, dtype=DTYPE)
+    records["timestamp_us"] = np.round(timestamps * 1e6).astype(np.uint64)
+    records["can_id"] = frames["arbitration_id"]
+    records["flags"] = np.where(frames["is_extended"], FLAG_EXTENDED, 0)
+    records["dlc"] = frames["dlc"]
+    records["data"] = frames["data"]
+    return records
+
+
+def from_messages(messages) -> np.ndarray:
+    """Records from python-can Messages (a drive log)."""
+    rows = [
+        (
+            round(msg.timestamp * 1e6),
+            msg.arbitration_id,
+            (FLAG_EXTENDED if msg.is_extended_id else 0)
+            | (FLAG_REMOTE if msg.is_remote_frame else 0)
+            | (FLAG_ERROR if msg.is_error_frame else 0),
+            min(msg.dlc, 8),
+            0,
+            tuple(bytes(msg.data[:8]).ljust(8, b"\0")),
+        )
+        for msg in messages
+    ]
+    return np.array(rows, dtype=DTYPE)
+
+
+def control(command: int) -> bytes:
+    return pack(0, command, FLAG_CONTROL, 0, b"")
 
 
 def pack(timestamp_us: int, can_id: int, flags: int, dlc: int, data: bytes) -> bytes:

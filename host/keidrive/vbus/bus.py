@@ -52,7 +52,8 @@ class KeidriveBus(can.BusABC):
         )
         if msg.is_fd or msg.dlc > 8:
             raise can.CanOperationError("keidrive virtual CAN carries classic CAN frames (DLC 0-8) only")
-        timestamp_us = int(msg.timestamp * 1e6) if msg.timestamp else 0
+        # python-can leaves an unstamped message at 0: stamp it as sent.
+        timestamp_us = int((msg.timestamp or time.time()) * 1e6)
         self._sock.sendall(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, bytes(msg.data)))
         if self._receive_own:
             own = can.Message(
@@ -74,32 +75,35 @@ class KeidriveBus(can.BusABC):
         self._sock.sendall(records)
 
     def bus_stats(self, timeout: float = 2.0) -> dict:
-        """Frames carried and bus load (now and peak) as the hub counts them."""
-        self._sock.sendall(record.pack(0, hub.CONTROL_STATS, record.FLAG_CONTROL, 0, b""))
+        """Clients attached, frames carried and bus load (now and peak, as a
+        fraction of the bitrate) as the hub counts them."""
+        self._sock.sendall(record.control(record.CONTROL_STATS))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            raw = self._read_record(deadline - time.monotonic(), keep_frames=True)
+            raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_STATS)
             if raw is not None:
                 data = raw[16:24]
                 return {
+                    "clients": int.from_bytes(raw[0:8], "little"),
                     "frames": int.from_bytes(data[0:4], "little"),
                     "load": int.from_bytes(data[4:6], "little") / 1000,
                     "peak_load": int.from_bytes(data[6:8], "little") / 1000,
                 }
         raise can.CanOperationError("the keidrive bus hub did not answer")
 
-    def _read_record(self, timeout: float | None, keep_frames: bool = False):
+    def _read_record(self, timeout: float | None, control: int | None = None):
         """The next whole record from the socket, or None on timeout.
 
-        With ``keep_frames`` only a control record is returned; frames read
-        meanwhile stay queued for ``recv``.
+        With ``control`` only that control command's record is returned;
+        records read meanwhile stay queued for ``recv``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         scan = 0
         while True:
             while scan + record.SIZE <= len(self._inbox):
                 flags = self._inbox[scan + 12]
-                if not keep_frames or flags & record.FLAG_CONTROL:
+                command = int.from_bytes(self._inbox[scan + 8 : scan + 12], "little")
+                if control is None or (flags & record.FLAG_CONTROL and command == control):
                     raw = bytes(self._inbox[scan : scan + record.SIZE])
                     del self._inbox[scan : scan + record.SIZE]
                     return raw

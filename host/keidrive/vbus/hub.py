@@ -25,8 +25,6 @@ NOMINAL_BITRATE = 500_000
 LOAD_WINDOW_S = 1.0
 READ_CHUNK = 256 * record.SIZE
 
-CONTROL_STATS = 1
-
 
 def bus_dir() -> str:
     """Where channel sockets live: $KEIDRIVE_BUS_DIR, else a per-user temp folder."""
@@ -168,8 +166,10 @@ class Hub:
             raw = batch[offset : offset + record.SIZE]
             timestamp_us, can_id, flags, dlc, _, _ = record.RECORD.unpack(raw)
             if flags & record.FLAG_CONTROL:
-                self._control(client, can_id)
-                continue
+                if can_id == record.CONTROL_STATS:
+                    self._answer_stats(client)
+                    continue
+                # Other commands travel to the other clients in frame order.
             frames.append((timestamp_us, record.arbitration_key(can_id, flags), offset, raw, flags, dlc, arrived))
         # Frames this client queued with the same timestamp go out in
         # arbitration order; the client's own order is kept otherwise (a
@@ -181,16 +181,15 @@ class Hub:
                 start = end
         client.queue.extend(frames)
 
-    def _control(self, client: _Client, command: int) -> None:
-        if command != CONTROL_STATS:
-            return
+    def _answer_stats(self, client: _Client) -> None:
         load = self.load(time.monotonic())
         data = (
             min(self.frames, 0xFFFFFFFF).to_bytes(4, "little")
             + min(int(load * 1000), 0xFFFF).to_bytes(2, "little")
             + min(int(self.peak_load * 1000), 0xFFFF).to_bytes(2, "little")
         )
-        client.outbox += record.pack(0, CONTROL_STATS, record.FLAG_CONTROL, 8, data)
+        # The reply's timestamp field carries the number of clients attached.
+        client.outbox += record.pack(len(self.clients), record.CONTROL_STATS, record.FLAG_CONTROL, 8, data)
         self._flush(client)
 
     def _transmit(self) -> None:
@@ -204,7 +203,7 @@ class Hub:
             _, _, number = heapq.heappop(heads)
             sender = self.clients[number]
             timestamp_us, _, _, raw, flags, dlc, arrived = sender.queue[0]
-            bits = record.frame_bits(flags, dlc)
+            bits = 0 if flags & record.FLAG_CONTROL else record.frame_bits(flags, dlc)
             start = now
             if self.bitrate:
                 # Bus time, not wake-up time: a frame starts when the bus went
@@ -214,9 +213,8 @@ class Hub:
                     break
                 self._bus_free_at = start + bits / self.bitrate
             sender.queue.popleft()
-            if timestamp_us == 0:
-                raw = record.RECORD.pack(int(time.time() * 1e6), *record.RECORD.unpack(raw)[1:])
-            self._count(start, bits)
+            if bits:
+                self._count(start, bits)
             for receiver in self.clients.values():
                 if receiver is not sender:
                     receiver.outbox += raw

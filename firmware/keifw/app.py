@@ -1,0 +1,105 @@
+"""Building and running the firmware: shared by main.py on boards and the SIL."""
+
+import sys
+
+from . import config as _config
+from . import record
+from .compat import now_us
+from .loop import Firmware
+
+BLOCK_RECORDS = 256
+
+
+def vehicle_module(name):
+    mod = __import__("keifw.vehicles." + name)
+    return getattr(mod.vehicles, name)
+
+
+def stdout_stream():
+    return sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
+
+
+def stdin_stream():
+    return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+
+
+def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=None):
+    """(Firmware, config). Config problems are logged, never fatal."""
+    if cfg_obj is not None:
+        cfg, errors = _config.validate(cfg_obj)
+    elif cfg_path is not None:
+        cfg, errors = _config.load(cfg_path)
+    else:
+        cfg, errors = dict(_config.DEFAULTS), []
+    try:
+        gen = vehicle_module(cfg["vehicle"])
+    except ImportError as e:
+        errors.append("vehicle module %s not found (%s); using %s" % (cfg["vehicle"], e, _config.DEFAULTS["vehicle"]))
+        cfg["vehicle"] = _config.DEFAULTS["vehicle"]
+        gen = vehicle_module(cfg["vehicle"])
+    store = None
+    if data_dir:
+        from .persist import TripStore
+        from .economy import N_ACC
+
+        store = TripStore(data_dir, N_ACC)
+    fw = Firmware(cfg, gen, out if out is not None else stdout_stream(), port=port, store=store, gpio=gpio)
+    for message in errors:
+        fw.error(message)
+    if store is not None and fw.load():
+        fw.info(b'"event":', b"trip_restored")
+    return fw, cfg
+
+
+def run_stream(fw, rx, virtual=True):
+    """Feed records from a binary stream until its end (EOF, or an
+    end-of-drive control record); then the trip summary."""
+    size = record.SIZE
+    buf = bytearray(BLOCK_RECORDS * size)
+    mv = memoryview(buf)
+    views = [mv[j * size + record.OFF_DATA:j * size + record.OFF_DATA + 8] for j in range(BLOCK_RECORDS)]
+    readinto = rx.readinto
+    records = fw.records
+    while True:
+        n = readinto(buf)
+        if not n:
+            break
+        while n % size:  # a short read left half a record: complete it
+            m = readinto(mv[n:(n // size + 1) * size])
+            if not m:
+                n -= n % size
+                break
+            n += m
+        if not virtual:
+            fw.clock(now_us())
+        records(buf, views, n // size, virtual)
+        if fw.ended:
+            break
+    fw.finish()
+
+
+def run_port(fw, port, stop=None):
+    """Boards: poll the port forever on the real clock."""
+    from .canport import Frame
+
+    fr = Frame()
+    poll = port.poll
+    frame = fw.frame
+    clock = fw.clock
+    while stop is None or not stop():
+        t = now_us()
+        clock(t)
+        k = 0
+        while k < 32 and poll(fr):
+            k += 1
+            if fr.flags & 6:
+                continue
+            frame(fr.key, fr.data, fr.dlc, t)
+        fw.frames += k
+        if k == 0:
+            try:
+                import time
+
+                time.sleep_ms(1)
+            except AttributeError:
+                pass

@@ -1,0 +1,172 @@
+"""CAN ports: one small interface over three very different sources.
+
+    poll(frame) -> bool   fill the preallocated Frame, True if one was read
+    send(id, extended, buf, n) -> bool
+    state() -> 0 active, 1 warning, 2 passive, 3 bus-off, 4 stopped
+    restart()
+
+Ports are listen-only unless the config enables transmit: a device on a
+car's bus must not disturb it (silent mode acknowledges nothing and sends
+no error frames).
+
+* MachineCANPort: MicroPython's upstream ``machine.CAN`` (v1.28+).
+* keifw.mcp2515.MCP2515Port: an MCP2515 over SPI, pure MicroPython.
+* StreamPort: 24-byte frame records (keifw/record.py) over a binary stream;
+  the SIL reads blocks of records directly with Firmware.records().
+"""
+
+from . import record
+from .compat import now_us, tdiff
+
+STATE_ACTIVE = 0
+STATE_WARNING = 1
+STATE_PASSIVE = 2
+STATE_BUS_OFF = 3
+STATE_STOPPED = 4
+
+
+class Frame:
+    """The one frame buffer a port fills; never reallocated."""
+
+    def __init__(self):
+        self.key = 0  # id, | record.KEY_EXTENDED for a 29-bit id
+        self.dlc = 0
+        self.flags = 0
+        self.buf = bytearray(8)
+        self.data = self.buf  # a port may point this at its own buffer
+
+
+class StreamPort:
+    """Frame records from a stream (stdin, a Unix socket, a file)."""
+
+    def __init__(self, rx, tx=None):
+        self.rx = rx
+        self.tx = tx
+        self.rec = bytearray(record.SIZE)
+        self.rec_data = memoryview(self.rec)[record.OFF_DATA:record.OFF_DATA + 8]
+        self.out = bytearray(record.SIZE)
+        self.eof = False
+
+    def poll(self, fr):
+        n = self.rx.readinto(self.rec)
+        if not n:
+            self.eof = True
+            return False
+        while n < record.SIZE:  # short read from a pipe
+            m = self.rx.readinto(memoryview(self.rec)[n:])
+            if not m:
+                self.eof = True
+                return False
+            n += m
+        r = self.rec
+        key = r[8] | (r[9] << 8) | (r[10] << 16) | (r[11] << 24)
+        if r[12] & record.FLAG_EXTENDED:
+            key |= record.KEY_EXTENDED
+        fr.key = key
+        fr.flags = r[12]
+        fr.dlc = r[13]
+        fr.data = self.rec_data
+        return True
+
+    def send(self, can_id, extended, buf, n):
+        if self.tx is None:
+            return False
+        o = self.out
+        t = now_us()
+        for k in range(8):
+            o[k] = (t >> (8 * k)) & 0xFF if k < 4 else 0
+        o[8] = can_id & 0xFF
+        o[9] = (can_id >> 8) & 0xFF
+        o[10] = (can_id >> 16) & 0xFF
+        o[11] = (can_id >> 24) & 0xFF
+        o[12] = record.FLAG_EXTENDED if extended else 0
+        o[13] = n
+        o[14] = 0
+        o[15] = 0
+        for k in range(8):
+            o[16 + k] = buf[k] if k < n else 0
+        try:
+            self.tx.write(o)
+        except OSError:
+            return False
+        return True
+
+    def state(self):
+        return STATE_STOPPED if self.eof else STATE_ACTIVE
+
+    def restart(self):
+        pass
+
+
+class MachineCANPort:
+    """machine.CAN (MicroPython v1.28+ API): set_filters, recv(list), restart."""
+
+    def __init__(self, gen, can_id=0, bitrate=500000, transmit=False):
+        from machine import CAN  # noqa: board only
+
+        self.CAN = CAN
+        mode = CAN.MODE_NORMAL if transmit else CAN.MODE_SILENT
+        self.can = CAN(can_id, bitrate, mode=mode)
+        self.filtered = True
+        try:
+            self.can.set_filters(gen.CAN_FILTERS)
+        except (ValueError, OSError):
+            # more filters than the controller has: take everything, the
+            # decoder drops unknown ids anyway
+            self.can.set_filters(None)
+            self.filtered = False
+        self.buf = bytearray(8)
+        self.rx = [0, memoryview(self.buf), 0, 0]
+        self.ext_flag = CAN.FLAG_EXT_ID
+        self.backoff_ms = 100
+        self.restart_at = 0
+        self.restarts = 0
+        self.overruns = 0
+
+    def poll(self, fr):
+        r = self.can.recv(self.rx)
+        if r is None:
+            return False
+        key = r[0]
+        if r[2] & self.ext_flag:
+            key |= record.KEY_EXTENDED
+        if r[3]:
+            self.overruns += 1
+        fr.key = key
+        fr.flags = 1 if r[2] & self.ext_flag else 0
+        if r[2] & self.CAN.FLAG_RTR:
+            fr.flags |= record.FLAG_REMOTE
+        fr.data = r[1]
+        fr.dlc = len(r[1])
+        return True
+
+    def send(self, can_id, extended, buf, n):
+        flags = self.ext_flag if extended else 0
+        try:
+            return self.can.send(can_id, memoryview(buf)[:n], flags) is not None
+        except OSError:
+            return False
+
+    def state(self):
+        s = self.can.state()
+        C = self.CAN
+        if s == C.STATE_ACTIVE:
+            self.backoff_ms = 100
+            return STATE_ACTIVE
+        if s == C.STATE_WARNING:
+            return STATE_WARNING
+        if s == C.STATE_PASSIVE:
+            return STATE_PASSIVE
+        if s == C.STATE_BUS_OFF:
+            return STATE_BUS_OFF
+        return STATE_STOPPED
+
+    def restart(self):
+        """Bus-off recovery with exponential back-off (100 ms .. 5 s)."""
+        now = now_us() // 1000
+        if self.restarts and tdiff(now, self.restart_at) < 0:
+            return
+        self.can.restart()
+        self.restarts += 1
+        self.restart_at = (now + self.backoff_ms) & 0x3FFFFFFF
+        self.backoff_ms = min(self.backoff_ms * 2, 5000)

@@ -1,0 +1,103 @@
+"""The device configuration: one JSON object in one file, validated at boot.
+
+The schema is data (SCHEMA) so the host's ``keidrive config get|set`` can
+import this module under CPython and reuse it. Each entry is
+``key: (kind, default, rule, help)`` where kind is "str", "int" or "bool" and
+rule is a tuple of allowed values (str), ``(min, max)`` (int), ``(min, max,
+None)`` (int or null) or None (bool).
+
+An unknown key or a bad value never stops the firmware: validate() keeps the
+default for that key and returns a message naming the key; the firmware logs
+each message as an ``error`` telemetry line and runs on safe defaults.
+"""
+
+VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
+PROFILES = ("jp-expressway", "jp-expressway-120", "us-minitruck-55", "us-minitruck-35", "us-interstate", "custom")
+PORTS = ("stream", "machine", "mcp2515")
+
+SCHEMA = {
+    "vehicle": ("str", "kei_turbo_660", VEHICLES, "generated decoder module (the vehicle DBC) under keifw/vehicles"),
+    "profile": ("str", "jp-expressway", PROFILES, "speed profile for the overspeed / below_minimum warnings"),
+    "custom_limit_kmh": ("int", 80, (10, 250), "speed limit of the custom profile, km/h"),
+    "custom_minimum_kmh": ("int", 0, (0, 150), "minimum speed of the custom profile, km/h (0: none)"),
+    "posted_limit_mph": ("int", 70, (25, 90), "posted limit of the us-interstate profile, mph"),
+    "minimum_mph": ("int", 40, (0, 60), "minimum speed of the us-interstate profile, mph (0: none)"),
+    "transmit": ("bool", False, None, "send KD_ECO_STATUS / KD_WARNING / KD_TRIP_SUMMARY (listen-only when false)"),
+    "save_interval_s": ("int", 60, (10, 3600), "trip save period, seconds (flash writes per hour = 3600 / this)"),
+    "status_interval_s": ("int", 1, (1, 60), "period of the status telemetry line, seconds"),
+    "coolant_limit_c": ("int", 110, (80, 130), "coolant temperature for engine_stress, degC"),
+    "rpm_limit": ("int", 5500, (2000, 9000), "sustained engine speed for engine_stress, rpm"),
+    "boost_limit_kpa": ("int", 80, (10, 200), "sustained boost for engine_stress, kPa"),
+    "can_port": ("str", "stream", PORTS, "CAN source on a board: machine.CAN, an MCP2515 over SPI, or the stream"),
+    "can_id": ("int", 0, (0, 3), "machine.CAN controller id"),
+    "can_bitrate": ("int", 500000, (10000, 1000000), "CAN bit rate, bit/s"),
+    "mcp2515_spi": ("int", 0, (0, 2), "SPI bus id of the MCP2515"),
+    "mcp2515_baudrate": ("int", 8000000, (100000, 10000000), "SPI clock, Hz"),
+    "mcp2515_osc_mhz": ("int", 8, (8, 20), "MCP2515 crystal, MHz (8, 16 or 20)"),
+    "pin_sck": ("int", None, (0, 48, None), "SPI SCK pin (null: the bus default)"),
+    "pin_mosi": ("int", None, (0, 48, None), "SPI MOSI pin (null: the bus default)"),
+    "pin_miso": ("int", None, (0, 48, None), "SPI MISO pin (null: the bus default)"),
+    "pin_cs": ("int", 17, (0, 48), "MCP2515 chip select pin"),
+    "pin_int": ("int", 20, (0, 48), "MCP2515 interrupt pin (active low)"),
+    "pin_buzzer": ("int", None, (0, 48, None), "buzzer GPIO, on while a caution or critical warning is active"),
+    "pin_led": ("int", None, (0, 48, None), "LED GPIO, on while any warning is active"),
+}
+
+DEFAULTS = {key: spec[1] for key, spec in SCHEMA.items()}
+
+
+def check(key, value):
+    """The error message for ``key = value``, or None when it is valid."""
+    spec = SCHEMA.get(key)
+    if spec is None:
+        return "unknown config key %r" % (key,)
+    kind, _default, rule, _help = spec
+    if kind == "bool":
+        if value is True or value is False:
+            return None
+        return "config %s must be true or false, got %r" % (key, value)
+    if kind == "str":
+        if isinstance(value, str) and value in rule:
+            return None
+        return "config %s must be one of %s, got %r" % (key, ", ".join(rule), value)
+    # int
+    if value is None and len(rule) == 3:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "config %s must be an integer, got %r" % (key, value)
+    if not rule[0] <= value <= rule[1]:
+        return "config %s must be in %d..%d, got %d" % (key, rule[0], rule[1], value)
+    return None
+
+
+def validate(obj):
+    """(config dict with every key, list of error messages). Never raises."""
+    cfg = dict(DEFAULTS)
+    errors = []
+    if not isinstance(obj, dict):
+        errors.append("config must be a JSON object; using defaults")
+        return cfg, errors
+    for key in obj:
+        value = obj[key]
+        message = check(key, value)
+        if message is None:
+            cfg[key] = value
+        else:
+            errors.append(message + "; using %r" % (DEFAULTS.get(key),) if key in SCHEMA else message + "; ignored")
+    return cfg, errors
+
+
+def load(path):
+    """Read and validate the config file: (config, errors). Never raises."""
+    try:
+        import json
+
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        return dict(DEFAULTS), ["cannot read config %s (%s); using defaults" % (path, e)]
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        return dict(DEFAULTS), ["config %s is not valid JSON (%s); using defaults" % (path, e)]
+    return validate(obj)

@@ -1,0 +1,56 @@
+"""Integer fixed-point helpers that keep every value below 2**30.
+
+On a 32-bit board MicroPython's small ints are 31-bit signed: anything that
+reaches 2**30 becomes a heap-allocated long. Accumulators are therefore
+split into a whole part and an exact remainder (see economy.py), and ratios
+are long divisions whose intermediate values stay below 10 * divisor.
+"""
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+LIMIT = const(0x3FFFFFFF)
+# A wrapping "odometer" period for millimetres / microlitres: 2**20 * 1000,
+# below 2**30, so differences over a window stay exact (see economy.py).
+ODO_PERIOD = const(1048576000)
+
+
+def ratio_digits(num, den, digits):
+    """num * 10**digits // den for 0 <= num < 2**30, 0 < den < 10**8."""
+    q = num // den
+    r = num - q * den
+    while digits > 0:
+        r *= 10
+        d = r // den
+        r -= d * den
+        q = q * 10 + d
+        digits -= 1
+        if q > 100000000:  # saturate: the figure is meaningless anyway
+            return 100000000
+    return q
+
+
+def scale_of(gen, slot, unit):
+    """(A, B, C) so that (raw * A + B) // C is the physical value times ``unit``.
+
+    From the generated module's exact SCALE/OFFSET fractions; reduced so the
+    products stay small.
+    """
+    sn = gen.SCALE_NUM[slot]
+    sd = gen.SCALE_DEN[slot]
+    on = gen.OFFSET_NUM[slot]
+    od = gen.OFFSET_DEN[slot]
+    a = sn * unit * od
+    b = on * sd * unit
+    c = sd * od
+    g = _gcd(_gcd(abs(a), abs(b)), c)
+    return a // g, b // g, c // g
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a if a else 1

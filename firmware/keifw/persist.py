@@ -1,0 +1,147 @@
+"""Trip persistence that survives a power cut: two alternating slot files.
+
+Each save writes the *older* slot completely (header, payload, CRC), so at
+any instant at least one slot holds a complete earlier save. A slot is
+
+    magic "KDT1" | u32 sequence | u16 payload length | payload | u16 CRC-16
+
+(CRC-16/CCITT-FALSE over everything before it). load() reads both slots,
+drops any with a bad magic, length or CRC (a torn write), and takes the
+valid one with the higher sequence number: at most one save interval is lost
+and a corrupt load is impossible short of a CRC collision. One save is one
+file write of about 1.1 kB; at the default save_interval_s = 60 that is
+60 writes per hour (see docs/firmware.md for the flash budget).
+"""
+
+import struct
+from array import array
+
+from . import alerts as _alerts
+from . import economy as _econ
+
+MAGIC = b"KDT1"
+SLOTS = ("trip_a.bin", "trip_b.bin")
+
+_CRC_TABLE = None
+
+
+def _table():
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        t = array("H", bytes(512))
+        for b in range(256):
+            c = b << 8
+            for _ in range(8):
+                c = ((c << 1) ^ 0x1021) & 0xFFFF if c & 0x8000 else (c << 1) & 0xFFFF
+            t[b] = c
+        _CRC_TABLE = t
+    return _CRC_TABLE
+
+
+def crc16(buf, n):
+    t = _table()
+    c = 0xFFFF
+    for k in range(n):
+        c = ((c << 8) & 0xFFFF) ^ t[(c >> 8) ^ buf[k]]
+    return c
+
+
+class TripStore:
+    def __init__(self, directory, n_acc):
+        self.dir = directory.rstrip("/")
+        self.n_acc = n_acc
+        # payload: accumulators, log_n, log_total, log entries
+        self.payload_len = 4 * n_acc + 8 + 4 * 4 * _alerts.MAX_LOG
+        self.size = 4 + 4 + 2 + self.payload_len + 2
+        self.buf = bytearray(self.size)
+        self.seq = 0
+        self.next_slot = 0
+        self.writes = 0
+
+    def _path(self, k):
+        return self.dir + "/" + SLOTS[k]
+
+    def _read(self, k):
+        try:
+            with open(self._path(k), "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        n = self.size
+        if len(data) != n or data[0:4] != MAGIC:
+            return None
+        if struct.unpack_from("<H", data, 8)[0] != self.payload_len:
+            return None
+        if crc16(data, n - 2) != struct.unpack_from("<H", data, n - 2)[0]:
+            return None
+        return data
+
+    def load(self, acc, alerts):
+        """Restore the newest valid slot into acc / alerts. True if one was found."""
+        best = None
+        best_seq = -1
+        best_k = 0
+        for k in range(2):
+            data = self._read(k)
+            if data is not None:
+                seq = struct.unpack_from("<I", data, 4)[0]
+                if seq > best_seq:
+                    best, best_seq, best_k = data, seq, k
+        if best is None:
+            return False
+        o = 10
+        for i in range(self.n_acc):
+            acc[i] = struct.unpack_from("<i", best, o + 4 * i)[0]
+        o += 4 * self.n_acc
+        alerts.log_n, alerts.log_total = struct.unpack_from("<ii", best, o)
+        o += 8
+        for i in range(4 * _alerts.MAX_LOG):
+            alerts.log[i] = struct.unpack_from("<i", best, o + 4 * i)[0]
+        # a warning open at the power cut ends at the saved trip time
+        for j in range(alerts.log_n):
+            if alerts.log[j * 4 + 3] < 0:
+                alerts.log[j * 4 + 3] = acc[_econ.TICKS]
+        self.seq = best_seq
+        self.next_slot = 1 - best_k
+        return True
+
+    def save(self, acc, alerts):
+        buf = self.buf
+        self.seq = (self.seq + 1) & 0x3FFFFFFF
+        buf[0:4] = MAGIC
+        struct.pack_into("<IH", buf, 4, self.seq, self.payload_len)
+        o = 10
+        for i in range(self.n_acc):
+            struct.pack_into("<i", buf, o + 4 * i, acc[i])
+        o += 4 * self.n_acc
+        struct.pack_into("<ii", buf, o, alerts.log_n, alerts.log_total)
+        o += 8
+        for i in range(4 * _alerts.MAX_LOG):
+            struct.pack_into("<i", buf, o + 4 * i, alerts.log[i])
+        n = self.size
+        struct.pack_into("<H", buf, n - 2, crc16(buf, n - 2))
+        path = self._path(self.next_slot)
+        with open(path, "wb") as f:
+            f.write(buf)
+            try:
+                f.flush()
+            except (AttributeError, OSError):
+                pass
+        try:
+            import os
+
+            if hasattr(os, "sync"):
+                os.sync()
+        except (ImportError, OSError):
+            pass
+        self.next_slot = 1 - self.next_slot
+        self.writes += 1
+
+    def clear(self):
+        import os
+
+        for k in range(2):
+            try:
+                os.remove(self._path(k))
+            except OSError:
+                pass

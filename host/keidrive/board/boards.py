@@ -1,0 +1,52 @@
+"""What keidrive knows about each supported dev board family."""
+
+from dataclasses import dataclass
+
+# sys.implementation._mpy >> 10 -> native architecture (py/persistentcode.h,
+# the same table mpremote's mip uses); mpy-cross takes the name as -march.
+MPY_ARCHS = (
+    None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+    "xtensa", "xtensawin", "rv32imc", "rv64imc",
+)
+
+
+@dataclass(frozen=True)
+class BoardKind:
+    name: str
+    chip: str                 # what the virtual board calls its chip
+    platform: str             # sys.platform of MicroPython on it
+    archs: tuple              # native architectures its MicroPython can report
+    image: str                # base image format: "esp-bin", "uf2", "dfu"
+    flash_offset: int | None  # esptool offset of the combined MicroPython .bin
+    esp_chip_id: int | None   # chip id in the ESP image header's extended part
+    default_can_port: str     # config can_port on this board
+
+
+BOARDS = {
+    "esp32": BoardKind("esp32", "ESP32", "esp32", ("xtensawin",), "esp-bin", 0x1000, 0, "machine"),
+    "esp32s3": BoardKind("esp32s3", "ESP32S3", "esp32", ("xtensawin",), "esp-bin", 0x0, 9, "machine"),
+    "rp2040": BoardKind("rp2040", "RP2040", "rp2", ("armv6m",), "uf2", None, None, "mcp2515"),
+    "stm32": BoardKind("stm32", "STM32F405", "pyboard", ("armv7m", "armv7em", "armv7emsp", "armv7emdp"), "dfu",
+                       None, None, "machine"),
+}
+
+VIRTUAL_MARK = "keidrive virtual board"
+
+
+def board_kind(name: str) -> BoardKind:
+    from ..errors import KeidriveError
+
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise KeidriveError(f"unknown board {name!r}: choose one of {', '.join(BOARDS)}") from None
+
+
+def mpy_version(sys_mpy: int) -> tuple[int, int]:
+    """(version, sub-version) of the .mpy format a board loads."""
+    return sys_mpy & 0xFF, (sys_mpy >> 8) & 3
+
+
+def mpy_arch(sys_mpy: int) -> str | None:
+    index = sys_mpy >> 10
+    return MPY_ARCHS[index] if index < len(MPY_ARCHS) else f"arch#{index}"

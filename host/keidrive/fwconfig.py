@@ -1,0 +1,32 @@
+"""The firmware's config schema, used on the host.
+
+``firmware/keifw/config.py`` is the one definition (the firmware validates
+its config at boot with it); the host loads that same module rather than
+keeping a copy, so a value the host accepts is a value the firmware accepts.
+"""
+
+import importlib.util
+from functools import cache
+
+from .errors import KeidriveError
+from .paths import firmware_dir
+
+
+@cache
+def schema_module():
+    path = firmware_dir() / "keifw" / "config.py"
+    spec = importlib.util.spec_from_file_location("keidrive_firmware_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def require_valid(config: dict) -> dict:
+    """``config`` if every key and value passes the firmware's schema; else
+    one clear error naming the first bad one."""
+    module = schema_module()
+    for key, value in config.items():
+        message = module.check(key, value)
+        if message is not None:
+            raise KeidriveError(message)
+    return config

@@ -1,0 +1,404 @@
+"""Firmware in the loop: the real ``firmware/`` attached to a (virtual) CAN bus.
+
+The firmware runs in a child process — the MicroPython unix port by default,
+CPython (``runtime="cpython"``) for debugging and coverage, or the user's own
+micropython build (``runtime="/path/to/micropython"``) — and reads 24-byte
+frame records (``keidrive.record``) through its stream port: from a hub of
+the keidrive virtual bus over a Unix socket, or from its stdin. Telemetry
+comes back as JSON lines on its stdout.
+
+Two clocks: ``virtual`` (lockstep: the firmware's time is the frames'
+timestamps, so a run is reproducible bit for bit and as fast as the machine
+allows) and ``real`` (the firmware's own clock, frames at recorded pace, for
+boards and live tools).
+
+A firmware that dies mid-run is reported with its last output; nothing here
+waits forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import can
+
+from . import record
+from .errors import KeidriveError
+from .pacing import Pacer
+from .paths import firmware_dir
+from .runtime import micropython_command
+
+RUNTIMES = ("micropython", "cpython")
+STDERR_TAIL_LINES = 40
+
+
+def firmware_command(runtime: str = "micropython", tree: str | os.PathLike | None = None) -> list[str]:
+    """The command that starts ``main.py`` of ``tree`` (default: the bundled
+    ``firmware/``) in ``runtime``."""
+    main = str(Path(tree or firmware_dir()) / "main.py")
+    if runtime == "micropython":
+        return [micropython_command(), main]
+    if runtime == "cpython":
+        return [sys.executable, main]
+    binary = Path(runtime).expanduser()
+    if binary.is_file() and os.access(binary, os.X_OK):
+        return [str(binary), main]
+    raise KeidriveError(
+        f"runtime {runtime!r}: not micropython, cpython or an executable micropython build"
+    )
+
+
+@dataclass
+class FirmwareReport:
+    """What the firmware said during a run."""
+
+    returncode: int
+    events: list = field(default_factory=list)
+    stderr: str = ""  # its last lines
+    timed_out: bool = False
+
+    def of_type(self, kind: str) -> list:
+        return [event for event in self.events if event.get("type") == kind]
+
+    @property
+    def trip(self) -> dict | None:
+        trips = self.of_type("trip")
+        return trips[-1] if trips else None
+
+    @property
+    def statuses(self) -> list:
+        return self.of_type("status")
+
+    @property
+    def warnings(self) -> list:
+        """Warning events (raised, escalated, cleared) as they happened."""
+        return self.of_type("warning")
+
+    @property
+    def signals(self) -> list:
+        """Signal events (lost, restored)."""
+        return self.of_type("signal")
+
+    @property
+    def errors(self) -> list:
+        return self.of_type("error")
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and self.trip is not None
+
+    def failure(self) -> str:
+        """One line on why the run failed, with the firmware's last words."""
+        if self.timed_out:
+            why = "the firmware did not finish in time"
+        elif self.returncode != 0:
+            why = f"the firmware exited with code {self.returncode}"
+        else:
+            why = "the firmware ended without a trip summary"
+        last = self.stderr.strip().splitlines()[-1:] or [
+            json.dumps(self.events[-1]) if self.events else "(no output)"
+        ]
+        return f"{why}; its last output: {last[0]}"
+
+
+class FirmwareProcess:
+    """``firmware/main.py`` in a child process, attached to a record stream.
+
+    ``socket_path`` attaches it to that hub socket; otherwise records are fed
+    through ``write`` into its stdin. ``on_event`` is called from a reader
+    thread with every telemetry object as it arrives.
+    """
+
+    def __init__(
+        self,
+        config: dict,
+        *,
+        runtime: str = "micropython",
+        socket_path: str | None = None,
+        clock: str = "virtual",
+        workdir: str | os.PathLike | None = None,
+        on_event=None,
+        tree: str | os.PathLike | None = None,
+    ):
+        self._owned_dir = None
+        if workdir is None:
+            self._owned_dir = tempfile.TemporaryDirectory(prefix="keidrive-fw-")
+            workdir = self._owned_dir.name
+        work = Path(workdir)
+        (work / "data").mkdir(parents=True, exist_ok=True)
+        config_path = work / "config.json"
+        config_path.write_text(json.dumps(config))
+        source = ["--socket", socket_path] if socket_path else ["--stdin"]
+        command = firmware_command(runtime, tree) + source + [
+            "--config", str(config_path), "--data", str(work / "data"), "--clock", clock,
+        ]
+        self.events: list = []
+        self._stderr: deque = deque(maxlen=STDERR_TAIL_LINES)
+        self._on_event = on_event
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL if socket_path else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            raise KeidriveError(f"cannot start the firmware ({command[0]}): {error.strerror}") from None
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            text = line.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                event = json.loads(text)
+            except ValueError:
+                event = {"type": "console", "line": text}
+            self.events.append(event)
+            if self._on_event is not None:
+                self._on_event(event)
+
+    def _read_stderr(self) -> None:
+        for line in self.process.stderr:
+            self._stderr.append(line.decode("utf-8", "replace").rstrip())
+
+    def write(self, records: bytes) -> bool:
+        """Feed records into the firmware's stdin; False if it has gone."""
+        try:
+            self.process.stdin.write(records)
+            return True
+        except (BrokenPipeError, ValueError):
+            return False
+
+    def close_input(self) -> None:
+        try:
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> FirmwareReport:
+        timed_out = False
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            self.process.kill()
+            self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        if self._owned_dir is not None:
+            self._owned_dir.cleanup()
+        return FirmwareReport(self.process.returncode, self.events, "\n".join(self._stderr), timed_out)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+
+
+def firmware_config(vehicle: str, profile: str = "jp-expressway", overrides: dict | None = None) -> dict:
+    """The firmware's config.json for a run: the generated decoder module of
+    ``vehicle`` (a preset name, a vehicle TOML or a DBC file/module name) and
+    the speed profile."""
+    from . import sim
+
+    name = Path(vehicle).stem
+    if not (firmware_dir() / "keifw" / "vehicles" / f"{name}.py").is_file():
+        name = Path(sim.load_vehicle(vehicle).dbc).stem
+    config = {"vehicle": name, "profile": profile}
+    config.update(overrides or {})
+    return config
+
+
+def as_records(traffic) -> bytes:
+    """Stream records from the simulator's frame arrays, python-can Messages,
+    a ``record.DTYPE`` array, or bytes already packed."""
+    if isinstance(traffic, (bytes, bytearray)):
+        return bytes(traffic)
+    if getattr(traffic, "dtype", None) == record.DTYPE:
+        return traffic.tobytes()
+    if isinstance(traffic, (list, tuple)) or hasattr(traffic, "__next__"):
+        return record.from_messages(traffic).tobytes()
+    return record.from_frames(traffic).tobytes()
+
+
+def run_firmware(
+    traffic,
+    *,
+    vehicle: str,
+    profile: str = "jp-expressway",
+    config: dict | None = None,
+    runtime: str = "micropython",
+    timeout: float = 600.0,
+    workdir=None,
+) -> FirmwareReport:
+    """The firmware over ``traffic`` (see ``as_records``) on the virtual
+    clock, records through its stdin: the quickest firmware in the loop."""
+    return run_records(
+        as_records(traffic), firmware_config(vehicle, profile, config),
+        runtime=runtime, timeout=timeout, workdir=workdir,
+    )
+
+
+def run_records(
+    records: bytes,
+    config: dict,
+    *,
+    runtime: str = "micropython",
+    timeout: float = 600.0,
+    workdir=None,
+    tree=None,
+) -> FirmwareReport:
+    """Feed ``records`` through stdin with the virtual clock; at end of input
+    the firmware reports its trip and exits."""
+    firmware = FirmwareProcess(config, runtime=runtime, workdir=workdir, tree=tree)
+    writer = threading.Thread(target=lambda: (firmware.write(records), firmware.close_input()), daemon=True)
+    writer.start()
+    report = firmware.wait(timeout)
+    writer.join(timeout=5)
+    return report
+
+
+def feed_over_bus(
+    records,
+    config: dict,
+    *,
+    bus: str | None = None,
+    runtime: str = "micropython",
+    realtime: bool = False,
+    speed: float | None = None,
+    on_event=None,
+    on_sent=None,
+    timeout: float = 3600.0,
+) -> tuple[FirmwareReport, dict]:
+    """Put ``records`` (numpy, ``record.DTYPE``) on a bus the firmware listens to.
+
+    ``bus`` None: a private channel of the keidrive virtual bus;
+    ``keidrive:NAME``: that channel, so ``cantools monitor -i keidrive -c NAME``
+    and ``python -m can.logger`` can watch; any other python-can
+    ``INTERFACE:CHANNEL``: the frames go onto it and a bridge carries what the
+    bus delivers into the firmware. ``realtime`` plays at recorded pace
+    (``speed`` times it) with the firmware on its own clock; otherwise frames
+    go as fast as the firmware takes them, on the virtual clock.
+
+    Returns the firmware's report and the bus figures (pace timing error,
+    frames, bus load where the bus reports it).
+    """
+    from .busio import open_bus
+    from .vbus.bus import KeidriveBus
+    from .vbus.hub import ensure_hub
+
+    clock = "real" if realtime else "virtual"
+    pace = (speed or 1.0) if realtime else None
+    figures: dict = {"frames": int(len(records))}
+    if bus is None or bus.startswith("keidrive:"):
+        channel = bus.split(":", 1)[1] if bus else f"run-{os.getpid()}-{time.monotonic_ns()}"
+        path = ensure_hub(channel)
+        sender = KeidriveBus(channel)
+        firmware = FirmwareProcess(config, runtime=runtime, socket_path=path, clock=clock, on_event=on_event)
+        try:
+            _wait_for_listener(sender, firmware, before=1)
+            figures.update(_send_records(sender, records, pace, on_sent))
+            sender.send_records(record.control(record.CONTROL_END_OF_DRIVE))
+            stats = sender.bus_stats()
+            figures.update(bus_load=stats["load"], bus_peak_load=stats["peak_load"])
+            report = firmware.wait(timeout)
+        finally:
+            firmware.kill()
+            sender.shutdown()
+        return report, figures
+
+    # Any other python-can bus: play onto it, bridge what it delivers.
+    transmitter = open_bus(bus)
+    receiver = open_bus(bus)
+    firmware = FirmwareProcess(config, runtime=runtime, clock=clock, on_event=on_event)
+    bridged = [0]
+    stop = threading.Event()
+
+    def bridge():
+        while not stop.is_set() or bridged[0] < len(records):
+            msg = receiver.recv(0.2)
+            if msg is None:
+                if stop.is_set():
+                    break
+                continue
+            if not firmware.write(record.from_messages([msg]).tobytes()):
+                break
+            bridged[0] += 1
+
+    thread = threading.Thread(target=bridge, daemon=True)
+    thread.start()
+    try:
+        messages = (
+            can.Message(
+                timestamp=row["timestamp_us"] / 1e6,
+                arbitration_id=int(row["can_id"]),
+                is_extended_id=bool(row["flags"] & record.FLAG_EXTENDED),
+                dlc=int(row["dlc"]),
+                data=bytes(row["data"][: row["dlc"]]),
+            )
+            for row in records
+        )
+        from .busio import play
+
+        figures.update(play(transmitter, messages, speed=pace, on_frame=on_sent))
+        stop.set()
+        thread.join(timeout=10)
+        figures["bridged"] = bridged[0]
+        firmware.close_input()
+        report = firmware.wait(timeout)
+    finally:
+        stop.set()
+        firmware.kill()
+        transmitter.shutdown()
+        receiver.shutdown()
+    return report, figures
+
+
+def _wait_for_listener(sender, firmware: FirmwareProcess, before: int, timeout: float = 30.0) -> None:
+    """Frames sent before the firmware has attached would be lost to it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not firmware.alive():
+            raise KeidriveError(firmware.wait(1).failure())
+        if sender.bus_stats()["clients"] > before:
+            return
+        time.sleep(0.02)
+    firmware.kill()
+    raise KeidriveError("the firmware did not attach to the bus within 30 s")
+
+
+def _send_records(sender, records, pace: float | None, on_sent) -> dict:
+    """All at once in lockstep (the hub and the socket buffer them), or each
+    at its due time for a real-time run."""
+    if pace is None:
+        chunk = 20_000
+        for start in range(0, len(records), chunk):
+            sender.send_records(records[start : start + chunk].tobytes())
+            if on_sent is not None:
+                on_sent(min(start + chunk, len(records)))
+        return {}
+    pacer = Pacer(pace)
+    for index, row in enumerate(records):
+        pacer.wait(row["timestamp_us"] / 1e6)
+        sender.send_records(row.tobytes())
+        if on_sent is not None and index % 1000 == 0:
+            on_sent(index)
+    return pacer.timing_error()

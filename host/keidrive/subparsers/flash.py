@@ -1,0 +1,126 @@
+"""keidrive flash: base MicroPython image (optional), the application, the config, reset."""
+
+
+def add_subparser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "flash", help="put the firmware on a dev board: base image (optional), application, config, reset",
+        description="Deploy the keidrive firmware to a dev board. Optionally writes the base MicroPython image "
+                    "first (esptool for the ESP32 family, the UF2 drive for the RP2040, dfu-util for the STM32). "
+                    "Then precompiles firmware/ with mpy-cross for the architecture the board reports (refusing "
+                    "an .mpy version or architecture mismatch), copies only changed files into a staging folder "
+                    "and switches it in by renames, writes /config.json and soft resets the board.")
+    p.add_argument("--port", required=True, metavar="PORT", help="the board's serial port (e.g. /dev/ttyUSB0)")
+    p.add_argument("--board", required=True, choices=("esp32", "esp32s3", "rp2040", "stm32"),
+                   help="the board family")
+    p.add_argument("--base-firmware", metavar="FILE",
+                   help="MicroPython image to write first (.bin for ESP32/ESP32-S3, .uf2 for RP2040, .dfu for STM32)")
+    p.add_argument("--uf2-drive", metavar="DIR", help="RP2040: where the RPI-RP2 drive is mounted")
+    p.add_argument("--vehicle", metavar="V",
+                   help="vehicle DBC decoder: a module under keifw/vehicles (kei_turbo_660) or a preset (nbox-turbo)")
+    p.add_argument("--profile", metavar="P", help="speed profile (jp-expressway, us-interstate, ...)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the inputs and print the plan without touching the board")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..board import deploy, image, settings
+    from ..board.boards import board_kind
+
+    kind = board_kind(args.board)
+    say = print
+
+    # Everything that can be checked without the board, before touching it
+    changes = {}
+    if args.vehicle:
+        changes["vehicle"] = settings.parse_value("vehicle", settings.resolve_vehicle(args.vehicle))
+    if args.profile:
+        changes["profile"] = settings.parse_value("profile", args.profile)
+    deploy.merged_config({}, changes)
+    if args.base_firmware:
+        image.check_image(args.base_firmware, kind)
+    if args.dry_run:
+        return _dry_run(args, kind, changes)
+
+    from ..board.client import Board, BoardError
+    from ..errors import KeidriveError
+
+    if args.base_firmware:
+        say(f"base image: {args.base_firmware}")
+        image.flash_base(kind, args.port, args.base_firmware, say, uf2_drive=args.uf2_drive)
+    board = Board(args.port)
+    step = "reading the board's identity"
+    try:
+        identity = board.identity()
+        say(f"board: {identity.describe()}")
+        arch, note = deploy.check_identity(identity, kind, args.port)
+        files = deploy.build_application(arch)
+        step = "preparing the board"
+        board.exec(deploy.BOARD_HELPERS)
+        deploy.recover(board, say)
+        current = deploy.parse_board_config(board.read_file(deploy.CONFIG), args.port) or {}
+        wanted = dict(changes)
+        if "can_port" not in current:
+            wanted["can_port"] = kind.default_can_port
+        config = deploy.merged_config(current, wanted)
+        plan = deploy.Plan(kind=kind, arch=arch, arch_note=note, files=files, config=config)
+        step = "comparing with the board's manifest"
+        deploy.compare(board, plan)
+        say("plan:")
+        say(f"  compile {sum(f.path.endswith('.mpy') for f in files)} modules with mpy-cross -march={arch}: {note}")
+        say(f"  application: {len(files)} files, {len(plan.upload)} to copy, {len(plan.unchanged)} unchanged")
+        _say_config(say, current, config)
+        say("  reset: soft reset, main.py starts")
+        step = "copying the application (the old one stays until the switch)"
+        deploy.deploy(board, plan, say)
+        step = "writing the config"
+        if config != current:
+            deploy.write_config(board, config)
+            say(f"config written: {deploy.CONFIG}")
+        listing = deploy.board_listing(board)
+    except BoardError as error:
+        board.close()
+        raise KeidriveError(f"flash failed while {step}: {error}") from None
+    except BaseException:
+        board.close()
+        raise
+    board.close(leave="reset")
+    say(f"done: {' '.join(listing)} on {args.port}; the board is running main.py")
+    return 0
+
+
+def _say_config(say, current: dict, config: dict) -> None:
+    changed = {k: v for k, v in config.items() if current.get(k, object()) != v}
+    if not changed:
+        say(f"  config: unchanged ({len(current)} keys)")
+        return
+    text = ", ".join(f"{k}={v!r}" + (f" (was {current[k]!r})" if k in current else "") for k, v in changed.items())
+    say(f"  config /config.json: {text}")
+
+
+def _dry_run(args, kind, changes) -> int:
+    from ..board import deploy, image
+
+    arch = kind.archs[0]
+    files = deploy.build_application(arch)
+    modules = [f for f in files if f.path.endswith(".mpy")]
+    print(f"plan for a {kind.name} on {args.port} (dry run: the board is not contacted)")
+    step = 1
+    if args.base_firmware:
+        print(f"{step}. base image {args.base_firmware}: " + " ".join(image.flash_command(kind, args.port,
+                                                                                          args.base_firmware)))
+        step += 1
+    print(f"{step}. connect: interrupt the running program, raw REPL; read sys.platform (must be "
+          f"{kind.platform!r}), sys.implementation._mpy (must be .mpy v%d.%d, this mpy-cross) and the native "
+          f"architecture" % deploy.mpy_cross_version())
+    print(f"{step + 1}. compile {len(modules)} modules with mpy-cross -march={arch} (a {kind.name}; a keidrive "
+          f"virtual board gets its engine's architecture instead); main.py stays source:")
+    for f in files:
+        print(f"     {f.path:42} {len(f.data):7} bytes  sha256 {f.sha[:12]}")
+    print(f"{step + 2}. copy into {deploy.STAGE}, skipping files whose hash matches {deploy.MANIFEST} on the board; "
+          f"verify; switch in by renames ({', '.join(sorted({f.path.split('/')[0] for f in files}))})")
+    config_text = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "no changes"
+    print(f"{step + 3}. config {deploy.CONFIG}: {config_text}; can_port={kind.default_can_port!r} if not set "
+          f"(validated with firmware/keifw/config.py)")
+    print(f"{step + 4}. soft reset: main.py starts")
+    return 0

@@ -1,0 +1,102 @@
+"""The firmware in the loop (real MicroPython) against the simulator's ground truth."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keidrive import record
+from keidrive.harness import run_firmware, run_records
+from keidrive.paths import firmware_dir
+from keidrive.sim import load_cycle, load_vehicle, simulate
+
+pytestmark = pytest.mark.skipif(shutil.which("micropython") is None, reason="needs the MicroPython unix port")
+
+PRESETS = ("alto-na", "nbox-turbo", "alto-hybrid", "sakura-ev")
+TOTALS = ("distance_km", "fuel_l", "km_per_l", "l_per_100km", "mpg_us", "energy_kwh")
+
+_CACHE = {}
+
+
+def sim_run(preset, cycle, profile="jp-expressway", runtime="micropython"):
+    key = (preset, cycle, profile, runtime)
+    if key not in _CACHE:
+        res = simulate(load_vehicle(preset), load_cycle(cycle))
+        out = run_firmware(res.frames, vehicle=preset, profile=profile, runtime=runtime)
+        _CACHE[key] = (res, out)
+    return _CACHE[key]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_trip_totals_within_half_percent_on_wltc_jp(preset):
+    res, out = sim_run(preset, "wltc-jp")
+    assert out.ok, out.failure()
+    trip = out.trip
+    for key in TOTALS:
+        truth = res.truth[key]
+        if not truth:
+            continue
+        assert trip[key] is not None, key
+        assert abs(trip[key] - truth) <= 0.005 * abs(truth), (key, trip[key], truth)
+    # wltc-jp stays under 100 km/h: no warning of any kind with the jp-expressway profile
+    assert out.warnings == [] and trip["warnings"] == []
+    assert out.signals == []
+    statuses = out.statuses
+    assert len(statuses) >= int(res.truth["duration_s"]) - 2
+    assert all(s["valid"] and s["missing"] == [] for s in statuses[2:])
+
+
+@pytest.mark.parametrize("preset", ("nbox-turbo", "sakura-ev"))
+def test_trip_totals_other_cycles(preset):
+    for cycle in ("us06", "hwfet"):
+        res, out = sim_run(preset, cycle, "us-minitruck-55")
+        assert out.ok
+        for key in TOTALS:
+            truth = res.truth[key]
+            if truth:
+                assert abs(out.trip[key] - truth) <= 0.005 * abs(truth), (cycle, key)
+
+
+def test_overspeed_on_hwfet_with_us_minitruck_55_without_flicker():
+    _res, out = sim_run("nbox-turbo", "hwfet", "us-minitruck-55")
+    kinds = {w["kind"] for w in out.trip["warnings"]}
+    assert kinds == {"overspeed"}
+    events = [w for w in out.warnings if w["kind"] == "overspeed"]
+    raised = [e for e in events if e["state"] == "raised"]
+    cleared = [e for e in events if e["state"] == "cleared"]
+    assert 1 <= len(raised) <= 3 and len(cleared) == len(raised)
+    for r, c in zip(raised, cleared):  # dwell: never a blink
+        assert c["t_s"] - r["t_s"] >= 3.0
+        assert r["speed_kmh"] > 88.5
+    # the status lines agree with the events
+    active = [s for s in out.statuses if "overspeed" in s["warnings"]]
+    assert active and all(s["warning_level"] != "none" for s in active)
+
+
+def test_cpython_runtime_runs_the_same_firmware():
+    res, out_mp = sim_run("nbox-turbo", "us06", "us-minitruck-55")
+    out_cp = run_firmware(res.frames, vehicle="nbox-turbo", profile="us-minitruck-55", runtime="cpython")
+    assert out_cp.ok, out_cp.stderr[-2000:]
+    assert out_cp.trip == out_mp.trip  # bit for bit: integer arithmetic, virtual clock
+
+
+def test_record_layout_matches_firmware():
+    text = (Path(firmware_dir()) / "keifw" / "record.py").read_text()
+    assert "SIZE = const(24)" in text and "OFF_DATA = const(16)" in text and "OFF_FLAGS = const(12)" in text
+    assert record.DTYPE.itemsize == 24
+    assert record.DTYPE.fields["data"][1] == 16
+    assert record.DTYPE.fields["flags"][1] == 12
+    assert record.DTYPE.fields["dlc"][1] == 13
+
+
+def test_dead_firmware_is_reported_not_hung(tmp_path):
+    bad = tmp_path / "fw"
+    bad.mkdir()
+    (bad / "main.py").write_text("import sys\nprint('{\"type\":\"status\"}')\nraise RuntimeError('boom')\n")
+    out = run_records(b"", {}, tree=bad, timeout=20)
+    assert not out.ok and out.returncode != 0
+    assert "boom" in out.failure()
