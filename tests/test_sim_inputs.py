@@ -135,7 +135,7 @@ def test_cli_json_and_listings(tmp_path, capsys):
     assert e.value.code == 0
     truth = json.loads(capsys.readouterr().out)
     assert truth["vehicle"] == "sakura-ev" and truth["fuel_l"] == 0 and truth["energy_kwh"] > 0
-    for cmd in (["cycles", "--json"], ["vehicles", "--json"], ["bench", "--repeat", "1", "--cycle", "hwfet"]):
+    for cmd in (["cycles", "--json"], ["vehicles", "--json"], ["bench", "--only", "simulator", "--repeat", "1", "--cycle", "hwfet"]):
         with pytest.raises(SystemExit) as e:
             main(cmd)
         assert e.value.code == 0

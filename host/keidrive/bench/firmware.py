@@ -1,4 +1,4 @@
-"""Firmware benchmark figures for ``keidrive bench``.
+"""The firmware's own speed and allocation, against cantools.
 
 firmware_fps: the full firmware loop (decode, validity, economy, eco score,
 warnings, 1 Hz status formatting to a null sink) in MicroPython on the
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import dbc_dir, firmware_dir as _firmware_dir
-from . import record
-from .harness import firmware_config
+from .. import record
+from ..harness import firmware_config
+from ..paths import dbc_dir, firmware_dir as _firmware_dir
 
 WARMUP = 5000
 
@@ -103,10 +103,10 @@ def _cantools_fps(frames, vehicle_dbc: str, limit: int = 60000) -> tuple[float, 
 def firmware_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profile: str = "jp-expressway",
                      micropython: str | None = None, firmware_dir=None, max_frames: int = 200000) -> dict:
     """Run both measurements on the simulator's frames; returns the figures dict."""
-    from .sim import load_cycle, load_vehicle, simulate
+    from ..sim import load_cycle, load_vehicle, simulate
 
     if micropython is None:
-        from .runtime import micropython_command
+        from ..runtime import micropython_command
 
         micropython = micropython_command()
     res = simulate(load_vehicle(vehicle), load_cycle(cycle))
@@ -125,7 +125,7 @@ def firmware_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, pro
             raise RuntimeError(f"firmware bench failed: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
         mp = json.loads(proc.stdout.strip().splitlines()[-1])
     firmware_fps = mp["frames"] / (mp["us"] / 1e6)
-    cantools_fps, cantools_frames = _cantools_fps(frames, module if module != "kei_turbo_660" else "kei_turbo_660")
+    cantools_fps, cantools_frames = _cantools_fps(frames, module)
     return {
         "firmware_fps": round(firmware_fps),
         "cantools_fps": round(cantools_fps),
@@ -140,9 +140,3 @@ def firmware_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, pro
                   "only (after %d warm-up frames), status lines to a null sink; cantools: decode_message on CPython "
                   "over the same frames (first %d known-id frames)" % (WARMUP, cantools_frames),
     }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    print(json.dumps(firmware_figures(*(sys.argv[1:3])), indent=1))
