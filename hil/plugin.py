@@ -5,7 +5,10 @@ Fixtures for your own scenarios:
 * ``hil_bus`` — the bus spec the drives go over (``--bus``; default: a
   private channel of the keidrive virtual bus, which needs no kernel module).
 * ``dut`` — the device under test (``--dut``): ``sil`` (the firmware in the
-  MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``.
+  MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``,
+  or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
+  by ``--bus`` (``socketcan:can0``, a USB-CAN adapter...); its drives run at
+  recorded pace.
 * ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``
   simulates the drive, puts it on the bus with the device attached, and
   returns a :class:`Drive` with the ground truth and what the firmware said.
@@ -21,7 +24,12 @@ from dataclasses import dataclass
 
 import pytest
 
+import json
+import threading
+import time
+
 from keidrive import record, sim
+from keidrive.busio import open_bus, play
 from keidrive.harness import FirmwareReport, feed_over_bus, firmware_config
 
 
@@ -70,11 +78,128 @@ class SilDevice:
         return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime)
 
 
+# A new trip: the board's trip store goes before the drive.
+CLEAR_TRIP = """
+import os
+for name in ("trip_a.bin", "trip_b.bin"):
+    try:
+        os.remove("/data/" + name)
+    except OSError:
+        pass
+"""
+
+
+class SerialDevice:
+    """A board on a serial port, listening on a real bus.
+
+    Before a drive its config is written (through the firmware's schema) and
+    its trip store cleared, then it is soft reset; the drive is played onto
+    the bus at recorded pace while its telemetry is read from the port. A
+    board has no end of input: the trip is the last status line with the
+    warnings rebuilt from the warning events.
+    """
+
+    def __init__(self, port: str, bus: str | None):
+        if bus is None:
+            raise pytest.UsageError("--dut serial:PORT needs --bus INTERFACE:CHANNEL: the bus the board listens on")
+        self.port = port
+        self.bus = bus
+
+    def run(self, records, config: dict):
+        from keidrive.board.client import Board
+        from keidrive.board.deploy import merged_config, parse_board_config, write_config
+        from keidrive.board.monitor import Source
+
+        board = Board(self.port)
+        try:
+            current = parse_board_config(board.read_file("/config.json"), self.port)
+            write_config(board, merged_config(current, config))
+            board.exec(CLEAR_TRIP)
+        finally:
+            board.close(leave="reset")
+        events: list = []
+        stop = threading.Event()
+        source = Source(self.port)
+
+        def read():
+            for line in source.lines(None):
+                if stop.is_set():
+                    break
+                if line and line.startswith("{"):
+                    try:
+                        events.append(json.loads(line))
+                    except ValueError:
+                        pass
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        bus = open_bus(self.bus)
+        try:
+            _wait_for(lambda: any(e.get("type") == "status" for e in events), 15.0, "the board sent no status line")
+            figures = play(bus, record.to_messages(records), speed=1.0)
+            time.sleep(1.5)  # the status line after the last frame
+        finally:
+            stop.set()
+            reader.join(timeout=5)
+            source.close()
+            bus.shutdown()
+        trip = trip_from_telemetry(events)
+        report = FirmwareReport(0, events + ([trip] if trip else []))
+        return report, figures
+
+
+def _wait_for(condition, timeout: float, failure: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(failure)
+        time.sleep(0.05)
+
+
+def trip_from_telemetry(events: list) -> dict | None:
+    """A trip summary from a board's running telemetry: totals of the last
+    status line, warnings (kind, level, start_s, end_s) from the events."""
+    statuses = [e for e in events if e.get("type") == "status"]
+    if not statuses:
+        return None
+    last = statuses[-1]
+    warnings, active = [], {}
+    for event in events:
+        if event.get("type") != "warning":
+            continue
+        kind = event["kind"]
+        if event["state"] == "raised":
+            active[kind] = {"kind": kind, "level": event["level"], "start_s": event["t_s"], "end_s": None}
+            warnings.append(active[kind])
+        elif kind in active and event["state"] == "escalated":
+            active[kind]["level"] = event["level"]
+        elif kind in active and event["state"] == "cleared":
+            active.pop(kind)["end_s"] = event["t_s"]
+    return {
+        "type": "trip",
+        "source": "status",
+        "duration_s": last["t_s"],
+        "distance_km": last["distance_km"],
+        "fuel_l": last.get("fuel_l"),
+        "km_per_l": last.get("trip_km_per_l"),
+        "l_per_100km": last.get("l_per_100km"),
+        "mpg_us": last.get("mpg_us"),
+        "energy_kwh": last.get("energy_kwh"),
+        "wh_per_km": last.get("wh_per_km"),
+        "eco_score": last.get("eco_score"),
+        "warnings": warnings,
+    }
+
+
 def _device(spec: str, bus: str | None):
     kind, _, detail = spec.partition(":")
     if kind == "sil":
         return SilDevice(detail or "micropython", bus)
-    raise pytest.UsageError(f"--dut {spec!r}: expected sil, sil:cpython or sil:/path/to/micropython")
+    if kind == "serial" and detail:
+        return SerialDevice(detail, bus)
+    raise pytest.UsageError(
+        f"--dut {spec!r}: expected sil, sil:cpython, sil:/path/to/micropython or serial:/dev/ttyUSB0"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -467,3 +467,30 @@ def test_monitor_survives_the_port_vanishing(env, tmp_path):
             stop(b)
     assert found, "\n".join(lines)
     assert any("port lost" in line for line in lines)
+
+
+# ---- the HIL plugin's serial device ------------------------------------------------
+
+
+def test_hil_serial_device_drives_the_board_on_the_bus(board, flashed, env, monkeypatch, tmp_path):
+    """``--dut serial:PORT --bus keidrive:CHANNEL``: the HIL plugin configures
+    the board, plays a drive onto its bus at recorded pace and reads back
+    what it saw (a short drive: it runs in real time)."""
+    from hil.plugin import SerialDevice
+
+    from keidrive import record
+    from keidrive.sim import simulate as sim_drive
+
+    port, _, _ = board
+    monkeypatch.setenv("KEIDRIVE_BUS_DIR", env["KEIDRIVE_BUS_DIR"])
+    cycle = tmp_path / "short.csv"
+    cycle.write_text("time_s,speed_kmh\n0,0\n2,0\n12,60\n20,60\n26,0\n28,0\n")
+    result = sim_drive("nbox-turbo", str(cycle))
+    device = SerialDevice(port, f"keidrive:{CHANNEL}")
+    report, figures = device.run(record.from_frames(result.frames), {"profile": "custom", "custom_limit_kmh": 50})
+    assert report.ok, report.failure()
+    trip = report.trip
+    assert trip["distance_km"] == pytest.approx(result.truth["distance_km"], rel=0.02)
+    assert trip["fuel_l"] == pytest.approx(result.truth["fuel_l"], rel=0.05, abs=0.002)
+    assert [w["kind"] for w in trip["warnings"]] == ["overspeed"]  # 60 km/h against a 50 km/h limit
+    assert figures["frames"] == len(result.frames["timestamp"])

@@ -29,8 +29,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import can
-
 from . import record
 from .errors import KeidriveError
 from .pacing import Pacer
@@ -301,7 +299,7 @@ def feed_over_bus(
     Returns the firmware's report and the bus figures (pace timing error,
     frames, bus load where the bus reports it).
     """
-    from .busio import open_bus
+    from .busio import open_bus, play
     from .vbus.bus import KeidriveBus
     from .vbus.hub import ensure_hub
 
@@ -346,19 +344,7 @@ def feed_over_bus(
     thread = threading.Thread(target=bridge, daemon=True)
     thread.start()
     try:
-        messages = (
-            can.Message(
-                timestamp=row["timestamp_us"] / 1e6,
-                arbitration_id=int(row["can_id"]),
-                is_extended_id=bool(row["flags"] & record.FLAG_EXTENDED),
-                dlc=int(row["dlc"]),
-                data=bytes(row["data"][: row["dlc"]]),
-            )
-            for row in records
-        )
-        from .busio import play
-
-        figures.update(play(transmitter, messages, speed=pace, on_frame=on_sent))
+        figures.update(play(transmitter, record.to_messages(records), speed=pace, on_frame=on_sent))
         stop.set()
         thread.join(timeout=10)
         figures["bridged"] = bridged[0]

@@ -73,6 +73,24 @@ def from_messages(messages) -> np.ndarray:
     return np.array(rows, dtype=DTYPE)
 
 
+def to_messages(records):
+    """python-can Messages from records (the inverse of ``from_messages``)."""
+    import can
+
+    for row in records:
+        flags = int(row["flags"])
+        dlc = int(row["dlc"])
+        yield can.Message(
+            timestamp=row["timestamp_us"] / 1e6,
+            arbitration_id=int(row["can_id"]),
+            is_extended_id=bool(flags & FLAG_EXTENDED),
+            is_remote_frame=bool(flags & FLAG_REMOTE),
+            is_error_frame=bool(flags & FLAG_ERROR),
+            dlc=dlc,
+            data=bytes(row["data"][: min(dlc, 8)]),
+        )
+
+
 def control(command: int) -> bytes:
     return pack(0, command, FLAG_CONTROL, 0, b"")
 

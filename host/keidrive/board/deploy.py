@@ -229,15 +229,10 @@ def check_identity(identity: Identity, kind: BoardKind, port: str) -> tuple[str,
 
 def merged_config(current: dict | None, changes: dict) -> dict:
     """The board's config with ``changes``, validated as the firmware will."""
-    from ..fwconfig import schema_module
+    from ..fwconfig import require_valid
 
-    schema = schema_module()
     config = dict(current or {})
-    for key, value in changes.items():
-        message = schema.check(key, value)
-        if message is not None:
-            raise KeidriveError(message)
-        config[key] = value
+    config.update(require_valid(changes))
     return config
 
 
