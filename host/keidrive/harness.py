@@ -309,8 +309,12 @@ def feed_over_bus(
     if bus is None or bus.startswith("keidrive:"):
         channel = bus.split(":", 1)[1] if bus else f"run-{os.getpid()}-{time.monotonic_ns()}"
         path = ensure_hub(channel)
-        sender = KeidriveBus(channel)
         firmware = FirmwareProcess(config, runtime=runtime, socket_path=path, clock=clock, on_event=on_event)
+        try:
+            sender = KeidriveBus(channel)
+        except BaseException:
+            firmware.kill()
+            raise
         try:
             _wait_for_listener(sender, firmware, before=1)
             figures.update(_send_records(sender, records, pace, on_sent))

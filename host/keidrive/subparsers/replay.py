@@ -48,7 +48,7 @@ def run(args) -> int:
     from ..drivelog import guess_vehicle_dbc, read_log
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_config
+    from ..harness import feed_over_bus, firmware_command, firmware_config
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
@@ -79,6 +79,7 @@ def run(args) -> int:
 
     vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
     config = require_valid(firmware_config(vehicle_dbc, args.profile))
+    firmware_command(args.runtime)  # a missing runtime fails before the replay starts
     records = record.from_messages(messages)
     speed = None if args.fast else args.speed
     if speed is None and args.bus and not args.fast:

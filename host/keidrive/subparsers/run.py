@@ -42,11 +42,12 @@ def run(args) -> int:
     from .. import record, report, sim
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_config
+    from ..harness import feed_over_bus, firmware_command, firmware_config
 
     vehicle = sim.load_vehicle(args.vehicle)
     cycle = sim.load_cycle(args.cycle)
     config = require_valid(firmware_config(vehicle.dbc, args.profile))
+    firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
     plot_path = args.plot or f"keidrive-{vehicle.name}-{cycle.name}.png"
 
     console = Console(stderr=True)
