@@ -63,6 +63,8 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str) -
             continue
         if electric and truth_key in ("fuel_l", "km_per_l", "l_per_100km", "mpg_us"):
             continue
+        if truth_key == "energy_kwh" and not ours and not theirs:
+            continue  # a car without a traction or 12 V lithium pack
         cells = [fmt.format(v) if v is not None else "-" for v in ((theirs, ours) if truth is not None else (ours,))]
         if truth is not None:
             cells.append(_error(theirs, ours))
@@ -77,11 +79,16 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str) -
             row.append(f"{trip['wh_per_km']:.1f} Wh/km")
         table.add_row(*row)
     console.print(table)
-    console.print(
-        f"eco score [bold]{trip.get('eco_score')}[/bold]   idle {trip.get('idle_s', 0):.0f} s"
-        f" ({trip.get('idle_fuel_l') or 0:.3f} L)"
-        + (f"   idle-stop {trip['idle_stop_s']:.0f} s" if trip.get("idle_stop_s") else "")
-    )
+    line = f"eco score [bold]{trip.get('eco_score')}[/bold]"
+    if not electric:
+        line += f"   idle {trip.get('idle_s', 0):.0f} s ({trip.get('idle_fuel_l') or 0:.3f} L)"
+    if trip.get("idle_stop_s"):
+        line += f"   idle-stop {trip['idle_stop_s']:.0f} s"
+    if trip.get("regen_kwh"):
+        line += f"   regenerated {trip['regen_kwh']:.3f} kWh"
+    if trip.get("mpge"):
+        line += f"   {trip['mpge']:.0f} MPGe"
+    console.print(line)
     warnings = trip.get("warnings", [])
     if not warnings:
         console.print("warnings: none")
