@@ -14,11 +14,14 @@ carried out with one floor division. Divisors (see Economy.__init__):
 Rate-like signals are the mean over their cycle ending at the frame, so
 value x (time since the previous frame of the message) reproduces the
 integral; a frame after a gap longer than the timeout adds nothing.
+
+The per-frame integration itself runs in the loop's viper frame scanner
+(``loop._scan``), which reads its parameters and state from ``Economy.p``
+(the P_* offsets) and adds into ``acc``; this module sets them up and
+reads the figures back.
 """
 
 from array import array
-
-from .compat import native
 
 try:
     from micropython import const
@@ -41,18 +44,36 @@ ECO_N = const(17)
 MOVING_TICKS = const(18)
 N_ACC = const(20)
 
-# remainder divisor of the idle-stop timer: 100 us units per second
-_IDLE_STOP_DIV = const(10000)
+# remainder divisor of the idle-stop timer: 100 us units per second (the
+# scanner's literal 10000)
+IDLE_STOP_DIV = const(10000)
 
+# Economy.p: the integration parameters and state the loop's viper frame
+# scanner (loop._scan) reads by these fixed offsets; slots are -1 when absent.
+P_S_SPEED = const(0)
+P_SPEED_MUL = const(1)
+P_DIST_DIV = const(2)
+P_IDLE_RAW = const(3)
+P_S_FUEL = const(4)
+P_FUEL_MUL = const(5)
+P_FUEL_DIV = const(6)
+P_S_V = const(7)
+P_S_I = const(8)
+P_P_MUL = const(9)
+P_P_DIV = const(10)
+P_E_DIV = const(11)
+P_S_REGEN = const(12)
+P_S_IDLE_STOP = const(13)
+P_STOPPED = const(14)   # state: the last speed frame was below 1 km/h
+P_SPEED_OK = const(15)  # state: set by the loop, speed valid and plausible
+N_P = const(16)
 
-@native
-def _pair_add(acc, i, x, div):
-    r = acc[i + 1] + x
-    if r >= div or r < 0:
-        q = r // div
-        acc[i] += q
-        r -= q * div
-    acc[i + 1] = r
+# handler kinds per message (which integration a frame of it runs)
+H_NONE = const(0)
+H_SPEED = const(1)
+H_FUEL = const(2)
+H_PACK = const(3)
+H_IDLE_STOP = const(4)
 
 
 class Economy:
@@ -92,46 +113,55 @@ class Economy:
         if s >= 0:
             # 1 km/h in raw units
             self.idle_raw = gen.SCALE_DEN[s] // gen.SCALE_NUM[s] if gen.SCALE_NUM[s] else 1
-        self.speed_ok = False  # set by the loop: VEHICLE_SPEED valid and plausible
-        self.stopped = True
+        p = array("i", bytes(4 * N_P))
+        p[P_S_SPEED] = s
+        p[P_SPEED_MUL] = self.speed_mul
+        p[P_DIST_DIV] = self.dist_div
+        p[P_IDLE_RAW] = self.idle_raw
+        p[P_S_FUEL] = f
+        p[P_FUEL_MUL] = self.fuel_mul
+        p[P_FUEL_DIV] = self.fuel_div
+        p[P_S_V] = v
+        p[P_S_I] = i
+        p[P_P_MUL] = self.p_mul
+        p[P_P_DIV] = self.p_div
+        p[P_E_DIV] = self.e_div
+        p[P_S_REGEN] = self.s_regen
+        p[P_S_IDLE_STOP] = self.s_idle_stop
+        p[P_STOPPED] = 1
+        self.p = p
 
-    # ---- per frame (hot path) -----------------------------------------
-    @native
-    def on_speed(self, values, dt100):
-        raw = values[self.s_speed]
-        self.stopped = raw < self.idle_raw
-        if dt100 and self.speed_ok:
-            _pair_add(self.acc, DIST, raw * self.speed_mul * dt100, self.dist_div)
+    # VEHICLE_SPEED valid and plausible (set by the loop's 10 Hz tick)
+    @property
+    def speed_ok(self):
+        return self.p[P_SPEED_OK] != 0
 
-    @native
-    def on_fuel(self, values, dt100):
-        if dt100:
-            x = values[self.s_fuel] * self.fuel_mul * dt100
-            acc = self.acc
-            _pair_add(acc, FUEL, x, self.fuel_div)
-            if self.stopped and self.speed_ok:
-                _pair_add(acc, IDLE_FUEL, x, self.fuel_div)
+    @speed_ok.setter
+    def speed_ok(self, ok):
+        self.p[P_SPEED_OK] = 1 if ok else 0
 
-    @native
-    def on_pack(self, values, dt100):
-        if not dt100:
-            return
-        p = values[self.s_v] * values[self.s_i] * self.p_mul
-        d = self.p_div
-        p = (p + (d >> 1)) // d  # rounded power quantum, unbiased
-        x = p * dt100
-        acc = self.acc
-        ed = self.e_div
-        if x >= 0:
-            _pair_add(acc, E_POS, x, ed)
-        else:
-            _pair_add(acc, E_NEG, -x, ed)
-            if self.s_regen >= 0 and values[self.s_regen]:
-                _pair_add(acc, E_REGEN, -x, ed)
+    # the last speed frame said below 1 km/h
+    @property
+    def stopped(self):
+        return self.p[P_STOPPED] != 0
 
-    def on_hybrid_state(self, values, dt100):
-        if dt100 and values[self.s_idle_stop]:
-            _pair_add(self.acc, IDLE_STOP, dt100, _IDLE_STOP_DIV)
+    @stopped.setter
+    def stopped(self, x):
+        self.p[P_STOPPED] = 1 if x else 0
+
+    def handler_kinds(self, roles, n):
+        """Per message index, the H_* integration its frames run (as the
+        loop's scanner dispatches them)."""
+        kinds = bytearray(n)
+        if roles.has("speed"):
+            kinds[roles.msg["speed"]] = H_SPEED
+        if roles.has("fuel_rate"):
+            kinds[roles.msg["fuel_rate"]] = H_FUEL
+        if roles.has("pack_v") and roles.has("pack_i"):
+            kinds[roles.msg["pack_v"]] = H_PACK
+        if roles.has("idle_stop"):
+            kinds[roles.msg["idle_stop"]] = H_IDLE_STOP
+        return kinds
 
     # ---- fine readings (1 Hz and summaries) ---------------------------
     def dist_m(self):
@@ -177,4 +207,4 @@ class Economy:
 
     def idle_stop_s10(self):
         acc = self.acc
-        return acc[IDLE_STOP] * 10 + acc[IDLE_STOP + 1] // 1000
+        return acc[IDLE_STOP] * 10 + acc[IDLE_STOP + 1] // (IDLE_STOP_DIV // 10)

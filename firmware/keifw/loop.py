@@ -1,10 +1,13 @@
 """The firmware loop: frames in, figures, warnings and telemetry out.
 
-Per frame (the hot path, allocation-free): look up the message, check its
-CHECKSUM, decode it with the generated ``dispatch``, check its COUNTER,
-update validity and integrate the rate signals it carries. Every 100 ms of
-firmware time (``tick``): timeouts, speed plausibility, eco score, warnings,
-events, optional transmit; every ``status_interval_s`` a status line.
+Per frame (the hot path, allocation-free, one viper function ``_scan`` over
+a whole block of stream records): look up the message (a 2048-entry table
+for 11-bit ids), check the DLC, check its CHECKSUM and decode it with the
+generated ``decode_at`` (one call), check its COUNTER, update validity and
+integrate the rate signals it carries. Python runs only when a 10 Hz tick
+falls due or at a control record. Every 100 ms of firmware time (``tick``):
+timeouts, speed plausibility, eco score, warnings, events, optional
+transmit; every ``status_interval_s`` a status line.
 """
 
 from array import array
@@ -12,22 +15,34 @@ from array import array
 from . import alerts as _alerts
 from . import record
 from . import economy as _econ
-from .compat import tdiff, tadd, now_us, native
+from .compat import tadd
 from .eco import Eco, HINTS
 from .fixed import ratio_digits, scale_of, ODO_PERIOD
 from .telemetry import Writer
-from .validity import Validity, accept, mark_bad, rec_key, rec_time
+from .validity import Validity, rec_time
 from .vehicle import Roles, REQUIRED, KIND_EV, KIND_HYBRID
 
 try:
+    import micropython
     from micropython import const
-except ImportError:
+except ImportError:  # CPython: plain Python with the same semantics
+    # (only ``@micropython.viper`` spelt out is compiled as viper: the
+    # decorator is recognised by name at compile time, not imported)
+    class micropython:
+        @staticmethod
+        def viper(f):
+            return f
+
     def const(x):
         return x
 
+    def ptr8(x):
+        return x
+
+    ptr32 = ptr8
+
 TICK_US = const(100000)
 _WINDOW_S = const(300)
-_KEY_EXT = const(0x20000000)
 
 BUS_NAMES = (b"active", b"warning", b"passive", b"bus_off", b"stopped")
 
@@ -44,6 +59,216 @@ def _conv(raw, abc):
     return (raw * abc[0] + abc[1]) // abc[2]
 
 
+# ctx: the scanner's scalars (array('i'))
+_C_NT = const(0)        # next 10 Hz tick, firmware time
+_C_STARTED = const(1)
+_C_T = const(2)         # firmware time of the current frame
+_C_VIRTUAL = const(3)   # 1: time from the records' timestamps
+_C_UNKNOWN = const(4)
+_C_SKIPPED = const(5)
+_C_NMSG = const(6)
+_C_NEXT = const(7)      # keys outside the 11-bit table: how many
+_C_EXT = const(8)       # ... then (key, index) pairs
+# tab (bytearray): message index + 1 by 11-bit id (0: unknown), then per
+# message its DLC, then its economy handler kind (economy.H_*)
+_T_LEN = const(2048)
+
+
+@micropython.viper
+def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32, acc: ptr32, dec) -> int:
+    """Process stream records j..n-1 of bufo; returns the index of the first
+    record left for Python (a control record, or a frame at which a 10 Hz
+    tick falls due: Python runs the clock and calls again from there), n
+    when all are done.
+
+    Per frame: message lookup, DLC, CHECKSUM + decode (``dec``, the
+    generated ``decode_at``), the validity bookkeeping on ``st`` (the
+    validity.STRIDE layout) and the economy integration into ``acc`` with
+    the parameters in ``p`` (economy.P_* layout), all in exact integers
+    below 2**31 (the same figures on 32-bit boards). Words read back from
+    int arrays are zero-extended on 64-bit ports: values that may be
+    negative are range-checked or sign-fixed before use.
+    """
+    buf = ptr8(bufo)
+    values = ptr32(valo)
+    nm = ctx[_C_NMSG]
+    virtual = ctx[_C_VIRTUAL]
+    t = ctx[_C_T]
+    nt = ctx[_C_NT]
+    started = ctx[_C_STARTED]
+    while j < n:
+        o = j * 24
+        fl = buf[o + 12]
+        if fl & 0x86:
+            if fl & 0x80:  # a control record: Python's
+                return j
+            ctx[_C_SKIPPED] += 1  # remote or error frame: nothing to decode
+            j += 1
+            continue
+        if virtual:
+            # the low 30 bits of the u64 timestamp; a tick due: Python's
+            t = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | ((buf[o + 3] & 0x3F) << 24)
+            if not started or ((t - nt + 0x20000000) & 0x3FFFFFFF) >= 0x20000000:
+                return j
+        j += 1
+        key = buf[o + 8] | (buf[o + 9] << 8) | (buf[o + 10] << 16) | ((buf[o + 11] & 0x1F) << 24)
+        if fl & 1:
+            key |= 0x20000000
+        i = -1
+        if key < 2048:
+            i = tab[key] - 1
+        else:
+            k = 0
+            ne = ctx[_C_NEXT]
+            while k < ne:
+                if ctx[_C_EXT + 2 * k] == key:
+                    i = ctx[_C_EXT + 2 * k + 1]
+                    break
+                k += 1
+        if i < 0:
+            ctx[_C_UNKNOWN] += 1
+            continue
+        b = i * 13
+        if buf[o + 13] != tab[_T_LEN + i] or int(dec(i, bufo, o + 16, valo)) < 0:
+            # wrong DLC or CHECKSUM: counted bad, not decoded; the next
+            # frame's COUNTER is the new reference
+            st[b + 11] = 1
+            st[b + 10] += 1
+            st[b + 9] = 0
+            if st[b + 8] < 255:
+                st[b + 8] += 1
+            if st[b + 8] >= 5:
+                if st[b + 7]:
+                    st[b + 12] = 1
+                st[b + 7] = 0
+            continue
+        # COUNTER: previous + 1 mod 2**bits
+        cs = st[b + 3]
+        if cs >= 0 and cs < 0x10000:
+            c = values[cs]
+            prev = st[b + 2]
+            st[b + 2] = c
+            resync = st[b + 11]
+            st[b + 11] = 0
+            if st[b + 6] and not resync and c != ((prev + 1) & st[b + 4]):
+                st[b + 10] += 1
+                st[b + 9] = 0
+                if st[b + 8] < 255:
+                    st[b + 8] += 1
+                if st[b + 8] >= 5:
+                    if st[b + 7]:
+                        st[b + 12] = 1
+                    st[b + 7] = 0
+                continue
+        st[b + 8] = 0
+        if not st[b + 7]:
+            st[b + 9] += 1
+            if st[b + 9] >= 2:
+                st[b + 7] = 1
+        d = 0
+        if st[b + 6]:
+            d = ((t - st[b] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+            if d < 0 or d > st[b + 5]:
+                d = 0  # a gap over the timeout adds nothing
+        else:
+            st[b + 6] = 1
+        st[b] = t
+        if not st[b + 7]:
+            continue
+        # valid: time since the previous good frame in 100 us units, the
+        # sub-100 us part carried per message
+        d += st[b + 1]
+        d100 = d // 100
+        st[b + 1] = d - d100 * 100
+        h = tab[_T_LEN + nm + i]
+        if h == 0:
+            continue
+        # economy: acc pair k (and k2) += x, remainder below div
+        k = -1
+        k2 = -1
+        x = 0
+        div = 1
+        if h == 1:  # speed: distance; stopped below 1 km/h
+            raw = values[p[0]]
+            if (raw >> 31) == 1:  # zero-extended negative (64-bit port)
+                raw -= (raw >> 31) << 16 << 16
+            p[14] = 1 if raw < p[3] else 0
+            if d100 and p[15]:
+                k = 0
+                x = raw * p[1] * d100
+                div = p[2]
+        elif h == 2:  # fuel rate: fuel, and idle fuel while stopped
+            if d100:
+                k = 2
+                x = values[p[4]]
+                if (x >> 31) == 1:
+                    x -= (x >> 31) << 16 << 16
+                x = x * p[5] * d100
+                div = p[6]
+                if p[14] and p[15]:
+                    k2 = 4
+        elif h == 3:  # pack power, rounded to its quantum: energy out / in / regen
+            if d100:
+                v = values[p[7]]
+                if (v >> 31) == 1:  # zero-extended negative (64-bit port)
+                    v -= (v >> 31) << 16 << 16
+                ci = values[p[8]]
+                if (ci >> 31) == 1:
+                    ci -= (ci >> 31) << 16 << 16
+                # round(v * ci * p_mul / p_div) without a product beyond 2**31
+                a = v * p[9]
+                pd = p[10]
+                q = a // pd
+                pw = q * ci + ((a - q * pd) * ci + (pd >> 1)) // pd
+                x = pw * d100
+                div = p[11]
+                if x >= 0:
+                    k = 6
+                else:
+                    k = 8
+                    x = -x
+                    sr = p[12]
+                    if sr >= 0 and sr < 0x10000 and values[sr]:
+                        k2 = 10
+        elif h == 4:  # hybrid idle-stop time
+            if d100 and values[p[13]]:
+                k = 12
+                x = d100
+                div = 10000  # economy's idle-stop divisor: 100 us units per second
+        while k >= 0:
+            r = acc[k + 1] + x
+            if r >= div or r < 0:
+                q = r // div
+                acc[k] += q
+                r -= q * div
+            acc[k + 1] = r
+            k = k2
+            k2 = -1
+    return j
+
+
+@micropython.viper
+def _put(rec: ptr8, key: int, data, dlc: int):
+    """A frame from a port as a stream record (time unused: not virtual)."""
+    rec[8] = key & 0xFF
+    rec[9] = (key >> 8) & 0xFF
+    rec[10] = (key >> 16) & 0xFF
+    rec[11] = (key >> 24) & 0x1F
+    rec[12] = 1 if key & 0x20000000 else 0
+    rec[13] = dlc
+    m = int(len(data))
+    if m > 8:
+        m = 8
+    src = ptr8(data)
+    k = 0
+    while k < m:
+        rec[16 + k] = src[k]
+        k += 1
+    while k < 8:
+        rec[16 + k] = 0
+        k += 1
+
+
 class Firmware:
     def __init__(self, cfg, gen, out=None, port=None, store=None, gpio=None):
         self.cfg = cfg
@@ -58,23 +283,34 @@ class Firmware:
         self.econ = Economy = _econ.Economy(gen, roles)
         self.eco = Eco()
         self.alerts = _alerts.Alerts(cfg, roles.has("boost"), roles.kind == KIND_EV)
-        self.w = Writer(out)
+        self.w = Writer(out, 1536 + 96 * _alerts.MAX_LOG)  # room for the trip line's whole warning log
         self.transmit = bool(cfg.get("transmit")) and port is not None
-        # generated API, bound once
-        self.msg_key = gen.MSG_KEY
-        self.dispatch = gen.dispatch
-        self.checksum_ok = gen.checksum_ok
-        # per-message handlers (bound methods created once)
+        # the frame scanner's tables (see _scan)
         n = gen.N_MESSAGES
-        self.handlers = [None] * n
-        if roles.has("speed"):
-            self.handlers[roles.msg["speed"]] = Economy.on_speed
-        if roles.has("fuel_rate"):
-            self.handlers[roles.msg["fuel_rate"]] = Economy.on_fuel
-        if roles.has("pack_v") and roles.has("pack_i"):
-            self.handlers[roles.msg["pack_v"]] = Economy.on_pack
-        if roles.has("idle_stop"):
-            self.handlers[roles.msg["idle_stop"]] = Economy.on_hybrid_state
+        tab = bytearray(_T_LEN + 2 * n)
+        far = []
+        for key in gen.MSG_KEY:
+            i = gen.MSG_KEY[key]
+            if key < 2048:
+                tab[key] = i + 1
+            else:
+                far.append((key, i))
+        for i in range(n):
+            tab[_T_LEN + i] = gen.MSG_LEN[i]  # the DLC a frame must have
+        kinds = Economy.handler_kinds(roles, n)
+        for i in range(n):
+            tab[_T_LEN + n + i] = kinds[i]
+        self.tab = tab
+        ctx = array("i", bytes(4 * (_C_EXT + 2 * len(far))))
+        ctx[_C_NMSG] = n
+        ctx[_C_NEXT] = len(far)
+        for k in range(len(far)):
+            ctx[_C_EXT + 2 * k] = far[k][0]
+            ctx[_C_EXT + 2 * k + 1] = far[k][1]
+        self.ctx = ctx
+        self.decode_at = gen.decode_at
+        self.rec = bytearray(record.SIZE)  # frame() from a port, as a record
+        assert _econ.P_STOPPED == 14 and _econ.P_SPEED_OK == 15 and _econ.H_IDLE_STOP == 4  # _scan's layout
         for role in roles.slot:
             if roles.slot[role] >= 0:
                 val.watch[roles.msg[role]] = 1
@@ -93,6 +329,14 @@ class Firmware:
         ts = sl["coolant"] if sl["coolant"] >= 0 else sl["motor_temp"]
         self.s_temp = ts
         self.c_temp = scale_of(gen, ts, 10) if ts >= 0 else (0, 0, 1)  # 0.1 degC
+        # slots read at 10 Hz (-1: absent)
+        self.s_speed = sl["speed"]
+        self.s_wheels = (sl["wheel_fl"], sl["wheel_fr"], sl["wheel_rl"], sl["wheel_rr"])
+        self.s_rpm = sl["rpm"] if roles.kind != KIND_EV else -1
+        self.s_pedal = sl["pedal"]
+        self.s_boost = sl["boost"]
+        self.s_running = sl["running"]
+        self.engine = roles.kind != KIND_EV
         self.m_speed = roles.msg["speed"]
         self.m_wheels = roles.msg["wheel_fl"]
         self.m_eng = roles.msg["rpm"] if roles.kind != KIND_EV else roles.msg["motor_temp"]
@@ -108,12 +352,9 @@ class Firmware:
         self.v = 0
         self.vhist = array("i", bytes(4 * 10))
         self.vpos = 0
-        # clock
-        self.started = False
+        # clock (next tick, started, t: in ctx)
         self.ended = False  # the harness said the drive is over
-        self.next_tick = 0
         self.ticks = 0
-        self.t = 0
         self.status_every = 10 * cfg.get("status_interval_s", 1)
         self.save_every = 10 * cfg.get("save_interval_s", 60)
         self.status_cnt = 0
@@ -128,8 +369,6 @@ class Firmware:
         self.rolling_x100 = -1
         # counters
         self.frames = 0
-        self.unknown = 0
-        self.skipped = 0
         self.bus_state = 0
         self.tx_frames = 0
         self.tx_dropped = 0
@@ -144,77 +383,89 @@ class Firmware:
         self.debug_bounds = False
         self.restored = False
 
+    # firmware time and frame counters live in ctx, for the scanner
+    @property
+    def t(self):
+        return self.ctx[_C_T]
+
+    @property
+    def next_tick(self):
+        return self.ctx[_C_NT]
+
+    @property
+    def started(self):
+        return self.ctx[_C_STARTED] != 0
+
+    @property
+    def unknown(self):
+        return self.ctx[_C_UNKNOWN]
+
+    @property
+    def skipped(self):
+        return self.ctx[_C_SKIPPED]
+
     # ------------------------------------------------------------------
     # hot path
     # ------------------------------------------------------------------
     def frame(self, key, data, dlc, t):
-        """One received frame at firmware time t (us, 30-bit wrapping)."""
-        i = self.msg_key.get(key, -1)
-        if i < 0:
-            self.unknown += 1
-            return
-        val = self.val
-        if val.has_ck[i] and not self.checksum_ok(i, data):
-            mark_bad(val.st, i)
-            return
-        values = self.values
-        if self.dispatch(key, data, dlc, values) < 0:
-            mark_bad(val.st, i)
-            return
-        d100 = accept(val.st, i, values, t)
-        if d100 >= 0:
-            h = self.handlers[i]
-            if h is not None:
-                h(values, d100)
+        """One received frame from a port at firmware time t (us, 30-bit wrapping)."""
+        ctx = self.ctx
+        rec = self.rec
+        _put(rec, key, data, dlc)
+        ctx[_C_T] = t
+        ctx[_C_VIRTUAL] = 0
+        _scan(rec, 0, 1, ctx, self.tab, self.val.st, self.values, self.econ.p, self.econ.acc, self.decode_at)
 
     def records(self, buf, views, n, virtual):
-        """Process n stream records held in buf (views[j]: data of record j)."""
+        """Process n stream records held in buf (views: unused, kept for callers)."""
         # The count a status line reports is the records before it, however
         # the stream happened to be cut into blocks: runs stay bit-identical.
         counted = self.frames
-        nt = self.next_tick
-        t = self.t
-        for j in range(n):
+        ctx = self.ctx
+        ctx[_C_VIRTUAL] = 1 if virtual else 0
+        tab = self.tab
+        st = self.val.st
+        values = self.values
+        p = self.econ.p
+        acc = self.econ.acc
+        dec = self.decode_at
+        j = 0
+        while True:
+            j = _scan(buf, j, n, ctx, tab, st, values, p, acc, dec)
+            if j >= n:
+                break
             o = j * 24
-            fl = buf[o + 12]
-            if fl & 0x86:
-                if fl & 0x80:  # a control record, not a frame
-                    if buf[o + 8] == record.CONTROL_END_OF_DRIVE:
-                        self.ended = True
-                        self.frames = counted + j
-                        return
-                    continue
-                self.skipped += 1  # remote or error frame: nothing to decode
-                continue
-            if virtual:
-                t = rec_time(buf, o)
-                # inline tdiff(t, next_tick) >= 0: a 10 Hz tick is due
-                if ((t - nt + 0x20000000) & 0x3FFFFFFF) >= 0x20000000 or not self.started:
+            if buf[o + 12] & 0x80:  # a control record, not a frame
+                if buf[o + 8] == record.CONTROL_END_OF_DRIVE:
+                    self.ended = True
                     self.frames = counted + j
-                    self.clock(t)
-                    nt = self.next_tick
-            self.frame(rec_key(buf, o), views[j], buf[o + 13], t)
+                    return
+                j += 1
+                continue
+            # a 10 Hz tick is due at record j: run it, then the frame
+            self.frames = counted + j
+            self.clock(rec_time(buf, o))
         self.frames = counted + n
 
     def clock(self, t):
         """Advance firmware time to t, running the 10 Hz ticks that fall due."""
-        self.t = t
-        if not self.started:
-            self.started = True
-            self.next_tick = tadd(t, TICK_US)
+        ctx = self.ctx
+        ctx[_C_T] = t
+        if not ctx[_C_STARTED]:
+            ctx[_C_STARTED] = 1
+            ctx[_C_NT] = tadd(t, TICK_US)
             return
-        nt = self.next_tick
-        if tdiff(t, nt) < 0:
-            return
+        nt = ctx[_C_NT]
         k = 0
-        while tdiff(t, nt) >= 0:
+        # inline tdiff(t, nt) >= 0: a tick is due
+        while ((t - nt + 0x20000000) & 0x3FFFFFFF) >= 0x20000000:
             self.tick(nt)
-            nt = tadd(nt, TICK_US)
+            nt = (nt + TICK_US) & 0x3FFFFFFF
             k += 1
             if k >= 600:  # a gap of over a minute: resynchronise
                 nt = tadd(t, TICK_US)
                 break
-        self.next_tick = nt
+        ctx[_C_NT] = nt
 
     # ------------------------------------------------------------------
     # 10 Hz
@@ -227,54 +478,77 @@ class Firmware:
         val = self.val
         valid = val.vb
         values = self.values
-        sl = self.roles.slot
-        val.check_timeouts(t, tdiff)
+        n_ev = val.check_timeouts(t)  # timeouts, VALID flags, lost/restored
         # speed plausibility against the mean wheel speed (2 m/s = 7.2 km/h)
-        sp_valid = self.m_speed >= 0 and valid[self.m_speed]
-        v = _conv(values[sl["speed"]], self.c_speed) if sp_valid else 0
-        if sp_valid and self.m_wheels >= 0 and valid[self.m_wheels]:
-            wsum = values[sl["wheel_fl"]] + values[sl["wheel_fr"]] + values[sl["wheel_rl"]] + values[sl["wheel_rr"]]
-            wv = _conv(wsum, self.c_wheel) // 4
-            if abs(wv - v) > 720:
-                self.ok_cnt = 0
-                self.imp_cnt += 1
-                if self.imp_cnt >= 3:
-                    self.implausible = True
-            else:
-                self.imp_cnt = 0
-                self.ok_cnt += 1
-                if self.ok_cnt >= 10:
-                    self.implausible = False
+        m = self.m_speed
+        sp_valid = m >= 0 and valid[m]
+        v = 0
+        if sp_valid:
+            c = self.c_speed
+            v = (values[self.s_speed] * c[0] + c[1]) // c[2]
+            m = self.m_wheels
+            if m >= 0 and valid[m]:
+                s = self.s_wheels
+                c = self.c_wheel
+                wsum = values[s[0]] + values[s[1]] + values[s[2]] + values[s[3]]
+                wv = (wsum * c[0] + c[1]) // c[2] // 4
+                if abs(wv - v) > 720:
+                    self.ok_cnt = 0
+                    self.imp_cnt += 1
+                    if self.imp_cnt >= 3:
+                        self.implausible = True
+                else:
+                    self.imp_cnt = 0
+                    self.ok_cnt += 1
+                    if self.ok_cnt >= 10:
+                        self.implausible = False
         speed_ok = sp_valid and not self.implausible
         self.speed_ok = speed_ok
-        econ.speed_ok = speed_ok
+        ep = econ.p
+        ep[_econ.P_SPEED_OK] = 1 if speed_ok else 0
+        stopped = ep[_econ.P_STOPPED]
         self.v = v
         # acceleration over the last second, cm/s2
         vh = self.vhist
         a = 0
+        vpos = self.vpos
         if speed_ok:
-            a = (v - vh[self.vpos]) * 5 // 18
-            vh[self.vpos] = v
+            a = (v - vh[vpos]) * 5 // 18
+            vh[vpos] = v
         else:
             for k in range(10):
                 vh[k] = v
-        self.vpos = (self.vpos + 1) % 10
-        eng_ok = self.m_eng >= 0 and valid[self.m_eng] and (self.m_temp < 0 or valid[self.m_temp])
-        rpm = _conv(values[sl["rpm"]], self.c_rpm) if (sl["rpm"] >= 0 and self.kind != KIND_EV) else -1
-        pedal_ok = self.m_pedal >= 0 and valid[self.m_pedal]
-        pedal = _conv(values[sl["pedal"]], self.c_pedal) if pedal_ok else -1
-        boost = _conv(values[sl["boost"]], self.c_boost) if sl["boost"] >= 0 else -1
-        temp = _conv(values[self.s_temp], self.c_temp) if self.s_temp >= 0 else 0
-        running = sl["running"] >= 0 and values[sl["running"]]
-        idling = speed_ok and econ.stopped and running and self.kind != KIND_EV
+        self.vpos = vpos + 1 if vpos < 9 else 0
+        m = self.m_eng
+        eng_ok = m >= 0 and valid[m] and (self.m_temp < 0 or valid[self.m_temp])
+        rpm = -1
+        if self.s_rpm >= 0:
+            c = self.c_rpm
+            rpm = (values[self.s_rpm] * c[0] + c[1]) // c[2]
+        m = self.m_pedal
+        pedal_ok = m >= 0 and valid[m]
+        pedal = -1
+        if pedal_ok:
+            c = self.c_pedal
+            pedal = (values[self.s_pedal] * c[0] + c[1]) // c[2]
+        boost = -1
+        if self.s_boost >= 0:
+            c = self.c_boost
+            boost = (values[self.s_boost] * c[0] + c[1]) // c[2]
+        temp = 0
+        if self.s_temp >= 0:
+            c = self.c_temp
+            temp = (values[self.s_temp] * c[0] + c[1]) // c[2]
+        running = self.s_running >= 0 and values[self.s_running]
+        idling = speed_ok and stopped and running and self.engine
         if idling:
             acc[_econ.IDLE_TICKS] += 1
-        if speed_ok and not econ.stopped:
+        if speed_ok and not stopped:
             acc[_econ.MOVING_TICKS] += 1
         # eco score (needs speed; engine terms only with valid engine data)
-        if speed_ok and (eng_ok or self.kind == KIND_EV):
+        if speed_ok and (eng_ok or not self.engine):
             s = self.eco.update(v, a, rpm if eng_ok else -1, pedal, boost if eng_ok else -1, idling)
-            if running or not econ.stopped:
+            if running or not stopped:
                 acc[_econ.ECO_SUM] += s
                 acc[_econ.ECO_N] += 1
                 if acc[_econ.ECO_N] >= 10000000:
@@ -287,21 +561,15 @@ class Firmware:
         for k in range(_alerts.N_KINDS):
             if ev[k]:
                 self.warning_event(k, ev[k], t_ds)
-        # signal lost / restored
-        rep = val.reported
-        watch = val.watch
-        for i in range(val.n):
-            if not watch[i]:
-                continue
-            lost = val.take_lost(i)
-            if rep[i] and (lost or not valid[i]):
-                rep[i] = 0
-                self.signal_event(i, b"lost", t_ds)
-            if valid[i] and not rep[i]:
-                rep[i] = 1
-                if val.ever[i]:
+        # signal lost / restored (sweep() found them)
+        if n_ev:
+            events = val.events
+            for i in range(val.n):
+                e = events[i]
+                if e & 1:
+                    self.signal_event(i, b"lost", t_ds)
+                if e & 2:
                     self.signal_event(i, b"restored", t_ds)
-                val.ever[i] = 1
         if self.port is not None:
             self.poll_bus()
         if self.gpio is not None:
@@ -420,6 +688,10 @@ class Firmware:
 
     def error(self, message):
         """A logged error line (boot time: may allocate)."""
+        if len(message) > 300:
+            message = message[:300] + "..."
+        # JSON-safe: no quote, backslash or control character left raw
+        message = "".join(c if c >= " " else "\\u%04x" % ord(c) for c in message.replace("\\", "\\\\"))
         w = self.w
         w.begin(T_ERROR)
         w.kstr(b'"message":', message.replace('"', "'").encode())
@@ -577,6 +849,7 @@ class Firmware:
         w.kint(b'"frames":', self.frames)
         w.kint(b'"bad_frames":', self.val.bad_total())
         w.kint(b'"unknown_frames":', self.unknown)
+        w.kint(b'"skipped_frames":', self.skipped)  # remote and error frames
         w.kint(b'"tx_frames":', self.tx_frames)
         w.kbool(b'"restored":', self.restored)
         w.end()

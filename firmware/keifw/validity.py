@@ -8,19 +8,28 @@ decoded at all. Lost/restored events are reported at the next 10 Hz tick by
 comparing with ``reported``.
 
 All per-message state lives in one ``array('i')`` (STRIDE words per
-message) so the per-frame bookkeeping is one viper function.
+message): the per-frame bookkeeping runs in the loop's viper frame scanner
+(``loop._scan``), the 10 Hz timeout and lost/restored sweep in ``sweep``.
+
+Viper is spelt ``@micropython.viper``: the compiler recognises the
+decorator by name (``from micropython import viper`` does not exist), and
+under CPython the shim below makes these plain functions with the same
+integer semantics.
 """
 
 from array import array
 
 try:
-    from micropython import const, viper
+    import micropython
+    from micropython import const
 except ImportError:  # CPython: plain Python, annotations are just names
+    class micropython:
+        @staticmethod
+        def viper(f):
+            return f
+
     def const(x):
         return x
-
-    def viper(f):
-        return f
 
     ptr32 = ptr8 = None
 
@@ -44,54 +53,7 @@ RESYNC = const(11)
 LOST = const(12)  # latched when VALID drops, cleared by the tick that reports it
 
 
-@viper
-def accept(st: ptr32, i: int, values: ptr32, t: int) -> int:
-    """Bookkeeping of one decoded frame at time t.
-
-    Returns the time since the previous good frame in 100 us units (0 for the
-    first frame or after a gap over the timeout) when the message is valid,
-    -1 when it is not (yet) valid, -2 for a COUNTER error (counted bad).
-    """
-    b = i * 13
-    cs = st[b + 3]
-    if cs >= 0:
-        c = values[cs]
-        prev = st[b + 2]
-        st[b + 2] = c
-        resync = st[b + 11]
-        st[b + 11] = 0
-        if st[b + 6] and not resync and c != ((prev + 1) & st[b + 4]):
-            st[b + 10] += 1
-            st[b + 9] = 0
-            if st[b + 8] < 255:
-                st[b + 8] += 1
-            if st[b + 8] >= 5:
-                if st[b + 7]:
-                    st[b + 12] = 1
-                st[b + 7] = 0
-            return -2
-    st[b + 8] = 0
-    if not st[b + 7]:
-        st[b + 9] += 1
-        if st[b + 9] >= 2:
-            st[b + 7] = 1
-    d = 0
-    if st[b + 6]:
-        d = ((t - st[b] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
-        if d < 0 or d > st[b + 5]:
-            d = 0
-    else:
-        st[b + 6] = 1
-    st[b] = t
-    if not st[b + 7]:
-        return -1
-    d += st[b + 1]
-    d100 = d // 100
-    st[b + 1] = d - d100 * 100
-    return d100
-
-
-@viper
+@micropython.viper
 def mark_bad(st: ptr32, i: int):
     """A frame rejected before decoding (CHECKSUM, DLC): counted bad, and the
     next frame's COUNTER is taken as the new reference (the rejected frames'
@@ -126,6 +88,7 @@ class Validity:
         self.reported = bytearray(n)
         self.watch = bytearray(n)  # messages whose loss is reported
         self.vb = bytearray(n)  # VALID flags, refreshed by check_timeouts()
+        self.events = bytearray(n)  # per message: 1 lost, 2 restored (check_timeouts())
 
     def take_lost(self, i):
         b = i * STRIDE + LOST
@@ -146,27 +109,52 @@ class Validity:
             t += st[i * STRIDE + BAD_TOTAL]
         return t
 
-    def check_timeouts(self, t, tdiff):
-        st = self.st
-        for i in range(self.n):
-            b = i * STRIDE
-            if st[b + SEEN] and tdiff(t, st[b + LAST_T]) > st[b + TIMEOUT]:
-                st[b + SEEN] = 0
-                st[b + VALID] = 0
-                st[b + GOOD_RUN] = 0
-            self.vb[i] = st[b + VALID]
+    def check_timeouts(self, t, tdiff=None):
+        """Timeouts at time t and the VALID flags in vb (the 10 Hz sweep);
+        returns how many watched messages have a lost/restored event in
+        ``events`` (bit 0 lost, bit 1 restored)."""
+        return sweep(self.st, self.n, t, self.vb, self.watch, self.reported, self.ever, self.events)
 
 
-@viper
+@micropython.viper
+def sweep(st: ptr32, n: int, t: int, vb: ptr8, watch: ptr8, rep: ptr8, ever: ptr8, ev: ptr8) -> int:
+    """The 10 Hz sweep: a message silent for longer than its timeout turns
+    invalid; vb[i] = VALID; for the watched messages, ev[i] = 1 (lost: it
+    was reported valid and went invalid, or dropped since) | 2 (restored:
+    valid again after having been valid before), updating ``rep`` (reported
+    valid) and ``ever``, and taking the LOST latch. Returns the number of
+    messages with an event."""
+    cnt = 0
+    i = 0
+    while i < n:
+        b = i * 13
+        if st[b + 6] and (((t - st[b] + 0x20000000) & 0x3FFFFFFF) - 0x20000000) > st[b + 5]:
+            st[b + 6] = 0
+            st[b + 7] = 0
+            st[b + 9] = 0
+        valid = st[b + 7]
+        vb[i] = valid
+        e = 0
+        if watch[i]:
+            lost = st[b + 12]
+            st[b + 12] = 0
+            if rep[i] and (lost or not valid):
+                rep[i] = 0
+                e = 1
+            if valid and not rep[i]:
+                rep[i] = 1
+                if ever[i]:
+                    e |= 2
+                ever[i] = 1
+        ev[i] = e
+        if e:
+            cnt += 1
+        i += 1
+    return cnt
+
+
+@micropython.viper
 def rec_time(buf: ptr8, o: int) -> int:
     """Low 30 bits of a stream record's u64 microsecond timestamp."""
     return buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | ((buf[o + 3] & 0x3F) << 24)
 
-
-@viper
-def rec_key(buf: ptr8, o: int) -> int:
-    """Decoder key of a stream record: id, | 0x20000000 when extended."""
-    k = buf[o + 8] | (buf[o + 9] << 8) | (buf[o + 10] << 16) | ((buf[o + 11] & 0x1F) << 24)
-    if buf[o + 12] & 1:
-        k |= 0x20000000
-    return k

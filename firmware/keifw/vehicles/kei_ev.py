@@ -13,8 +13,11 @@ them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
 Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
 values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); encode(msg_index, values, buf) -> length, which also advances the
-COUNTER and fills the CHECKSUM; checksum()/checksum_ok().
+decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
+CHECKSUM mismatch (nothing decoded): check and decode in one call, the
+caller having looked up the index and checked the DLC; encode(msg_index,
+values, buf) -> length, which also advances the COUNTER and fills the
+CHECKSUM; checksum()/checksum_ok().
 Debug path: decode(frame_id, data, extended) -> dict like cantools'
 decode_message(..., decode_choices=False), or None.
 """
@@ -442,6 +445,166 @@ def _dec_9(data: ptr8, values: ptr32):
         values[56] = data[1] | (data[2] << 8) | (data[3] << 16)  # IdleTime
         values[57] = data[4]  # WarningCount
         values[60] = data[5] & 0x7f  # EcoScoreAvg
+
+# Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it
+# matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;
+# -2: no such message. The caller checks the DLC against MSG_LEN.
+@micropython.viper
+def decode_at(i: int, buf: ptr8, o: int, values: ptr32) -> int:
+    _crc8_saej1850_table = ptr8(_CRC8_SAEJ1850_TABLE)
+    if i == 2:  # MOTOR_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        raw = buf[o] | (buf[o + 1] << 8)
+        values[9] = raw - ((raw >> 15) << 16)  # MotorTorque
+        raw = buf[o + 2] | (buf[o + 3] << 8)
+        values[10] = raw - ((raw >> 15) << 16)  # MotorSpeed
+        values[11] = buf[o + 4]  # MotorTemp
+        values[12] = buf[o + 5]  # InverterTemp
+        values[13] = buf[o + 6] & 0xf  # COUNTER
+        values[14] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 5:  # VCU_1
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[25] = buf[o]  # AccelPedal
+        values[26] = buf[o + 1] & 0xf  # ShiftPosition
+        raw = buf[o + 2] | (buf[o + 3] << 8)
+        values[27] = raw - ((raw >> 15) << 16)  # TorqueRequest
+        values[28] = buf[o + 6] & 0xf  # COUNTER
+        values[29] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 0:  # VEHICLE_SPEED
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[0] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
+        values[1] = buf[o + 2] & 0x1  # BrakeSwitch
+        raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
+        values[2] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
+        values[3] = buf[o + 6] & 0xf  # COUNTER
+        values[4] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 1:  # WHEEL_SPEEDS
+        values[5] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
+        values[6] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
+        values[7] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
+        values[8] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
+        return 0
+    if i == 3:  # BATTERY_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[15] = buf[o + 1] | (buf[o] << 8)  # PackVoltage
+        raw = buf[o + 3] | (buf[o + 2] << 8)
+        values[16] = raw - ((raw >> 15) << 16)  # PackCurrent
+        values[17] = (buf[o + 5] >> 6) | (buf[o + 4] << 2)  # PackSoc
+        values[18] = (buf[o + 6] >> 6) | ((buf[o + 5] & 0x3f) << 2)  # PackTemp
+        values[19] = buf[o + 6] & 0xf  # COUNTER
+        values[20] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 4:  # EV_STATE
+        values[21] = buf[o] & 0x1  # RegenActive
+        values[22] = (buf[o] >> 1) & 0x1  # ReadyState
+        values[23] = (buf[o] >> 4) & 0x3  # DriveMode
+        values[24] = buf[o + 1] | ((buf[o + 2] & 0xf) << 8)  # AuxPower
+        return 0
+    if i == 6:  # ODOMETER
+        values[30] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
+        values[31] = buf[o + 3]  # AmbientTemp
+        return 0
+    if i == 7:  # KD_ECO_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[32] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
+        values[33] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
+        values[34] = buf[o + 3] & 0x7f  # EcoScore
+        values[35] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
+        values[36] = (buf[o + 4] >> 2) & 0x7  # EcoHint
+        values[37] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
+        values[38] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
+        values[39] = buf[o + 6] & 0xf  # COUNTER
+        values[40] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 8:  # KD_WARNING
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[41] = buf[o] & 0x1  # Overspeed
+        values[42] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
+        values[43] = (buf[o] >> 2) & 0x1  # BelowMinimum
+        values[44] = (buf[o] >> 3) & 0x1  # EngineStress
+        values[45] = (buf[o] >> 4) & 0x3  # WarningLevel
+        values[46] = buf[o + 1] & 0xf  # SpeedProfile
+        values[47] = buf[o + 2]  # SpeedLimit
+        raw = buf[o + 3]
+        values[48] = raw - ((raw >> 7) << 8)  # SpeedExcess
+        values[49] = buf[o + 6] & 0xf  # COUNTER
+        values[50] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 9:  # KD_TRIP_SUMMARY
+        page = buf[o] & 0xf
+        values[51] = page  # TripPage
+        if page == 0:
+            values[52] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
+            values[53] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
+            values[58] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
+        elif page == 1:
+            values[54] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
+            values[55] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
+            raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
+            values[59] = raw - ((raw >> 23) << 24)  # TripEnergy
+        elif page == 2:
+            values[56] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
+            values[57] = buf[o + 4]  # WarningCount
+            values[60] = buf[o + 5] & 0x7f  # EcoScoreAvg
+        return 0
+    return -2
 
 # 7: KD_ECO_STATUS (0x6e0, 8 bytes)
 @micropython.viper

@@ -13,8 +13,11 @@ them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
 Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
 values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); encode(msg_index, values, buf) -> length, which also advances the
-COUNTER and fills the CHECKSUM; checksum()/checksum_ok().
+decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
+CHECKSUM mismatch (nothing decoded): check and decode in one call, the
+caller having looked up the index and checked the DLC; encode(msg_index,
+values, buf) -> length, which also advances the COUNTER and fills the
+CHECKSUM; checksum()/checksum_ok().
 Debug path: decode(frame_id, data, extended) -> dict like cantools'
 decode_message(..., decode_choices=False), or None.
 """
@@ -563,6 +566,218 @@ def _dec_13(data: ptr8, values: ptr32):
 def _dec_14(data: ptr8, values: ptr32):
     values[85] = data[0]  # WasherFluidLevel
     values[86] = data[1]  # FuelLevel
+
+# Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it
+# matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;
+# -2: no such message. The caller checks the DLC against MSG_LEN.
+@micropython.viper
+def decode_at(i: int, buf: ptr8, o: int, values: ptr32) -> int:
+    _crc8_saej1850_table = ptr8(_CRC8_SAEJ1850_TABLE)
+    if i == 0:  # ENGINE_1
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[0] = buf[o] | (buf[o + 1] << 8)  # EngineSpeed
+        values[1] = buf[o + 2]  # AccelPedal
+        values[2] = buf[o + 3]  # ThrottlePosition
+        raw = buf[o + 4] | ((buf[o + 5] & 0xf) << 8)
+        values[3] = raw - ((raw >> 11) << 12)  # EngineTorque
+        values[4] = (buf[o + 5] >> 4) & 0x1  # FuelCutActive
+        values[5] = (buf[o + 5] >> 5) & 0x1  # EngineRunning
+        values[6] = buf[o + 6] & 0xf  # COUNTER
+        values[7] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 1:  # ENGINE_2
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[8] = (buf[o + 1] >> 4) | (buf[o] << 4)  # ManifoldPressure
+        values[9] = (buf[o + 3] >> 4) | (buf[o + 2] << 4) | ((buf[o + 1] & 0xf) << 12)  # FuelRate
+        values[10] = (buf[o + 5] >> 4) | (buf[o + 4] << 4) | ((buf[o + 3] & 0xf) << 12)  # InjectorPulseWidth
+        raw = (buf[o + 6] >> 2) | ((buf[o + 5] & 0xf) << 6)
+        values[11] = raw - ((raw >> 9) << 10)  # BoostPressure
+        values[12] = buf[o + 6] & 0x3  # COUNTER
+        values[13] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 3:  # VEHICLE_SPEED
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[19] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
+        values[20] = buf[o + 2] & 0x1  # BrakeSwitch
+        raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
+        values[21] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
+        values[22] = buf[o + 6] & 0xf  # COUNTER
+        values[23] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 4:  # WHEEL_SPEEDS
+        values[24] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
+        values[25] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
+        values[26] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
+        values[27] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
+        return 0
+    if i == 5:  # CVT_STATUS
+        values[28] = buf[o] | (buf[o + 1] << 8)  # CvtRatio
+        values[29] = buf[o + 2] & 0xf  # GearSelector
+        values[30] = buf[o + 3]  # CvtOilTemp
+        return 0
+    if i == 6:  # ISG_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        raw = buf[o] | ((buf[o + 1] & 0xf) << 8)
+        values[31] = raw - ((raw >> 11) << 12)  # IsgTorque
+        values[32] = (buf[o + 1] >> 4) & 0x7  # IsgMode
+        values[33] = buf[o + 2] | (buf[o + 3] << 8)  # IsgSpeed
+        values[34] = buf[o + 6] & 0xf  # COUNTER
+        values[35] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 7:  # LIB_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[36] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # PackVoltage
+        raw = buf[o + 2] | (buf[o + 3] << 8)
+        values[37] = raw - ((raw >> 15) << 16)  # PackCurrent
+        values[38] = buf[o + 4]  # PackSoc
+        values[39] = buf[o + 5]  # PackTemp
+        values[40] = buf[o + 6] & 0xf  # COUNTER
+        values[41] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 8:  # HYBRID_STATE
+        values[42] = buf[o] & 0x1  # IdleStopActive
+        values[43] = (buf[o] >> 1) & 0x1  # RegenActive
+        values[44] = (buf[o] >> 2) & 0x1  # AssistActive
+        values[45] = (buf[o] >> 4) & 0x7  # IdleStopInhibit
+        return 0
+    if i == 2:  # ENGINE_3
+        values[14] = buf[o]  # CoolantTemp
+        values[15] = buf[o + 1]  # IntakeAirTemp
+        values[16] = buf[o + 2] & 0x1  # CheckEngineLamp
+        values[17] = (buf[o + 2] >> 1) & 0x1  # OilPressureLamp
+        values[18] = buf[o + 3]  # BatteryVoltage
+        return 0
+    if i == 9:  # ODOMETER
+        values[46] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
+        values[47] = buf[o + 3]  # AmbientTemp
+        return 0
+    if i == 10:  # ENGINE_DIAG
+        page = buf[o]
+        values[48] = page  # DiagPage
+        if page == 0:
+            values[49] = buf[o + 1]  # OilPressure
+            values[52] = buf[o + 2]  # OilTemp
+        elif page == 1:
+            values[50] = buf[o + 1] | (buf[o + 2] << 8)  # TurboSpeed
+            values[54] = buf[o + 3]  # WastegateDuty
+        elif page == 2:
+            raw = buf[o + 1]
+            values[51] = raw - ((raw >> 7) << 8)  # KnockRetard
+            raw = buf[o + 2]
+            values[53] = raw - ((raw >> 7) << 8)  # IgnitionTiming
+            values[55] = buf[o + 3]  # AirFuelRatio
+        return 0
+    if i == 11:  # KD_ECO_STATUS
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[56] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
+        values[57] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
+        values[58] = buf[o + 3] & 0x7f  # EcoScore
+        values[59] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
+        values[60] = (buf[o + 4] >> 2) & 0x7  # EcoHint
+        values[61] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
+        values[62] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
+        values[63] = buf[o + 6] & 0xf  # COUNTER
+        values[64] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 12:  # KD_WARNING
+        crc = 0xff
+        crc = _crc8_saej1850_table[crc ^ buf[o]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+        if (crc ^ 0xff) != buf[o + 7]:
+            return -1
+        values[65] = buf[o] & 0x1  # Overspeed
+        values[66] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
+        values[67] = (buf[o] >> 2) & 0x1  # BelowMinimum
+        values[68] = (buf[o] >> 3) & 0x1  # EngineStress
+        values[69] = (buf[o] >> 4) & 0x3  # WarningLevel
+        values[70] = buf[o + 1] & 0xf  # SpeedProfile
+        values[71] = buf[o + 2]  # SpeedLimit
+        raw = buf[o + 3]
+        values[72] = raw - ((raw >> 7) << 8)  # SpeedExcess
+        values[73] = buf[o + 6] & 0xf  # COUNTER
+        values[74] = buf[o + 7]  # CHECKSUM
+        return 0
+    if i == 13:  # KD_TRIP_SUMMARY
+        page = buf[o] & 0xf
+        values[75] = page  # TripPage
+        if page == 0:
+            values[76] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
+            values[77] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
+            values[82] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
+        elif page == 1:
+            values[78] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
+            values[79] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
+            raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
+            values[83] = raw - ((raw >> 23) << 24)  # TripEnergy
+        elif page == 2:
+            values[80] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
+            values[81] = buf[o + 4]  # WarningCount
+            values[84] = buf[o + 5] & 0x7f  # EcoScoreAvg
+        return 0
+    if i == 14:  # DASH_DISPLAY
+        values[85] = buf[o]  # WasherFluidLevel
+        values[86] = buf[o + 1]  # FuelLevel
+        return 0
+    return -2
 
 # 11: KD_ECO_STATUS (0x6e0, 8 bytes)
 @micropython.viper

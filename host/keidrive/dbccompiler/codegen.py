@@ -54,8 +54,11 @@ them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
 Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
 values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); encode(msg_index, values, buf) -> length, which also advances the
-COUNTER and fills the CHECKSUM; checksum()/checksum_ok().
+decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
+CHECKSUM mismatch (nothing decoded): check and decode in one call, the
+caller having looked up the index and checked the DLC; encode(msg_index,
+values, buf) -> length, which also advances the COUNTER and fills the
+CHECKSUM; checksum()/checksum_ok().
 Debug path: decode(frame_id, data, extended) -> dict like cantools'
 decode_message(..., decode_choices=False), or None.
 """
@@ -241,11 +244,20 @@ class ModuleWriter:
         return decorator + [f"def {name}({plain_args}):"]
 
     @staticmethod
-    def _read_word(signal: SignalSpec, lo: int, hi: int) -> str:
+    def _data_byte(byte: int) -> str:
+        return f"data[{byte}]"
+
+    @staticmethod
+    def _buf_byte(byte: int) -> str:
+        return f"buf[o + {byte}]" if byte else "buf[o]"
+
+    @staticmethod
+    def _read_word(signal: SignalSpec, lo: int, hi: int, byte_at=None) -> str:
         """Expression for raw bits [lo, hi) of ``signal`` read from ``data``, as an unsigned int."""
+        byte_at = byte_at or ModuleWriter._data_byte
         terms = []
         for chunk in bits.chunks(signal.start, signal.length, signal.byte_order, lo, hi):
-            term = f"data[{chunk.byte}]"
+            term = byte_at(chunk.byte)
             if chunk.shift:
                 term = f"({term} >> {chunk.shift})"
             if chunk.shift + chunk.width < 8:
@@ -257,13 +269,13 @@ class ModuleWriter:
             return terms[0][1:-1]
         return " | ".join(terms)
 
-    def _decode_signal(self, signal: SignalSpec, indent: str) -> list[str]:
+    def _decode_signal(self, signal: SignalSpec, indent: str, byte_at=None) -> list[str]:
         if signal.n_limbs > 1:
             return [
-                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi)}  # {signal.name} limb {k}"
+                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi, byte_at)}  # {signal.name} limb {k}"
                 for k, (slot, lo, hi) in enumerate(signal.words)
             ]
-        word = self._read_word(signal, 0, signal.length)
+        word = self._read_word(signal, 0, signal.length, byte_at)
         if not signal.is_signed:
             return [f"{indent}values[{signal.slot}] = {word}  # {signal.name}"]
         # Sign-extend without constants beyond 2**30: viper words are 32-bit on
@@ -275,24 +287,62 @@ class ModuleWriter:
             f"{indent}values[{signal.slot}] = raw - ({sign} << {n})  # {signal.name}",
         ]
 
-    def decoder(self, message: MessageSpec) -> list[str]:
-        lines = ["", f"# {message.index}: {message.name} ({message.frame_id:#x}, {message.length} bytes)"]
-        lines += self._function_header(f"_dec_{message.index}", "data: ptr8, values: ptr32")
+    def _decode_body(self, message: MessageSpec, indent: str, byte_at=None) -> list[str]:
         body = []
         for signal in message.unconditional_signals:
             if signal is message.multiplexer:
                 # Kept in a local: reading it back from ``values`` in viper
                 # would give a zero-extended word.
-                body.append(f"    page = {self._read_word(signal, 0, signal.length)}")
-                body.append(f"    values[{signal.slot}] = page  # {signal.name}")
+                body.append(f"{indent}page = {self._read_word(signal, 0, signal.length, byte_at)}")
+                body.append(f"{indent}values[{signal.slot}] = page  # {signal.name}")
             else:
-                body += self._decode_signal(signal, "    ")
+                body += self._decode_signal(signal, indent, byte_at)
         if message.multiplexer is not None:
             for position, (value, page) in enumerate(sorted(message.mux_pages.items())):
-                body.append(f"    {'if' if position == 0 else 'elif'} page == {value}:")
+                body.append(f"{indent}{'if' if position == 0 else 'elif'} page == {value}:")
                 for signal in page:
-                    body += self._decode_signal(signal, "        ")
-        return lines + (body or ["    pass"])
+                    body += self._decode_signal(signal, indent + "    ", byte_at)
+        return body
+
+    def decoder(self, message: MessageSpec) -> list[str]:
+        lines = ["", f"# {message.index}: {message.name} ({message.frame_id:#x}, {message.length} bytes)"]
+        lines += self._function_header(f"_dec_{message.index}", "data: ptr8, values: ptr32")
+        return lines + (self._decode_body(message, "    ") or ["    pass"])
+
+    def decode_at(self) -> list[str]:
+        """One function for the firmware's hot path: CHECKSUM check and decode of any message.
+
+        A chain over the message index, most frequent (shortest cycle) first,
+        each branch the CRC unrolled over the message's bytes then the same
+        straight-line decode as ``_dec_<i>``: one call per frame.
+        """
+        lines = [
+            "",
+            "# Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it",
+            "# matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;",
+            "# -2: no such message. The caller checks the DLC against MSG_LEN.",
+        ]
+        lines += self._function_header("decode_at", "i: int, buf: ptr8, o: int, values: ptr32", "-> int")
+        for name in self.algorithms:
+            table = f"_{name}_TABLE"
+            lines.append(f"    {table.lower()} = ptr8({table})" if self.style == "viper" else f"    {table.lower()} = {table}")
+        order = sorted(self.messages, key=lambda m: (m.cycle_ms if m.cycle_ms > 0 else 1 << 30, m.index))
+        for message in order:
+            lines.append(f"    if i == {message.index}:  # {message.name}")
+            if message.checksum is not None:
+                algorithm = checksum.ALGORITHMS[message.checksum_algorithm]
+                table = f"_{message.checksum_algorithm}_TABLE".lower()
+                skip = message.checksum_byte
+                lines.append(f"        crc = {algorithm.init:#04x}")
+                lines += [
+                    f"        crc = {table}[crc ^ {self._buf_byte(k)}]" for k in range(message.length) if k != skip
+                ]
+                lines.append(f"        if (crc ^ {algorithm.xorout:#04x}) != {self._buf_byte(skip)}:")
+                lines.append("            return -1")
+            lines += self._decode_body(message, "        ", self._buf_byte)
+            lines.append("        return 0")
+        lines.append("    return -2")
+        return lines
 
     @staticmethod
     def _byte_contributions(signal: SignalSpec) -> dict[int, list[str]]:
@@ -354,6 +404,7 @@ class ModuleWriter:
         lines += self.checksum_tables()
         for message in self.messages:
             lines += self.decoder(message)
+        lines += self.decode_at()
         for message in self.messages:
             if message.tx:
                 lines += self.encoder(message)

@@ -12,8 +12,8 @@ def add_subparser(subparsers) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--port", metavar="PORT", help="the board's serial port")
     source.add_argument("--stdin", action="store_true",
-                        help="read telemetry lines from stdin (e.g. the SIL firmware: keidrive run ... | keidrive "
-                             "monitor --stdin)")
+                        help="read telemetry lines from stdin (e.g. the SIL firmware: keidrive run --realtime "
+                             "--telemetry - | keidrive monitor --stdin)")
     p.add_argument("--log", metavar="FILE", help="append every telemetry line, raw, to FILE")
     p.add_argument("--reset", action="store_true",
                    help="soft reset the board first so main.py (re)starts (e.g. after mpremote left it at the "

@@ -30,6 +30,11 @@ def add_subparser(subparsers) -> None:
         "--runtime", default="micropython", metavar="micropython|cpython|PATH",
         help="where the firmware runs: the MicroPython unix port (default), CPython, or your micropython build",
     )
+    parser.add_argument(
+        "--telemetry", metavar="FILE",
+        help="also write the firmware's telemetry JSON lines to FILE as they come (-: stdout, the report then "
+        "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="plot path (default: keidrive-<vehicle>-<cycle>.png)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
@@ -51,6 +56,7 @@ def run(args) -> int:
     plot_path = args.plot or f"keidrive-{vehicle.name}-{cycle.name}.png"
 
     console = Console(stderr=True)
+    telemetry = _open_telemetry(args.telemetry)
     started = time.perf_counter()
     result = sim.simulate(vehicle, cycle)
     records = record.from_frames(result.frames)
@@ -62,6 +68,9 @@ def run(args) -> int:
         task = progress.add_task("drive", total=duration, t=0.0)
 
         def on_event(event):
+            if telemetry is not None:
+                telemetry.write(json.dumps(event) + "\n")
+                telemetry.flush()
             if event.get("type") == "status":
                 progress.update(task, completed=min(event["t_s"], duration), t=event["t_s"])
 
@@ -81,7 +90,7 @@ def run(args) -> int:
             "wall_s": round(wall, 3),
         }, indent=2))
         return 0
-    out = Console()
+    out = Console(stderr=args.telemetry == "-")
     report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
     speedup = duration / wall if wall else 0.0
     out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
@@ -89,3 +98,18 @@ def run(args) -> int:
         out.print(f"pace: lateness mean {figures['mean_ms']} ms, p99 {figures['p99_ms']} ms")
     out.print(f"plot: {plot_path}")
     return 0
+
+
+def _open_telemetry(path: str | None):
+    import sys
+
+    from ..errors import KeidriveError
+
+    if path is None:
+        return None
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as error:
+        raise KeidriveError(f"cannot write telemetry to {path}: {error.strerror}") from None
