@@ -13,7 +13,18 @@ Fixtures for your own scenarios:
   simulates the drive, puts it on the bus with the device attached, and
   returns a :class:`Drive` with the ground truth and what the firmware said.
   ``mutate(records) -> records`` edits the traffic first (drop a signal,
-  corrupt a checksum...). Drives are cached per session by their arguments.
+  corrupt a checksum...); ``faults=[...]`` applies ``keidrive.faults``
+  transforms (``Drop``, ``CorruptCounter``, ``CorruptChecksum``, ``WrongDlc``,
+  ``ErrorFrames``, ``RemoteFrames``, ``RandomFrames``, ``Flood``,
+  ``TimestampJump``, ``BusOff``) with ``fault_seed``, after ``mutate``.
+  Drives are cached per session by their arguments.
+* ``power_cut_drive`` — ``power_cut_drive(vehicle, cycle, profile,
+  config=None, cuts=20, seed=0)``: the same drive with the device's power cut
+  (SIGKILL) at ``cuts`` random moments (or at the ``(record index, mode)``
+  list given), each boot checked against the trip store; returns a
+  ``keidrive.faults.PowerCutReport`` (``cuts``, ``corrupt_loads``,
+  ``max_lost_s``, ``final``).
+* ``faults`` — the ``keidrive.faults`` module, for scenarios of your own.
 
 Use it from a conftest: ``pytest_plugins = ["hil.plugin"]``.
 """
@@ -28,6 +39,7 @@ import json
 import threading
 import time
 
+from keidrive import faults as _faults
 from keidrive import record, sim
 from keidrive.busio import open_bus, play
 from keidrive.harness import FirmwareReport, feed_over_bus, firmware_config
@@ -76,6 +88,10 @@ class SilDevice:
 
     def run(self, records, config: dict):
         return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime)
+
+    def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
+        """Power cuts need the process: records through its stdin, not the bus."""
+        return _faults.run_with_power_cuts(records, config, cuts, runtime=self.runtime, seed=seed)
 
 
 # A new trip: the board's trip store goes before the drive.
@@ -216,17 +232,41 @@ def dut(pytestconfig, hil_bus):
 def drive(dut):
     cache: dict = {}
 
-    def run(vehicle="nbox-turbo", cycle="wltc-jp", profile="jp-expressway", config=None, mutate=None):
-        key = (vehicle, cycle, profile, tuple(sorted((config or {}).items())), mutate)
+    def run(vehicle="nbox-turbo", cycle="wltc-jp", profile="jp-expressway", config=None, mutate=None,
+            faults=None, fault_seed=0):
+        key = (vehicle, cycle, profile, tuple(sorted((config or {}).items())), mutate,
+               tuple(faults or ()), fault_seed)
         if key not in cache:
             result = sim.simulate(vehicle, cycle)
             records = record.from_frames(result.frames)
             if mutate is not None:
                 records = mutate(records)
+            if faults:
+                records = _faults.apply(records, faults, fault_seed)
             settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
             report, figures = dut.run(records, settings)
             assert report.ok, report.failure()
             cache[key] = Drive(result.truth, result.trace, report, figures)
         return cache[key]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def faults():
+    return _faults
+
+
+@pytest.fixture(scope="session")
+def power_cut_drive(dut):
+    import numpy as np
+
+    def run(vehicle="nbox-turbo", cycle="wltc-jp", profile="jp-expressway", config=None, cuts=20, seed=0):
+        settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
+        records = record.from_frames(sim.simulate(vehicle, cycle).frames)
+        if isinstance(cuts, int):
+            rng = np.random.default_rng(seed)
+            cuts = _faults.plan_cuts(records, cuts, int(settings.get("save_interval_s", 60)), rng)
+        return dut.run_with_power_cuts(records, settings, cuts, seed=seed)
 
     return run

@@ -16,7 +16,7 @@ no error frames).
 """
 
 from . import record
-from .compat import now_us, tdiff
+from .compat import now_us, tadd, tdiff
 
 STATE_ACTIVE = 0
 STATE_WARNING = 1
@@ -163,10 +163,12 @@ class MachineCANPort:
 
     def restart(self):
         """Bus-off recovery with exponential back-off (100 ms .. 5 s)."""
-        now = now_us() // 1000
+        # on the 30-bit us clock itself: a ms count taken from it wraps at
+        # 2**30 // 1000, where tdiff would stall the back-off for good
+        now = now_us()
         if self.restarts and tdiff(now, self.restart_at) < 0:
             return
         self.can.restart()
         self.restarts += 1
-        self.restart_at = (now + self.backoff_ms) & 0x3FFFFFFF
+        self.restart_at = tadd(now, self.backoff_ms * 1000)
         self.backoff_ms = min(self.backoff_ms * 2, 5000)

@@ -41,11 +41,3 @@ def tdiff(a, b):
 def tadd(a, d):
     return (a + d) & TICKS_MASK
 
-
-try:
-    from micropython import native, viper  # noqa: F401
-except ImportError:  # CPython: plain functions
-    def native(f):
-        return f
-
-    viper = native

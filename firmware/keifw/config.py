@@ -87,17 +87,30 @@ def validate(obj):
     return cfg, errors
 
 
+MAX_BYTES = 8192  # a real config is < 1 kB; more is garbage (and a board's heap)
+
+
 def load(path):
     """Read and validate the config file: (config, errors). Never raises."""
     try:
         import json
 
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         return dict(DEFAULTS), ["cannot read config %s (%s); using defaults" % (path, e)]
+    if len(raw) > MAX_BYTES:
+        return dict(DEFAULTS), ["config %s is larger than %d bytes; using defaults" % (path, MAX_BYTES)]
+    if raw[:3] == b"\xef\xbb\xbf":  # an editor's UTF-8 byte order mark
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except (UnicodeError, ValueError):
+        return dict(DEFAULTS), ["config %s is not UTF-8 text; using defaults" % (path,)]
     try:
         obj = json.loads(text)
     except ValueError as e:
         return dict(DEFAULTS), ["config %s is not valid JSON (%s); using defaults" % (path, e)]
+    except Exception as e:  # nested too deeply for the parser (RecursionError, MemoryError)
+        return dict(DEFAULTS), ["config %s cannot be parsed (%s); using defaults" % (path, type(e).__name__)]
     return validate(obj)

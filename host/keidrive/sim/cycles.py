@@ -121,46 +121,55 @@ def _load_csv(path: Path) -> Cycle:
     except OSError as e:
         raise KeidriveError(f"cannot read cycle file {path}: {e.strerror}") from None
     with fh:
-        reader = csv.reader(fh)
-        header, header_line = None, 0
-        times, speeds, grades = [], [], []
-        for row in reader:
-            line = reader.line_num
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            if header is None:
-                header = [c.strip().lower() for c in row]
-                header_line = line
-                if "time_s" not in header:
-                    raise KeidriveError(f"{path}:{line}: header needs a 'time_s' column (got {', '.join(header)})")
-                found = [c for c in header if c in _SPEED_COLUMNS]
-                if len(found) != 1:
-                    raise KeidriveError(
-                        f"{path}:{line}: header needs exactly one speed column of "
-                        f"{', '.join(_SPEED_COLUMNS)} (got {', '.join(header)})")
-                i_t, i_v = header.index("time_s"), header.index(found[0])
-                scale = _SPEED_COLUMNS[found[0]]
-                i_g = header.index("grade_pct") if "grade_pct" in header else None
-                continue
-            if len(row) != len(header):
-                raise KeidriveError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
-            try:
-                t = float(row[i_t])
-                v = float(row[i_v])
-                g = float(row[i_g]) if i_g is not None and row[i_g].strip() != "" else 0.0
-            except ValueError:
-                raise KeidriveError(f"{path}:{line}: not a number in row {','.join(row)!r}") from None
-            if not (math.isfinite(t) and math.isfinite(v) and math.isfinite(g)):
-                raise KeidriveError(f"{path}:{line}: non-finite value in row {','.join(row)!r}")
-            if times and t <= times[-1]:
-                raise KeidriveError(f"{path}:{line}: time_s {t:g} does not increase (previous {times[-1]:g})")
-            if v < 0 or v * scale > 100:
-                raise KeidriveError(f"{path}:{line}: speed {v:g} out of range (0 to 360 km/h)")
-            if abs(g) > 40:
-                raise KeidriveError(f"{path}:{line}: grade_pct {g:g} out of range (-40 to 40)")
-            times.append(t)
-            speeds.append(v * scale)
-            grades.append(g / 100.0)
+        try:
+            return _parse_csv(path, fh)
+        except UnicodeDecodeError as e:
+            raise KeidriveError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        except csv.Error as e:
+            raise KeidriveError(f"{path}: not a CSV file ({e})") from None
+
+
+def _parse_csv(path: Path, fh) -> Cycle:
+    reader = csv.reader(fh)
+    header, header_line = None, 0
+    times, speeds, grades = [], [], []
+    for row in reader:
+        line = reader.line_num
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip().lower() for c in row]
+            header_line = line
+            if "time_s" not in header:
+                raise KeidriveError(f"{path}:{line}: header needs a 'time_s' column (got {', '.join(header)})")
+            found = [c for c in header if c in _SPEED_COLUMNS]
+            if len(found) != 1:
+                raise KeidriveError(
+                    f"{path}:{line}: header needs exactly one speed column of "
+                    f"{', '.join(_SPEED_COLUMNS)} (got {', '.join(header)})")
+            i_t, i_v = header.index("time_s"), header.index(found[0])
+            scale = _SPEED_COLUMNS[found[0]]
+            i_g = header.index("grade_pct") if "grade_pct" in header else None
+            continue
+        if len(row) != len(header):
+            raise KeidriveError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
+        try:
+            t = float(row[i_t])
+            v = float(row[i_v])
+            g = float(row[i_g]) if i_g is not None and row[i_g].strip() != "" else 0.0
+        except ValueError:
+            raise KeidriveError(f"{path}:{line}: not a number in row {','.join(row)!r}") from None
+        if not (math.isfinite(t) and math.isfinite(v) and math.isfinite(g)):
+            raise KeidriveError(f"{path}:{line}: non-finite value in row {','.join(row)!r}")
+        if times and t <= times[-1]:
+            raise KeidriveError(f"{path}:{line}: time_s {t:g} does not increase (previous {times[-1]:g})")
+        if v < 0 or v * scale > 100:
+            raise KeidriveError(f"{path}:{line}: speed {v:g} out of range (0 to 360 km/h)")
+        if abs(g) > 40:
+            raise KeidriveError(f"{path}:{line}: grade_pct {g:g} out of range (-40 to 40)")
+        times.append(t)
+        speeds.append(v * scale)
+        grades.append(g / 100.0)
     if header is None:
         raise KeidriveError(f"{path}: empty cycle file")
     if len(times) < 2:

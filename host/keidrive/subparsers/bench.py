@@ -27,6 +27,16 @@ def add_subparser(subparsers) -> None:
     parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
     parser.add_argument("--repeat", type=int, default=3, help="simulator runs to take the best of (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--robustness", action="store_true",
+        help="instead: the robustness figures (random frames, fault scenarios, a 100 %% bus flood, power cuts); "
+             "with --json exactly random_frames, exceptions, false_warnings, power_cuts, corrupt_loads, "
+             "max_lost_s, save_interval_s, flood_latency_ms_p99",
+    )
+    parser.add_argument("--random-frames", type=int, default=1_000_000, metavar="N",
+                        help="random frames for --robustness (default 1000000)")
+    parser.add_argument("--power-cuts", type=int, default=200, metavar="N",
+                        help="power cuts for --robustness (default 200)")
     parser.set_defaults(func=run)
 
 
@@ -47,6 +57,8 @@ def run(args) -> int:
 
     if args.repeat < 1:
         raise KeidriveError("--repeat must be at least 1")
+    if args.robustness:
+        return _robustness(args)
     sections = _sections(args.only)
     figures: dict = {}
     if "firmware" in sections:
@@ -95,3 +107,37 @@ def _print(figures: dict) -> None:
         else:
             print(f"  FASTSim 3                  {simulator['fastsim3_s_per_cycle']:>10.3f} s per cycle"
                   f" - {simulator['fastsim3']}")
+
+
+def _robustness(args) -> int:
+    from ..bench.robustness import robustness_figures
+    from ..errors import KeidriveError
+
+    if args.random_frames < 1 or args.power_cuts < 1:
+        raise KeidriveError("--random-frames and --power-cuts must be at least 1")
+    result = robustness_figures(random_frames=args.random_frames, power_cuts=args.power_cuts)
+    figures = result["figures"]
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    details = result["details"]
+    flood = details["flood"]
+    cuts = details["power_cuts"]
+    print(f"random frames          {figures['random_frames']:>10,}  exceptions {figures['exceptions']},"
+          f" false warnings {figures['false_warnings']}")
+    for run in details["random"]["runs"]:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in run["rejected"].items())
+        print(f"  {run['vehicle']:<16} {kinds}; firmware counters agree: {run['counters_agree']}")
+    scen = details["scenarios"]
+    print(f"fault scenarios        {scen['runs']:>10}  exceptions {scen['exceptions']},"
+          f" false warnings {scen['false_warnings']}")
+    print(f"flood (ID 0x000, {flood['flood_bus_load'] * 100:.0f} % bus load, {flood['flood_frames']:,} frames):"
+          f" loop latency p99 {flood['latency_flood']['p99_ms']} ms (without flood {flood['latency_clean']['p99_ms']} ms),"
+          f" trip distance {flood['distance_km']} km vs {flood['clean_distance_km']} km clean")
+    print(f"power cuts             {figures['power_cuts']:>10}  corrupt loads {figures['corrupt_loads']},"
+          f" max lost {figures['max_lost_s']} s (save interval {figures['save_interval_s']} s)")
+    for mode, m in sorted(cuts["by_mode"].items()):
+        print(f"  {mode:<6} {m['cuts']:>4} cuts, max lost {m['max_lost_s']} s, slot torn by the kill itself:"
+              f" {m.get('torn_by_kill', 0)}")
+    print(f"({details['wall_s']} s)")
+    return 0

@@ -1,0 +1,68 @@
+"""Fault scenarios through the HIL plugin: the same drive with and without a
+fault, over the bus, with ``drive(..., faults=[...])``; power cuts with
+``power_cut_drive``. Nothing raised, no warning the clean drive did not
+raise, no driving added, nothing lost beyond one save interval."""
+
+import pytest
+
+from keidrive import faults as F
+from keidrive.bench.robustness import false_warnings
+
+VEHICLE, CYCLE, PROFILE = "nbox-turbo", "us06", "us-interstate"  # a drive with warnings to get wrong
+
+SCENARIOS = {
+    "drop_speed_30s": [F.Drop(0x1A0, 150.0, 30.0)],
+    "corrupt_counter": [F.CorruptCounter(0x130, 100.0, 200.0, share=0.5)],
+    "corrupt_checksum": [F.CorruptChecksum(0x1A0, 200.0, 20.0)],
+    "wrong_dlc": [F.WrongDlc(None, 300.0, 10.0, share=0.5)],
+    "error_and_remote_frames": [F.ErrorFrames(300.0, 0.0, 600.0), F.RemoteFrames(300.0, 0.0, 600.0)],
+    "random_frames": [F.RandomFrames(60_000, 0.0, 600.0)],
+    "flood_100pct": [F.Flood(0x000, 1.0, 250.0, 30.0)],
+    "timestamp_jump": [F.TimestampJump(400.0, 30.0)],
+    "bus_off": [F.BusOff(350.0, 2.0)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_a_fault_raises_nothing_and_warns_nothing_new(drive, name):
+    clean = drive(VEHICLE, CYCLE, PROFILE)
+    faulted = drive(VEHICLE, CYCLE, PROFILE, faults=SCENARIOS[name], fault_seed=1)
+    assert faulted.report.ok, faulted.report.failure()
+    assert false_warnings(clean.warnings, faulted.warnings) == []
+    assert faulted.trip["distance_km"] <= clean.trip["distance_km"] * 1.0005
+    assert faulted.trip["fuel_l"] <= clean.trip["fuel_l"] * 1.0005
+    if name in ("drop_speed_30s", "corrupt_checksum", "corrupt_counter"):
+        assert faulted.trip["bad_frames"] > 0 or any(e["state"] == "lost" for e in faulted.report.signals)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known limitation: ENGINE_3 (CoolantTemp) has no CHECKSUM or COUNTER, so well-formed foreign frames on its "
+    "ID and DLC, mixed into the real ones, are taken as data and escalate / prolong engine_stress; needs a "
+    "plausibility or rate check in the firmware (see the robustness report)"))
+def test_garbage_aimed_at_the_cars_unprotected_ids_warns_nothing_new(drive):
+    clean = drive(VEHICLE, CYCLE, PROFILE)
+    faulted = drive(VEHICLE, CYCLE, PROFILE, faults=[F.RandomFrames(60_000, 0.0, 600.0, "kei_turbo_660")],
+                    fault_seed=1)
+    assert faulted.report.ok
+    assert false_warnings(clean.warnings, faulted.warnings) == []
+
+
+def test_the_flood_does_not_cost_a_frame_of_the_cars_own(drive):
+    clean = drive(VEHICLE, CYCLE, PROFILE)
+    flooded = drive(VEHICLE, CYCLE, PROFILE, faults=SCENARIOS["flood_100pct"], fault_seed=1)
+    assert flooded.trip["unknown_frames"] > 90_000
+    assert flooded.trip["distance_km"] == clean.trip["distance_km"]
+    assert flooded.trip["fuel_l"] == clean.trip["fuel_l"]
+    assert flooded.warnings == clean.warnings
+
+
+def test_power_cuts_through_the_plugin(power_cut_drive):
+    report = power_cut_drive("alto-hybrid", "hwfet", "us-minitruck-55", config={"save_interval_s": 10}, cuts=12, seed=4)
+    assert len(report.cuts) == 12
+    assert report.corrupt_loads == 0 and report.exceptions == 0
+    assert report.max_lost_s <= 10
+    assert report.final.ok and report.final.trip["restored"]
+
+
+def test_users_build_their_own_faults(faults):
+    assert faults.Flood is F.Flood and callable(faults.apply)
