@@ -61,7 +61,8 @@ def _unix_address(path):
     import socket
     import struct
 
-    return struct.pack("H", socket.AF_UNIX) + path.encode() + b"\0"
+    # AF_UNIX: the unix port's socket module (the board stubs do not list it)
+    return struct.pack("H", socket.AF_UNIX) + path.encode() + b"\0"  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class _ShortReads:
@@ -103,11 +104,11 @@ def host_main(argv):
         return 0
     import socket
 
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # pyright: ignore[reportAttributeAccessIssue]
     s.connect(_unix_address(opts["path"]))
     # CPython's socket file returns what has arrived; MicroPython's blocking
     # readinto would wait for a whole block, so it polls a non-blocking one.
-    rx = _ShortReads(s) if hasattr(s, "readinto") else s.makefile("rwb", buffering=0)
+    rx = _ShortReads(s) if hasattr(s, "readinto") else s.makefile("rwb", buffering=0)  # pyright: ignore[reportCallIssue]
     from keifw.canport import StreamPort
 
     port = StreamPort(rx, rx)

@@ -10,11 +10,7 @@ dwell counters are frozen: nothing is raised, nothing cleared.
 
 from array import array
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 KINDS = (b"overspeed", b"cannot_hold_speed", b"below_minimum", b"engine_stress")
 LEVELS = (b"none", b"advisory", b"caution", b"critical")

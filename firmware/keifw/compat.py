@@ -1,8 +1,12 @@
 """The few things that differ between MicroPython (boards, unix port) and CPython.
 
-Everything else in keifw is plain Python that both run unchanged. Hot-path
-modules import ``const`` the MicroPython way (try/except) so the compiler
-still folds the constants; this module carries the clock helpers.
+Everything else in keifw is plain Python that both run unchanged: modules
+write ``from micropython import const`` and ``@micropython.viper`` as on a
+board (MicroPython's compiler folds ``const`` and compiles viper by those
+spellings). On CPython this module, imported first by the package, stands in
+for the ``micropython`` module and for viper's pointer casts, so the same
+code runs as plain functions with the same integer results. It also carries
+the clock helpers.
 """
 
 try:
@@ -10,12 +14,27 @@ try:
 
     MICROPYTHON = True
 except ImportError:  # CPython: the host tests and the SIL's cpython runtime
+    import builtins
+    import sys
+    import types
+
     MICROPYTHON = False
+
+    def _unchanged(value):
+        return value
+
+    _stand_in = types.ModuleType("micropython")
+    for _name in ("const", "viper", "native"):
+        setattr(_stand_in, _name, _unchanged)
+    sys.modules["micropython"] = _stand_in
+    # viper's casts and annotations: ptr8(buf) is buf itself on CPython
+    for _cast in ("ptr8", "ptr16", "ptr32"):
+        setattr(builtins, _cast, _unchanged)
 
 try:
     from time import ticks_us as _ticks_us
 except ImportError:  # CPython
-    from time import perf_counter_ns as _perf_ns
+    from time import perf_counter_ns as _perf_ns  # pyright: ignore[reportAttributeAccessIssue]  (CPython's time)
 
     def _ticks_us():
         return _perf_ns() // 1000

@@ -22,11 +22,7 @@ about 1.6 s memory) is largest and above 80 (about 5 points sustained),
 else ``smooth``.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 HINTS = (b"smooth", b"ease_accel", b"coast", b"idle", b"slow_down")
 H_SMOOTH = const(0)

@@ -23,11 +23,7 @@ reads the figures back.
 
 from array import array
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 # accumulator indices (whole, remainder pairs, then plain counters)
 DIST = const(0)

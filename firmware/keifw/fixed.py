@@ -6,11 +6,7 @@ split into a whole part and an exact remainder (see economy.py), and ratios
 are long divisions whose intermediate values stay below 10 * divisor.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 LIMIT = const(0x3FFFFFFF)
 # A wrapping "odometer" period for millimetres / microlitres: 2**20 * 1000,

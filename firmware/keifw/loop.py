@@ -22,24 +22,8 @@ from .telemetry import Writer
 from .validity import Validity, rec_time
 from .vehicle import Roles, REQUIRED, KIND_EV, KIND_HYBRID
 
-try:
-    import micropython
-    from micropython import const
-except ImportError:  # CPython: plain Python with the same semantics
-    # (only ``@micropython.viper`` spelt out is compiled as viper: the
-    # decorator is recognised by name at compile time, not imported)
-    class micropython:
-        @staticmethod
-        def viper(f):
-            return f
-
-    def const(x):
-        return x
-
-    def ptr8(x):
-        return x
-
-    ptr32 = ptr8
+import micropython
+from micropython import const
 
 TICK_US = const(100000)
 _WINDOW_S = const(300)
@@ -411,10 +395,12 @@ class Firmware:
         """One received frame from a port at firmware time t (us, 30-bit wrapping)."""
         ctx = self.ctx
         rec = self.rec
-        _put(rec, key, data, dlc)
+        _put(rec, key, data, dlc)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
         ctx[_C_T] = t
         ctx[_C_VIRTUAL] = 0
-        _scan(rec, 0, 1, ctx, self.tab, self.val.st, self.values, self.econ.p, self.econ.acc, self.decode_at)
+        # viper takes any buffer for a pointer argument; the stubs type the
+        # pointers as classes of their own
+        _scan(rec, 0, 1, ctx, self.tab, self.val.st, self.values, self.econ.p, self.econ.acc, self.decode_at)  # pyright: ignore[reportArgumentType]
 
     def records(self, buf, views, n, virtual):
         """Process n stream records held in buf (views: unused, kept for callers)."""
@@ -431,7 +417,7 @@ class Firmware:
         dec = self.decode_at
         j = 0
         while True:
-            j = _scan(buf, j, n, ctx, tab, st, values, p, acc, dec)
+            j = _scan(buf, j, n, ctx, tab, st, values, p, acc, dec)  # pyright: ignore[reportArgumentType]
             if j >= n:
                 break
             o = j * 24
@@ -866,6 +852,8 @@ class Firmware:
     # ------------------------------------------------------------------
     def poll_bus(self):
         port = self.port
+        if port is None:
+            return
         s = port.state()
         self.bus_state = s
         if s == 3:
@@ -922,14 +910,18 @@ class Firmware:
     def _send(self, idx, buf):
         gen = self.gen
         n = gen.encode(idx, self.values, buf)
-        if self.port.send(gen.MSG_IDS[idx], gen.MSG_EXTENDED[idx], buf, n):
+        port = self.port
+        if port is not None and port.send(gen.MSG_IDS[idx], gen.MSG_EXTENDED[idx], buf, n):
             self.tx_frames += 1
         else:
             self.tx_dropped += 1
 
     def save(self):
+        store = self.store
+        if store is None:
+            return
         try:
-            self.store.save(self.econ.acc, self.alerts)
+            store.save(self.econ.acc, self.alerts)
         except OSError as e:
             self.error("trip save failed: %s" % (e,))
 

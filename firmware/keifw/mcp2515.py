@@ -10,11 +10,7 @@ Frames are read when the INT pin is low (active low, RX0IE/RX1IE enabled);
 all SPI transfers use preallocated buffers, so polling allocates nothing.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 from . import record
 
@@ -109,10 +105,11 @@ class MCP2515Port:
     def from_config(cls, gen, cfg):
         from machine import SPI, Pin  # noqa: board only
 
-        kw = {}
-        if cfg["pin_sck"] is not None:
-            kw = {"sck": Pin(cfg["pin_sck"]), "mosi": Pin(cfg["pin_mosi"]), "miso": Pin(cfg["pin_miso"])}
-        spi = SPI(cfg["mcp2515_spi"], baudrate=cfg["mcp2515_baudrate"], polarity=0, phase=0, **kw)
+        if cfg["pin_sck"] is None:  # the bus's default pins
+            spi = SPI(cfg["mcp2515_spi"], baudrate=cfg["mcp2515_baudrate"], polarity=0, phase=0)
+        else:
+            spi = SPI(cfg["mcp2515_spi"], baudrate=cfg["mcp2515_baudrate"], polarity=0, phase=0,
+                      sck=Pin(cfg["pin_sck"]), mosi=Pin(cfg["pin_mosi"]), miso=Pin(cfg["pin_miso"]))
         cs = Pin(cfg["pin_cs"], Pin.OUT, value=1)
         int_pin = Pin(cfg["pin_int"], Pin.IN, Pin.PULL_UP)
         return cls(spi, cs, int_pin, gen, cfg["mcp2515_osc_mhz"], cfg["can_bitrate"], cfg["transmit"])

@@ -19,11 +19,7 @@ reads the timestamp's low 30 bits only (its wrapping clock, see compat.py),
 so no value it keeps ever leaves the 31-bit small-int range of a board.
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):
-        return x
+from micropython import const
 
 SIZE = const(24)
 OFF_TIMESTAMP = const(0)

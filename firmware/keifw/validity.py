@@ -13,25 +13,14 @@ message): the per-frame bookkeeping runs in the loop's viper frame scanner
 
 Viper is spelt ``@micropython.viper``: the compiler recognises the
 decorator by name (``from micropython import viper`` does not exist), and
-under CPython the shim below makes these plain functions with the same
+under CPython ``keifw.compat`` makes these plain functions with the same
 integer semantics.
 """
 
 from array import array
 
-try:
-    import micropython
-    from micropython import const
-except ImportError:  # CPython: plain Python, annotations are just names
-    class micropython:
-        @staticmethod
-        def viper(f):
-            return f
-
-    def const(x):
-        return x
-
-    ptr32 = ptr8 = None
+import micropython
+from micropython import const
 
 BAD_LIMIT = const(5)
 GOOD_LIMIT = const(2)
@@ -100,7 +89,7 @@ class Validity:
         return self.st[i * STRIDE + VALID]
 
     def bad(self, i):
-        mark_bad(self.st, i)
+        mark_bad(self.st, i)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
 
     def bad_total(self):
         t = 0
@@ -113,7 +102,7 @@ class Validity:
         """Timeouts at time t and the VALID flags in vb (the 10 Hz sweep);
         returns how many watched messages have a lost/restored event in
         ``events`` (bit 0 lost, bit 1 restored)."""
-        return sweep(self.st, self.n, t, self.vb, self.watch, self.reported, self.ever, self.events)
+        return sweep(self.st, self.n, t, self.vb, self.watch, self.reported, self.ever, self.events)  # pyright: ignore[reportArgumentType]
 
 
 @micropython.viper
