@@ -1,25 +1,18 @@
-"""Shared test helpers: the host package on sys.path, and running code in MicroPython."""
+"""Shared test helpers: running code in MicroPython and CPython, the DBC sets.
 
-import os
+The tests run against the installed keidrive (the README's test command
+installs it), as a user's tools would.
+"""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from keidrive.runtime import micropython_command
+
 ROOT = Path(__file__).resolve().parents[1]
-HOST = ROOT / "host"
-if str(HOST) not in sys.path:
-    sys.path.insert(0, str(HOST))
-
-from keidrive.runtime import micropython_command  # noqa: E402
-
-
-def host_env() -> dict:
-    """Environment for `python -m keidrive ...` subprocesses run from a source checkout."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST), env.get("PYTHONPATH")]))
-    return env
 
 
 def run_micropython(script: str, *args: str, timeout: float = 120) -> str:

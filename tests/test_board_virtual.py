@@ -20,7 +20,6 @@ from queue import Empty, Queue
 import pytest
 import serial
 
-from conftest import host_env
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("micropython") is None, reason="needs the MicroPython unix port"),
@@ -47,7 +46,7 @@ def mpremote(*args, env, timeout=30):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    e = host_env()
+    e = dict(os.environ)
     e["KEIDRIVE_BUS_DIR"] = str(tmp_path_factory.mktemp("bus"))
     return e
 

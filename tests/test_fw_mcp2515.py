@@ -9,7 +9,6 @@ real MicroPython unix port.
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 

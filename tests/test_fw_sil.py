@@ -1,12 +1,8 @@
 """The firmware in the loop (real MicroPython) against the simulator's ground truth."""
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from keidrive import record

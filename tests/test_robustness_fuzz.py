@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_DBCS = [ROOT / "dbc" / "kei_turbo_660.dbc", ROOT / "dbc" / "kei_ev.dbc",
              ROOT / "tests" / "dbc_fixtures" / "edge_cases.dbc"]
 SEED_TEXTS = [path.read_text(encoding="cp1252") for path in SEED_DBCS]
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+# Derandomized: CI sees the same examples every run (a red CI must mean a
+# change broke something); explore further locally with --hypothesis-seed.
+FUZZ = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
 
@@ -90,12 +92,11 @@ def test_dbc_cli_reports_a_bad_dbc_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    from conftest import host_env
 
     path = tmp_path / "bad.dbc"
     path.write_text('VERSION ""\nBU_: X\nBO_ 1 M: 8 X\n SG_ S : 70|16@1+ (1,0) [0|1] "" X\n')
     result = subprocess.run([sys.executable, "-m", "keidrive", "dbc", "compile", str(path), "-o",
-                             str(tmp_path / "out.py")], capture_output=True, text=True, env=host_env(), timeout=60)
+                             str(tmp_path / "out.py")], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

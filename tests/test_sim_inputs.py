@@ -1,7 +1,5 @@
 """Custom cycles, bad input, log formats and the command line."""
 
-import subprocess
-import sys
 
 import can
 import numpy as np

@@ -864,7 +864,6 @@ class Firmware:
         values = self.values
         slot = gen.SLOT
         buf = self.tx_buf
-        port = self.port
         if self.tx_eco >= 0:
             k = self.trip_kmpl_x1000()
             values[slot["KD_ECO_STATUS.InstantKmPerL"]] = self.instant_x100 // 5 if self.instant_x100 > 0 else 0

@@ -45,7 +45,6 @@ import struct
 import subprocess
 import tempfile
 import termios
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -6,6 +6,7 @@ with a message naming the file, message and signal.
 """
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -141,6 +142,11 @@ def message_attribute(loaded: LoadedDbc, message, name: str):
     else:
         return None
     if definition is not None and definition.choices and isinstance(value, int):
+        if not 0 <= value < len(definition.choices):
+            raise KeidriveError(
+                f"{loaded.path.name}: message {message.name}: attribute {name} is {value}, "
+                f"not one of its {len(definition.choices)} choices"
+            )
         return definition.choices[value]
     return value
 
@@ -150,6 +156,9 @@ def _signal_spec(where: str, signal) -> SignalSpec:
         raise KeidriveError(f"{where}.{signal.name}: IEEE float signals are not supported")
     if signal.length > MAX_SIGNAL_BITS:
         raise KeidriveError(f"{where}.{signal.name}: {signal.length}-bit signals are not supported (max 64)")
+    for what, number in (("scale", signal.scale), ("offset", signal.offset)):
+        if not math.isfinite(number):
+            raise KeidriveError(f"{where}.{signal.name}: {what} {number} is not a finite number")
     return SignalSpec(
         name=signal.name,
         start=signal.start,

@@ -25,8 +25,7 @@ Frame semantics (what a firmware integrating bus signals can rely on):
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

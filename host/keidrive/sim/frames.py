@@ -153,7 +153,6 @@ class MessageCodec:
             for i in self.crc_bytes:
                 crc = CRC_TABLE[crc ^ data[:, i]]
             crc ^= 0xFF
-            z = np.zeros(n, np.uint64)
             self._place(acc_le, acc_be, self.checksum, crc.astype(np.int64))
             data = self._bytes(acc_le, acc_be)
         return data[:, : self.length] if self.length < 8 else data

@@ -353,7 +353,6 @@ def _coolant(veh, eng, tr, p_fuel_warm, p_fric_fuel, seg_id, seg_gap, running):
         out.append(temp)
     out = np.asarray(out)
     # linear interpolation per step between block ends
-    tb = (np.arange(nb) + 1) * blk
     start = np.concatenate([[t_init], out[:-1]])
     k = np.arange(n)
     jb = k // blk
