@@ -19,7 +19,7 @@ SEED_DBCS = [ROOT / "dbc" / "kei_turbo_660.dbc", ROOT / "dbc" / "kei_ev.dbc",
              ROOT / "tests" / "dbc_fixtures" / "edge_cases.dbc"]
 SEED_TEXTS = [path.read_text(encoding="cp1252") for path in SEED_DBCS]
 # Derandomized: CI sees the same examples every run (a red CI must mean a
-# change broke something); explore further locally with --hypothesis-seed.
+# change broke something); raise max_examples locally to explore further.
 FUZZ = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
