@@ -26,7 +26,8 @@ Fixtures for your own scenarios:
   ``max_lost_s``, ``final``).
 * ``faults`` — the ``keidrive.faults`` module, for scenarios of your own.
 
-Use it from a conftest: ``pytest_plugins = ["hil.plugin"]``.
+Installed with keidrive as the module ``keidrive_hil`` and registered through
+the ``pytest11`` entry point: any pytest run has these fixtures.
 """
 
 from __future__ import annotations

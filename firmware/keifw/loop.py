@@ -115,7 +115,9 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
         b = i * 13
         if buf[o + 13] != tab[_T_LEN + i] or int(dec(i, bufo, o + 16, valo)) < 0:
             # wrong DLC or CHECKSUM: counted bad, not decoded; the next
-            # frame's COUNTER is the new reference
+            # frame's COUNTER is the new reference (validity.mark_bad's
+            # bookkeeping, inline: a viper call passing a pointer boxes the
+            # address on a 32-bit board, an allocation per bad frame)
             st[b + 11] = 1
             st[b + 10] += 1
             st[b + 9] = 0
