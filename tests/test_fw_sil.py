@@ -1,6 +1,10 @@
 """The firmware in the loop (real MicroPython) against the simulator's ground truth."""
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +100,29 @@ def test_dead_firmware_is_reported_not_hung(tmp_path):
     out = run_records(b"", {}, tree=bad, timeout=20)
     assert not out.ok and out.returncode != 0
     assert "boom" in out.failure()
+
+
+def test_a_stuck_firmware_is_stopped_and_reported_not_waited_for(tmp_path):
+    stuck = tmp_path / "fw"
+    stuck.mkdir()
+    (stuck / "main.py").write_text("import time\nprint('{\"type\":\"status\"}')\ntime.sleep(3600)\n")
+    started = time.monotonic()
+    out = run_records(b"", {}, tree=stuck, timeout=600, silence_limit=2)
+    assert time.monotonic() - started < 30
+    assert out.timed_out and not out.ok
+    assert "stopped answering" in out.failure()
+
+
+def test_a_firmware_dying_on_the_bus_is_one_clear_line(tmp_path):
+    """`keidrive run` with a runtime that dies at start: its last words, no hang, no traceback."""
+    runtime = tmp_path / "micropython"
+    runtime.write_text("#!/bin/sh\necho 'MemoryError: memory allocation failed' >&2\nexit 3\n")
+    runtime.chmod(0o755)
+    env = dict(os.environ, KEIDRIVE_BUS_DIR=str(tmp_path / "bus"))
+    result = subprocess.run(
+        [sys.executable, "-m", "keidrive", "run", "--cycle", "hwfet", "--runtime", str(runtime)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "exited with code 3" in lines[0] and "MemoryError" in lines[0]

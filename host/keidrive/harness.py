@@ -37,6 +37,9 @@ from .runtime import micropython_command
 
 RUNTIMES = ("micropython", "cpython")
 STDERR_TAIL_LINES = 40
+# A running firmware prints a status line every second of its time; one that
+# has said nothing for this long (wall time) is stuck, not slow.
+SILENCE_LIMIT_S = 60.0
 
 
 def firmware_command(runtime: str = "micropython", tree: str | os.PathLike | None = None) -> list[str]:
@@ -97,7 +100,7 @@ class FirmwareReport:
     def failure(self) -> str:
         """One line on why the run failed, with the firmware's last words."""
         if self.timed_out:
-            why = "the firmware did not finish in time"
+            why = "the firmware stopped answering (no output) or did not finish in time; it was stopped"
         elif self.returncode != 0:
             why = f"the firmware exited with code {self.returncode}"
         else:
@@ -141,6 +144,7 @@ class FirmwareProcess:
         ]
         self.events: list = []
         self._stderr: deque = deque(maxlen=STDERR_TAIL_LINES)
+        self._last_output = time.monotonic()
         self._on_event = on_event
         try:
             self.process = subprocess.Popen(
@@ -168,6 +172,7 @@ class FirmwareProcess:
             except ValueError:
                 event = {"type": "console", "line": text}
             self.events.append(event)
+            self._last_output = time.monotonic()
             if self._on_event is not None:
                 self._on_event(event)
 
@@ -192,14 +197,19 @@ class FirmwareProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def wait(self, timeout: float) -> FirmwareReport:
+    def wait(self, timeout: float, silence_limit: float = SILENCE_LIMIT_S) -> FirmwareReport:
+        """Its report once it exits; killed (``timed_out``) after ``timeout``
+        or after ``silence_limit`` seconds without a line of output."""
         timed_out = False
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self.process.kill()
-            self.process.wait()
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            now = time.monotonic()
+            if now > deadline or now - self._last_output > silence_limit:
+                timed_out = True
+                self.process.kill()
+                break
+            time.sleep(0.05)
+        self.process.wait()
         for reader in self._readers:
             reader.join(timeout=5)
         if self._owned_dir is not None:
@@ -263,13 +273,14 @@ def run_records(
     timeout: float = 600.0,
     workdir=None,
     tree=None,
+    silence_limit: float = SILENCE_LIMIT_S,
 ) -> FirmwareReport:
     """Feed ``records`` through stdin with the virtual clock; at end of input
     the firmware reports its trip and exits."""
     firmware = FirmwareProcess(config, runtime=runtime, workdir=workdir, tree=tree)
     writer = threading.Thread(target=lambda: (firmware.write(records), firmware.close_input()), daemon=True)
     writer.start()
-    report = firmware.wait(timeout)
+    report = firmware.wait(timeout, silence_limit)
     writer.join(timeout=5)
     return report
 
