@@ -113,12 +113,28 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
             ctx[_C_UNKNOWN] += 1
             continue
         b = i * 13
+        # bad: 1 before decoding (wrong DLC or CHECKSUM: not decoded, and the
+        # next frame's COUNTER is the new reference), 2 a COUNTER that did
+        # not advance by one
+        bad = 0
         if buf[o + 13] != tab[_T_LEN + i] or int(dec(i, bufo, o + 16, valo)) < 0:
-            # wrong DLC or CHECKSUM: counted bad, not decoded; the next
-            # frame's COUNTER is the new reference (validity.mark_bad's
-            # bookkeeping, inline: a viper call passing a pointer boxes the
-            # address on a 32-bit board, an allocation per bad frame)
-            st[b + 11] = 1
+            bad = 1
+        else:
+            cs = st[b + 3]
+            if cs >= 0 and cs < 0x10000:
+                c = values[cs]
+                prev = st[b + 2]
+                st[b + 2] = c
+                resync = st[b + 11]
+                st[b + 11] = 0
+                if st[b + 6] and not resync and c != ((prev + 1) & st[b + 4]):
+                    bad = 2
+        if bad:
+            # validity.mark_bad's bookkeeping, inline: a viper call passing a
+            # pointer boxes the address on a 32-bit board, an allocation per
+            # bad frame
+            if bad == 1:
+                st[b + 11] = 1
             st[b + 10] += 1
             st[b + 9] = 0
             if st[b + 8] < 255:
@@ -128,24 +144,6 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
                     st[b + 12] = 1
                 st[b + 7] = 0
             continue
-        # COUNTER: previous + 1 mod 2**bits
-        cs = st[b + 3]
-        if cs >= 0 and cs < 0x10000:
-            c = values[cs]
-            prev = st[b + 2]
-            st[b + 2] = c
-            resync = st[b + 11]
-            st[b + 11] = 0
-            if st[b + 6] and not resync and c != ((prev + 1) & st[b + 4]):
-                st[b + 10] += 1
-                st[b + 9] = 0
-                if st[b + 8] < 255:
-                    st[b + 8] += 1
-                if st[b + 8] >= 5:
-                    if st[b + 7]:
-                        st[b + 12] = 1
-                    st[b + 7] = 0
-                continue
         st[b + 8] = 0
         if not st[b + 7]:
             st[b + 9] += 1
