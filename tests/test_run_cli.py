@@ -164,3 +164,25 @@ def test_missing_micropython_says_what_to_install(tmp_path, env):
     result = keidrive("run", "--cycle", "hwfet", env=env, cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "KEIDRIVE_MICROPYTHON" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_on_a_channel_with_a_watcher_already_attached(tmp_path, env, monkeypatch):
+    """A watcher on the channel before the run starts must not be taken for
+    the firmware: the drive waits for the firmware itself, and both see every frame."""
+    import can
+
+    monkeypatch.setenv("KEIDRIVE_BUS_DIR", env["KEIDRIVE_BUS_DIR"])
+    watcher = can.Bus(interface="keidrive", channel="watched")
+    try:
+        result = keidrive("run", "--vehicle", "alto-na", "--cycle", "hwfet", "--bus", "keidrive:watched", "--json",
+                          "--plot", str(tmp_path / "p.png"), env=env)
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["firmware"]["distance_km"] == pytest.approx(report["truth"]["distance_km"], rel=0.005)
+        assert report["firmware"]["fuel_l"] == pytest.approx(report["truth"]["fuel_l"], rel=0.005)
+        seen = 0
+        while watcher.recv(1.0) is not None:
+            seen += 1
+        assert seen == report["frames"]
+    finally:
+        watcher.shutdown()

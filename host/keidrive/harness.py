@@ -312,29 +312,31 @@ def feed_over_bus(
     """
     from .busio import open_bus, play
     from .vbus.bus import KeidriveBus
-    from .vbus.hub import ensure_hub
+    from .vbus.hub import socket_path
 
     clock = "real" if realtime else "virtual"
     pace = (speed or 1.0) if realtime else None
     figures: dict = {"frames": int(len(records))}
     if bus is None or bus.startswith("keidrive:"):
         channel = bus.split(":", 1)[1] if bus else f"run-{os.getpid()}-{time.monotonic_ns()}"
-        path = ensure_hub(channel)
-        firmware = FirmwareProcess(config, runtime=runtime, socket_path=path, clock=clock, on_event=on_event)
+        sender = KeidriveBus(channel)  # starts the channel's hub if none runs
         try:
-            sender = KeidriveBus(channel)
-        except BaseException:
-            firmware.kill()
-            raise
-        try:
-            _wait_for_listener(sender, firmware, before=1)
-            figures.update(_send_records(sender, records, pace, on_sent))
-            sender.send_records(record.control(record.CONTROL_END_OF_DRIVE))
-            stats = sender.bus_stats()
-            figures.update(bus_load=stats["load"], bus_peak_load=stats["peak_load"])
-            report = firmware.wait(timeout)
+            # Watchers (cantools monitor, can.logger) may be attached already:
+            # the firmware is there once the count rises above this.
+            attached = sender.bus_stats()["clients"]
+            firmware = FirmwareProcess(
+                config, runtime=runtime, socket_path=socket_path(channel), clock=clock, on_event=on_event,
+            )
+            try:
+                _wait_for_listener(sender, firmware, attached)
+                figures.update(_send_records(sender, records, pace, on_sent))
+                sender.send_records(record.control(record.CONTROL_END_OF_DRIVE))
+                stats = sender.bus_stats()
+                figures.update(bus_load=stats["load"], bus_peak_load=stats["peak_load"])
+                report = firmware.wait(timeout)
+            finally:
+                firmware.kill()
         finally:
-            firmware.kill()
             sender.shutdown()
         return report, figures
 
@@ -373,13 +375,13 @@ def feed_over_bus(
     return report, figures
 
 
-def _wait_for_listener(sender, firmware: FirmwareProcess, before: int, timeout: float = 30.0) -> None:
+def _wait_for_listener(sender, firmware: FirmwareProcess, attached: int, timeout: float = 30.0) -> None:
     """Frames sent before the firmware has attached would be lost to it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not firmware.alive():
             raise KeidriveError(firmware.wait(1).failure())
-        if sender.bus_stats()["clients"] > before:
+        if sender.bus_stats()["clients"] > attached:
             return
         time.sleep(0.02)
     firmware.kill()
