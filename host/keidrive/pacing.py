@@ -54,3 +54,8 @@ class Pacer:
             "p99_ms": round(float(np.percentile(late, 99)), 3),
             "max_ms": round(float(late.max()), 3),
         }
+
+
+def describe(timing: dict) -> str:
+    """One line of a timing error (``Pacer.timing_error``) for a person."""
+    return f"lateness mean {timing['mean_ms']} ms, p99 {timing['p99_ms']} ms, max {timing['max_ms']} ms"

@@ -49,6 +49,7 @@ def run(args) -> int:
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
     from ..harness import feed_over_bus, firmware_command, firmware_config
+    from ..pacing import describe
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
@@ -70,8 +71,7 @@ def run(args) -> int:
             print(json.dumps(figures, indent=2))
         else:
             console.print(
-                f"played {figures['frames']} frames onto {args.bus} in {figures['wall_s']:.1f} s; "
-                f"lateness mean {figures['mean_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms"
+                f"played {figures['frames']} frames onto {args.bus} in {figures['wall_s']:.1f} s; {describe(figures)}"
             )
         return 0
 
@@ -81,9 +81,8 @@ def run(args) -> int:
     config = require_valid(firmware_config(vehicle_dbc, args.profile))
     firmware_command(args.runtime)  # a missing runtime fails before the replay starts
     records = record.from_messages(messages)
-    speed = None if args.fast else args.speed
-    if speed is None and args.bus and not args.fast:
-        speed = 1.0
+    # As fast as possible into the firmware; at recorded pace onto a bus.
+    speed = None if args.fast else (args.speed or (1.0 if args.bus else None))
     firmware, figures = feed_over_bus(
         records, config, bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed,
     )
@@ -104,9 +103,7 @@ def run(args) -> int:
     report.print_report(trip, truth, console, f"replay of {Path(args.log).name} ({vehicle_dbc}, {args.profile})")
     console.print(f"{len(records)} frames in {wall:.1f} s")
     if "mean_ms" in figures:
-        console.print(
-            f"pace: lateness mean {figures['mean_ms']} ms, p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms"
-        )
+        console.print(f"pace: {describe(figures)}")
     if args.plot:
         console.print(f"plot: {args.plot}")
     return 0

@@ -48,6 +48,7 @@ def run(args) -> int:
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
     from ..harness import feed_over_bus, firmware_command, firmware_config
+    from ..pacing import describe
 
     vehicle = sim.load_vehicle(args.vehicle)
     cycle = sim.load_cycle(args.cycle)
@@ -95,7 +96,7 @@ def run(args) -> int:
     speedup = duration / wall if wall else 0.0
     out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
     if "mean_ms" in figures:
-        out.print(f"pace: lateness mean {figures['mean_ms']} ms, p99 {figures['p99_ms']} ms")
+        out.print(f"pace: {describe(figures)}")
     out.print(f"plot: {plot_path}")
     return 0
 

@@ -27,6 +27,7 @@ def run(args) -> int:
     from .. import sim
     from ..errors import KeidriveError
     from ..busio import open_bus
+    from ..pacing import describe
     from ..sim.io import check_output_path
 
     if args.output:
@@ -43,11 +44,7 @@ def run(args) -> int:
         if bus is not None:
             pace = sim.stream(result, args.bus, realtime=not args.fast, bus=bus)
             if not args.fast:
-                print(
-                    f"sent {pace['frames']} frames on {args.bus}; lateness mean {pace['mean_ms']} ms, "
-                    f"p99 {pace['p99_ms']} ms, max {pace['max_ms']} ms",
-                    file=sys.stderr,
-                )
+                print(f"sent {pace['frames']} frames on {args.bus}; {describe(pace)}", file=sys.stderr)
     finally:
         if bus is not None:
             bus.shutdown()
