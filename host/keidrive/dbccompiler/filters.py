@@ -17,6 +17,7 @@ fraction of each id space (an 11-bit false accept weighs 2**18 29-bit ones),
 which treats every id of a space as equally likely on the bus.
 """
 
+import heapq
 import itertools
 from dataclasses import dataclass
 
@@ -29,6 +30,9 @@ EID_BITS = EXTENDED_BITS - STANDARD_BITS
 SID_MASK_29 = ((1 << STANDARD_BITS) - 1) << EID_BITS
 DEFAULT_MAX_FILTERS = 8
 MCP2515_FILTERS_PER_MASK = (2, 4)
+# Ids the MCP2515 search may put behind RXM0: all of them up to this many,
+# else this many chosen by how much their removal narrows RXM1.
+MCP2515_CANDIDATES = 24
 
 
 @dataclass(frozen=True)
@@ -71,51 +75,89 @@ def _weighted_false_accepts(filters: list[MaskFilter], needed: int) -> int:
     return accepted - needed
 
 
-def _agreement_filter(ids: frozenset[int], extended: bool) -> MaskFilter:
-    """The narrowest single filter passing all ``ids``: mask = bits on which they agree."""
-    width = EXTENDED_BITS if extended else STANDARD_BITS
-    first = min(ids)
-    disagree = 0
-    for frame_id in ids:
-        disagree |= frame_id ^ first
-    mask = ((1 << width) - 1) & ~disagree
-    return MaskFilter(first & mask, mask, extended)
+@dataclass
+class SearchWork:
+    """The filter searches' deterministic work, which their time is proportional to.
+
+    ``merges``: candidate machine.CAN merges costed (O(1) each);
+    ``masked_ids``: ids masked and hashed by the MCP2515 mask search.
+    Tests bound these instead of wall time.
+    """
+
+    merges: int = 0
+    masked_ids: int = 0
 
 
-def _group_cost(ids: frozenset[int], extended: bool) -> int:
-    weight = 1 if extended else 1 << EID_BITS
-    return (_agreement_filter(ids, extended).size - len(ids)) * weight
+@dataclass(frozen=True)
+class _Group:
+    """Ids merged behind one machine.CAN filter, summarised by their bitwise AND and OR."""
+
+    all_ones: int
+    any_ones: int
+    count: int
+    extended: bool
+
+    def merged(self, other: "_Group") -> "_Group":
+        return _Group(self.all_ones & other.all_ones, self.any_ones | other.any_ones,
+                      self.count + other.count, self.extended)
+
+    @property
+    def filter(self) -> MaskFilter:
+        """The narrowest single filter passing every id: mask = bits on which they agree."""
+        width = EXTENDED_BITS if self.extended else STANDARD_BITS
+        mask = ((1 << width) - 1) & ~(self.all_ones ^ self.any_ones)
+        return MaskFilter(self.all_ones & mask, mask, self.extended)
+
+    @property
+    def cost(self) -> int:
+        weight = 1 if self.extended else 1 << EID_BITS
+        return ((1 << bin(self.all_ones ^ self.any_ones).count("1")) - self.count) * weight
 
 
 def machine_can_filters(
-    standard_ids: set[int], extended_ids: set[int], max_filters: int = DEFAULT_MAX_FILTERS
+    standard_ids: set[int], extended_ids: set[int], max_filters: int = DEFAULT_MAX_FILTERS,
+    work: SearchWork | None = None,
 ) -> list[MaskFilter] | None:
     """At most ``max_filters`` filters passing every needed id, or None when nothing is needed.
 
     Agglomerative: start with one exact filter per id and merge the pair of
-    same-kind groups whose merge adds the fewest false accepts.
+    same-kind groups whose merge adds the fewest false accepts. A group is
+    kept as its ids' AND and OR, so a merge's cost is O(1); candidate merges
+    sit in a heap (stale ones skipped), O(n**2 log n) for n ids.
     """
     kinds = (len(standard_ids) > 0) + (len(extended_ids) > 0)
     if kinds == 0:
         return None
     if max_filters < kinds:
         raise KeidriveError(f"{max_filters} hardware filter(s) cannot pass both standard and extended ids")
-    groups = [(frozenset([i]), False) for i in sorted(standard_ids)]
-    groups += [(frozenset([i]), True) for i in sorted(extended_ids)]
+    groups: dict[int, _Group] = {}
+    for extended, ids in ((False, standard_ids), (True, extended_ids)):
+        for frame_id in sorted(ids):
+            groups[len(groups)] = _Group(frame_id, frame_id, 1, extended)
+    heap: list[tuple[int, int, int]] = []
+
+    work = work or SearchWork()
+
+    def push(a: int, b: int) -> None:
+        # Keys grow with creation, so (cost, a, b) breaks ties as a scan of
+        # the groups in creation order would: the first cheapest pair.
+        if groups[a].extended == groups[b].extended:
+            work.merges += 1
+            merged = groups[a].merged(groups[b])
+            heapq.heappush(heap, (merged.cost - groups[a].cost - groups[b].cost, a, b))
+
+    for a, b in itertools.combinations(list(groups), 2):
+        push(a, b)
+    next_key = len(groups)
     while len(groups) > max_filters:
-        best = None
-        for (a, group_a), (b, group_b) in itertools.combinations(enumerate(groups), 2):
-            if group_a[1] != group_b[1]:
-                continue
-            merged = group_a[0] | group_b[0]
-            extended = group_a[1]
-            added = _group_cost(merged, extended) - _group_cost(group_a[0], extended) - _group_cost(group_b[0], extended)
-            if best is None or added < best[0]:
-                best = (added, a, b)
-        _, a, b = best
-        merged_group = (groups[a][0] | groups[b][0], groups[a][1])
-        groups = [group for i, group in enumerate(groups) if i not in (a, b)] + [merged_group]
-    filters = [_agreement_filter(ids, extended) for ids, extended in groups]
+        _, a, b = heapq.heappop(heap)
+        if a not in groups or b not in groups:
+            continue  # one side was merged already
+        groups[next_key] = groups.pop(a).merged(groups.pop(b))
+        for other in list(groups)[:-1]:
+            push(other, next_key)
+        next_key += 1
+    filters = [group.filter for group in groups.values()]
     return sorted(filters, key=lambda f: (f.extended, f.id, f.mask))
 
 
@@ -149,7 +191,7 @@ class Mcp2515Group:
         return (self.mask >> EID_BITS, False)
 
 
-def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int) -> Mcp2515Group:
+def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int, work: SearchWork) -> Mcp2515Group:
     """A mask keeping as many bits as possible while ``items`` need at most ``n_filters`` filters."""
     if not items:
         return Mcp2515Group((1 << EXTENDED_BITS) - 1, ())
@@ -158,6 +200,7 @@ def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int) -> Mcp251
     values = [(_register_value(i, extended), extended) for i, extended in items]
 
     def distinct(candidate_mask: int) -> set[tuple[int, bool]]:
+        work.masked_ids += len(values)
         return {(value & candidate_mask, extended) for value, extended in values}
 
     while len(distinct(mask)) > n_filters:
@@ -176,14 +219,20 @@ def _mcp2515_cost(groups: list[Mcp2515Group], needed: int) -> int:
     return _weighted_false_accepts([f for group in groups for f in group.mask_filters()], needed)
 
 
-def mcp2515_filters(standard_ids: set[int], extended_ids: set[int]) -> tuple[list[tuple[int, bool]], list[tuple[int, bool]]]:
+def mcp2515_filters(
+    standard_ids: set[int], extended_ids: set[int], work: SearchWork | None = None
+) -> tuple[list[tuple[int, bool]], list[tuple[int, bool]]]:
     """``(masks, filters)``: 2 masks (RXM0, RXM1) and 6 filters (RXF0-1 use RXM0, RXF2-5 RXM1).
 
-    Search: every split putting at most two ids behind RXM0 (such a pair is
-    matched exactly), then moves of single ids between the masks while that
-    lowers the false accepts. Unused filters repeat a used one, since a
+    Search: every split putting at most two candidate ids behind RXM0 (such
+    a pair is matched exactly), then moves of single candidates between the
+    masks while that lowers the false accepts. With more than
+    MCP2515_CANDIDATES ids, the candidates are the MCP2515_CANDIDATES ids
+    whose removal narrows RXM1 most, which bounds the search at O(n**2)
+    masked ids instead of O(n**3). Unused filters repeat a used one, since a
     cleared filter register would accept id 0.
     """
+    work = work or SearchWork()
     items = sorted([(i, False) for i in standard_ids] + [(i, True) for i in extended_ids], key=lambda x: (x[1], x[0]))
     if not items:
         # Nothing to receive: exact masks on an id we would ignore anyway.
@@ -196,16 +245,20 @@ def mcp2515_filters(standard_ids: set[int], extended_ids: set[int]) -> tuple[lis
         groups = []
         for part, n_filters in zip((first, everything - first), MCP2515_FILTERS_PER_MASK):
             if (part, n_filters) not in cache:
-                cache[part, n_filters] = _mcp2515_group(part, n_filters)
+                cache[part, n_filters] = _mcp2515_group(part, n_filters, work)
             groups.append(cache[part, n_filters])
         return _mcp2515_cost(groups, len(items)), groups
 
-    candidates = [frozenset(c) for size in (0, 1, 2) for c in itertools.combinations(items, size)]
-    best_first = min(candidates, key=lambda c: (split_cost(c)[0], sorted(c)))
+    candidates = items
+    if len(items) > MCP2515_CANDIDATES:
+        ranked = sorted(items, key=lambda item: (split_cost(frozenset([item]))[0], item))
+        candidates = sorted(ranked[:MCP2515_CANDIDATES], key=lambda x: (x[1], x[0]))
+    splits = [frozenset(c) for size in (0, 1, 2) for c in itertools.combinations(candidates, size)]
+    best_first = min(splits, key=lambda c: (split_cost(c)[0], sorted(c)))
     improved = True
     while improved:
         improved = False
-        for item in items:
+        for item in candidates:
             moved = best_first ^ {item}
             if split_cost(moved)[0] < split_cost(best_first)[0]:
                 best_first, improved = moved, True
