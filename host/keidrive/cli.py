@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     "simulate",
     "cycles",
     "vehicles",
+    "profiles",
     "bench",
     "flash",
     "monitor",

@@ -13,12 +13,30 @@ from .paths import firmware_dir
 
 
 @cache
-def schema_module():
-    path = firmware_dir() / "keifw" / "config.py"
-    spec = importlib.util.spec_from_file_location("keidrive_firmware_config", path)
+def firmware_module(name: str):
+    """A self-contained data module of the firmware (``keifw/<name>.py``:
+    config's schema, alerts' profile table) loaded under CPython. Its
+    ``from micropython import const`` sees a stand-in only while it loads,
+    so nothing else in this process mistakes CPython for MicroPython."""
+    import sys
+    import types
+
+    path = firmware_dir() / "keifw" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"keidrive_firmware_{name}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    stand_in = "micropython" not in sys.modules
+    if stand_in:
+        sys.modules["micropython"] = types.SimpleNamespace(const=lambda value: value)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if stand_in:
+            del sys.modules["micropython"]
     return module
+
+
+def schema_module():
+    return firmware_module("config")
 
 
 def require_valid(config: dict) -> dict:

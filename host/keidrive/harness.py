@@ -296,6 +296,7 @@ def feed_over_bus(
     on_event=None,
     on_sent=None,
     timeout: float = 3600.0,
+    clock: str | None = None,
 ) -> tuple[FirmwareReport, dict]:
     """Put ``records`` (numpy, ``record.DTYPE``) on a bus the firmware listens to.
 
@@ -305,7 +306,9 @@ def feed_over_bus(
     ``INTERFACE:CHANNEL``: the frames go onto it and a bridge carries what the
     bus delivers into the firmware. ``realtime`` plays at recorded pace
     (``speed`` times it) with the firmware on its own clock; otherwise frames
-    go as fast as the firmware takes them, on the virtual clock.
+    go as fast as the firmware takes them, on the virtual clock. ``clock``
+    "virtual" keeps the firmware on the frames' time while ``realtime`` paces
+    their delivery (a replay at ``speed`` N integrates the log's trip).
 
     Returns the firmware's report and the bus figures (pace timing error,
     frames, bus load where the bus reports it).
@@ -314,7 +317,7 @@ def feed_over_bus(
     from .vbus.bus import KeidriveBus
     from .vbus.hub import socket_path
 
-    clock = "real" if realtime else "virtual"
+    clock = clock or ("real" if realtime else "virtual")
     pace = (speed or 1.0) if realtime else None
     figures: dict = {"frames": int(len(records))}
     if bus is None or bus.startswith("keidrive:"):

@@ -21,7 +21,32 @@ FIGURES = (
     ("pack energy", "energy_kwh", "energy_kwh", "{:.3f} kWh"),
 )
 
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
 LEVEL_COLOURS = {"advisory": "#f2c94c", "caution": "#f2994a", "critical": "#eb5757"}
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """The plot path, or one clear error before any work is done: a format
+    matplotlib writes here, an existing, writable folder."""
+    import os
+
+    path = Path(path)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise KeidriveError(f"--plot wants a {', '.join(PLOT_SUFFIXES)} file, got {str(path)!r}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise KeidriveError(f"cannot write plot {path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise KeidriveError(f"cannot write plot {path}: is a directory")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise KeidriveError(f"cannot write plot {path}: permission denied")
+    return path
+
+
+def runtime_line(runtime: str, executable: str) -> str:
+    """The report's line naming what the firmware ran in."""
+    return f"runtime: {runtime} ({executable})" if runtime != executable else f"runtime: {executable}"
 
 
 def firmware_figures(trip: dict) -> dict:
@@ -114,9 +139,7 @@ def plot(path: str | Path, statuses: list, trip: dict, trace: dict | None = None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise KeidriveError(f"cannot write plot {path}: directory {path.parent} does not exist")
+    path = check_plot_path(path)
     times = [s["t_s"] for s in statuses]
     figure, (speed_ax, economy_ax, engine_ax) = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
     if trace is not None:
@@ -153,8 +176,8 @@ def plot(path: str | Path, statuses: list, trip: dict, trace: dict | None = None
     figure.tight_layout()
     try:
         figure.savefig(path, dpi=110)
-    except OSError as error:
-        raise KeidriveError(f"cannot write plot {path}: {error.strerror}") from None
+    except (OSError, ValueError) as error:
+        raise KeidriveError(f"cannot write plot {path}: {getattr(error, 'strerror', None) or error}") from None
     finally:
         plt.close(figure)
     return path

@@ -16,6 +16,8 @@ from ..busio import open_bus, play
 from ..errors import KeidriveError
 
 LOG_SUFFIXES = (".asc", ".blf", ".log", ".trc", ".csv")
+# Writers python-can lists but that need a package of their own.
+OPTIONAL_WRITERS = {".mf4": "asammdf"}
 
 
 def _known_suffixes():
@@ -28,13 +30,19 @@ def _known_suffixes():
 
 def check_output_path(path) -> Path:
     """Raise KeidriveError for an unknown suffix or an unwritable location."""
+    from importlib.util import find_spec
+
+    from ..drivelog import log_suffix
+
     path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    suffix = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    suffix = log_suffix(path)
     known = _known_suffixes()
     if suffix not in known:
         raise KeidriveError(f"cannot write {path}: unknown log format {suffix or '(no suffix)'!r}; "
                             f"use one of {', '.join(known)}")
+    package = OPTIONAL_WRITERS.get(suffix)
+    if package is not None and find_spec(package) is None:
+        raise KeidriveError(f"cannot write {path}: python-can's {suffix} writer needs {package} (pip install {package})")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise KeidriveError(f"cannot write {path}: directory {parent} does not exist")

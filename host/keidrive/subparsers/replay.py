@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -35,8 +36,12 @@ def add_subparser(subparsers) -> None:
     pace.add_argument("--fast", action="store_true", help="as fast as possible")
     parser.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH")
     parser.add_argument("--truth", metavar="FILE.json", help="ground truth to compare (keidrive simulate --json)")
-    parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive (.png .pdf .svg)")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print the report as JSON: firmware, frames, wall_s, runtime, unknown_frames, explained_share, "
+        "truncated (null, or where the log was cut), and truth and timing_error when they apply",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,16 +50,20 @@ def run(args) -> int:
 
     from .. import report
     from ..busio import open_bus, play
-    from ..drivelog import guess_vehicle_dbc, read_log
+    from ..drivelog import guess_vehicle_dbc, read_drive_log, require_coverage, require_same_drive
     from ..errors import KeidriveError
-    from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_command, firmware_config
+    from ..harness import firmware_command
     from ..pacing import describe
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
+    if args.plot:
+        report.check_plot_path(args.plot)
     truth = _load_truth(args.truth) if args.truth else None
-    messages = read_log(args.log)
+    log = read_drive_log(args.log)
+    messages = log.messages
+    if log.truncated:
+        print(f"keidrive: note: {log.describe_cut(args.log)}", file=sys.stderr)
     console = Console()
     started = time.perf_counter()
 
@@ -75,7 +84,52 @@ def run(args) -> int:
             )
         return 0
 
+    # Before the drive: a log the DBC does not explain, or a truth of another drive.
+    log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
+    unknown, share = require_coverage(messages, log_dbc, args.log)
+    if truth is not None:
+        require_same_drive(truth, log_dbc, log, args.truth)
+    executable = firmware_command(args.runtime)[0]
+    vehicle_dbc, records, firmware, figures = drive(args, messages)
+    wall = time.perf_counter() - started
+    trip = firmware.trip
+    # The report first: a plot that fails late must not lose it.
+    if args.json:
+        out = {
+            "firmware": report.firmware_figures(trip), "frames": len(records), "wall_s": round(wall, 3),
+            "runtime": executable, "unknown_frames": unknown, "explained_share": share, "truncated": log.truncated,
+        }
+        if truth is not None:
+            out["truth"] = truth
+        if "mean_ms" in figures:
+            out["timing_error"] = {k: figures[k] for k in ("mean_ms", "p99_ms", "max_ms")}
+        print(json.dumps(out, indent=2))
+    else:
+        report.print_report(trip, truth, console, f"replay of {Path(args.log).name} ({vehicle_dbc}, {args.profile})")
+        console.print(f"{vehicle_dbc} explains {share * 100:.1f} % of the frames ({unknown} unknown)")
+        if log.truncated:
+            console.print(log.describe_cut(args.log))
+        console.print(f"{len(records)} frames in {wall:.1f} s")
+        console.print(report.runtime_line(args.runtime, executable))
+        if "mean_ms" in figures:
+            console.print(f"pace: {describe(figures)}")
+    if args.plot:
+        report.plot(args.plot, firmware.statuses, trip, None, f"replay of {Path(args.log).name}")
+        if not args.json:
+            console.print(f"plot: {args.plot}")
+    return 0
+
+
+def drive(args, messages):
+    """The log's ``messages`` into the firmware as ``args`` asks: (vehicle
+    DBC, records, firmware report, bus figures). ``keidrive fleet`` replays
+    each of its logs through this, so a fleet trip is the trip of the same
+    ``keidrive replay``. A firmware that fails raises with its reason."""
     from .. import record
+    from ..drivelog import guess_vehicle_dbc
+    from ..errors import KeidriveError
+    from ..fwconfig import require_valid
+    from ..harness import feed_over_bus, firmware_command, firmware_config
 
     vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
     config = require_valid(firmware_config(vehicle_dbc, args.profile))
@@ -83,30 +137,18 @@ def run(args) -> int:
     records = record.from_messages(messages)
     # As fast as possible into the firmware; at recorded pace onto a bus.
     speed = None if args.fast else (args.speed or (1.0 if args.bus else None))
+    if speed not in (None, 1.0) and args.bus and not args.bus.startswith("keidrive:"):
+        # The bridge hands the firmware the bus's receive times, not the log's.
+        raise KeidriveError(f"--speed {speed:g} with the firmware on {args.bus}: only recorded pace (1) works there")
+    # The firmware integrates on the frames' own time (virtual clock); the
+    # pace only spaces their delivery, so --speed never rescales the trip.
     firmware, figures = feed_over_bus(
         records, config, bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed,
+        clock="virtual",
     )
-    wall = time.perf_counter() - started
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
-    trip = firmware.trip
-    if args.plot:
-        report.plot(args.plot, firmware.statuses, trip, None, f"replay of {Path(args.log).name}")
-    if args.json:
-        out = {"firmware": report.firmware_figures(trip), "frames": len(records), "wall_s": round(wall, 3)}
-        if truth is not None:
-            out["truth"] = truth
-        if "mean_ms" in figures:
-            out["timing_error"] = {k: figures[k] for k in ("mean_ms", "p99_ms", "max_ms")}
-        print(json.dumps(out, indent=2))
-        return 0
-    report.print_report(trip, truth, console, f"replay of {Path(args.log).name} ({vehicle_dbc}, {args.profile})")
-    console.print(f"{len(records)} frames in {wall:.1f} s")
-    if "mean_ms" in figures:
-        console.print(f"pace: {describe(figures)}")
-    if args.plot:
-        console.print(f"plot: {args.plot}")
-    return 0
+    return vehicle_dbc, records, firmware, figures
 
 
 def _load_truth(path: str) -> dict:

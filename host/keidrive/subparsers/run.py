@@ -35,8 +35,16 @@ def add_subparser(subparsers) -> None:
         help="also write the firmware's telemetry JSON lines to FILE as they come (-: stdout, the report then "
         "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
     )
-    parser.add_argument("--plot", metavar="FILE.png", help="plot path (default: keidrive-<vehicle>-<cycle>.png)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    plot = parser.add_mutually_exclusive_group()
+    plot.add_argument(
+        "--plot", metavar="FILE.png",
+        help="plot path, .png .pdf or .svg (default: keidrive-<vehicle>-<cycle>.png; with --json only when given)",
+    )
+    plot.add_argument("--no-plot", action="store_true", help="write no plot")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print the report as JSON (truth, firmware, frames, wall_s, runtime); writes a plot only with --plot",
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,24 +52,20 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .. import record, report, sim
-    from ..errors import KeidriveError
-    from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_command, firmware_config
+    from .. import report
+    from ..harness import firmware_command
     from ..pacing import describe
 
-    vehicle = sim.load_vehicle(args.vehicle)
-    cycle = sim.load_cycle(args.cycle)
-    config = require_valid(firmware_config(vehicle.dbc, args.profile))
-    firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
-    plot_path = args.plot or f"keidrive-{vehicle.name}-{cycle.name}.png"
+    vehicle, cycle, config = prepare(args)
+    executable = firmware_command(args.runtime)[0]
+    plot_path = _plot_path(args, vehicle, cycle)
+    if plot_path is not None:
+        report.check_plot_path(plot_path)  # before minutes of driving, not after
 
     console = Console(stderr=True)
     telemetry = _open_telemetry(args.telemetry)
     started = time.perf_counter()
-    result = sim.simulate(vehicle, cycle)
-    records = record.from_frames(result.frames)
-    duration = result.truth["duration_s"]
+    duration = cycle.duration_s
     with Progress(
         TextColumn(f"{vehicle.name} on {cycle.name}"), BarColumn(), TextColumn("{task.fields[t]:>7.0f} s"),
         TimeRemainingColumn(), console=console, transient=True, disable=args.json and not console.is_terminal,
@@ -75,30 +79,75 @@ def run(args) -> int:
             if event.get("type") == "status":
                 progress.update(task, completed=min(event["t_s"], duration), t=event["t_s"])
 
-        firmware, figures = feed_over_bus(
-            records, config, bus=args.bus, runtime=args.runtime, realtime=args.realtime, on_event=on_event,
-        )
+        result, firmware, figures = drive(args, vehicle, cycle, config, on_event=on_event)
     wall = time.perf_counter() - started
-    if not firmware.ok:
-        raise KeidriveError(firmware.failure())
     trip = firmware.trip
-    report.plot(plot_path, firmware.statuses, trip, result.trace, f"{vehicle.name} on {cycle.name}, {args.profile}")
+    # The report first: a plot that fails late must not lose a drive that ran.
+    out = Console(stderr=args.telemetry == "-")
     if args.json:
         print(json.dumps({
             "truth": result.truth,
             "firmware": report.firmware_figures(trip),
             "frames": result.truth["frames"],
             "wall_s": round(wall, 3),
+            "runtime": executable,
         }, indent=2))
-        return 0
-    out = Console(stderr=args.telemetry == "-")
-    report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
-    speedup = duration / wall if wall else 0.0
-    out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
-    if "mean_ms" in figures:
-        out.print(f"pace: {describe(figures)}")
-    out.print(f"plot: {plot_path}")
+    else:
+        report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
+        speedup = duration / wall if wall else 0.0
+        out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
+        out.print(report.runtime_line(args.runtime, executable))
+        if "mean_ms" in figures:
+            out.print(f"pace: {describe(figures)}")
+    if plot_path is not None:
+        report.plot(plot_path, firmware.statuses, trip, result.trace, f"{vehicle.name} on {cycle.name}, {args.profile}")
+        if not args.json:
+            out.print(f"plot: {plot_path}")
     return 0
+
+
+def _plot_path(args, vehicle, cycle) -> str | None:
+    """--plot's path; without it the default name, except with --json (a
+    machine's report writes no file it was not asked for) or --no-plot."""
+    if args.plot is not None:
+        return args.plot
+    if args.no_plot or args.json:
+        return None
+    return f"keidrive-{vehicle.name}-{cycle.name}.png"
+
+
+def prepare(args):
+    """The vehicle, cycle and firmware config of the drive ``args`` asks for;
+    bad input fails here, before any work. ``keidrive fleet`` prepares and
+    drives each of its simulated drives through this and ``drive``, so a
+    fleet trip is the trip of the same ``keidrive run``."""
+    from .. import sim
+    from ..fwconfig import require_valid
+    from ..harness import firmware_command, firmware_config
+
+    vehicle = sim.load_vehicle(args.vehicle)
+    cycle = sim.load_cycle(args.cycle)
+    config = require_valid(firmware_config(vehicle.dbc, args.profile))
+    firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
+    return vehicle, cycle, config
+
+
+def drive(args, vehicle, cycle, config, on_event=None):
+    """Simulate the drive and feed its traffic to the firmware over the bus:
+    (simulator result, firmware report, bus figures). A firmware that fails
+    raises with its reason."""
+    from .. import record, sim
+    from ..errors import KeidriveError
+    from ..harness import feed_over_bus
+
+    result = sim.simulate(vehicle, cycle)
+    firmware, figures = feed_over_bus(
+        record.from_frames(result.frames), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
+        on_event=on_event,
+    )
+    if not firmware.ok:
+        raise KeidriveError(firmware.failure())
+    return result, firmware, figures
 
 
 def _open_telemetry(path: str | None):

@@ -25,15 +25,15 @@ def add_subparser(subparsers) -> None:
 
 def run(args) -> int:
     from .. import sim
-    from ..errors import KeidriveError
     from ..busio import open_bus
     from ..pacing import describe
+    from ..report import check_plot_path
     from ..sim.io import check_output_path
 
     if args.output:
         check_output_path(args.output)  # fail before minutes of work
-    if args.plot and not args.plot.lower().endswith((".png", ".pdf", ".svg")):
-        raise KeidriveError(f"--plot wants a .png, .pdf or .svg file, got {args.plot!r}")
+    if args.plot:
+        check_plot_path(args.plot)
     bus = open_bus(args.bus) if args.bus else None
     try:
         result = sim.simulate(args.vehicle, args.cycle)
