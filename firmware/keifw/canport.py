@@ -98,10 +98,36 @@ class StreamPort:
         pass
 
 
+class Backoff:
+    """When a bus-off restart may be tried again: 100 ms, doubling to 5 s.
+
+    On the 30-bit us clock itself: a ms count taken from it wraps at
+    2**30 // 1000, where tdiff would stall the back-off for good.
+    """
+
+    def __init__(self):
+        self.ms = 100
+        self.at = 0
+        self.tried = False
+
+    def due(self, now):
+        """True (and the next attempt scheduled) when a restart may run now."""
+        if self.tried and tdiff(now, self.at) < 0:
+            return False
+        self.tried = True
+        self.at = tadd(now, self.ms * 1000)
+        self.ms = min(self.ms * 2, 5000)
+        return True
+
+    def reset(self):
+        """The controller is error active again: the next bus-off starts at 100 ms."""
+        self.ms = 100
+
+
 class MachineCANPort:
     """machine.CAN (MicroPython v1.28+ API): set_filters, recv(list), restart."""
 
-    def __init__(self, gen, can_id=0, bitrate=500000, transmit=False):
+    def __init__(self, gen, can_id=1, bitrate=500000, transmit=False):
         # machine.CAN is upstream since v1.28 (STM32 today; the ESP32 and RP2040
         # stubs do not list it yet)
         from machine import CAN  # pyright: ignore[reportAttributeAccessIssue]
@@ -120,8 +146,7 @@ class MachineCANPort:
         self.buf = bytearray(8)
         self.rx = [0, memoryview(self.buf), 0, 0]
         self.ext_flag = CAN.FLAG_EXT_ID
-        self.backoff_ms = 100
-        self.restart_at = 0
+        self.backoff = Backoff()
         self.restarts = 0
         self.overruns = 0
 
@@ -153,7 +178,7 @@ class MachineCANPort:
         s = self.can.state()
         C = self.CAN
         if s == C.STATE_ACTIVE:
-            self.backoff_ms = 100
+            self.backoff.reset()
             return STATE_ACTIVE
         if s == C.STATE_WARNING:
             return STATE_WARNING
@@ -164,13 +189,8 @@ class MachineCANPort:
         return STATE_STOPPED
 
     def restart(self):
-        """Bus-off recovery with exponential back-off (100 ms .. 5 s)."""
-        # on the 30-bit us clock itself: a ms count taken from it wraps at
-        # 2**30 // 1000, where tdiff would stall the back-off for good
-        now = now_us()
-        if self.restarts and tdiff(now, self.restart_at) < 0:
+        """Bus-off recovery, rate-limited by the back-off."""
+        if not self.backoff.due(now_us()):
             return
         self.can.restart()
         self.restarts += 1
-        self.restart_at = tadd(now, self.backoff_ms * 1000)
-        self.backoff_ms = min(self.backoff_ms * 2, 5000)
