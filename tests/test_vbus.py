@@ -128,7 +128,7 @@ def test_bitrate_pacing_and_bus_load():
 
 def test_a_dead_hubs_socket_is_replaced(tmp_path):
     bus_dir = tmp_path / "bus"
-    bus_dir.mkdir()
+    bus_dir.mkdir(mode=0o700)
     (bus_dir / "stale.sock").write_bytes(b"")
     a = can.Bus(interface="keidrive", channel="stale")
     b = can.Bus(interface="keidrive", channel="stale")

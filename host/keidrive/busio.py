@@ -1,5 +1,5 @@
-"""Opening any python-can bus from ``INTERFACE:CHANNEL`` and playing frames
-onto it at a recorded pace."""
+"""Opening any python-can bus from ``INTERFACE:CHANNEL[@BITRATE]`` and playing
+frames onto it at a recorded pace."""
 
 import can
 
@@ -7,13 +7,34 @@ from .errors import KeidriveError
 from .pacing import Pacer
 
 
-def open_bus(spec: str, **kwargs) -> can.BusABC:
-    """A python-can bus from ``INTERFACE:CHANNEL`` (``keidrive:sim0``,
-    ``socketcan:vcan0``, ``slcan:/dev/ttyACM0``...); one clear error if it
-    cannot be opened."""
+def parse_bus(spec: str) -> tuple[str, str, int | None]:
+    """(interface, channel, bitrate or None) of ``INTERFACE:CHANNEL[@BITRATE]``.
+
+    The bitrate is the last ``@`` part, so a channel that carries its own
+    (slcan's serial speed, ``ttyACM0@115200``) takes both:
+    ``slcan:/dev/ttyACM0@115200@500000``.
+    """
     interface, sep, channel = spec.partition(":")
     if not sep or not interface or not channel:
-        raise KeidriveError(f"bad bus {spec!r}: expected INTERFACE:CHANNEL, e.g. keidrive:sim0 or socketcan:vcan0")
+        raise KeidriveError(
+            f"bad bus {spec!r}: expected INTERFACE:CHANNEL[@BITRATE], e.g. keidrive:sim0 or socketcan:vcan0@500000"
+        )
+    bitrate = None
+    if "@" in channel:
+        channel, _, text = channel.rpartition("@")
+        if not text.isdigit() or int(text) <= 0 or not channel:
+            raise KeidriveError(f"bad bus {spec!r}: the bitrate after @ must be a positive integer (bit/s), e.g. @500000")
+        bitrate = int(text)
+    return interface, channel, bitrate
+
+
+def open_bus(spec: str, **kwargs) -> can.BusABC:
+    """A python-can bus from ``INTERFACE:CHANNEL[@BITRATE]`` (``keidrive:sim0``,
+    ``socketcan:vcan0``, ``slcan:/dev/ttyACM0@500000``...); one clear error if
+    it cannot be opened."""
+    interface, channel, bitrate = parse_bus(spec)
+    if bitrate is not None:
+        kwargs["bitrate"] = bitrate
     try:
         return can.Bus(interface=interface, channel=channel, **kwargs)
     except (can.CanError, OSError, ValueError, ImportError, NotImplementedError) as error:

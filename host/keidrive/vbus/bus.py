@@ -14,7 +14,17 @@ import time
 import can
 
 from .. import record
-from . import hub
+from ..errors import KeidriveError
+from . import hub, wire
+
+
+class BusInitError(KeidriveError, can.CanInitializationError):
+    """The bus cannot be opened: python-can's error for python-can's tools, and
+    keidrive's one-line user error for the keidrive command."""
+
+
+class HubGoneError(KeidriveError, can.CanOperationError):
+    """The channel's hub went away under a client."""
 
 
 class KeidriveBus(can.BusABC):
@@ -27,13 +37,20 @@ class KeidriveBus(can.BusABC):
         **kwargs,
     ):
         channel = str(channel)
-        path = hub.ensure_hub(channel, bitrate) if spawn else hub.socket_path(channel)
+        try:
+            if spawn:
+                path = hub.ensure_hub(channel, bitrate)
+            else:
+                hub.check_bus_dir()
+                path = hub.socket_path(channel)
+        except KeidriveError as error:
+            raise BusInitError(str(error)) from None
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._sock.connect(path)
         except OSError as error:
             self._sock.close()
-            raise can.CanInitializationError(f"keidrive bus {channel!r}: {error.strerror} ({path})") from None
+            raise BusInitError(f"keidrive bus {channel!r}: {error.strerror} ({path})") from None
         self._inbox = bytearray()
         self._own: collections.deque = collections.deque()
         self._receive_own = receive_own_messages
@@ -54,7 +71,7 @@ class KeidriveBus(can.BusABC):
             raise can.CanOperationError("keidrive virtual CAN carries classic CAN frames (DLC 0-8) only")
         # python-can leaves an unstamped message at 0: stamp it as sent.
         timestamp_us = int((msg.timestamp or time.time()) * 1e6)
-        self._sock.sendall(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, bytes(msg.data)))
+        self._write(wire.seal_one(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, bytes(msg.data))))
         if self._receive_own:
             own = can.Message(
                 timestamp=msg.timestamp or time.time(),
@@ -72,24 +89,30 @@ class KeidriveBus(can.BusABC):
     def send_records(self, records: bytes) -> None:
         """Bulk send of packed records (the simulator's traffic): much faster
         than one ``send`` per frame."""
-        self._sock.sendall(records)
+        try:
+            sealed = wire.seal(records)
+        except ValueError as error:
+            raise can.CanOperationError(f"keidrive bus {self.channel!r}: {error}") from None
+        self._write(sealed)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as error:
+            raise HubGoneError(f"keidrive bus {self.channel!r}: the hub went away ({error.strerror})") from None
 
     def bus_stats(self, timeout: float = 2.0) -> dict:
-        """Clients attached, frames carried and bus load (now and peak, as a
-        fraction of the bitrate) as the hub counts them."""
-        self._sock.sendall(record.control(record.CONTROL_STATS))
+        """As the hub counts them: clients attached, frames carried, bus load
+        (now and peak, as a fraction of the bitrate), and for this client the
+        frames it lost by not reading (``dropped``) and the bad records it sent
+        that the hub refused (``rejected``)."""
+        self._write(wire.seal_one(record.control(record.CONTROL_STATS)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_STATS)
             if raw is not None:
-                data = raw[16:24]
-                return {
-                    "clients": int.from_bytes(raw[0:8], "little"),
-                    "frames": int.from_bytes(data[0:4], "little"),
-                    "load": int.from_bytes(data[4:6], "little") / 1000,
-                    "peak_load": int.from_bytes(data[6:8], "little") / 1000,
-                }
-        raise can.CanOperationError("the keidrive bus hub did not answer")
+                return hub.parse_stats(raw)
+        raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
 
     def _read_record(self, timeout: float | None, control: int | None = None):
         """The next whole record from the socket, or None on timeout.
@@ -112,9 +135,12 @@ class KeidriveBus(can.BusABC):
             ready, _, _ = select.select([self._sock], [], [], remaining)
             if not ready:
                 return None
-            chunk = self._sock.recv(hub.READ_CHUNK)
+            try:
+                chunk = self._sock.recv(hub.READ_CHUNK)
+            except OSError as error:
+                raise HubGoneError(f"keidrive bus {self.channel!r}: the hub went away ({error.strerror})") from None
             if not chunk:
-                raise can.CanOperationError(f"keidrive bus {self.channel!r}: the hub went away")
+                raise HubGoneError(f"keidrive bus {self.channel!r}: the hub closed the connection")
             self._inbox += chunk
 
     def _recv_internal(self, timeout: float | None):

@@ -3,6 +3,15 @@
 Run by hand with ``python -m keidrive.vbus.hub CHANNEL`` (or let the first
 client spawn it): it serves until its last client has been gone for
 ``linger`` seconds.
+
+Every record a client sends is checked (``wire``): bad ones are refused and
+counted, never forwarded. A receiver that falls behind holds the bus: the hub
+stops reading senders until it catches up, so a drive fed in lockstep loses
+nothing. A receiver that stops reading altogether (its socket takes nothing
+for ``stall_s`` while ``queue_limit`` frames wait for it) no longer holds
+anyone up: like a CAN controller whose receive buffer is full (SocketCAN
+drops on a full socket buffer and counts it), it loses the frames that do not
+fit, counted in its ``bus_stats()["dropped"]``, until it reads again.
 """
 
 import argparse
@@ -14,62 +23,111 @@ import selectors
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 
 from ..errors import KeidriveError
 from .. import record
+from . import wire
+from .channel import bus_dir, check_bus_dir, open_bus_dir, socket_path
+
+__all__ = ["Hub", "bus_dir", "ensure_hub", "socket_path"]
 
 NOMINAL_BITRATE = 500_000
 LOAD_WINDOW_S = 1.0
-READ_CHUNK = 256 * record.SIZE
+READ_CHUNK = 1024 * record.SIZE
+QUEUE_LIMIT = 65_536  # frames waiting for one receiver (1.5 MiB) before it holds the bus
+STALL_S = 2.0
+# Accepting a client takes a descriptor; past the limit these errors say none is left.
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_COUNT_MAX = (1 << 24) - 1
 
 
-def bus_dir() -> str:
-    """Where channel sockets live: $KEIDRIVE_BUS_DIR, else a per-user temp folder."""
-    configured = os.environ.get("KEIDRIVE_BUS_DIR")
-    if configured:
-        return configured
-    return os.path.join(tempfile.gettempdir(), f"keidrive-bus-{os.getuid()}")
+def stats_record(clients: int, frames: int, load: float, peak_load: float, dropped: int, rejected: int) -> bytes:
+    """The hub's answer to CONTROL_STATS. Its timestamp field carries the
+    clients attached (16 bits), then this client's dropped frames and rejected
+    records (24 bits each, saturating); its data the frames carried (u32) and
+    the load now and at peak (u16 each, thousandths)."""
+    counts = min(clients, 0xFFFF) | min(dropped, _COUNT_MAX) << 16 | min(rejected, _COUNT_MAX) << 40
+    data = (
+        min(frames, 0xFFFFFFFF).to_bytes(4, "little")
+        + min(int(load * 1000), 0xFFFF).to_bytes(2, "little")
+        + min(int(peak_load * 1000), 0xFFFF).to_bytes(2, "little")
+    )
+    return record.pack(counts, record.CONTROL_STATS, record.FLAG_CONTROL, 8, data)
 
 
-def socket_path(channel: str) -> str:
-    if not channel or "/" in channel or channel.startswith("."):
-        raise KeidriveError(f"invalid keidrive bus channel {channel!r}: use a plain name such as sim0")
-    return os.path.join(bus_dir(), f"{channel}.sock")
+def parse_stats(raw: bytes) -> dict:
+    counts = int.from_bytes(raw[0:8], "little")
+    data = raw[16:24]
+    return {
+        "clients": counts & 0xFFFF,
+        "frames": int.from_bytes(data[0:4], "little"),
+        "load": int.from_bytes(data[4:6], "little") / 1000,
+        "peak_load": int.from_bytes(data[6:8], "little") / 1000,
+        "dropped": counts >> 16 & _COUNT_MAX,
+        "rejected": counts >> 40 & _COUNT_MAX,
+    }
 
 
 class _Client:
-    def __init__(self, sock: socket.socket, number: int):
+    def __init__(self, sock: socket.socket, number: int, now: float):
         self.sock = sock
         self.number = number
         self.inbox = bytearray()
         self.outbox = bytearray()
         # Frames read from this client and not yet on the bus, in its order.
         self.queue: deque = deque()
+        self.strict = False  # it seals its records: hold it to that (see wire)
+        self.skipped = 0  # bytes of bad records and stray bytes refused
+        self.dropped = 0  # frames it lost by not reading
+        self.stalled = False
+        self.progress_at = now  # last time its socket took bytes
+        self.events = 0
 
 
 class Hub:
     """Fan-out of frame records between the clients of one channel."""
 
-    def __init__(self, path: str, bitrate: int | None = None, linger: float = 2.0):
+    def __init__(
+        self,
+        path: str,
+        bitrate: int | None = None,
+        linger: float = 2.0,
+        queue_limit: int = QUEUE_LIMIT,
+        stall_s: float = STALL_S,
+    ):
         self.path = path
         self.bitrate = bitrate
         self.linger = linger
+        self.limit_bytes = queue_limit * record.SIZE
+        self.queue_limit = queue_limit
+        self.stall_s = stall_s
         self.selector = selectors.DefaultSelector()
         self.clients: dict[int, _Client] = {}
         self._next_number = 0
         self._bus_free_at = 0.0
+        self._held = False
         self.frames = 0
         self.bits = 0
+        self.refused = 0
         self._window: deque = deque()  # (wall time, bits) of recent frames
         self._window_bits = 0
         self.peak_load = 0.0
-
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        check_bus_dir()
+        # Held back for the moment descriptors run out: closing it lets the hub
+        # accept a newcomer only to close it, instead of spinning on the backlog.
+        self._spare = os.open(os.devnull, os.O_RDONLY)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.server.bind(path)
+        umask = os.umask(0o177)  # the socket is born 0600
+        try:
+            self.server.bind(path)
+        except OSError as error:
+            self.server.close()
+            os.close(self._spare)
+            raise KeidriveError(f"cannot serve keidrive bus socket {path}: {error.strerror}") from None
+        finally:
+            os.umask(umask)
         self.server.listen(64)
         self.server.setblocking(False)
         self.selector.register(self.server, selectors.EVENT_READ)
@@ -100,12 +158,13 @@ class Hub:
                         self._accept()
                         continue
                     client = key.data
-                    if events & selectors.EVENT_READ:
+                    if events & selectors.EVENT_READ and client.number in self.clients:
                         self._read(client)
                     if events & selectors.EVENT_WRITE and client.number in self.clients:
                         self._flush(client)
                 self._transmit()
                 now = time.monotonic()
+                self._hold(now)
                 if self.clients:
                     idle_since = now
                 elif now - idle_since >= self.linger:
@@ -118,6 +177,7 @@ class Hub:
             self._drop(client)
         self.selector.close()
         self.server.close()
+        os.close(self._spare)
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -126,23 +186,79 @@ class Hub:
     def _timeout(self) -> float:
         if self.bitrate and any(c.queue for c in self.clients.values()):
             return max(0.0, self._bus_free_at - time.monotonic())
+        if self._held:
+            return self.stall_s / 4  # to notice a receiver that stopped reading
         return 0.5 if not self.clients else 1.0
 
     def _accept(self) -> None:
-        sock, _ = self.server.accept()
+        try:
+            sock, _ = self.server.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            if error.errno not in _OUT_OF_DESCRIPTORS:
+                raise
+            self._refuse()
+            return
         sock.setblocking(False)
-        client = _Client(sock, self._next_number)
+        client = _Client(sock, self._next_number, time.monotonic())
         self._next_number += 1
         self.clients[client.number] = client
-        self.selector.register(sock, selectors.EVENT_READ, client)
+        self._watch(client)
+
+    def _refuse(self) -> None:
+        """No descriptor left for a newcomer: take it off the backlog and close
+        it (it reads the end of the stream) and keep serving the others."""
+        os.close(self._spare)
+        try:
+            self.server.accept()[0].close()
+        except OSError:
+            pass
+        self.refused += 1
+        self._spare = os.open(os.devnull, os.O_RDONLY)
 
     def _drop(self, client: _Client) -> None:
         self.clients.pop(client.number, None)
-        try:
+        if client.events:
             self.selector.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
+            client.events = 0
         client.sock.close()
+
+    def _watch(self, client: _Client) -> None:
+        """Listen to a client unless the bus is held or its own queue is full
+        (its socket buffer then fills and its sends wait, as on a full TX
+        queue); watch its socket for room while frames wait for it."""
+        events = 0
+        if not self._held and len(client.queue) < self.queue_limit:
+            events |= selectors.EVENT_READ
+        if client.outbox:
+            events |= selectors.EVENT_WRITE
+        if events == client.events:
+            return
+        if not events:
+            self.selector.unregister(client.sock)
+        elif not client.events:
+            self.selector.register(client.sock, events, client)
+        else:
+            self.selector.modify(client.sock, events, client)
+        client.events = events
+
+    def _hold(self, now: float) -> None:
+        """Hold the bus while a receiver that is still reading has a full queue;
+        a receiver that took nothing for ``stall_s`` is let go (it drops)."""
+        held = False
+        for client in self.clients.values():
+            if client.stalled:
+                client.stalled = len(client.outbox) >= self.limit_bytes // 2
+            elif len(client.outbox) >= self.limit_bytes:
+                if now - client.progress_at >= self.stall_s:
+                    client.stalled = True
+                else:
+                    held = True
+        if held != self._held:
+            self._held = held
+            for client in list(self.clients.values()):
+                self._watch(client)
 
     def _read(self, client: _Client) -> None:
         try:
@@ -155,21 +271,23 @@ class Hub:
             self._drop(client)
             return
         client.inbox += chunk
-        whole = len(client.inbox) - len(client.inbox) % record.SIZE
-        if not whole:
+        if len(client.inbox) < record.SIZE:
             return
-        batch = bytes(client.inbox[:whole])
-        del client.inbox[:whole]
+        data = bytes(client.inbox)
+        offsets, consumed, skipped, client.strict = wire.split(data, client.strict)
+        del client.inbox[:consumed]
+        client.skipped += skipped
         arrived = time.monotonic()
         frames = []
-        for offset in range(0, whole, record.SIZE):
-            raw = batch[offset : offset + record.SIZE]
-            timestamp_us, can_id, flags, dlc, _, _ = record.RECORD.unpack(raw)
+        unpack = record.RECORD.unpack_from
+        for offset in offsets:
+            timestamp_us, can_id, flags, dlc, _, _ = unpack(data, offset)
             if flags & record.FLAG_CONTROL:
                 if can_id == record.CONTROL_STATS:
                     self._answer_stats(client)
                     continue
                 # Other commands travel to the other clients in frame order.
+            raw = data[offset : offset + record.SIZE]
             frames.append((timestamp_us, record.arbitration_key(can_id, flags), offset, raw, flags, dlc, arrived))
         # Frames this client queued with the same timestamp go out in
         # arbitration order; the client's own order is kept otherwise (a
@@ -177,75 +295,115 @@ class Hub:
         start = 0
         for end in range(1, len(frames) + 1):
             if end == len(frames) or frames[end][0] != frames[start][0]:
-                frames[start:end] = sorted(frames[start:end], key=lambda f: (f[1], f[2]))
+                if end - start > 1:
+                    frames[start:end] = sorted(frames[start:end], key=lambda f: (f[1], f[2]))
                 start = end
         client.queue.extend(frames)
+        self._watch(client)
 
     def _answer_stats(self, client: _Client) -> None:
-        load = self.load(time.monotonic())
-        data = (
-            min(self.frames, 0xFFFFFFFF).to_bytes(4, "little")
-            + min(int(load * 1000), 0xFFFF).to_bytes(2, "little")
-            + min(int(self.peak_load * 1000), 0xFFFF).to_bytes(2, "little")
+        _queue_for(client, time.monotonic())
+        client.outbox += stats_record(
+            len(self.clients), self.frames, self.load(time.monotonic()), self.peak_load,
+            client.dropped, -(-client.skipped // record.SIZE),
         )
-        # The reply's timestamp field carries the number of clients attached.
-        client.outbox += record.pack(len(self.clients), record.CONTROL_STATS, record.FLAG_CONTROL, 8, data)
         self._flush(client)
 
     def _transmit(self) -> None:
-        """Put queued frames on the bus: the head of every client's queue
-        competes, the earliest timestamp then the lowest arbitration key wins."""
+        touched: set = set()
+        if self.bitrate:
+            self._transmit_paced(touched)
+        else:
+            self._transmit_at_once(touched)
+        for receiver in touched:
+            if receiver.number in self.clients:
+                self._flush(receiver)
+        for client in list(self.clients.values()):
+            if client.events & selectors.EVENT_READ == 0:
+                self._watch(client)  # its queue may have room again
+
+    def _transmit_at_once(self, touched: set) -> None:
+        """Unpaced: everything queued goes now. The head of every client's
+        queue competes: the earliest timestamp, then the lowest arbitration
+        key wins (so merged streams stay in time order)."""
         heads = [(c.queue[0][0], c.queue[0][1], c.number) for c in self.clients.values() if c.queue]
         heapq.heapify(heads)
-        touched = set()
         now = time.monotonic()
         while heads:
             _, _, number = heapq.heappop(heads)
             sender = self.clients[number]
-            timestamp_us, _, _, raw, flags, dlc, arrived = sender.queue[0]
-            bits = 0 if flags & record.FLAG_CONTROL else record.frame_bits(flags, dlc)
-            start = now
-            if self.bitrate:
-                # Bus time, not wake-up time: a frame starts when the bus went
-                # free (or when it arrived), however late this loop woke up.
-                start = max(self._bus_free_at, arrived)
-                if start > now:
-                    break
-                self._bus_free_at = start + bits / self.bitrate
-            sender.queue.popleft()
-            if bits:
-                self._count(start, bits)
-            for receiver in self.clients.values():
-                if receiver is not sender:
-                    receiver.outbox += raw
-                    touched.add(receiver)
+            self._put_on_bus(sender, now, now, touched)
             if sender.queue:
                 heapq.heappush(heads, (sender.queue[0][0], sender.queue[0][1], number))
-        for receiver in touched:
-            self._flush(receiver)
+
+    def _transmit_paced(self, touched: set) -> None:
+        """Paced: when the bus goes free, every client with a frame there by
+        then arbitrates and the lowest identifier wins, whatever the frames'
+        timestamps say (an early-stamped flood cannot starve a higher-priority
+        frame). Bus time, not wake-up time: a frame starts when the bus went
+        free (or when it arrived), however late this loop woke up."""
+        now = time.monotonic()
+        while True:
+            heads = [c for c in self.clients.values() if c.queue]
+            if not heads:
+                return
+            start = max(self._bus_free_at, min(c.queue[0][6] for c in heads))
+            if start > now:
+                return
+            sender = min(
+                (c for c in heads if c.queue[0][6] <= start),
+                key=lambda c: (c.queue[0][1], c.queue[0][0], c.number),
+            )
+            self._bus_free_at = start + self._put_on_bus(sender, start, now, touched) / self.bitrate
+
+    def _put_on_bus(self, sender: _Client, start: float, now: float, touched: set) -> int:
+        """The head of ``sender``'s queue to every other client; its bits."""
+        _, _, _, raw, flags, dlc, _ = sender.queue.popleft()
+        bits = 0 if flags & record.FLAG_CONTROL else record.frame_bits(flags, dlc)
+        if bits:
+            self._count(start, bits)
+        for receiver in self.clients.values():
+            if receiver is sender:
+                continue
+            if receiver.stalled and len(receiver.outbox) >= self.limit_bytes:
+                receiver.dropped += 1
+                continue
+            if receiver not in touched:
+                _queue_for(receiver, now)
+                touched.add(receiver)
+            receiver.outbox += raw
+        return bits
 
     def _flush(self, client: _Client) -> None:
         if client.outbox:
             try:
                 sent = client.sock.send(client.outbox)
                 del client.outbox[:sent]
+                if sent:
+                    client.progress_at = time.monotonic()
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
                 self._drop(client)
                 return
-        # Reliable means never dropping: a slow reader's frames wait in its
-        # outbox and the hub watches its socket until it drains.
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.outbox else 0)
-        self.selector.modify(client.sock, events, client)
+        self._watch(client)
+
+
+def _queue_for(client: _Client, now: float) -> None:
+    """About to queue bytes for ``client``: its wait for room starts now if
+    nothing was waiting before."""
+    if not client.outbox:
+        client.progress_at = now
 
 
 def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -> str:
     """Connectable socket path of ``channel``'s hub, spawning the hub if none runs."""
     path = socket_path(channel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = open_bus_dir()
+    try:
+        # The folder itself is the lock: no lock file to leave behind, to be
+        # planted as a symlink, or to be followed.
+        fcntl.flock(folder, fcntl.LOCK_EX)
         if _accepts(path):
             return path
         try:
@@ -267,6 +425,8 @@ def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -
             if _accepts(path):
                 return path
             time.sleep(0.02)
+    finally:
+        os.close(folder)
     raise KeidriveError(f"the keidrive bus hub for channel {channel!r} did not start at {path}")
 
 
@@ -288,8 +448,23 @@ def main(argv=None) -> None:
     parser.add_argument("channel")
     parser.add_argument("--bitrate", type=int, default=None, help="pace the bus at this bitrate")
     parser.add_argument("--linger", type=float, default=2.0, help="seconds to live after the last client leaves")
+    parser.add_argument(
+        "--queue-limit", type=int, default=QUEUE_LIMIT, metavar="FRAMES",
+        help=f"frames waiting for one receiver before it holds the bus (default {QUEUE_LIMIT})",
+    )
+    parser.add_argument(
+        "--stall", type=float, default=STALL_S, metavar="SECONDS",
+        help=f"a receiver whose socket takes nothing this long with a full queue drops frames (default {STALL_S})",
+    )
     args = parser.parse_args(argv)
-    Hub(socket_path(args.channel), bitrate=args.bitrate, linger=args.linger).serve()
+    try:
+        hub = Hub(
+            socket_path(args.channel), bitrate=args.bitrate, linger=args.linger,
+            queue_limit=args.queue_limit, stall_s=args.stall,
+        )
+    except KeidriveError as error:
+        sys.exit(f"keidrive hub: error: {error}")
+    hub.serve()
 
 
 if __name__ == "__main__":
