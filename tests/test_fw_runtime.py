@@ -128,7 +128,8 @@ class AL:
     def __init__(self):
         self.log = array("i", bytes(4 * 4 * A.MAX_LOG)); self.log_n = 0; self.log_total = 0
 s = TripStore(d, N_ACC)
-acc = array("i", range(N_ACC)); al = AL(); al.log_n = 1; al.log_total = 1; al.log[0] = 2; al.log[3] = -1
+acc = array("i", range(N_ACC)); acc[14] = 100  # a trip of 100 ticks: the counters fit in it
+al = AL(); al.log_n = 1; al.log_total = 1; al.log[0] = 2; al.log[1] = 1; al.log[3] = -1
 for k in range(5):
     acc[0] = 1000 + k
     s.save(acc, al)

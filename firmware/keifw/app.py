@@ -48,6 +48,8 @@ def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=
         fw.error(message)
     if store is not None and fw.load():
         fw.info(b'"event":', b"trip_restored")
+    if store is not None and store.rejected:
+        fw.error(store.rejected)
     return fw, cfg
 
 

@@ -11,6 +11,12 @@ valid one with the higher sequence number: at most one save interval is lost
 and a corrupt load is impossible short of a CRC collision. One save is one
 file write of about 1.1 kB; at the default save_interval_s = 60 that is
 60 writes per hour (see docs/firmware.md for the flash budget).
+
+A CRC only proves the slot is what some firmware wrote, not that its fields
+make sense to this one (an older build, a bug): every loaded field is bounded
+before it is used. Figures out of range start a fresh trip; a warning log out
+of range is dropped and the figures kept. ``rejected`` says which, for the
+telemetry.
 """
 
 import struct
@@ -21,6 +27,11 @@ from . import economy as _econ
 
 MAGIC = b"KDT1"
 SLOTS = ("trip_a.bin", "trip_b.bin")
+
+# Accumulators stay inside the 31-bit small ints the loop checks; a
+# remainder is below its divisor, and every divisor is below 2**29.
+ACC_MAX = 0x3FFFFFFF
+REMAINDER_MAX = 0x1FFFFFFF
 
 _CRC_TABLE = None
 
@@ -46,6 +57,35 @@ def crc16(buf, n):
     return c
 
 
+def _check_figures(acc):
+    """Why saved accumulators cannot be this firmware's, or None."""
+    for i in range(len(acc)):
+        top = REMAINDER_MAX if i < _econ.TICKS and i % 2 else ACC_MAX
+        if not 0 <= acc[i] <= top:
+            return "accumulator %d = %d out of 0..%d" % (i, acc[i], top)
+    ticks = acc[_econ.TICKS]
+    for i in (_econ.IDLE_TICKS, _econ.MOVING_TICKS, _econ.ECO_N):
+        if acc[i] > ticks:
+            return "accumulator %d = %d exceeds the trip's %d ticks" % (i, acc[i], ticks)
+    # eco samples are 0..100 points (written to stay a small int on a board)
+    if (acc[_econ.ECO_SUM] + 99) // 100 > acc[_econ.ECO_N]:
+        return "eco sum %d exceeds 100 points per sample" % acc[_econ.ECO_SUM]
+    return None
+
+
+def _check_log(log_n, log_total, log, ticks):
+    """Why a saved warning log cannot be this firmware's, or None."""
+    if not 0 <= log_n <= _alerts.MAX_LOG or not log_n <= log_total <= ACC_MAX:
+        return "count %d of %d out of range" % (log_n, log_total)
+    for j in range(log_n):
+        kind, level, start, end = log[j * 4], log[j * 4 + 1], log[j * 4 + 2], log[j * 4 + 3]
+        if not 0 <= kind < _alerts.N_KINDS or not 1 <= level < len(_alerts.LEVELS):
+            return "entry %d: kind %d, level %d out of range" % (j, kind, level)
+        if not 0 <= start <= ticks or not (end == -1 or start <= end <= ticks):
+            return "entry %d: %d..%d outside the trip's 0..%d ticks" % (j, start, end, ticks)
+    return None
+
+
 class TripStore:
     def __init__(self, directory, n_acc):
         self.dir = directory.rstrip("/")
@@ -57,6 +97,7 @@ class TripStore:
         self.seq = 0
         self.next_slot = 0
         self.writes = 0
+        self.rejected = None  # what the last load refused, for the telemetry
 
     def _path(self, k):
         return self.dir + "/" + SLOTS[k]
@@ -87,22 +128,35 @@ class TripStore:
                 seq = struct.unpack_from("<I", data, 4)[0]
                 if seq > best_seq:
                     best, best_seq, best_k = data, seq, k
+        self.rejected = None
         if best is None:
             return False
-        o = 10
-        for i in range(self.n_acc):
-            acc[i] = struct.unpack_from("<i", best, o + 4 * i)[0]
-        o += 4 * self.n_acc
-        alerts.log_n, alerts.log_total = struct.unpack_from("<ii", best, o)
-        o += 8
-        for i in range(4 * _alerts.MAX_LOG):
-            alerts.log[i] = struct.unpack_from("<i", best, o + 4 * i)[0]
-        # a warning open at the power cut ends at the saved trip time
-        for j in range(alerts.log_n):
-            if alerts.log[j * 4 + 3] < 0:
-                alerts.log[j * 4 + 3] = acc[_econ.TICKS]
         self.seq = best_seq
         self.next_slot = 1 - best_k
+        o = 10
+        saved = [struct.unpack_from("<i", best, o + 4 * i)[0] for i in range(self.n_acc)]
+        problem = _check_figures(saved)
+        if problem is not None:
+            self.rejected = "trip store: saved %s; starting a fresh trip" % problem
+            return False
+        for i in range(self.n_acc):
+            acc[i] = saved[i]
+        o += 4 * self.n_acc
+        log_n, log_total = struct.unpack_from("<ii", best, o)
+        o += 8
+        log = [struct.unpack_from("<i", best, o + 4 * i)[0] for i in range(4 * _alerts.MAX_LOG)]
+        ticks = acc[_econ.TICKS]
+        problem = _check_log(log_n, log_total, log, ticks)
+        if problem is not None:
+            self.rejected = "trip store: saved warning log %s; trip figures restored, the log dropped" % problem
+            return True
+        alerts.log_n, alerts.log_total = log_n, log_total
+        for i in range(4 * _alerts.MAX_LOG):
+            alerts.log[i] = log[i]
+        # a warning open at the power cut ends at the saved trip time
+        for j in range(log_n):
+            if alerts.log[j * 4 + 3] < 0:
+                alerts.log[j * 4 + 3] = ticks
         return True
 
     def save(self, acc, alerts):
