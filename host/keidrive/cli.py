@@ -11,6 +11,7 @@ from .errors import KeidriveError
 SUBCOMMANDS = (
     "run",
     "replay",
+    "fleet",
     "dbc",
     "simulate",
     "cycles",

@@ -50,7 +50,7 @@ def run(args) -> int:
 
     from .. import report
     from ..busio import open_bus, play
-    from ..drivelog import guess_vehicle_dbc, read_drive_log, require_coverage, require_same_drive
+    from ..drivelog import read_drive_log, require_same_drive
     from ..errors import KeidriveError
     from ..harness import firmware_command
     from ..pacing import describe
@@ -85,8 +85,7 @@ def run(args) -> int:
         return 0
 
     # Before the drive: a log the DBC does not explain, or a truth of another drive.
-    log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
-    unknown, share = require_coverage(messages, log_dbc, args.log)
+    log_dbc, unknown, share = explained(args, messages)
     if truth is not None:
         require_same_drive(truth, log_dbc, log, args.truth)
     executable = firmware_command(args.runtime)[0]
@@ -118,6 +117,17 @@ def run(args) -> int:
         if not args.json:
             console.print(f"plot: {args.plot}")
     return 0
+
+
+def explained(args, messages):
+    """The log's vehicle DBC, its unknown frames and the share of the log
+    that DBC explains; a log it mostly does not explain fails here, before
+    the firmware starts (``keidrive fleet`` checks each log through this)."""
+    from ..drivelog import guess_vehicle_dbc, require_coverage
+
+    log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
+    unknown, share = require_coverage(messages, log_dbc, args.log)
+    return log_dbc, unknown, share
 
 
 def drive(args, messages):

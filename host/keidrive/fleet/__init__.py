@@ -1,0 +1,12 @@
+"""``keidrive fleet``: many whole drives at once on a Dask cluster, every trip
+into DuckDB.
+
+Modules: ``tasks`` (what one drive is and how a worker runs it: the very
+functions behind ``keidrive run`` and ``keidrive replay``), ``cluster`` (the
+local or remote Dask cluster and the job array over it), ``store`` (the
+DuckDB schema, appends per run, Parquet export), ``report`` (summary per
+vehicle and profile, comparison of two runs, plot).
+"""
+
+# Dask and DuckDB are the ``fleet`` extra, not core dependencies.
+INSTALL_HINT = "pip install 'keidrive[fleet]' (dask[distributed] and duckdb)"

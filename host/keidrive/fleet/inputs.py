@@ -1,0 +1,85 @@
+"""The drives of a ``keidrive fleet`` command line: its logs (globs
+expanded) and its matrix of vehicles x cycles x profiles, each checked here
+so a typo is one clear error before any cluster starts, not a run of
+failed drives."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from ..errors import KeidriveError
+from . import tasks
+
+# Defaults of `keidrive run` for a matrix that names only one side.
+DEFAULT_VEHICLE = "nbox-turbo"
+DEFAULT_CYCLE = "wltc-jp"
+
+
+def names(text: str | None, default: str | None = None) -> list[str]:
+    if text is None:
+        return [default] if default else []
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    if not chosen:
+        raise KeidriveError(f"empty list {text!r}")
+    return chosen
+
+
+def log_paths(patterns: list[str]) -> list[str]:
+    """Absolute paths of the logs ``patterns`` name, in order; a glob that
+    matches nothing or a missing file is an error."""
+    paths = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matched = sorted(glob.glob(pattern))
+            if not matched:
+                raise KeidriveError(f"no log matches {pattern}")
+        else:
+            matched = [pattern]
+        for path in matched:
+            if not Path(path).is_file():
+                raise KeidriveError(f"{path}: no such log file")
+            paths.append(str(Path(path).resolve()))
+    return paths
+
+
+def drive_specs(args) -> list[dict]:
+    """Every drive of the command line, logs first, then the matrix."""
+    from .. import sim
+    from ..fwconfig import require_valid
+
+    profiles = names(args.profiles)
+    for profile in profiles:
+        require_valid({"profile": profile})
+    specs = [tasks.replayed(log, profile, args.runtime, passthrough(args, "replay"))
+             for log in log_paths(args.inputs) for profile in profiles]
+    if args.vehicles is not None or args.cycles is not None:
+        vehicles = names(args.vehicles, DEFAULT_VEHICLE)
+        cycles = names(args.cycles, DEFAULT_CYCLE)
+        for vehicle in vehicles:
+            sim.load_vehicle(vehicle)
+        for cycle in cycles:
+            sim.load_cycle(cycle)
+        specs += [tasks.simulated(vehicle, cycle, profile, args.runtime, passthrough(args, "run"))
+                  for vehicle in vehicles for cycle in cycles for profile in profiles]
+    if not specs:
+        raise KeidriveError("nothing to drive: give drive logs (or globs) and/or --vehicles / --cycles")
+    if args.dbc and not any(spec["kind"] == "replay" for spec in specs):
+        raise KeidriveError("--dbc names the DBC of drive logs, and no log was given (keidrive run takes no --dbc)")
+    for spec in {spec["kind"]: spec for spec in specs}.values():
+        tasks.command_args(spec)  # an option that command does not take fails here, once
+    if args.scheduler is None and args.runtime:
+        from ..harness import firmware_command
+
+        firmware_command(args.runtime)  # the local workers' runtime; a remote cluster's is checked per drive
+    return specs
+
+
+def passthrough(args, kind: str) -> list[str]:
+    """The options each drive of ``kind`` (run, replay) gets as its single
+    command would: --dbc is the DBC of a log, which `keidrive run` has no
+    option for."""
+    options = []
+    if args.dbc and kind == "replay":
+        options += ["--dbc", args.dbc]
+    return options

@@ -1,0 +1,154 @@
+"""The fleet's DuckDB file: one row per drive in ``trips``, one per warning
+event in ``warnings``, one per ``keidrive fleet`` invocation in ``runs``.
+Re-running appends under a new run id; ``export_parquet`` writes a run's
+rows as Parquet for other tools."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from ..errors import KeidriveError
+from . import INSTALL_HINT
+
+DEFAULT_DB = "keidrive-fleet.duckdb"
+
+# (column, DuckDB type) of ``trips``, after run_id and trip_id.
+TRIP_COLUMNS = (
+    ("input", "VARCHAR"),  # the log, or vehicle/cycle of a simulated drive
+    ("kind", "VARCHAR"),  # run (simulated) or replay (a log)
+    ("vehicle", "VARCHAR"),  # preset, or the vehicle DBC of a log
+    ("cycle", "VARCHAR"),
+    ("profile", "VARCHAR"),
+    ("runtime", "VARCHAR"),
+    ("options", "VARCHAR"),  # options passed through to run / replay
+    ("firmware_version", "VARCHAR"),
+    ("ok", "BOOLEAN"),
+    ("error", "VARCHAR"),
+    ("attempts", "INTEGER"),
+    ("frames", "BIGINT"),
+    ("distance_km", "DOUBLE"),
+    ("fuel_l", "DOUBLE"),
+    ("energy_kwh", "DOUBLE"),
+    ("km_per_l", "DOUBLE"),
+    ("wh_per_km", "DOUBLE"),
+    ("eco_score", "INTEGER"),
+    ("warnings", "INTEGER"),
+    ("warnings_by_kind", "MAP(VARCHAR, INTEGER)"),
+    ("truth_distance_km", "DOUBLE"),
+    ("truth_fuel_l", "DOUBLE"),
+    ("truth_energy_kwh", "DOUBLE"),
+    ("truth_km_per_l", "DOUBLE"),
+    ("wall_s", "DOUBLE"),
+    ("worker", "VARCHAR"),
+)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY, started_at TIMESTAMP, command VARCHAR, scheduler VARCHAR, workers INTEGER,
+    trips INTEGER, failed INTEGER, wall_s DOUBLE
+);
+CREATE TABLE IF NOT EXISTS trips (
+    run_id INTEGER, trip_id INTEGER, {", ".join(f"{name} {kind}" for name, kind in TRIP_COLUMNS)},
+    PRIMARY KEY (run_id, trip_id)
+);
+CREATE TABLE IF NOT EXISTS warnings (
+    run_id INTEGER, trip_id INTEGER, input VARCHAR, kind VARCHAR, level VARCHAR, start_s DOUBLE, end_s DOUBLE
+);
+"""
+
+
+def connect(path: str | Path, read_only: bool = False):
+    """The database at ``path`` (created with its schema unless read-only);
+    one clear error for a missing, foreign or locked file."""
+    try:
+        import duckdb
+    except ImportError:
+        raise KeidriveError(f"keidrive fleet needs DuckDB: {INSTALL_HINT}") from None
+
+    path = Path(path)
+    if read_only and not path.is_file():
+        raise KeidriveError(f"{path}: no such fleet database (run keidrive fleet --db {path} first)")
+    if not read_only and not path.parent.is_dir():
+        raise KeidriveError(f"cannot write {path}: directory {path.parent} does not exist")
+    try:
+        db = duckdb.connect(str(path), read_only=read_only)
+        if not read_only:
+            db.execute(SCHEMA)
+        elif not {"runs", "trips", "warnings"} <= {row[0] for row in db.execute("SHOW TABLES").fetchall()}:
+            db.close()
+            raise KeidriveError(f"{path}: a DuckDB file, but not one keidrive fleet wrote")
+    except duckdb.Error as error:
+        raise KeidriveError(f"{path}: cannot open as a fleet database ({str(error).splitlines()[0]})") from None
+    return db
+
+
+def begin_run(db, command: str, scheduler: str, workers: int) -> int:
+    run_id = db.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()[0]
+    db.execute(
+        "INSERT INTO runs (run_id, started_at, command, scheduler, workers) VALUES (?, ?, ?, ?, ?)",
+        [run_id, datetime.datetime.now(datetime.UTC).replace(tzinfo=None), command, scheduler, workers],
+    )
+    return run_id
+
+
+_INSERT_TRIP = (
+    f"INSERT INTO trips (run_id, trip_id, {', '.join(name for name, _ in TRIP_COLUMNS)}) VALUES (?, ?, "
+    + ", ".join("map(?::VARCHAR[], ?::INTEGER[])" if name == "warnings_by_kind" else "?" for name, _ in TRIP_COLUMNS)
+    + ")"
+)
+
+
+def add_trip(db, run_id: int, trip_id: int, row: dict) -> None:
+    """One drive's row and its warning events, in one transaction: a run
+    stopped part-way keeps every trip it finished."""
+    values = [run_id, trip_id]
+    for name, _ in TRIP_COLUMNS:
+        if name == "warnings_by_kind":
+            kinds = sorted(row[name])
+            values += [kinds, [row[name][kind] for kind in kinds]]
+        else:
+            values.append(row[name])
+    db.execute("BEGIN")
+    db.execute(_INSERT_TRIP, values)
+    for event in row["warning_events"]:
+        db.execute(
+            "INSERT INTO warnings VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, trip_id, row["input"], event["kind"], event["level"], event["start_s"], event["end_s"]],
+        )
+    db.execute("COMMIT")
+
+
+def finish_run(db, run_id: int, trips: int, failed: int, wall_s: float) -> None:
+    db.execute("UPDATE runs SET trips = ?, failed = ?, wall_s = ? WHERE run_id = ?", [trips, failed, wall_s, run_id])
+
+
+def export_parquet(db, run_id: int, directory: str | Path) -> list[Path]:
+    """``trips-run<ID>.parquet`` and ``warnings-run<ID>.parquet`` in ``directory``."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KeidriveError(f"cannot write Parquet to {directory}: {error.strerror}") from None
+    written = []
+    for table in ("trips", "warnings"):
+        target = directory / f"{table}-run{run_id}.parquet"
+        literal = str(target).replace("'", "''")
+        db.execute(f"COPY (SELECT * FROM {table} WHERE run_id = {int(run_id)} ORDER BY trip_id) "
+                   f"TO '{literal}' (FORMAT parquet)")
+        written.append(target)
+    return written
+
+
+def latest_run(db) -> int:
+    run_id = db.execute("SELECT max(run_id) FROM runs").fetchone()[0]
+    if run_id is None:
+        raise KeidriveError("the fleet database holds no run yet")
+    return run_id
+
+
+def require_run(db, run_id: int) -> int:
+    if db.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] == 0:
+        known = [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+        raise KeidriveError(f"no run {run_id} in the fleet database (runs: {', '.join(map(str, known)) or 'none'})")
+    return run_id

@@ -1,0 +1,179 @@
+"""One fleet drive: its description (a plain dict, cheap to ship to a
+worker) and the function a worker runs for it.
+
+A drive goes through the same functions as a single ``keidrive run``
+(``subparsers.run.prepare`` and ``drive``) or ``keidrive replay``
+(``subparsers.replay.drive``), with its arguments parsed by that command's
+own parser, so a fleet trip equals the single run's trip exactly and every
+option those commands accept passes straight through. Each drive runs its
+firmware in a process of its own on a private channel of the keidrive
+virtual bus; nothing is shared between drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import socket
+import subprocess
+import time
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+from ..errors import KeidriveError
+
+ATTEMPTS = 2  # a failed drive is tried once more before it is reported
+
+
+def simulated(vehicle: str, cycle: str, profile: str, runtime: str, options: list[str]) -> dict:
+    """A drive of ``vehicle`` over ``cycle`` (as ``keidrive run`` drives it)."""
+    return {"kind": "run", "input": f"{vehicle}/{cycle}", "vehicle": vehicle, "cycle": cycle,
+            "profile": profile, "runtime": runtime, "options": list(options)}
+
+
+def replayed(log: str, profile: str, runtime: str, options: list[str]) -> dict:
+    """A replay of the drive log ``log`` (as ``keidrive replay`` replays it)."""
+    return {"kind": "replay", "input": log, "vehicle": None, "cycle": None,
+            "profile": profile, "runtime": runtime, "options": list(options)}
+
+
+def command_args(spec: dict) -> argparse.Namespace:
+    """The arguments of the single ``keidrive run``/``replay`` equal to
+    ``spec``, parsed by that command's own parser; an option it does not
+    take is one clear error."""
+    if spec["kind"] == "run":
+        argv = ["--vehicle", spec["vehicle"], "--cycle", spec["cycle"]]
+    else:
+        argv = [spec["input"]]
+    argv += ["--profile", spec["profile"], "--runtime", spec["runtime"], "--json", *spec["options"]]
+    parser = _command_parser(spec["kind"])
+    try:
+        args, unknown = parser.parse_known_args(argv)
+    except argparse.ArgumentError as error:
+        raise KeidriveError(f"keidrive {spec['kind']}: {error}") from None
+    if unknown:
+        raise KeidriveError(f"keidrive {spec['kind']} does not take {' '.join(unknown)}")
+    return args
+
+
+@cache
+def _command_parser(command: str) -> argparse.ArgumentParser:
+    subparsers = argparse.ArgumentParser(prog="keidrive").add_subparsers()
+    importlib.import_module(f"keidrive.subparsers.{command}").add_subparser(subparsers)
+    parser = subparsers.choices[command]
+    parser.exit_on_error = False  # bad values raise, they do not exit a worker
+    return parser
+
+
+def drive_once(spec: dict) -> dict:
+    """Run the drive; what its single command's ``--json`` would report
+    (truth, firmware, frames) plus the names it resolved."""
+    from .. import report
+    from ..drivelog import read_drive_log
+    from ..subparsers import replay, run
+
+    args = command_args(spec)
+    if spec["kind"] == "run":
+        vehicle, cycle, config = run.prepare(args)
+        result, firmware, _ = run.drive(args, vehicle, cycle, config)
+        return {"truth": result.truth, "firmware": report.firmware_figures(firmware.trip), "trip": firmware.trip,
+                "frames": result.truth["frames"], "vehicle": vehicle.name, "cycle": cycle.name}
+    messages = read_drive_log(args.log).messages  # a cut log replays up to the cut, as replay does
+    replay.explained(args, messages)
+    vehicle_dbc, records, firmware, _ = replay.drive(args, messages)
+    return {"truth": None, "firmware": report.firmware_figures(firmware.trip), "trip": firmware.trip,
+            "frames": len(records), "vehicle": vehicle_dbc, "cycle": None}
+
+
+def run_drive(spec: dict) -> dict:
+    """The task a worker runs: the drive, tried twice at most; never raises.
+    The result is the row for the ``trips`` table and its warning events."""
+    started = time.perf_counter()
+    outcome, error = None, None
+    attempts = 0
+    while outcome is None and attempts < ATTEMPTS:
+        attempts += 1
+        try:
+            outcome = drive_once(spec)
+        except KeidriveError as failure:
+            error = str(failure)
+        except Exception as failure:  # a bug must cost one drive, not the run; its reason is kept
+            error = f"{type(failure).__name__}: {failure}"
+    return trip_row(spec, outcome, error, attempts, time.perf_counter() - started, worker_name())
+
+
+def failed_row(spec: dict, error: str) -> dict:
+    """The row of a drive whose worker never returned (it died, or the
+    cluster went away)."""
+    return trip_row(spec, None, error, ATTEMPTS, None, None)
+
+
+def trip_row(spec: dict, outcome: dict | None, error: str | None, attempts: int, wall_s, worker) -> dict:
+    firmware = outcome["firmware"] if outcome else {}
+    trip = outcome["trip"] if outcome else {}
+    truth = (outcome or {}).get("truth") or {}
+    warnings = firmware.get("warnings", [])
+    return {
+        "input": spec["input"],
+        "kind": spec["kind"],
+        "vehicle": outcome["vehicle"] if outcome else spec["vehicle"],
+        "cycle": outcome["cycle"] if outcome else spec["cycle"],
+        "profile": spec["profile"],
+        "runtime": spec["runtime"],
+        "options": " ".join(spec["options"]),
+        "firmware_version": firmware_version() if worker else None,
+        "ok": outcome is not None,
+        "error": None if outcome else error,
+        "attempts": attempts,
+        "frames": outcome["frames"] if outcome else None,
+        "distance_km": firmware.get("distance_km"),
+        "fuel_l": firmware.get("fuel_l"),
+        "energy_kwh": firmware.get("energy_kwh"),
+        "km_per_l": firmware.get("km_per_l"),
+        "wh_per_km": trip.get("wh_per_km"),
+        "eco_score": firmware.get("eco_score"),
+        "warnings": len(warnings) if outcome else None,
+        "warnings_by_kind": dict(Counter(w["kind"] for w in warnings)),
+        "truth_distance_km": truth.get("distance_km"),
+        "truth_fuel_l": truth.get("fuel_l"),
+        "truth_energy_kwh": truth.get("energy_kwh"),
+        "truth_km_per_l": truth.get("km_per_l"),
+        "wall_s": None if wall_s is None else round(wall_s, 3),
+        "worker": worker,
+        "warning_events": warnings,
+    }
+
+
+def worker_name() -> str:
+    """The Dask worker running this drive (its address), else this host."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return socket.gethostname()
+
+
+@cache
+def firmware_version() -> str:
+    """``git describe`` of the checkout whose firmware runs here, else the
+    package version (an installed wheel)."""
+    from .. import __version__
+    from ..paths import firmware_dir
+
+    tree = firmware_dir()
+    try:
+        top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=10)
+        # Only the checkout the firmware belongs to, never a repository
+        # that merely contains an installed package.
+        if top.returncode == 0 and tree.parent.resolve() == Path(top.stdout.strip()).resolve():
+            described = subprocess.run(["git", "-C", str(tree), "describe", "--tags", "--always", "--dirty"],
+                                       capture_output=True, text=True, timeout=10)
+            if described.returncode == 0 and described.stdout.strip():
+                return described.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+

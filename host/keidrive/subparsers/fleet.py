@@ -1,0 +1,179 @@
+"""keidrive fleet: many drives and log replays at once on a Dask cluster,
+every trip into DuckDB; ``keidrive fleet report`` reads them back."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# What `--json` prints, exactly.
+JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
+
+
+def add_subparser(subparsers) -> None:
+    from ..fleet.store import DEFAULT_DB
+
+    parser = subparsers.add_parser(
+        "fleet",
+        help="many drives and log replays on a Dask cluster, every trip into DuckDB (fleet report: read them)",
+        description=(
+            "Run a job array of whole drives on a Dask cluster: replays of drive logs (files or globs) and/or "
+            "a matrix of simulated drives (--vehicles x --cycles x --profiles), each exactly as `keidrive "
+            "replay` / `keidrive run` would run it, with its firmware in its own process on a private bus. "
+            "A failed drive is retried once, then recorded with its reason; the rest go on. Every trip goes "
+            "into the DuckDB file (tables runs, trips, warnings), appended under a new run id. "
+            "`keidrive fleet report` summarises a run per vehicle and profile, or compares two runs."
+        ),
+    )
+    parser.add_argument(
+        "inputs", nargs="*", metavar="LOG|GLOB",
+        help="drive logs to replay (any format python-can reads; globs are expanded here, and the paths must "
+        "be readable on the workers); or `report` to read the database back",
+    )
+    matrix = parser.add_argument_group("simulated drives")
+    matrix.add_argument("--vehicles", metavar="A,B", help="vehicle presets or TOML files (default: nbox-turbo)")
+    matrix.add_argument("--cycles", metavar="C,D", help="drive cycles or CSV files (default: wltc-jp)")
+    matrix.add_argument("--profiles", metavar="P,Q", default="jp-expressway",
+                        help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
+    drive = parser.add_argument_group("passed to every drive")
+    drive.add_argument("--dbc", metavar="NAME", help="vehicle DBC of the logs (as keidrive replay --dbc)")
+    drive.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH",
+                       help="where each drive's firmware runs, on its worker (default: micropython)")
+    engine = parser.add_argument_group("cluster")
+    engine.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask cluster's scheduler")
+    engine.add_argument("--workers", type=int, metavar="N",
+                        help="worker processes of the local cluster (default: one per core)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--db", default=DEFAULT_DB, metavar="FILE.duckdb", help=f"default: {DEFAULT_DB}")
+    out.add_argument("--parquet", metavar="DIR", help="also write the run's trips and warnings as Parquet files")
+    out.add_argument(
+        "--json", action="store_true",
+        help="print exactly trips, failed, workers, wall_s (first drive submitted to last trip stored), "
+        "trips_per_s and db; with report: the summary or comparison as JSON",
+    )
+    report = parser.add_argument_group("keidrive fleet report [--db FILE] [--run ID | --compare A B] [--plot PNG]")
+    report.add_argument("--run", type=int, metavar="ID", help="the run to summarise (default: the latest)")
+    report.add_argument("--compare", type=int, nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="which drives changed figures or warnings from RUN_A to RUN_B, and by how much")
+    report.add_argument("--plot", metavar="FILE.png", help="economy per vehicle and profile (both runs with --compare)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..errors import KeidriveError
+
+    report_only = ("run", "compare", "plot")
+    if args.inputs[:1] == ["report"]:
+        if len(args.inputs) > 1:
+            raise KeidriveError(f"fleet report takes no logs, got {' '.join(args.inputs[1:])}")
+        return _report(args)
+    given = [f"--{name}" for name in report_only if getattr(args, name) is not None]
+    if given:
+        raise KeidriveError(f"{given[0]} belongs to `keidrive fleet report`")
+    return _fleet(args)
+
+
+def _fleet(args) -> int:
+    from rich.console import Console
+
+    from ..errors import KeidriveError
+    from ..fleet import cluster, store
+    from ..fleet.inputs import drive_specs
+
+    specs = drive_specs(args)
+    db = store.connect(args.db)
+    try:
+        with cluster.open_client(args.scheduler, args.workers) as client:
+            workers = cluster.worker_count(client)
+            run_id = store.begin_run(db, _describe(args, specs), args.scheduler or f"local:{workers}", workers)
+            wall, failures = _run_with_progress(client, specs, db, run_id, Console(stderr=True))
+        trips = len(specs) - len(failures)
+        store.finish_run(db, run_id, trips, len(failures), round(wall, 3))
+        if args.parquet:
+            store.export_parquet(db, run_id, args.parquet)
+    finally:
+        db.close()
+    figures = {
+        "trips": trips, "failed": len(failures), "workers": workers, "wall_s": round(wall, 3),
+        "trips_per_s": round(trips / wall, 3) if wall > 0 else 0.0, "db": str(args.db),
+    }
+    for row in failures:
+        print(f"keidrive: drive failed: {row['input']} ({row['profile']}): {row['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({key: figures[key] for key in JSON_KEYS}, indent=2))
+    else:
+        print(f"{trips} trips, {len(failures)} failed on {workers} workers in {figures['wall_s']:.1f} s "
+              f"({figures['trips_per_s']:.2f} trips/s); run {run_id} in {args.db}")
+        if args.parquet:
+            print(f"parquet: {args.parquet}/trips-run{run_id}.parquet, {args.parquet}/warnings-run{run_id}.parquet")
+    if trips == 0:
+        raise KeidriveError(f"all {len(specs)} drives failed")
+    return 1 if failures else 0
+
+
+def _run_with_progress(client, specs, db, run_id, console):
+    """All drives, a rich progress bar (done, failed, drives/s) on a
+    terminal, each row stored as it arrives."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..fleet import cluster, store
+
+    failures = []
+    done = [0]
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("fleet"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]:.2f} drives/s"), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("drives", total=len(specs), failed=0, rate=0.0)
+
+        def on_row(index, row):
+            store.add_trip(db, run_id, index + 1, row)
+            if not row["ok"]:
+                failures.append(row)
+            done[0] += 1
+            progress.update(task, completed=done[0], failed=len(failures),
+                            rate=done[0] / max(time.perf_counter() - started, 1e-9))
+
+        wall = cluster.run_all(client, specs, on_row)
+    return wall, failures
+
+
+def _describe(args, specs) -> str:
+    logs = sum(1 for spec in specs if spec["kind"] == "replay")
+    parts = [f"{len(specs)} drives"]
+    if logs:
+        parts.append(f"{logs} replays")
+    for name in ("vehicles", "cycles", "profiles", "dbc", "runtime"):
+        if getattr(args, name):
+            parts.append(f"--{name} {getattr(args, name)}")
+    return " ".join(parts)
+
+
+def _report(args) -> int:
+    from ..fleet import report, store
+
+    db = store.connect(args.db, read_only=True)
+    try:
+        if args.compare:
+            if args.run is not None:
+                from ..errors import KeidriveError
+
+                raise KeidriveError("--run and --compare: give one (--compare names both runs)")
+            result = report.compare(db, *args.compare)
+        else:
+            result = report.summary(db, args.run)
+        if args.plot:
+            report.plot(db, args.plot, args.compare or [result["run"]])
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        report.print_result(result)
+        if args.plot:
+            print(f"plot: {args.plot}")
+    return 0

@@ -1,0 +1,195 @@
+"""keidrive fleet on a real Dask cluster (a distributed.LocalCluster of two
+worker processes on loopback): a small matrix of simulated drives and a few
+log replays, a corrupt log that fails while the rest complete, the DuckDB
+file and the Parquet files read back with duckdb, every trip equal to the
+single `keidrive run` / `keidrive replay` of the same drive, and the
+report and comparison read from the file."""
+
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from keidrive.cli import main  # noqa: E402
+
+# 75 s with a stretch above the 55 mph limit of us-minitruck-55: short, and it warns.
+SHORT_CYCLE = "time_s,speed_kmh\n0,0\n3,0\n20,60\n30,95\n50,95\n62,40\n72,0\n75,0\n"
+PROFILE = "us-minitruck-55"
+FIGURES = ("distance_km", "fuel_l", "energy_kwh", "km_per_l", "eco_score")
+
+
+def keidrive(*args, env):
+    result = subprocess.run([sys.executable, "-m", "keidrive", *args], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """One fleet run over the cluster, and the single runs to hold it to."""
+    work = tmp_path_factory.mktemp("fleet")
+    env = dict(os.environ, KEIDRIVE_BUS_DIR=str(work / "bus"))
+    saved = os.environ.get("KEIDRIVE_BUS_DIR")
+    os.environ["KEIDRIVE_BUS_DIR"] = env["KEIDRIVE_BUS_DIR"]  # the workers inherit it
+    cycle = work / "short.csv"
+    cycle.write_text(SHORT_CYCLE)
+    logs = {}
+    for vehicle, suffix in (("nbox-turbo", "blf"), ("alto-hybrid", "asc")):
+        logs[vehicle] = work / f"{vehicle}.{suffix}"
+        subprocess.run([sys.executable, "-m", "keidrive", "simulate", "--vehicle", vehicle, "--cycle", str(cycle),
+                        "-o", str(logs[vehicle])], check=True, capture_output=True, env=env, timeout=120)
+    corrupt = work / "corrupt.blf"
+    corrupt.write_bytes(bytes(range(256)) * 16)
+    db = work / "trips.duckdb"
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None)
+    try:
+        argv = ["fleet", str(work / "*.blf"), str(logs["alto-hybrid"]), "--vehicles", "alto-na,sakura-ev",
+                "--cycles", str(cycle), "--profiles", PROFILE, "--scheduler", cluster.scheduler_address,
+                "--db", str(db), "--parquet", str(work / "parquet"), "--json"]
+        yield {"work": work, "env": env, "db": db, "cycle": cycle, "logs": logs, "corrupt": corrupt,
+               "argv": argv, "cluster": cluster, "first": _main(argv)}
+    finally:
+        cluster.close()
+        if saved is None:
+            os.environ.pop("KEIDRIVE_BUS_DIR", None)
+        else:
+            os.environ["KEIDRIVE_BUS_DIR"] = saved
+
+
+def _main(argv):
+    """``keidrive ARGV`` in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as exit:
+            status = exit.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def _trips(db, run_id=1):
+    with duckdb.connect(str(db), read_only=True) as connection:
+        cursor = connection.execute("SELECT * FROM trips WHERE run_id = ? ORDER BY trip_id", [run_id])
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def test_the_run_reports_its_figures_and_the_corrupt_log(fleet):
+    status, out, err = fleet["first"]
+    assert status == 1  # a drive failed: the run says so, after finishing the rest
+    summary = json.loads(out)
+    assert list(summary) == ["trips", "failed", "workers", "wall_s", "trips_per_s", "db"]
+    assert summary["trips"] == 4 and summary["failed"] == 1 and summary["workers"] == 2
+    assert summary["db"] == str(fleet["db"]) and summary["wall_s"] > 0
+    assert summary["trips_per_s"] == round(4 / summary["wall_s"], 3)
+    [failure] = [line for line in err.splitlines() if "drive failed" in line]
+    assert str(fleet["corrupt"]) in failure and "not a readable .blf file" in failure
+
+
+def test_every_drive_is_a_row_of_the_duckdb_file(fleet):
+    trips = _trips(fleet["db"])
+    assert len(trips) == 5
+    by_input = {row["input"]: row for row in trips}
+    broken = by_input[str(fleet["corrupt"])]
+    assert not broken["ok"] and broken["attempts"] == 2 and "not a readable .blf file" in broken["error"]
+    assert broken["distance_km"] is None
+    done = [row for row in trips if row["ok"]]
+    assert {row["kind"] for row in done} == {"run", "replay"}
+    assert {row["vehicle"] for row in done} == {"alto-na", "sakura-ev", "kei_turbo_660", "kei_hybrid_660"}
+    assert len({row["worker"] for row in trips}) == 2  # both worker processes drove
+    for row in done:
+        assert row["error"] is None and row["attempts"] == 1 and row["profile"] == PROFILE
+        assert row["distance_km"] > 0.5 and row["firmware_version"]
+    with duckdb.connect(str(fleet["db"]), read_only=True) as connection:
+        assert connection.execute("SELECT trips, failed, workers FROM runs").fetchall() == [(4, 1, 2)]
+        # warnings: one row per event, and the counts by kind in trips agree
+        events = connection.execute("SELECT trip_id, kind, count(*) FROM warnings GROUP BY ALL").fetchall()
+        parquet = fleet["work"] / "parquet" / "trips-run1.parquet"
+        assert connection.execute(f"SELECT count(*) FROM read_parquet('{parquet}')").fetchone()[0] == 5
+    assert "overspeed" in {kind for _, kind, _ in events}
+    counted = {(row["trip_id"], kind): n for row in trips for kind, n in (row["warnings_by_kind"] or {}).items()}
+    assert counted == {(trip_id, kind): n for trip_id, kind, n in events}
+
+
+def test_fleet_trips_equal_single_runs(fleet):
+    trips = {row["input"]: row for row in _trips(fleet["db"])}
+    env = fleet["env"]
+    single = keidrive("run", "--vehicle", "sakura-ev", "--cycle", str(fleet["cycle"]), "--profile", PROFILE,
+                      "--plot", str(fleet["work"] / "single.png"), "--json", env=env)
+    row = trips[f"sakura-ev/{fleet['cycle']}"]
+    assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
+    assert row["warnings"] == len(single["firmware"]["warnings"])
+    assert (row["truth_distance_km"], row["truth_energy_kwh"], row["frames"]) == (
+        single["truth"]["distance_km"], single["truth"]["energy_kwh"], single["frames"])
+    replayed = keidrive("replay", str(fleet["logs"]["nbox-turbo"]), "--profile", PROFILE, "--json", env=env)
+    row = trips[str(fleet["logs"]["nbox-turbo"])]
+    assert {name: row[name] for name in FIGURES} == {name: replayed["firmware"][name] for name in FIGURES}
+    assert row["frames"] == replayed["frames"]
+    with duckdb.connect(str(fleet["db"]), read_only=True) as connection:
+        events = connection.execute("SELECT kind, level, start_s, end_s FROM warnings WHERE trip_id = ? "
+                                    "ORDER BY start_s", [row["trip_id"]]).fetchall()
+    assert events == [tuple(w.values()) for w in replayed["firmware"]["warnings"]]
+
+
+def test_report_and_comparison_of_two_runs(fleet, tmp_path):
+    db = str(fleet["db"])
+    logs_only = [a for a in fleet["argv"] if a != str(fleet["work"] / "*.blf")]
+    logs_only = logs_only[:logs_only.index("--vehicles")] + logs_only[logs_only.index("--profiles"):]
+    logs_only = [a if a != str(fleet["work"] / "parquet") else str(tmp_path) for a in logs_only]
+    status, out, _ = _main(logs_only)  # run 2: the hybrid's log only
+    assert status == 0 and json.loads(out)["trips"] == 1
+    status, out, _ = _main(["fleet", "report", "--db", db, "--run", "1", "--json"])
+    assert status == 0
+    summary = json.loads(out)
+    groups = {(g["vehicle"], g["profile"]): g for g in summary["groups"]}
+    assert set(groups) == {(v, PROFILE) for v in ("alto-na", "sakura-ev", "kei_turbo_660", "kei_hybrid_660")}
+    assert groups[("sakura-ev", PROFILE)]["unit"] == "Wh/km" and groups[("alto-na", PROFILE)]["unit"] == "km/L"
+    alto = groups[("alto-na", PROFILE)]
+    assert alto["warnings_per_100km"] == round(alto["warnings"] * 100 / alto["distance_km"], 2)
+    assert [f["input"] for f in summary["failures"]] == [str(fleet["corrupt"])]
+
+    status, out, _ = _main(["fleet", "report", "--db", db, "--compare", "1", "2", "--json"])
+    same = json.loads(out)
+    assert (same["compared"], same["unchanged"], same["changed"]) == (1, 1, [])
+    assert len(same["only_in_a"]) == 4 and same["only_in_b"] == []
+    # A firmware that reads 2 % more economy on that drive: the comparison shows the drive and by how much.
+    with duckdb.connect(db) as connection:
+        connection.execute("UPDATE trips SET km_per_l = km_per_l * 1.02 WHERE run_id = 2")
+    plot = tmp_path / "compare.png"
+    status, out, _ = _main(["fleet", "report", "--db", db, "--compare", "1", "2", "--plot", str(plot), "--json"])
+    [changed] = json.loads(out)["changed"]
+    assert changed["input"] == str(fleet["logs"]["alto-hybrid"])
+    assert list(changed["figures"]) == ["km_per_l"] and changed["figures"]["km_per_l"]["percent"] == 2.0
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fleet"], "nothing to drive"),
+    (["fleet", "/nonexistent/*.blf"], "no log matches /nonexistent/*.blf"),
+    (["fleet", "--vehicles", "alto-na,no-such-car"], "no-such-car"),
+    (["fleet", "--cycles", "hwfet", "--profiles", "autobahn"], "autobahn"),
+    (["fleet", "--cycles", "hwfet", "--dbc", "kei_ev"], "--dbc names the DBC of drive logs"),
+    (["fleet", "--cycles", "hwfet", "--run", "2"], "--run belongs to `keidrive fleet report`"),
+    (["fleet", "--cycles", "hwfet", "--workers", "0"], "--workers must be at least 1"),
+    (["fleet", "report", "--db", "/nonexistent/fleet.duckdb"], "no such fleet database"),
+])
+def test_bad_input_is_one_line(argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = _main(argv)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("keidrive: error: ") and message in err
+
+
+def test_report_of_an_unknown_run(fleet):
+    status, _, err = _main(["fleet", "report", "--db", str(fleet["db"]), "--run", "99"])
+    assert status == 2 and "no run 99 in the fleet database (runs: 1" in err
