@@ -17,7 +17,7 @@ from keidrive.busio import open_bus
 from keidrive.errors import KeidriveError
 from keidrive.vbus import hub
 
-from vbus_helpers import start_hub
+from vbus_helpers import connect, raw_stats, start_hub
 
 
 @pytest.fixture(autouse=True)
@@ -118,13 +118,17 @@ def test_replay_onto_a_hub_that_dies_exits_non_zero_with_one_line(tmp_path):
         [sys.executable, "-m", "keidrive", "replay", str(log), "--bus", "keidrive:dying", "--no-firmware"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(1.0)
+    observer = connect("dying")
+    while raw_stats(observer)[0]["clients"] < 2:  # the replay is on the bus
+        assert replay.poll() is None
+        time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     out, err = replay.communicate(timeout=30)
     assert replay.returncode != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "hub" in lines[0] and "Traceback" not in err, err
+    observer.close()
 
 
 @pytest.mark.parametrize("spec", ["keidrive:x@", "keidrive:x@fast", "keidrive:x@0", "keidrive:x@-5"])

@@ -8,7 +8,7 @@ import sys
 import time
 
 from keidrive import record
-from keidrive.vbus import hub
+from keidrive.vbus import hub, wire
 
 
 def start_hub(channel: str, *args: str, preexec_fn=None) -> subprocess.Popen:
@@ -37,7 +37,7 @@ def connect(channel: str) -> socket.socket:
 
 def raw_stats(sock: socket.socket, timeout: float = 5.0) -> tuple[dict, int]:
     """bus_stats over a raw client, and the frames that reached it before the answer."""
-    sock.sendall(record.control(record.CONTROL_STATS))
+    sock.sendall(wire.seal(record.control(record.CONTROL_STATS)))
     sock.settimeout(timeout)
     frames = 0
     while True:

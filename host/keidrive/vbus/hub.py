@@ -82,6 +82,7 @@ class _Client:
         self.skipped = 0  # bytes of bad records and stray bytes refused
         self.dropped = 0  # frames it lost by not reading
         self.stalled = False
+        self.asked = 0  # stats requests not answered yet
         self.progress_at = now  # last time its socket took bytes
         self.events = 0
 
@@ -163,6 +164,10 @@ class Hub:
                     if events & selectors.EVENT_WRITE and client.number in self.clients:
                         self._flush(client)
                 self._transmit()
+                for client in list(self.clients.values()):
+                    while client.asked and client.number in self.clients:
+                        client.asked -= 1
+                        self._answer_stats(client)
                 now = time.monotonic()
                 self._hold(now)
                 if self.clients:
@@ -284,7 +289,7 @@ class Hub:
             timestamp_us, can_id, flags, dlc, _, _ = unpack(data, offset)
             if flags & record.FLAG_CONTROL:
                 if can_id == record.CONTROL_STATS:
-                    self._answer_stats(client)
+                    client.asked += 1  # answered once the frames before it are on the bus
                     continue
                 # Other commands travel to the other clients in frame order.
             raw = data[offset : offset + record.SIZE]

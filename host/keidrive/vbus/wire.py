@@ -2,8 +2,9 @@
 the bus, and a stream that stray bytes knocked out of step finds its way back.
 
 A record (``keidrive.record``, 24 bytes) is valid when its flags are known
-ones, its DLC is 0-8, its identifier fits its format (11 bits, or 29 for an
-extended or error frame) and a control record names a known command.
+ones, its DLC is 0-8 with zero padding after the data, its identifier fits
+its format (11 bits, or 29 for an extended or error frame) and a control
+record names a known command.
 
 The record's reserved field (bytes 14-15) carries a seal: byte 14 the marker
 ``SYNC``, byte 15 a check (XOR of the other 22 bytes with ``CHECK_SEED``).
@@ -26,6 +27,7 @@ SIZE = record.SIZE
 KNOWN_FLAGS = record.FLAG_EXTENDED | record.FLAG_REMOTE | record.FLAG_ERROR | record.FLAG_CONTROL
 COMMANDS = (record.CONTROL_STATS, record.CONTROL_END_OF_DRIVE)
 _WIDE = record.FLAG_EXTENDED | record.FLAG_ERROR  # 29-bit identifier field
+_BYTE_INDEX = np.arange(8, dtype=np.uint8)
 
 
 def _check(rows: np.ndarray) -> np.ndarray:
@@ -61,7 +63,9 @@ def _valid(rows: np.ndarray, strict: bool) -> tuple[np.ndarray, np.ndarray]:
     flags = rows[:, 12]
     ident = np.ascontiguousarray(rows[:, 8:12]).view("<u4")[:, 0]
     control = (flags & record.FLAG_CONTROL) != 0
-    ok = (rows[:, 13] <= 8) & ((flags & (~KNOWN_FLAGS & 0xFF)) == 0)
+    dlc = rows[:, 13]
+    ok = (dlc <= 8) & ((flags & (~KNOWN_FLAGS & 0xFF)) == 0)
+    ok &= ~((rows[:, 16:] != 0) & (_BYTE_INDEX >= dlc[:, None])).any(axis=1)
     limit = np.where((flags & _WIDE) != 0, 0x1FFFFFFF, 0x7FF)
     ok &= np.where(control, (flags == record.FLAG_CONTROL) & np.isin(ident, COMMANDS), ident <= limit)
     sealed = (rows[:, 14] == SYNC) & (rows[:, 15] == _check(rows))
