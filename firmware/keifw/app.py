@@ -80,25 +80,31 @@ def run_stream(fw, rx, virtual=True):
     fw.finish()
 
 
-def run_port(fw, port, stop=None):
-    """Boards: poll the port forever on the real clock."""
-    from .canport import Frame
+def run_port(fw, port, stop=None, now=None):
+    """Boards: poll the port forever on the real clock (``now``: the clock,
+    us modulo 2**30; benches pass the frames' own).
 
+    Per pass: the clock (due ticks), then up to a block of frames from the
+    port into stream records, all scanned in one call at that time."""
+    from .canport import Frame, fill
+
+    if now is None:
+        now = now_us
+    block = fw.block
+    nmax = len(block) // record.SIZE
+    read = getattr(port, "read", None)
     fr = Frame()
     poll = port.poll
-    frame = fw.frame
     clock = fw.clock
+    at = fw.at
     while stop is None or not stop():
-        t = now_us()
+        t = now()
         clock(t)
-        k = 0
-        while k < 32 and poll(fr):
-            k += 1
-            if fr.flags & 6:
-                continue
-            frame(fr.key, fr.data, fr.dlc, t)
-        fw.frames += k
-        if k == 0:
+        n = read(block, nmax) if read is not None else fill(poll, fr, block, nmax)
+        if n:
+            fw.frames += n
+            at(block, n, t)
+        else:
             try:
                 import time
 

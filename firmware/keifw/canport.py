@@ -1,6 +1,8 @@
 """CAN ports: one small interface over three very different sources.
 
     poll(frame) -> bool   fill the preallocated Frame, True if one was read
+    read(block, nmax) -> n  optional: up to nmax frames as stream records
+                          straight into block (else the loop polls, see fill)
     send(id, extended, buf, n) -> bool
     state() -> 0 active, 1 warning, 2 passive, 3 bus-off, 4 stopped
     restart()
@@ -17,6 +19,7 @@ no error frames).
 
 from . import record
 from .compat import now_us, tadd, tdiff
+from .scan import put
 
 STATE_ACTIVE = 0
 STATE_WARNING = 1
@@ -34,6 +37,15 @@ class Frame:
         self.flags = 0
         self.buf = bytearray(8)
         self.data = self.buf  # a port may point this at its own buffer
+
+
+def fill(poll, fr, block, nmax):
+    """Up to nmax frames from ``poll`` into block as stream records; how many."""
+    n = 0
+    while n < nmax and poll(fr):
+        put(block, n * 24, fr.key, fr.data, fr.dlc, fr.flags)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        n += 1
+    return n
 
 
 class StreamPort:

@@ -52,11 +52,22 @@ def now_us():
     return _ticks_us() & TICKS_MASK
 
 
+# Both are written so that no intermediate leaves -2**30 .. 2**30 - 1 (a
+# 32-bit board's small ints): a - b of two clock values always fits, while
+# a - b + TICKS_HALF or a + d past the period would box a heap long.
 def tdiff(a, b):
     """a - b on the wrapping 30-bit microsecond clock, as a signed int."""
-    return ((a - b + TICKS_HALF) & TICKS_MASK) - TICKS_HALF
+    d = a - b
+    if d >= TICKS_HALF:
+        return d - TICKS_MASK - 1
+    if d < -TICKS_HALF:
+        return d + TICKS_MASK + 1
+    return d
 
 
 def tadd(a, d):
-    return (a + d) & TICKS_MASK
+    """a + d on the wrapping clock, for a clock value a and 0 <= d <= TICKS_MASK."""
+    if a > TICKS_MASK - d:
+        return a - (TICKS_MASK - d) - 1
+    return a + d
 

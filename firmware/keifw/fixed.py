@@ -29,6 +29,26 @@ def ratio_digits(num, den, digits):
     return q
 
 
+def ratio_milli(whole, milli, den, digits):
+    """(whole + milli / 1000) * 10**digits // den, for digits >= 3,
+    0 <= whole < 2**30, 0 <= milli < 1000, 0 < den < 10**8: one long division
+    over the digits of whole.milli, so nothing is truncated twice."""
+    q = whole // den
+    r = whole - q * den
+    p = 100
+    while digits > 0:
+        x = milli // p % 10 if p else 0
+        p //= 10
+        r = r * 10 + x
+        d = r // den
+        r -= d * den
+        q = q * 10 + d
+        digits -= 1
+        if q > 100000000:  # saturate, as ratio_digits
+            return 100000000
+    return q
+
+
 def scale_of(gen, slot, unit):
     """(A, B, C) so that (raw * A + B) // C is the physical value times ``unit``.
 
