@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator")
+SECTIONS = ("firmware", "loop", "simulator", "fleet")
+# The fleet section starts Dask clusters (the fleet extra): only when asked.
+DEFAULT_SECTIONS = ("firmware", "loop", "simulator")
 
 
 def add_subparser(subparsers) -> None:
@@ -21,7 +23,7 @@ def add_subparser(subparsers) -> None:
     )
     parser.add_argument(
         "--only", metavar="SECTION,...",
-        help=f"measure only these sections ({', '.join(SECTIONS)}; default: all)",
+        help=f"measure only these sections ({', '.join(SECTIONS)}; default: {', '.join(DEFAULT_SECTIONS)})",
     )
     parser.add_argument("--vehicle", default="nbox-turbo", metavar="NAME|FILE.toml", help="default: nbox-turbo")
     parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
@@ -44,7 +46,7 @@ def _sections(only: str | None) -> tuple:
     from ..errors import KeidriveError
 
     if not only:
-        return SECTIONS
+        return DEFAULT_SECTIONS
     chosen = tuple(name.strip() for name in only.split(",") if name.strip())
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
@@ -75,6 +77,10 @@ def run(args) -> int:
         from ..bench.simulator import simulator_figures
 
         figures["simulator"] = simulator_figures(args.vehicle, args.cycle, args.repeat)
+    if "fleet" in sections:
+        from ..bench.fleet import fleet_figures
+
+        figures["fleet"] = fleet_figures(args.cycle)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -107,6 +113,15 @@ def _print(figures: dict) -> None:
         else:
             print(f"  FASTSim 3                  {simulator['fastsim3_s_per_cycle']:>10.3f} s per cycle"
                   f" - {simulator['fastsim3']}")
+    fleet = figures.get("fleet")
+    if fleet:
+        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles), local Dask cluster:")
+        for workers in (1, 2):
+            rate = fleet[f"workers_{workers}"]
+            print(f"  {workers} worker{'s' if workers > 1 else ' '}                  {rate['drives_per_s']:>10.3f}"
+                  f" drives/s ({rate['wall_s']:.1f} s)")
+        print(f"  efficiency                 {fleet['efficiency']:>10.3f} (2-worker rate / 2 x 1-worker rate)"
+              + (f"; {fleet['failed']} drives failed" if fleet["failed"] else ""))
 
 
 def _robustness(args) -> int:
