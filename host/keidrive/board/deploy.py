@@ -14,6 +14,11 @@ On the board:
   then deleted). A cut while staging leaves the old application untouched;
   a cut in the few milliseconds of the switch is finished by the next flash
   (the stage is marked complete);
+* only files the manifest lists are ever removed: a file of the user's inside
+  a folder the application replaces goes back where it was before ``/.kd_old``
+  is deleted, and a stale entry (a file an older application had) is removed
+  alone, its folder only once it is empty; a user's ``/lib`` or the ``/data``
+  trip store beside it stay;
 * ``/config.json`` is written to ``/config.json.kdnew`` and renamed over.
 """
 
@@ -79,17 +84,54 @@ def _kd_size(p):
         return os.stat(p)[6]
     except OSError:
         return -1
-def _kd_switch(names, stage, old, manifest, gone=()):
+def _kd_listed(manifest):
+    try:
+        import json
+        with open(manifest) as f:
+            return json.load(f).get('files', {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+def _kd_files(p, rel, out):
+    for e in os.ilistdir(p):
+        q = rel + '/' + e[0] if rel else e[0]
+        if e[1] & 0x4000:
+            _kd_files(p + '/' + e[0], q, out)
+        else:
+            out.append(q)
+    return out
+def _kd_keep(old, listed):
+    if not _kd_isdir(old):
+        return
+    for q in _kd_files(old, '', []):
+        if q not in listed and not _kd_ex('/' + q):
+            if '/' in q:
+                _kd_mkdirs('/' + q.rsplit('/', 1)[0])
+            os.rename(old + '/' + q, '/' + q)
+def _kd_prune(p):
+    p = p.rsplit('/', 1)[0]
+    while p:
+        try:
+            if any(True for _ in os.ilistdir(p)):
+                return
+            os.rmdir(p)
+        except OSError:
+            return
+        p = p.rsplit('/', 1)[0]
+def _kd_switch(names, stage, old, manifest, stale=()):
+    listed = _kd_listed(manifest)
+    _kd_keep(old, listed)
     _kd_rm(old)
     os.mkdir(old)
-    for n in gone:
-        if _kd_ex('/' + n):
-            os.rename('/' + n, old + '/' + n)
     for n in names:
         if _kd_ex(stage + '/' + n):
             if _kd_ex('/' + n):
                 os.rename('/' + n, old + '/' + n)
             os.rename(stage + '/' + n, '/' + n)
+    _kd_keep(old, listed)
+    for p in stale:
+        if _kd_ex('/' + p) and not _kd_isdir('/' + p):
+            os.remove('/' + p)
+            _kd_prune('/' + p)
     if _kd_ex(stage + '/.kd_manifest.json'):
         os.rename(stage + '/.kd_manifest.json', manifest)
     _kd_rm(stage)
@@ -282,7 +324,7 @@ def recover(board: Board, log) -> None:
         log("removing an incomplete stage left by an interrupted flash (the application on the board is intact)")
         board.exec(f"_kd_rm({STAGE!r})")
     if old:
-        board.exec(f"_kd_rm({OLD!r})")
+        board.exec(f"_kd_keep({OLD!r}, _kd_listed({MANIFEST!r}))\n_kd_rm({OLD!r})")
 
 
 def compare(board: Board, plan: Plan) -> None:
@@ -296,12 +338,15 @@ def compare(board: Board, plan: Plan) -> None:
             plan.unchanged.append(f)
         else:
             plan.upload.append(f)
-    plan.stale = [p for p in known if p not in {f.path for f in plan.files}]
+    # A manifest is the board's word: never a path outside the application's root.
+    plan.stale = [
+        p for p in known
+        if p not in {f.path for f in plan.files} and not p.startswith("/") and ".." not in p.split("/")
+    ]
 
 
 def deploy(board: Board, plan: Plan, log) -> None:
     """Stage, verify and switch in the application (nothing if all is unchanged)."""
-    stale_top = sorted({p.split("/")[0] for p in plan.stale} - set(plan.top_level))
     if not plan.upload and not plan.stale:
         log(f"application up to date: {len(plan.unchanged)} files unchanged, nothing copied")
         return
@@ -328,7 +373,7 @@ def deploy(board: Board, plan: Plan, log) -> None:
     board.write_file(f"{STAGE}/.kd_manifest.json", json.dumps(manifest, sort_keys=True).encode())
     board.exec(f"open({COMPLETE!r}, 'w').close()")
     # The switch: renames only
-    board.exec(f"_kd_switch({plan.top_level!r}, {STAGE!r}, {OLD!r}, {MANIFEST!r}, {stale_top!r})")
+    board.exec(f"_kd_switch({plan.top_level!r}, {STAGE!r}, {OLD!r}, {MANIFEST!r}, {sorted(plan.stale)!r})")
     log(f"application switched in: {len(plan.upload)} files copied ({total} bytes), "
         f"{len(plan.unchanged)} unchanged")
 
