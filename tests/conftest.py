@@ -57,10 +57,13 @@ def compiled_set(request, tmp_path_factory):
     import cantools
 
     from keidrive.dbccompiler import compile_dbc
+    from keidrive.paths import firmware_dir
 
     paths = DBC_SETS[request.param]
     directory = tmp_path_factory.mktemp(request.param)
     (directory / "gen.py").write_text(compile_dbc(paths))
+    # Generated modules import the shared runtime keifw.dbcrt from beside them.
+    (directory / "keifw").symlink_to(firmware_dir() / "keifw")
     database = cantools.database.Database()
     for path in paths:
         database.add_dbc_file(str(path))

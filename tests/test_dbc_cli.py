@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from conftest import DBC_FIXTURES
+from keidrive.dbccompiler import exec_generated
 
 EDGE = [str(DBC_FIXTURES / "edge_cases.dbc"), str(DBC_FIXTURES / "edge_tx.dbc")]
 
@@ -30,16 +31,14 @@ def test_messages_option_restricts_the_module(tmp_path):
     output = tmp_path / "two.py"
     result = keidrive("dbc", "compile", *EDGE, "--messages", "MUX_SIGNED,KEI_STATUS", "-o", str(output))
     assert result.returncode == 0, result.stderr
-    namespace = {}
-    exec(output.read_text(), namespace)
+    namespace = exec_generated(output.read_text())
     assert namespace["MSG_NAMES"] == ("MUX_SIGNED", "KEI_STATUS")
 
 
 def test_node_selects_rx_and_tx(tmp_path):
     output = tmp_path / "node.py"
     assert keidrive("dbc", "compile", *EDGE, "--node", "KEIDRIVE", "-o", str(output)).returncode == 0
-    namespace = {}
-    exec(output.read_text(), namespace)
+    namespace = exec_generated(output.read_text())
     assert "NOT_FOR_US" not in namespace["MSG_NAMES"]  # only LOGGER receives it
     tx = {name for name, flag in zip(namespace["MSG_NAMES"], namespace["MSG_TX"]) if flag}
     assert tx == {"KEI_STATUS", "KEI_EXT_TX"}
@@ -47,17 +46,49 @@ def test_node_selects_rx_and_tx(tmp_path):
 
 BAD_INPUTS = {
     "missing file": ([str(DBC_FIXTURES / "no_such.dbc")], "no_such.dbc: no such file"),
-    "cantools rejects": ([str(DBC_FIXTURES / "bad_overlap.dbc")], "bad_overlap.dbc: cantools rejects this DBC"),
+    "cantools rejects": ([str(DBC_FIXTURES / "bad_syntax.dbc")], "bad_syntax.dbc: cantools rejects this DBC"),
     "unknown message": ([*EDGE, "--messages", "MUX_SIGNED,NOPE"], "unknown message NOPE (valid: "),
     "unknown node": ([*EDGE, "--node", "NOBODY"], "node 'NOBODY' is in none of the DBCs"),
-    "float signal": ([str(DBC_FIXTURES / "bad_float.dbc")], "message FLOATY.Ratio: IEEE float signals are not supported"),
-    "infinite scale": ([str(DBC_FIXTURES / "bad_infinite_scale.dbc")], "message HUGE.Speed: scale inf is not a finite number"),
-    "CAN FD": ([str(DBC_FIXTURES / "bad_fd.dbc")], "message FD_FRAME: 16-byte CAN FD frames are not supported"),
+}
+
+# Files with one message the generated code cannot carry: that message is
+# skipped with one warning line, the rest (GOOD) compiles.
+SKIPPED = {
+    "infinite scale": ("bad_infinite_scale.dbc", "message HUGE skipped: Speed: scale inf is not a finite number"),
+    "CAN FD": ("bad_fd.dbc", "message FD_FRAME skipped: 16-byte frame: CAN FD payloads over 8 bytes are not supported"),
     "checksum layout": (
-        [str(DBC_FIXTURES / "bad_checksum_layout.dbc")],
-        "message SKEWED_CRC.CHECKSUM: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte",
+        "bad_checksum_layout.dbc",
+        "message SKEWED_CRC skipped: CHECKSUM: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte",
+    ),
+    "overlap": (
+        "overlap_nonstrict.dbc",
+        "are overlapping in message OVERLAP.; loaded without cantools' strict check",
     ),
 }
+
+
+@pytest.mark.parametrize("case", sorted(SKIPPED))
+def test_unsupported_message_is_skipped_with_one_warning(case, tmp_path):
+    fixture, warning = SKIPPED[case]
+    output = tmp_path / "out.py"
+    result = keidrive("dbc", "compile", str(DBC_FIXTURES / fixture), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("keidrive: warning: "), result.stderr
+    assert f"warning: {fixture}: message " in result.stderr and warning in result.stderr
+    names = exec_generated(output.read_text())["MSG_NAMES"]
+    assert "GOOD" in names
+    assert len(names) == (2 if case == "overlap" else 1)
+
+
+def test_every_message_skipped_is_an_error(tmp_path):
+    result = keidrive("dbc", "compile", str(DBC_FIXTURES / "bad_fd.dbc"), "--messages", "FD_FRAME",
+                      "-o", str(tmp_path / "out.py"))
+    assert result.returncode == 2
+    assert result.stderr == (
+        "keidrive: error: no message left to compile: every selected message was skipped: bad_fd.dbc: "
+        "FD_FRAME: 16-byte frame: CAN FD payloads over 8 bytes are not supported (classic CAN)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from conftest import DBC_SETS
-from keidrive.dbccompiler import compile_dbc, firmware_modules
+from keidrive.dbccompiler import compile_dbc, exec_generated, firmware_modules
 from keidrive.dbccompiler.filters import (
     EID_BITS,
     MaskFilter,
@@ -21,9 +21,7 @@ CASES.update({output.stem + "+KEIDRIVE": (list(inputs), "KEIDRIVE") for output, 
 
 
 def _generated(paths, node):
-    namespace = {}
-    exec(compile_dbc(paths, node=node), namespace)
-    return namespace
+    return exec_generated(compile_dbc(paths, node=node))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -5,6 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keidrive.dbccompiler import exec_generated
 from keidrive.dbccompiler.checksum import ALGORITHMS
 
 # Reads "index:slot=raw,slot=raw..." tokens; stores raw values (splitting
@@ -40,9 +41,7 @@ def _raw_range(signal):
 
 
 def _module_slots(directory):
-    namespace = {}
-    exec((directory / "gen.py").read_text(), namespace)
-    return namespace
+    return exec_generated((directory / "gen.py").read_text())
 
 
 @st.composite

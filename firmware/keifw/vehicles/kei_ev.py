@@ -7,41 +7,20 @@
 Raw signal values live in an array of N_SLOTS 32-bit ints (new_values());
 SLOT["MESSAGE.Signal"] is a signal's slot. A signal of up to 30 bits
 (unsigned) or 31 bits (signed) holds its raw value in one slot; a wider one
-holds SLOT_LIMBS[slot] 16-bit unsigned limbs of its raw two's-complement
-bits, least significant first, in consecutive slots (raw_value() joins
-them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
+(an IEEE float too: its bit pattern) holds SLOT_LIMBS[slot] 16-bit unsigned
+limbs of its raw two's-complement bits, least significant first, in
+consecutive slots (raw_value() joins them).
+physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
-Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
-values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
-CHECKSUM mismatch (nothing decoded): check and decode in one call, the
-caller having looked up the index and checked the DLC; encode(msg_index,
-values, buf) -> length, which also advances the COUNTER and fills the
-CHECKSUM; checksum()/checksum_ok().
-Debug path: decode(frame_id, data, extended) -> dict like cantools'
-decode_message(..., decode_choices=False), or None.
+decode_at(msg_index, buf, offset, values) -> 0, -1 on a CHECKSUM mismatch
+(nothing decoded) or -2 (no such message): check and decode in one call,
+the caller having looked up the index and checked the DLC; decode_at(~i, ...)
+decodes without the check. The rest (dispatch, encode, decode, ...) is the
+shared runtime keifw/dbcrt.py.
 """
-
-try:
-    import micropython
-    from micropython import const
-except ImportError:
-    # CPython (host tools and tests): the same code, undecorated.
-    class micropython:
-        @staticmethod
-        def viper(function):
-            return function
-
-        native = viper
-
-    def const(value):
-        return value
-
-    def ptr8(buffer):  # viper pointer annotation and cast
-        return buffer
-
-    ptr32 = ptr8
-import array
+from keifw import dbcrt  # first: on CPython, keifw stands in for the micropython module
+import micropython
+from micropython import const
 
 N_SLOTS = const(61)
 N_MESSAGES = const(10)
@@ -57,61 +36,38 @@ MSG_IDS = (
     0x1a0, 0x1a4, 0x200, 0x210, 0x220, 0x230,
     0x3b0, 0x6e0, 0x6e1, 0x6e2,
 )
-MSG_EXTENDED = (
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-)
-MSG_LEN = (
-    8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
-)
+MSG_EXTENDED = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+MSG_LEN = b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
 MSG_CYCLE_MS = (
     20, 20, 10, 20, 100, 10, 100, 100, 100, 100,
 )
-MSG_TX = (
-    0, 0, 0, 0, 0, 0, 0, 1, 1, 1,
-)
-MSG_RX = (
-    1, 1, 1, 1, 1, 1, 1, 0, 0, 0,
-)
+MSG_TX = b"\x00\x00\x00\x00\x00\x00\x00\x01\x01\x01"
+MSG_RX = b"\x01\x01\x01\x01\x01\x01\x01\x00\x00\x00"
 MSG_COUNTER_SLOT = (
     3, -1, 13, 19, -1, 28, -1, 39, 49, -1,
 )
-MSG_COUNTER_BITS = (
-    4, 0, 4, 4, 0, 4, 0, 4, 4, 0,
-)
+MSG_COUNTER_BITS = b"\x04\x00\x04\x04\x00\x04\x00\x04\x04\x00"
 MSG_CHECKSUM_SLOT = (
     4, -1, 14, 20, -1, 29, -1, 40, 50, -1,
 )
 MSG_CHECKSUM_BYTE = (
     7, -1, 7, 7, -1, 7, -1, 7, 7, -1,
 )
-MSG_MUX_SLOT = (
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, 51,
+MSG_CHECKSUM_ALGORITHM = (
+    0, -1, 0, 0, -1, 0, -1, 0, 0, -1,
 )
-# Slots of the signals present whatever the multiplexer says (the multiplexer too).
-MSG_SIGNAL_SLOTS = (
-    (0, 1, 2, 3, 4),
-    (5, 6, 7, 8),
-    (9, 10, 11, 12, 13, 14),
-    (15, 16, 17, 18, 19, 20),
-    (21, 22, 23, 24),
-    (25, 26, 27, 28, 29),
-    (30, 31),
-    (32, 33, 34, 35, 36, 37, 38, 39, 40),
-    (41, 42, 43, 44, 45, 46, 47, 48, 49, 50),
-    (51,),
-)
-# Multiplexed messages: {multiplexer value: slots of that page's signals}.
-MSG_MUX_PAGES = (
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    {0: (52, 58), 1: (54, 59), 2: (56, 57, 60)},
+# Per message: (slots always present, ((multiplexer slot, ((values, layout), ...)), ...)).
+MSG_LAYOUT = (
+    ((0, 1, 2, 3, 4), ()),
+    ((5, 6, 7, 8), ()),
+    ((9, 10, 11, 12, 13, 14), ()),
+    ((15, 16, 17, 18, 19, 20), ()),
+    ((21, 22, 23, 24), ()),
+    ((25, 26, 27, 28, 29), ()),
+    ((30, 31), ()),
+    ((32, 33, 34, 35, 36, 37, 38, 39, 40), ()),
+    ((41, 42, 43, 44, 45, 46, 47, 48, 49, 50), ()),
+    ((51,), ((51, (((0,), ((52, 58), ())), ((1,), ((54, 59), ())), ((2,), ((56, 57, 60), ())))),)),
 )
 MSG_INDEX_BY_NAME = {
     'VEHICLE_SPEED': 0,
@@ -201,28 +157,16 @@ SLOT = {
 }
 # Per slot: 1 = raw value; n > 1 = first of n limbs; 0 = a later limb.
 SLOT_LIMBS = (
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 2, 0, 2, 0, 1, 1, 1, 1,
-    1,
+    b"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+    b"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x02\x00\x02\x00\x01\x01\x01\x01\x01"
 )
 SLOT_BITS = (
-    16, 1, 10, 4, 8, 16, 16, 16, 16, 16, 16, 8,
-    8, 4, 8, 16, 16, 10, 8, 4, 8, 1, 1, 2,
-    12, 8, 4, 16, 4, 8, 24, 8, 12, 12, 7, 3,
-    3, 1, 10, 4, 8, 1, 1, 1, 1, 2, 4, 8,
-    8, 4, 8, 4, 32, 0, 32, 0, 24, 8, 24, 24,
-    7,
+    b"\x10\x01\x0a\x04\x08\x10\x10\x10\x10\x10\x10\x08\x08\x04\x08\x10\x10\x0a\x08\x04\x08\x01\x01\x02\x0c\x08\x04\x10\x04\x08\x18\x08"
+    b"\x0c\x0c\x07\x03\x03\x01\x0a\x04\x08\x01\x01\x01\x01\x02\x04\x08\x08\x04\x08\x04\x20\x00\x20\x00\x18\x08\x18\x18\x07"
 )
 SLOT_SIGNED = (
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0,
-    0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0,
+    b"\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00"
 )
 SLOT_SIGNAL = (
     'VehicleSpeed', 'BrakeSwitch', 'LongitudinalAccel', 'COUNTER', 'CHECKSUM', 'WheelSpeedFL', 'WheelSpeedFR', 'WheelSpeedRL', 'WheelSpeedRR', 'MotorTorque', 'MotorSpeed', 'MotorTemp',
@@ -232,6 +176,8 @@ SLOT_SIGNAL = (
     'SpeedExcess', 'COUNTER', 'CHECKSUM', 'TripPage', 'TripDistance', '', 'TripFuel', '', 'IdleTime', 'WarningCount', 'TripTime', 'TripEnergy',
     'EcoScoreAvg',
 )
+# IEEE float signals: their slots hold the bit pattern.
+FLOAT_SLOTS = ()
 # Exact scaling from the DBC's decimal text (0.01 is 1/100).
 SCALE_NUM = (
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -302,6 +248,7 @@ MCP2515_MASKS = ((0x7ff, 0), (0x7ef, 0))
 # MCP2515 RXF0-1 (use RXM0), RXF2-5 (use RXM1): (id, extended = EXIDE bit).
 MCP2515_FILTERS = ((0x1a0, 0), (0x1a4, 0), (0x200, 0), (0x220, 0), (0x3a0, 0), (0x200, 0))
 
+# CRC8_SAEJ1850: poly 0x1d, init 0xff, xorout 0xff, over every byte but the checksum byte.
 _CRC8_SAEJ1850_TABLE = (
     b"\x00\x1d\x3a\x27\x74\x69\x4e\x53\xe8\xf5\xd2\xcf\x9c\x81\xa6\xbb"
     b"\xcd\xd0\xf7\xea\xb9\xa4\x83\x9e\x25\x38\x1f\x02\x51\x4c\x6b\x76"
@@ -320,462 +267,248 @@ _CRC8_SAEJ1850_TABLE = (
     b"\xb2\xaf\x88\x95\xc6\xdb\xfc\xe1\x5a\x47\x60\x7d\x2e\x33\x14\x09"
     b"\x7f\x62\x45\x58\x0b\x16\x31\x2c\x97\x8a\xad\xb0\xe3\xfe\xd9\xc4"
 )
-
-# CRC8_SAEJ1850: poly 0x1d, init 0xff, xorout 0xff,
-# over bytes 0..length-1 except the checksum byte.
-@micropython.viper
-def _crc8_saej1850(data: ptr8, length: int, skip: int) -> int:
-    table = ptr8(_CRC8_SAEJ1850_TABLE)
-    crc = 0xff
-    i = 0
-    while i < length:
-        if i != skip:
-            crc = table[crc ^ data[i]]
-        i += 1
-    return crc ^ 0xff
-
-# 0: VEHICLE_SPEED (0x1a0, 8 bytes)
-@micropython.viper
-def _dec_0(data: ptr8, values: ptr32):
-    values[0] = data[0] | (data[1] << 8)  # VehicleSpeed
-    values[1] = data[2] & 0x1  # BrakeSwitch
-    raw = data[3] | ((data[4] & 0x3) << 8)
-    values[2] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
-    values[3] = data[6] & 0xf  # COUNTER
-    values[4] = data[7]  # CHECKSUM
-
-# 1: WHEEL_SPEEDS (0x1a4, 8 bytes)
-@micropython.viper
-def _dec_1(data: ptr8, values: ptr32):
-    values[5] = data[1] | (data[0] << 8)  # WheelSpeedFL
-    values[6] = data[3] | (data[2] << 8)  # WheelSpeedFR
-    values[7] = data[5] | (data[4] << 8)  # WheelSpeedRL
-    values[8] = data[7] | (data[6] << 8)  # WheelSpeedRR
-
-# 2: MOTOR_STATUS (0x200, 8 bytes)
-@micropython.viper
-def _dec_2(data: ptr8, values: ptr32):
-    raw = data[0] | (data[1] << 8)
-    values[9] = raw - ((raw >> 15) << 16)  # MotorTorque
-    raw = data[2] | (data[3] << 8)
-    values[10] = raw - ((raw >> 15) << 16)  # MotorSpeed
-    values[11] = data[4]  # MotorTemp
-    values[12] = data[5]  # InverterTemp
-    values[13] = data[6] & 0xf  # COUNTER
-    values[14] = data[7]  # CHECKSUM
-
-# 3: BATTERY_STATUS (0x210, 8 bytes)
-@micropython.viper
-def _dec_3(data: ptr8, values: ptr32):
-    values[15] = data[1] | (data[0] << 8)  # PackVoltage
-    raw = data[3] | (data[2] << 8)
-    values[16] = raw - ((raw >> 15) << 16)  # PackCurrent
-    values[17] = (data[5] >> 6) | (data[4] << 2)  # PackSoc
-    values[18] = (data[6] >> 6) | ((data[5] & 0x3f) << 2)  # PackTemp
-    values[19] = data[6] & 0xf  # COUNTER
-    values[20] = data[7]  # CHECKSUM
-
-# 4: EV_STATE (0x220, 8 bytes)
-@micropython.viper
-def _dec_4(data: ptr8, values: ptr32):
-    values[21] = data[0] & 0x1  # RegenActive
-    values[22] = (data[0] >> 1) & 0x1  # ReadyState
-    values[23] = (data[0] >> 4) & 0x3  # DriveMode
-    values[24] = data[1] | ((data[2] & 0xf) << 8)  # AuxPower
-
-# 5: VCU_1 (0x230, 8 bytes)
-@micropython.viper
-def _dec_5(data: ptr8, values: ptr32):
-    values[25] = data[0]  # AccelPedal
-    values[26] = data[1] & 0xf  # ShiftPosition
-    raw = data[2] | (data[3] << 8)
-    values[27] = raw - ((raw >> 15) << 16)  # TorqueRequest
-    values[28] = data[6] & 0xf  # COUNTER
-    values[29] = data[7]  # CHECKSUM
-
-# 6: ODOMETER (0x3b0, 8 bytes)
-@micropython.viper
-def _dec_6(data: ptr8, values: ptr32):
-    values[30] = data[0] | (data[1] << 8) | (data[2] << 16)  # Odometer
-    values[31] = data[3]  # AmbientTemp
-
-# 7: KD_ECO_STATUS (0x6e0, 8 bytes)
-@micropython.viper
-def _dec_7(data: ptr8, values: ptr32):
-    values[32] = data[0] | ((data[1] & 0xf) << 8)  # InstantKmPerL
-    values[33] = (data[1] >> 4) | (data[2] << 4)  # TripKmPerL
-    values[34] = data[3] & 0x7f  # EcoScore
-    values[35] = (data[3] >> 7) | ((data[4] & 0x3) << 1)  # EcoLevel
-    values[36] = (data[4] >> 2) & 0x7  # EcoHint
-    values[37] = (data[4] >> 5) & 0x1  # SignalsValid
-    values[38] = (data[4] >> 6) | (data[5] << 2)  # TripWhPerKm
-    values[39] = data[6] & 0xf  # COUNTER
-    values[40] = data[7]  # CHECKSUM
-
-# 8: KD_WARNING (0x6e1, 8 bytes)
-@micropython.viper
-def _dec_8(data: ptr8, values: ptr32):
-    values[41] = data[0] & 0x1  # Overspeed
-    values[42] = (data[0] >> 1) & 0x1  # CannotHoldSpeed
-    values[43] = (data[0] >> 2) & 0x1  # BelowMinimum
-    values[44] = (data[0] >> 3) & 0x1  # EngineStress
-    values[45] = (data[0] >> 4) & 0x3  # WarningLevel
-    values[46] = data[1] & 0xf  # SpeedProfile
-    values[47] = data[2]  # SpeedLimit
-    raw = data[3]
-    values[48] = raw - ((raw >> 7) << 8)  # SpeedExcess
-    values[49] = data[6] & 0xf  # COUNTER
-    values[50] = data[7]  # CHECKSUM
-
-# 9: KD_TRIP_SUMMARY (0x6e2, 8 bytes)
-@micropython.viper
-def _dec_9(data: ptr8, values: ptr32):
-    page = data[0] & 0xf
-    values[51] = page  # TripPage
-    if page == 0:
-        values[52] = data[1] | (data[2] << 8)  # TripDistance limb 0
-        values[53] = data[3] | (data[4] << 8)  # TripDistance limb 1
-        values[58] = data[5] | (data[6] << 8) | (data[7] << 16)  # TripTime
-    elif page == 1:
-        values[54] = data[1] | (data[2] << 8)  # TripFuel limb 0
-        values[55] = data[3] | (data[4] << 8)  # TripFuel limb 1
-        raw = data[5] | (data[6] << 8) | (data[7] << 16)
-        values[59] = raw - ((raw >> 23) << 24)  # TripEnergy
-    elif page == 2:
-        values[56] = data[1] | (data[2] << 8) | (data[3] << 16)  # IdleTime
-        values[57] = data[4]  # WarningCount
-        values[60] = data[5] & 0x7f  # EcoScoreAvg
+# (name, table, init, xorout), indexed by MSG_CHECKSUM_ALGORITHM.
+CHECKSUM_ALGORITHMS = (
+    ('CRC8_SAEJ1850', _CRC8_SAEJ1850_TABLE, 0xff, 0xff),
+)
 
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it
 # matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;
-# -2: no such message. The caller checks the DLC against MSG_LEN.
+# -2: no such message. i = ~index decodes without the check (dispatch, decode).
+# The caller checks the DLC against MSG_LEN.
 @micropython.viper
 def decode_at(i: int, buf: ptr8, o: int, values: ptr32) -> int:
+    checked = 1
+    if i < 0:
+        i = ~i
+        checked = 0
     _crc8_saej1850_table = ptr8(_CRC8_SAEJ1850_TABLE)
-    if i == 2:  # MOTOR_STATUS
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        raw = buf[o] | (buf[o + 1] << 8)
-        values[9] = raw - ((raw >> 15) << 16)  # MotorTorque
-        raw = buf[o + 2] | (buf[o + 3] << 8)
-        values[10] = raw - ((raw >> 15) << 16)  # MotorSpeed
-        values[11] = buf[o + 4]  # MotorTemp
-        values[12] = buf[o + 5]  # InverterTemp
-        values[13] = buf[o + 6] & 0xf  # COUNTER
-        values[14] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 5:  # VCU_1
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[25] = buf[o]  # AccelPedal
-        values[26] = buf[o + 1] & 0xf  # ShiftPosition
-        raw = buf[o + 2] | (buf[o + 3] << 8)
-        values[27] = raw - ((raw >> 15) << 16)  # TorqueRequest
-        values[28] = buf[o + 6] & 0xf  # COUNTER
-        values[29] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 0:  # VEHICLE_SPEED
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[0] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
-        values[1] = buf[o + 2] & 0x1  # BrakeSwitch
-        raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
-        values[2] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
-        values[3] = buf[o + 6] & 0xf  # COUNTER
-        values[4] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 1:  # WHEEL_SPEEDS
-        values[5] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
-        values[6] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
-        values[7] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
-        values[8] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
-        return 0
-    if i == 3:  # BATTERY_STATUS
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[15] = buf[o + 1] | (buf[o] << 8)  # PackVoltage
-        raw = buf[o + 3] | (buf[o + 2] << 8)
-        values[16] = raw - ((raw >> 15) << 16)  # PackCurrent
-        values[17] = (buf[o + 5] >> 6) | (buf[o + 4] << 2)  # PackSoc
-        values[18] = (buf[o + 6] >> 6) | ((buf[o + 5] & 0x3f) << 2)  # PackTemp
-        values[19] = buf[o + 6] & 0xf  # COUNTER
-        values[20] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 4:  # EV_STATE
-        values[21] = buf[o] & 0x1  # RegenActive
-        values[22] = (buf[o] >> 1) & 0x1  # ReadyState
-        values[23] = (buf[o] >> 4) & 0x3  # DriveMode
-        values[24] = buf[o + 1] | ((buf[o + 2] & 0xf) << 8)  # AuxPower
-        return 0
-    if i == 6:  # ODOMETER
-        values[30] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
-        values[31] = buf[o + 3]  # AmbientTemp
-        return 0
-    if i == 7:  # KD_ECO_STATUS
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[32] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
-        values[33] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
-        values[34] = buf[o + 3] & 0x7f  # EcoScore
-        values[35] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
-        values[36] = (buf[o + 4] >> 2) & 0x7  # EcoHint
-        values[37] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
-        values[38] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
-        values[39] = buf[o + 6] & 0xf  # COUNTER
-        values[40] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 8:  # KD_WARNING
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[41] = buf[o] & 0x1  # Overspeed
-        values[42] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
-        values[43] = (buf[o] >> 2) & 0x1  # BelowMinimum
-        values[44] = (buf[o] >> 3) & 0x1  # EngineStress
-        values[45] = (buf[o] >> 4) & 0x3  # WarningLevel
-        values[46] = buf[o + 1] & 0xf  # SpeedProfile
-        values[47] = buf[o + 2]  # SpeedLimit
-        raw = buf[o + 3]
-        values[48] = raw - ((raw >> 7) << 8)  # SpeedExcess
-        values[49] = buf[o + 6] & 0xf  # COUNTER
-        values[50] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 9:  # KD_TRIP_SUMMARY
-        page = buf[o] & 0xf
-        values[51] = page  # TripPage
-        if page == 0:
-            values[52] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
-            values[53] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
-            values[58] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
-        elif page == 1:
-            values[54] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
-            values[55] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
-            raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
-            values[59] = raw - ((raw >> 23) << 24)  # TripEnergy
-        elif page == 2:
-            values[56] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
-            values[57] = buf[o + 4]  # WarningCount
-            values[60] = buf[o + 5] & 0x7f  # EcoScoreAvg
-        return 0
+    if i < 5:
+        if i == 2:  # MOTOR_STATUS
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            raw = buf[o] | (buf[o + 1] << 8)
+            raw = raw - ((raw >> 15) << 16)
+            values[9] = raw  # MotorTorque
+            raw = buf[o + 2] | (buf[o + 3] << 8)
+            raw = raw - ((raw >> 15) << 16)
+            values[10] = raw  # MotorSpeed
+            values[11] = buf[o + 4]  # MotorTemp
+            values[12] = buf[o + 5]  # InverterTemp
+            values[13] = buf[o + 6] & 0xf  # COUNTER
+            values[14] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 0:  # VEHICLE_SPEED
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[0] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
+            values[1] = buf[o + 2] & 0x1  # BrakeSwitch
+            raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
+            raw = raw - ((raw >> 9) << 10)
+            values[2] = raw  # LongitudinalAccel
+            values[3] = buf[o + 6] & 0xf  # COUNTER
+            values[4] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 1:  # WHEEL_SPEEDS
+            values[5] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
+            values[6] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
+            values[7] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
+            values[8] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
+            return 0
+        if i == 3:  # BATTERY_STATUS
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[15] = buf[o + 1] | (buf[o] << 8)  # PackVoltage
+            raw = buf[o + 3] | (buf[o + 2] << 8)
+            raw = raw - ((raw >> 15) << 16)
+            values[16] = raw  # PackCurrent
+            values[17] = (buf[o + 5] >> 6) | (buf[o + 4] << 2)  # PackSoc
+            values[18] = (buf[o + 6] >> 6) | ((buf[o + 5] & 0x3f) << 2)  # PackTemp
+            values[19] = buf[o + 6] & 0xf  # COUNTER
+            values[20] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 4:  # EV_STATE
+            values[21] = buf[o] & 0x1  # RegenActive
+            values[22] = (buf[o] >> 1) & 0x1  # ReadyState
+            values[23] = (buf[o] >> 4) & 0x3  # DriveMode
+            values[24] = buf[o + 1] | ((buf[o + 2] & 0xf) << 8)  # AuxPower
+            return 0
+    else:
+        if i == 5:  # VCU_1
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[25] = buf[o]  # AccelPedal
+            values[26] = buf[o + 1] & 0xf  # ShiftPosition
+            raw = buf[o + 2] | (buf[o + 3] << 8)
+            raw = raw - ((raw >> 15) << 16)
+            values[27] = raw  # TorqueRequest
+            values[28] = buf[o + 6] & 0xf  # COUNTER
+            values[29] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 6:  # ODOMETER
+            values[30] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
+            values[31] = buf[o + 3]  # AmbientTemp
+            return 0
+        if i == 7:  # KD_ECO_STATUS
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[32] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
+            values[33] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
+            values[34] = buf[o + 3] & 0x7f  # EcoScore
+            values[35] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
+            values[36] = (buf[o + 4] >> 2) & 0x7  # EcoHint
+            values[37] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
+            values[38] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
+            values[39] = buf[o + 6] & 0xf  # COUNTER
+            values[40] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 8:  # KD_WARNING
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[41] = buf[o] & 0x1  # Overspeed
+            values[42] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
+            values[43] = (buf[o] >> 2) & 0x1  # BelowMinimum
+            values[44] = (buf[o] >> 3) & 0x1  # EngineStress
+            values[45] = (buf[o] >> 4) & 0x3  # WarningLevel
+            values[46] = buf[o + 1] & 0xf  # SpeedProfile
+            values[47] = buf[o + 2]  # SpeedLimit
+            raw = buf[o + 3]
+            raw = raw - ((raw >> 7) << 8)
+            values[48] = raw  # SpeedExcess
+            values[49] = buf[o + 6] & 0xf  # COUNTER
+            values[50] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 9:  # KD_TRIP_SUMMARY
+            m0 = buf[o] & 0xf
+            values[51] = m0  # TripPage
+            if m0 == 0:
+                values[52] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
+                values[53] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
+                values[58] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
+            elif m0 == 1:
+                values[54] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
+                values[55] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
+                raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
+                raw = raw - ((raw >> 23) << 24)
+                values[59] = raw  # TripEnergy
+            elif m0 == 2:
+                values[56] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
+                values[57] = buf[o + 4]  # WarningCount
+                values[60] = buf[o + 5] & 0x7f  # EcoScoreAvg
+            return 0
     return -2
 
-# 7: KD_ECO_STATUS (0x6e0, 8 bytes)
+# Hot path: the frame of TX message i from values into buf[0:MSG_LEN[i]].
 @micropython.viper
-def _enc_7(values: ptr32, buf: ptr8):
-    buf[0] = (values[32] & 0xff)
-    buf[1] = ((values[32] >> 8) & 0xf) | ((values[33] & 0xf) << 4)
-    buf[2] = ((values[33] >> 4) & 0xff)
-    buf[3] = (values[34] & 0x7f) | ((values[35] & 0x1) << 7)
-    buf[4] = ((values[35] >> 1) & 0x3) | ((values[36] & 0x7) << 2) | ((values[37] & 0x1) << 5) | ((values[38] & 0x3) << 6)
-    buf[5] = ((values[38] >> 2) & 0xff)
-    buf[6] = (values[39] & 0xf)
-    buf[7] = (values[40] & 0xff)
-    values[39] = (values[39] + 1) & 0xf  # COUNTER for the next frame
+def _encode_at(i: int, values: ptr32, buf: ptr8):
+    if i == 7:  # KD_ECO_STATUS
+        buf[0] = (values[32] & 0xff)
+        buf[1] = ((values[32] >> 8) & 0xf) | ((values[33] & 0xf) << 4)
+        buf[2] = ((values[33] >> 4) & 0xff)
+        buf[3] = (values[34] & 0x7f) | ((values[35] & 0x1) << 7)
+        buf[4] = ((values[35] >> 1) & 0x3) | ((values[36] & 0x7) << 2) | ((values[37] & 0x1) << 5) | ((values[38] & 0x3) << 6)
+        buf[5] = ((values[38] >> 2) & 0xff)
+        buf[6] = (values[39] & 0xf)
+        buf[7] = (values[40] & 0xff)
+        return
+    if i == 8:  # KD_WARNING
+        buf[0] = (values[41] & 0x1) | ((values[42] & 0x1) << 1) | ((values[43] & 0x1) << 2) | ((values[44] & 0x1) << 3) | ((values[45] & 0x3) << 4)
+        buf[1] = (values[46] & 0xf)
+        buf[2] = (values[47] & 0xff)
+        buf[3] = (values[48] & 0xff)
+        buf[4] = 0
+        buf[5] = 0
+        buf[6] = (values[49] & 0xf)
+        buf[7] = (values[50] & 0xff)
+        return
+    if i == 9:  # KD_TRIP_SUMMARY
+        buf[0] = (values[51] & 0xf)
+        buf[1] = 0
+        buf[2] = 0
+        buf[3] = 0
+        buf[4] = 0
+        buf[5] = 0
+        buf[6] = 0
+        buf[7] = 0
+        m0 = values[51]
+        if m0 == 0:
+            buf[1] = buf[1] | (values[52] & 0xff)
+            buf[2] = buf[2] | ((values[52] >> 8) & 0xff)
+            buf[3] = buf[3] | (values[53] & 0xff)
+            buf[4] = buf[4] | ((values[53] >> 8) & 0xff)
+            buf[5] = buf[5] | (values[58] & 0xff)
+            buf[6] = buf[6] | ((values[58] >> 8) & 0xff)
+            buf[7] = buf[7] | ((values[58] >> 16) & 0xff)
+        elif m0 == 1:
+            buf[1] = buf[1] | (values[54] & 0xff)
+            buf[2] = buf[2] | ((values[54] >> 8) & 0xff)
+            buf[3] = buf[3] | (values[55] & 0xff)
+            buf[4] = buf[4] | ((values[55] >> 8) & 0xff)
+            buf[5] = buf[5] | (values[59] & 0xff)
+            buf[6] = buf[6] | ((values[59] >> 8) & 0xff)
+            buf[7] = buf[7] | ((values[59] >> 16) & 0xff)
+        elif m0 == 2:
+            buf[1] = buf[1] | (values[56] & 0xff)
+            buf[2] = buf[2] | ((values[56] >> 8) & 0xff)
+            buf[3] = buf[3] | ((values[56] >> 16) & 0xff)
+            buf[4] = buf[4] | (values[57] & 0xff)
+            buf[5] = buf[5] | (values[60] & 0x7f)
+        return
 
-# 8: KD_WARNING (0x6e1, 8 bytes)
-@micropython.viper
-def _enc_8(values: ptr32, buf: ptr8):
-    buf[0] = (values[41] & 0x1) | ((values[42] & 0x1) << 1) | ((values[43] & 0x1) << 2) | ((values[44] & 0x1) << 3) | ((values[45] & 0x3) << 4)
-    buf[1] = (values[46] & 0xf)
-    buf[2] = (values[47] & 0xff)
-    buf[3] = (values[48] & 0xff)
-    buf[4] = 0
-    buf[5] = 0
-    buf[6] = (values[49] & 0xf)
-    buf[7] = (values[50] & 0xff)
-    values[49] = (values[49] + 1) & 0xf  # COUNTER for the next frame
-
-# 9: KD_TRIP_SUMMARY (0x6e2, 8 bytes)
-@micropython.viper
-def _enc_9(values: ptr32, buf: ptr8):
-    buf[0] = (values[51] & 0xf)
-    buf[1] = 0
-    buf[2] = 0
-    buf[3] = 0
-    buf[4] = 0
-    buf[5] = 0
-    buf[6] = 0
-    buf[7] = 0
-    page = values[51]
-    if page == 0:
-        buf[1] = buf[1] | (values[52] & 0xff)
-        buf[2] = buf[2] | ((values[52] >> 8) & 0xff)
-        buf[3] = buf[3] | (values[53] & 0xff)
-        buf[4] = buf[4] | ((values[53] >> 8) & 0xff)
-        buf[5] = buf[5] | (values[58] & 0xff)
-        buf[6] = buf[6] | ((values[58] >> 8) & 0xff)
-        buf[7] = buf[7] | ((values[58] >> 16) & 0xff)
-    elif page == 1:
-        buf[1] = buf[1] | (values[54] & 0xff)
-        buf[2] = buf[2] | ((values[54] >> 8) & 0xff)
-        buf[3] = buf[3] | (values[55] & 0xff)
-        buf[4] = buf[4] | ((values[55] >> 8) & 0xff)
-        buf[5] = buf[5] | (values[59] & 0xff)
-        buf[6] = buf[6] | ((values[59] >> 8) & 0xff)
-        buf[7] = buf[7] | ((values[59] >> 16) & 0xff)
-    elif page == 2:
-        buf[1] = buf[1] | (values[56] & 0xff)
-        buf[2] = buf[2] | ((values[56] >> 8) & 0xff)
-        buf[3] = buf[3] | ((values[56] >> 16) & 0xff)
-        buf[4] = buf[4] | (values[57] & 0xff)
-        buf[5] = buf[5] | (values[60] & 0x7f)
-
-_DECODERS = (
-    _dec_0, _dec_1, _dec_2, _dec_3, _dec_4, _dec_5, _dec_6, _dec_7,
-    _dec_8, _dec_9,
-)
-_ENCODERS = (
-    None, None, None, None, None, None, None, _enc_7,
-    _enc_8, _enc_9,
-)
-_CHECKSUMS = (
-    _crc8_saej1850, None, _crc8_saej1850, _crc8_saej1850, None, _crc8_saej1850,
-    None, _crc8_saej1850, _crc8_saej1850, None,
-)
-
-
-def new_values():
-    """A zeroed raw-value array of N_SLOTS 32-bit ints."""
-    return array.array("i", bytes(4 * N_SLOTS))
-
-
-def frame_key(frame_id, extended):
-    return frame_id | EXTENDED_KEY_FLAG if extended else frame_id
-
-
-def dispatch(key, data, dlc, values):
-    """Decode a received frame into ``values``; the message index, -1 unknown id, -2 wrong DLC.
-
-    Multiplexed messages only write the signals of the page that arrived.
-    """
-    index = MSG_KEY.get(key, -1)
-    if index < 0:
-        return -1
-    if dlc != MSG_LEN[index]:
-        return -2
-    _DECODERS[index](data, values)
-    return index
-
-
-def checksum(msg_index, data):
-    """The CHECKSUM byte the frame ``data`` should carry (messages with MSG_CHECKSUM_BYTE >= 0)."""
-    compute = _CHECKSUMS[msg_index]
-    if compute is None:
-        raise ValueError("message has no checksum")
-    return compute(data, MSG_LEN[msg_index], MSG_CHECKSUM_BYTE[msg_index])
-
-
-def checksum_ok(msg_index, data):
-    return checksum(msg_index, data) == data[MSG_CHECKSUM_BYTE[msg_index]]
-
-
-def encode(msg_index, values, buf):
-    """Write the frame of a TX message into ``buf``; returns its length.
-
-    The COUNTER goes out as it is in ``values`` and is then advanced
-    (mod 2**bits) for the next frame; the CHECKSUM is computed and also
-    stored in ``values``.
-    """
-    encoder = _ENCODERS[msg_index]
-    if encoder is None:
-        raise ValueError("not a TX message")
-    encoder(values, buf)
-    checksum_byte = MSG_CHECKSUM_BYTE[msg_index]
-    if checksum_byte >= 0:
-        value = _CHECKSUMS[msg_index](buf, MSG_LEN[msg_index], checksum_byte)
-        buf[checksum_byte] = value
-        values[MSG_CHECKSUM_SLOT[msg_index]] = value
-    return MSG_LEN[msg_index]
-
-
-def raw_value(values, slot):
-    """The exact raw value of the signal owning ``slot`` (joins limbs; may allocate)."""
-    limbs = SLOT_LIMBS[slot]
-    if limbs == 1:
-        return values[slot]
-    raw = 0
-    for k in range(limbs - 1, -1, -1):
-        raw = (raw << 16) | (values[slot + k] & 0xFFFF)
-    bits = SLOT_BITS[slot]
-    if SLOT_SIGNED[slot] and raw >> (bits - 1):
-        raw -= 1 << bits
-    return raw
-
-
-def physical(values, slot):
-    """Scaled value: an int when scale and offset are integers (as cantools), else a float."""
-    raw = raw_value(values, slot)
-    scale_den = SCALE_DEN[slot]
-    offset_den = OFFSET_DEN[slot]
-    if scale_den == 1 and offset_den == 1:
-        return raw * SCALE_NUM[slot] + OFFSET_NUM[slot]
-    # One division of the exact rational: a single rounding.
-    return (raw * SCALE_NUM[slot] * offset_den + OFFSET_NUM[slot] * scale_den) / (scale_den * offset_den)
-
-
-def decode(frame_id, data, extended=False):
-    """Debug path: {signal: physical value} as cantools decode_message(decode_choices=False).
-
-    None for an unknown id, data shorter than the message, or a multiplexer
-    value with no page (cantools raises DecodeError for those).
-    """
-    index = MSG_KEY.get(frame_key(frame_id, extended), -1)
-    if index < 0 or len(data) < MSG_LEN[index]:
-        return None
-    values = new_values()
-    _DECODERS[index](data, values)
-    slots = MSG_SIGNAL_SLOTS[index]
-    pages = MSG_MUX_PAGES[index]
-    if pages is not None:
-        page = pages.get(values[MSG_MUX_SLOT[index]])
-        if page is None:
-            return None
-        slots = slots + page
-    return {SLOT_SIGNAL[slot]: physical(values, slot) for slot in slots}
+# The shared runtime (keifw/dbcrt.py) bound to this module's tables.
+(new_values, frame_key, dispatch, encode, checksum, checksum_ok,
+ raw_value, physical, frame_slots, decode) = dbcrt.bind(globals())

@@ -7,41 +7,20 @@
 Raw signal values live in an array of N_SLOTS 32-bit ints (new_values());
 SLOT["MESSAGE.Signal"] is a signal's slot. A signal of up to 30 bits
 (unsigned) or 31 bits (signed) holds its raw value in one slot; a wider one
-holds SLOT_LIMBS[slot] 16-bit unsigned limbs of its raw two's-complement
-bits, least significant first, in consecutive slots (raw_value() joins
-them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
+(an IEEE float too: its bit pattern) holds SLOT_LIMBS[slot] 16-bit unsigned
+limbs of its raw two's-complement bits, least significant first, in
+consecutive slots (raw_value() joins them).
+physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
-Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
-values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
-CHECKSUM mismatch (nothing decoded): check and decode in one call, the
-caller having looked up the index and checked the DLC; encode(msg_index,
-values, buf) -> length, which also advances the COUNTER and fills the
-CHECKSUM; checksum()/checksum_ok().
-Debug path: decode(frame_id, data, extended) -> dict like cantools'
-decode_message(..., decode_choices=False), or None.
+decode_at(msg_index, buf, offset, values) -> 0, -1 on a CHECKSUM mismatch
+(nothing decoded) or -2 (no such message): check and decode in one call,
+the caller having looked up the index and checked the DLC; decode_at(~i, ...)
+decodes without the check. The rest (dispatch, encode, decode, ...) is the
+shared runtime keifw/dbcrt.py.
 """
-
-try:
-    import micropython
-    from micropython import const
-except ImportError:
-    # CPython (host tools and tests): the same code, undecorated.
-    class micropython:
-        @staticmethod
-        def viper(function):
-            return function
-
-        native = viper
-
-    def const(value):
-        return value
-
-    def ptr8(buffer):  # viper pointer annotation and cast
-        return buffer
-
-    ptr32 = ptr8
-import array
+from keifw import dbcrt  # first: on CPython, keifw stands in for the micropython module
+import micropython
+from micropython import const
 
 N_SLOTS = const(72)
 N_MESSAGES = const(12)
@@ -57,65 +36,40 @@ MSG_IDS = (
     0x130, 0x140, 0x150, 0x1a0, 0x1a4, 0x1b0,
     0x3b0, 0x3c0, 0x6e0, 0x6e1, 0x6e2, 0x18fefc17,
 )
-MSG_EXTENDED = (
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-)
-MSG_LEN = (
-    8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
-)
+MSG_EXTENDED = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"
+MSG_LEN = b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
 MSG_CYCLE_MS = (
     10, 20, 100, 20, 20, 20, 100, 100, 100, 100, 100, 100,
 )
-MSG_TX = (
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0,
-)
-MSG_RX = (
-    1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1,
-)
+MSG_TX = b"\x00\x00\x00\x00\x00\x00\x00\x00\x01\x01\x01\x00"
+MSG_RX = b"\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x00\x01"
 MSG_COUNTER_SLOT = (
     6, 12, -1, 22, -1, -1, -1, -1, 48, 58, -1, -1,
 )
-MSG_COUNTER_BITS = (
-    4, 2, 0, 4, 0, 0, 0, 0, 4, 4, 0, 0,
-)
+MSG_COUNTER_BITS = b"\x04\x02\x00\x04\x00\x00\x00\x00\x04\x04\x00\x00"
 MSG_CHECKSUM_SLOT = (
     7, 13, -1, 23, -1, -1, -1, -1, 49, 59, -1, -1,
 )
 MSG_CHECKSUM_BYTE = (
     7, 7, -1, 7, -1, -1, -1, -1, 7, 7, -1, -1,
 )
-MSG_MUX_SLOT = (
-    -1, -1, -1, -1, -1, -1, -1, 33, -1, -1, 60, -1,
+MSG_CHECKSUM_ALGORITHM = (
+    0, 0, -1, 0, -1, -1, -1, -1, 0, 0, -1, -1,
 )
-# Slots of the signals present whatever the multiplexer says (the multiplexer too).
-MSG_SIGNAL_SLOTS = (
-    (0, 1, 2, 3, 4, 5, 6, 7),
-    (8, 9, 10, 11, 12, 13),
-    (14, 15, 16, 17, 18),
-    (19, 20, 21, 22, 23),
-    (24, 25, 26, 27),
-    (28, 29, 30),
-    (31, 32),
-    (33,),
-    (41, 42, 43, 44, 45, 46, 47, 48, 49),
-    (50, 51, 52, 53, 54, 55, 56, 57, 58, 59),
-    (60,),
-    (70, 71),
-)
-# Multiplexed messages: {multiplexer value: slots of that page's signals}.
-MSG_MUX_PAGES = (
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    None,
-    {0: (34, 37), 1: (35, 39), 2: (36, 38, 40)},
-    None,
-    None,
-    {0: (61, 67), 1: (63, 68), 2: (65, 66, 69)},
-    None,
+# Per message: (slots always present, ((multiplexer slot, ((values, layout), ...)), ...)).
+MSG_LAYOUT = (
+    ((0, 1, 2, 3, 4, 5, 6, 7), ()),
+    ((8, 9, 10, 11, 12, 13), ()),
+    ((14, 15, 16, 17, 18), ()),
+    ((19, 20, 21, 22, 23), ()),
+    ((24, 25, 26, 27), ()),
+    ((28, 29, 30), ()),
+    ((31, 32), ()),
+    ((33,), ((33, (((0,), ((34, 37), ())), ((1,), ((35, 39), ())), ((2,), ((36, 38, 40), ())))),)),
+    ((41, 42, 43, 44, 45, 46, 47, 48, 49), ()),
+    ((50, 51, 52, 53, 54, 55, 56, 57, 58, 59), ()),
+    ((60,), ((60, (((0,), ((61, 67), ())), ((1,), ((63, 68), ())), ((2,), ((65, 66, 69), ())))),)),
+    ((70, 71), ()),
 )
 MSG_INDEX_BY_NAME = {
     'ENGINE_1': 0,
@@ -220,28 +174,19 @@ SLOT = {
 }
 # Per slot: 1 = raw value; n > 1 = first of n limbs; 0 = a later limb.
 SLOT_LIMBS = (
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 2, 0, 2, 0, 1, 1, 1, 1, 1, 1, 1,
+    b"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+    b"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x02\x00\x02"
+    b"\x00\x01\x01\x01\x01\x01\x01\x01"
 )
 SLOT_BITS = (
-    16, 8, 8, 12, 1, 1, 4, 8, 12, 16, 16, 10,
-    2, 8, 8, 8, 1, 1, 8, 16, 1, 10, 4, 8,
-    16, 16, 16, 16, 16, 4, 8, 24, 8, 8, 8, 16,
-    8, 8, 8, 8, 8, 12, 12, 7, 3, 3, 1, 10,
-    4, 8, 1, 1, 1, 1, 2, 4, 8, 8, 4, 8,
-    4, 32, 0, 32, 0, 24, 8, 24, 24, 7, 8, 8,
+    b"\x10\x08\x08\x0c\x01\x01\x04\x08\x0c\x10\x10\x0a\x02\x08\x08\x08\x01\x01\x08\x10\x01\x0a\x04\x08\x10\x10\x10\x10\x10\x04\x08\x18"
+    b"\x08\x08\x08\x10\x08\x08\x08\x08\x08\x0c\x0c\x07\x03\x03\x01\x0a\x04\x08\x01\x01\x01\x01\x02\x04\x08\x08\x04\x08\x04\x20\x00\x20"
+    b"\x00\x18\x08\x18\x18\x07\x08\x08"
 )
 SLOT_SIGNED = (
-    0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    b"\x00\x00\x00\x00\x01\x00\x00\x00"
 )
 SLOT_SIGNAL = (
     'EngineSpeed', 'AccelPedal', 'ThrottlePosition', 'EngineTorque', 'FuelCutActive', 'EngineRunning', 'COUNTER', 'CHECKSUM', 'ManifoldPressure', 'FuelRate', 'InjectorPulseWidth', 'BoostPressure',
@@ -251,6 +196,8 @@ SLOT_SIGNAL = (
     'COUNTER', 'CHECKSUM', 'Overspeed', 'CannotHoldSpeed', 'BelowMinimum', 'EngineStress', 'WarningLevel', 'SpeedProfile', 'SpeedLimit', 'SpeedExcess', 'COUNTER', 'CHECKSUM',
     'TripPage', 'TripDistance', '', 'TripFuel', '', 'IdleTime', 'WarningCount', 'TripTime', 'TripEnergy', 'EcoScoreAvg', 'WasherFluidLevel', 'FuelLevel',
 )
+# IEEE float signals: their slots hold the bit pattern.
+FLOAT_SLOTS = ()
 # Exact scaling from the DBC's decimal text (0.01 is 1/100).
 SCALE_NUM = (
     1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -322,6 +269,7 @@ MCP2515_MASKS = ((0x7ff, 0), (0x17bc0000, 1))
 # MCP2515 RXF0-1 (use RXM0), RXF2-5 (use RXM1): (id, extended = EXIDE bit).
 MCP2515_FILTERS = ((0x130, 0), (0x1a4, 0), (0x140, 0), (0x1a0, 0), (0x1c0, 0), (0x10bc0000, 1))
 
+# CRC8_SAEJ1850: poly 0x1d, init 0xff, xorout 0xff, over every byte but the checksum byte.
 _CRC8_SAEJ1850_TABLE = (
     b"\x00\x1d\x3a\x27\x74\x69\x4e\x53\xe8\xf5\xd2\xcf\x9c\x81\xa6\xbb"
     b"\xcd\xd0\xf7\xea\xb9\xa4\x83\x9e\x25\x38\x1f\x02\x51\x4c\x6b\x76"
@@ -340,494 +288,256 @@ _CRC8_SAEJ1850_TABLE = (
     b"\xb2\xaf\x88\x95\xc6\xdb\xfc\xe1\x5a\x47\x60\x7d\x2e\x33\x14\x09"
     b"\x7f\x62\x45\x58\x0b\x16\x31\x2c\x97\x8a\xad\xb0\xe3\xfe\xd9\xc4"
 )
-
-# CRC8_SAEJ1850: poly 0x1d, init 0xff, xorout 0xff,
-# over bytes 0..length-1 except the checksum byte.
-@micropython.viper
-def _crc8_saej1850(data: ptr8, length: int, skip: int) -> int:
-    table = ptr8(_CRC8_SAEJ1850_TABLE)
-    crc = 0xff
-    i = 0
-    while i < length:
-        if i != skip:
-            crc = table[crc ^ data[i]]
-        i += 1
-    return crc ^ 0xff
-
-# 0: ENGINE_1 (0x130, 8 bytes)
-@micropython.viper
-def _dec_0(data: ptr8, values: ptr32):
-    values[0] = data[0] | (data[1] << 8)  # EngineSpeed
-    values[1] = data[2]  # AccelPedal
-    values[2] = data[3]  # ThrottlePosition
-    raw = data[4] | ((data[5] & 0xf) << 8)
-    values[3] = raw - ((raw >> 11) << 12)  # EngineTorque
-    values[4] = (data[5] >> 4) & 0x1  # FuelCutActive
-    values[5] = (data[5] >> 5) & 0x1  # EngineRunning
-    values[6] = data[6] & 0xf  # COUNTER
-    values[7] = data[7]  # CHECKSUM
-
-# 1: ENGINE_2 (0x140, 8 bytes)
-@micropython.viper
-def _dec_1(data: ptr8, values: ptr32):
-    values[8] = (data[1] >> 4) | (data[0] << 4)  # ManifoldPressure
-    values[9] = (data[3] >> 4) | (data[2] << 4) | ((data[1] & 0xf) << 12)  # FuelRate
-    values[10] = (data[5] >> 4) | (data[4] << 4) | ((data[3] & 0xf) << 12)  # InjectorPulseWidth
-    raw = (data[6] >> 2) | ((data[5] & 0xf) << 6)
-    values[11] = raw - ((raw >> 9) << 10)  # BoostPressure
-    values[12] = data[6] & 0x3  # COUNTER
-    values[13] = data[7]  # CHECKSUM
-
-# 2: ENGINE_3 (0x150, 8 bytes)
-@micropython.viper
-def _dec_2(data: ptr8, values: ptr32):
-    values[14] = data[0]  # CoolantTemp
-    values[15] = data[1]  # IntakeAirTemp
-    values[16] = data[2] & 0x1  # CheckEngineLamp
-    values[17] = (data[2] >> 1) & 0x1  # OilPressureLamp
-    values[18] = data[3]  # BatteryVoltage
-
-# 3: VEHICLE_SPEED (0x1a0, 8 bytes)
-@micropython.viper
-def _dec_3(data: ptr8, values: ptr32):
-    values[19] = data[0] | (data[1] << 8)  # VehicleSpeed
-    values[20] = data[2] & 0x1  # BrakeSwitch
-    raw = data[3] | ((data[4] & 0x3) << 8)
-    values[21] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
-    values[22] = data[6] & 0xf  # COUNTER
-    values[23] = data[7]  # CHECKSUM
-
-# 4: WHEEL_SPEEDS (0x1a4, 8 bytes)
-@micropython.viper
-def _dec_4(data: ptr8, values: ptr32):
-    values[24] = data[1] | (data[0] << 8)  # WheelSpeedFL
-    values[25] = data[3] | (data[2] << 8)  # WheelSpeedFR
-    values[26] = data[5] | (data[4] << 8)  # WheelSpeedRL
-    values[27] = data[7] | (data[6] << 8)  # WheelSpeedRR
-
-# 5: CVT_STATUS (0x1b0, 8 bytes)
-@micropython.viper
-def _dec_5(data: ptr8, values: ptr32):
-    values[28] = data[0] | (data[1] << 8)  # CvtRatio
-    values[29] = data[2] & 0xf  # GearSelector
-    values[30] = data[3]  # CvtOilTemp
-
-# 6: ODOMETER (0x3b0, 8 bytes)
-@micropython.viper
-def _dec_6(data: ptr8, values: ptr32):
-    values[31] = data[0] | (data[1] << 8) | (data[2] << 16)  # Odometer
-    values[32] = data[3]  # AmbientTemp
-
-# 7: ENGINE_DIAG (0x3c0, 8 bytes)
-@micropython.viper
-def _dec_7(data: ptr8, values: ptr32):
-    page = data[0]
-    values[33] = page  # DiagPage
-    if page == 0:
-        values[34] = data[1]  # OilPressure
-        values[37] = data[2]  # OilTemp
-    elif page == 1:
-        values[35] = data[1] | (data[2] << 8)  # TurboSpeed
-        values[39] = data[3]  # WastegateDuty
-    elif page == 2:
-        raw = data[1]
-        values[36] = raw - ((raw >> 7) << 8)  # KnockRetard
-        raw = data[2]
-        values[38] = raw - ((raw >> 7) << 8)  # IgnitionTiming
-        values[40] = data[3]  # AirFuelRatio
-
-# 8: KD_ECO_STATUS (0x6e0, 8 bytes)
-@micropython.viper
-def _dec_8(data: ptr8, values: ptr32):
-    values[41] = data[0] | ((data[1] & 0xf) << 8)  # InstantKmPerL
-    values[42] = (data[1] >> 4) | (data[2] << 4)  # TripKmPerL
-    values[43] = data[3] & 0x7f  # EcoScore
-    values[44] = (data[3] >> 7) | ((data[4] & 0x3) << 1)  # EcoLevel
-    values[45] = (data[4] >> 2) & 0x7  # EcoHint
-    values[46] = (data[4] >> 5) & 0x1  # SignalsValid
-    values[47] = (data[4] >> 6) | (data[5] << 2)  # TripWhPerKm
-    values[48] = data[6] & 0xf  # COUNTER
-    values[49] = data[7]  # CHECKSUM
-
-# 9: KD_WARNING (0x6e1, 8 bytes)
-@micropython.viper
-def _dec_9(data: ptr8, values: ptr32):
-    values[50] = data[0] & 0x1  # Overspeed
-    values[51] = (data[0] >> 1) & 0x1  # CannotHoldSpeed
-    values[52] = (data[0] >> 2) & 0x1  # BelowMinimum
-    values[53] = (data[0] >> 3) & 0x1  # EngineStress
-    values[54] = (data[0] >> 4) & 0x3  # WarningLevel
-    values[55] = data[1] & 0xf  # SpeedProfile
-    values[56] = data[2]  # SpeedLimit
-    raw = data[3]
-    values[57] = raw - ((raw >> 7) << 8)  # SpeedExcess
-    values[58] = data[6] & 0xf  # COUNTER
-    values[59] = data[7]  # CHECKSUM
-
-# 10: KD_TRIP_SUMMARY (0x6e2, 8 bytes)
-@micropython.viper
-def _dec_10(data: ptr8, values: ptr32):
-    page = data[0] & 0xf
-    values[60] = page  # TripPage
-    if page == 0:
-        values[61] = data[1] | (data[2] << 8)  # TripDistance limb 0
-        values[62] = data[3] | (data[4] << 8)  # TripDistance limb 1
-        values[67] = data[5] | (data[6] << 8) | (data[7] << 16)  # TripTime
-    elif page == 1:
-        values[63] = data[1] | (data[2] << 8)  # TripFuel limb 0
-        values[64] = data[3] | (data[4] << 8)  # TripFuel limb 1
-        raw = data[5] | (data[6] << 8) | (data[7] << 16)
-        values[68] = raw - ((raw >> 23) << 24)  # TripEnergy
-    elif page == 2:
-        values[65] = data[1] | (data[2] << 8) | (data[3] << 16)  # IdleTime
-        values[66] = data[4]  # WarningCount
-        values[69] = data[5] & 0x7f  # EcoScoreAvg
-
-# 11: DASH_DISPLAY (0x18fefc17, 8 bytes)
-@micropython.viper
-def _dec_11(data: ptr8, values: ptr32):
-    values[70] = data[0]  # WasherFluidLevel
-    values[71] = data[1]  # FuelLevel
+# (name, table, init, xorout), indexed by MSG_CHECKSUM_ALGORITHM.
+CHECKSUM_ALGORITHMS = (
+    ('CRC8_SAEJ1850', _CRC8_SAEJ1850_TABLE, 0xff, 0xff),
+)
 
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it
 # matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;
-# -2: no such message. The caller checks the DLC against MSG_LEN.
+# -2: no such message. i = ~index decodes without the check (dispatch, decode).
+# The caller checks the DLC against MSG_LEN.
 @micropython.viper
 def decode_at(i: int, buf: ptr8, o: int, values: ptr32) -> int:
+    checked = 1
+    if i < 0:
+        i = ~i
+        checked = 0
     _crc8_saej1850_table = ptr8(_CRC8_SAEJ1850_TABLE)
-    if i == 0:  # ENGINE_1
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[0] = buf[o] | (buf[o + 1] << 8)  # EngineSpeed
-        values[1] = buf[o + 2]  # AccelPedal
-        values[2] = buf[o + 3]  # ThrottlePosition
-        raw = buf[o + 4] | ((buf[o + 5] & 0xf) << 8)
-        values[3] = raw - ((raw >> 11) << 12)  # EngineTorque
-        values[4] = (buf[o + 5] >> 4) & 0x1  # FuelCutActive
-        values[5] = (buf[o + 5] >> 5) & 0x1  # EngineRunning
-        values[6] = buf[o + 6] & 0xf  # COUNTER
-        values[7] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 1:  # ENGINE_2
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[8] = (buf[o + 1] >> 4) | (buf[o] << 4)  # ManifoldPressure
-        values[9] = (buf[o + 3] >> 4) | (buf[o + 2] << 4) | ((buf[o + 1] & 0xf) << 12)  # FuelRate
-        values[10] = (buf[o + 5] >> 4) | (buf[o + 4] << 4) | ((buf[o + 3] & 0xf) << 12)  # InjectorPulseWidth
-        raw = (buf[o + 6] >> 2) | ((buf[o + 5] & 0xf) << 6)
-        values[11] = raw - ((raw >> 9) << 10)  # BoostPressure
-        values[12] = buf[o + 6] & 0x3  # COUNTER
-        values[13] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 3:  # VEHICLE_SPEED
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[19] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
-        values[20] = buf[o + 2] & 0x1  # BrakeSwitch
-        raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
-        values[21] = raw - ((raw >> 9) << 10)  # LongitudinalAccel
-        values[22] = buf[o + 6] & 0xf  # COUNTER
-        values[23] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 4:  # WHEEL_SPEEDS
-        values[24] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
-        values[25] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
-        values[26] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
-        values[27] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
-        return 0
-    if i == 5:  # CVT_STATUS
-        values[28] = buf[o] | (buf[o + 1] << 8)  # CvtRatio
-        values[29] = buf[o + 2] & 0xf  # GearSelector
-        values[30] = buf[o + 3]  # CvtOilTemp
-        return 0
-    if i == 2:  # ENGINE_3
-        values[14] = buf[o]  # CoolantTemp
-        values[15] = buf[o + 1]  # IntakeAirTemp
-        values[16] = buf[o + 2] & 0x1  # CheckEngineLamp
-        values[17] = (buf[o + 2] >> 1) & 0x1  # OilPressureLamp
-        values[18] = buf[o + 3]  # BatteryVoltage
-        return 0
-    if i == 6:  # ODOMETER
-        values[31] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
-        values[32] = buf[o + 3]  # AmbientTemp
-        return 0
-    if i == 7:  # ENGINE_DIAG
-        page = buf[o]
-        values[33] = page  # DiagPage
-        if page == 0:
-            values[34] = buf[o + 1]  # OilPressure
-            values[37] = buf[o + 2]  # OilTemp
-        elif page == 1:
-            values[35] = buf[o + 1] | (buf[o + 2] << 8)  # TurboSpeed
-            values[39] = buf[o + 3]  # WastegateDuty
-        elif page == 2:
-            raw = buf[o + 1]
-            values[36] = raw - ((raw >> 7) << 8)  # KnockRetard
-            raw = buf[o + 2]
-            values[38] = raw - ((raw >> 7) << 8)  # IgnitionTiming
-            values[40] = buf[o + 3]  # AirFuelRatio
-        return 0
-    if i == 8:  # KD_ECO_STATUS
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[41] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
-        values[42] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
-        values[43] = buf[o + 3] & 0x7f  # EcoScore
-        values[44] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
-        values[45] = (buf[o + 4] >> 2) & 0x7  # EcoHint
-        values[46] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
-        values[47] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
-        values[48] = buf[o + 6] & 0xf  # COUNTER
-        values[49] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 9:  # KD_WARNING
-        crc = 0xff
-        crc = _crc8_saej1850_table[crc ^ buf[o]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
-        crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
-        if (crc ^ 0xff) != buf[o + 7]:
-            return -1
-        values[50] = buf[o] & 0x1  # Overspeed
-        values[51] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
-        values[52] = (buf[o] >> 2) & 0x1  # BelowMinimum
-        values[53] = (buf[o] >> 3) & 0x1  # EngineStress
-        values[54] = (buf[o] >> 4) & 0x3  # WarningLevel
-        values[55] = buf[o + 1] & 0xf  # SpeedProfile
-        values[56] = buf[o + 2]  # SpeedLimit
-        raw = buf[o + 3]
-        values[57] = raw - ((raw >> 7) << 8)  # SpeedExcess
-        values[58] = buf[o + 6] & 0xf  # COUNTER
-        values[59] = buf[o + 7]  # CHECKSUM
-        return 0
-    if i == 10:  # KD_TRIP_SUMMARY
-        page = buf[o] & 0xf
-        values[60] = page  # TripPage
-        if page == 0:
-            values[61] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
-            values[62] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
-            values[67] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
-        elif page == 1:
-            values[63] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
-            values[64] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
-            raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
-            values[68] = raw - ((raw >> 23) << 24)  # TripEnergy
-        elif page == 2:
-            values[65] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
-            values[66] = buf[o + 4]  # WarningCount
-            values[69] = buf[o + 5] & 0x7f  # EcoScoreAvg
-        return 0
-    if i == 11:  # DASH_DISPLAY
-        values[70] = buf[o]  # WasherFluidLevel
-        values[71] = buf[o + 1]  # FuelLevel
-        return 0
+    if i < 6:
+        if i == 0:  # ENGINE_1
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[0] = buf[o] | (buf[o + 1] << 8)  # EngineSpeed
+            values[1] = buf[o + 2]  # AccelPedal
+            values[2] = buf[o + 3]  # ThrottlePosition
+            raw = buf[o + 4] | ((buf[o + 5] & 0xf) << 8)
+            raw = raw - ((raw >> 11) << 12)
+            values[3] = raw  # EngineTorque
+            values[4] = (buf[o + 5] >> 4) & 0x1  # FuelCutActive
+            values[5] = (buf[o + 5] >> 5) & 0x1  # EngineRunning
+            values[6] = buf[o + 6] & 0xf  # COUNTER
+            values[7] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 1:  # ENGINE_2
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[8] = (buf[o + 1] >> 4) | (buf[o] << 4)  # ManifoldPressure
+            values[9] = (buf[o + 3] >> 4) | (buf[o + 2] << 4) | ((buf[o + 1] & 0xf) << 12)  # FuelRate
+            values[10] = (buf[o + 5] >> 4) | (buf[o + 4] << 4) | ((buf[o + 3] & 0xf) << 12)  # InjectorPulseWidth
+            raw = (buf[o + 6] >> 2) | ((buf[o + 5] & 0xf) << 6)
+            raw = raw - ((raw >> 9) << 10)
+            values[11] = raw  # BoostPressure
+            values[12] = buf[o + 6] & 0x3  # COUNTER
+            values[13] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 3:  # VEHICLE_SPEED
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[19] = buf[o] | (buf[o + 1] << 8)  # VehicleSpeed
+            values[20] = buf[o + 2] & 0x1  # BrakeSwitch
+            raw = buf[o + 3] | ((buf[o + 4] & 0x3) << 8)
+            raw = raw - ((raw >> 9) << 10)
+            values[21] = raw  # LongitudinalAccel
+            values[22] = buf[o + 6] & 0xf  # COUNTER
+            values[23] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 4:  # WHEEL_SPEEDS
+            values[24] = buf[o + 1] | (buf[o] << 8)  # WheelSpeedFL
+            values[25] = buf[o + 3] | (buf[o + 2] << 8)  # WheelSpeedFR
+            values[26] = buf[o + 5] | (buf[o + 4] << 8)  # WheelSpeedRL
+            values[27] = buf[o + 7] | (buf[o + 6] << 8)  # WheelSpeedRR
+            return 0
+        if i == 5:  # CVT_STATUS
+            values[28] = buf[o] | (buf[o + 1] << 8)  # CvtRatio
+            values[29] = buf[o + 2] & 0xf  # GearSelector
+            values[30] = buf[o + 3]  # CvtOilTemp
+            return 0
+        if i == 2:  # ENGINE_3
+            values[14] = buf[o]  # CoolantTemp
+            values[15] = buf[o + 1]  # IntakeAirTemp
+            values[16] = buf[o + 2] & 0x1  # CheckEngineLamp
+            values[17] = (buf[o + 2] >> 1) & 0x1  # OilPressureLamp
+            values[18] = buf[o + 3]  # BatteryVoltage
+            return 0
+    else:
+        if i == 6:  # ODOMETER
+            values[31] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16)  # Odometer
+            values[32] = buf[o + 3]  # AmbientTemp
+            return 0
+        if i == 7:  # ENGINE_DIAG
+            m0 = buf[o]
+            values[33] = m0  # DiagPage
+            if m0 == 0:
+                values[34] = buf[o + 1]  # OilPressure
+                values[37] = buf[o + 2]  # OilTemp
+            elif m0 == 1:
+                values[35] = buf[o + 1] | (buf[o + 2] << 8)  # TurboSpeed
+                values[39] = buf[o + 3]  # WastegateDuty
+            elif m0 == 2:
+                raw = buf[o + 1]
+                raw = raw - ((raw >> 7) << 8)
+                values[36] = raw  # KnockRetard
+                raw = buf[o + 2]
+                raw = raw - ((raw >> 7) << 8)
+                values[38] = raw  # IgnitionTiming
+                values[40] = buf[o + 3]  # AirFuelRatio
+            return 0
+        if i == 8:  # KD_ECO_STATUS
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[41] = buf[o] | ((buf[o + 1] & 0xf) << 8)  # InstantKmPerL
+            values[42] = (buf[o + 1] >> 4) | (buf[o + 2] << 4)  # TripKmPerL
+            values[43] = buf[o + 3] & 0x7f  # EcoScore
+            values[44] = (buf[o + 3] >> 7) | ((buf[o + 4] & 0x3) << 1)  # EcoLevel
+            values[45] = (buf[o + 4] >> 2) & 0x7  # EcoHint
+            values[46] = (buf[o + 4] >> 5) & 0x1  # SignalsValid
+            values[47] = (buf[o + 4] >> 6) | (buf[o + 5] << 2)  # TripWhPerKm
+            values[48] = buf[o + 6] & 0xf  # COUNTER
+            values[49] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 9:  # KD_WARNING
+            if checked:
+                crc = 0xff
+                crc = _crc8_saej1850_table[crc ^ buf[o]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 1]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 2]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 3]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 4]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 5]]
+                crc = _crc8_saej1850_table[crc ^ buf[o + 6]]
+                if (crc ^ 0xff) != buf[o + 7]:
+                    return -1
+            values[50] = buf[o] & 0x1  # Overspeed
+            values[51] = (buf[o] >> 1) & 0x1  # CannotHoldSpeed
+            values[52] = (buf[o] >> 2) & 0x1  # BelowMinimum
+            values[53] = (buf[o] >> 3) & 0x1  # EngineStress
+            values[54] = (buf[o] >> 4) & 0x3  # WarningLevel
+            values[55] = buf[o + 1] & 0xf  # SpeedProfile
+            values[56] = buf[o + 2]  # SpeedLimit
+            raw = buf[o + 3]
+            raw = raw - ((raw >> 7) << 8)
+            values[57] = raw  # SpeedExcess
+            values[58] = buf[o + 6] & 0xf  # COUNTER
+            values[59] = buf[o + 7]  # CHECKSUM
+            return 0
+        if i == 10:  # KD_TRIP_SUMMARY
+            m0 = buf[o] & 0xf
+            values[60] = m0  # TripPage
+            if m0 == 0:
+                values[61] = buf[o + 1] | (buf[o + 2] << 8)  # TripDistance limb 0
+                values[62] = buf[o + 3] | (buf[o + 4] << 8)  # TripDistance limb 1
+                values[67] = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)  # TripTime
+            elif m0 == 1:
+                values[63] = buf[o + 1] | (buf[o + 2] << 8)  # TripFuel limb 0
+                values[64] = buf[o + 3] | (buf[o + 4] << 8)  # TripFuel limb 1
+                raw = buf[o + 5] | (buf[o + 6] << 8) | (buf[o + 7] << 16)
+                raw = raw - ((raw >> 23) << 24)
+                values[68] = raw  # TripEnergy
+            elif m0 == 2:
+                values[65] = buf[o + 1] | (buf[o + 2] << 8) | (buf[o + 3] << 16)  # IdleTime
+                values[66] = buf[o + 4]  # WarningCount
+                values[69] = buf[o + 5] & 0x7f  # EcoScoreAvg
+            return 0
+        if i == 11:  # DASH_DISPLAY
+            values[70] = buf[o]  # WasherFluidLevel
+            values[71] = buf[o + 1]  # FuelLevel
+            return 0
     return -2
 
-# 8: KD_ECO_STATUS (0x6e0, 8 bytes)
+# Hot path: the frame of TX message i from values into buf[0:MSG_LEN[i]].
 @micropython.viper
-def _enc_8(values: ptr32, buf: ptr8):
-    buf[0] = (values[41] & 0xff)
-    buf[1] = ((values[41] >> 8) & 0xf) | ((values[42] & 0xf) << 4)
-    buf[2] = ((values[42] >> 4) & 0xff)
-    buf[3] = (values[43] & 0x7f) | ((values[44] & 0x1) << 7)
-    buf[4] = ((values[44] >> 1) & 0x3) | ((values[45] & 0x7) << 2) | ((values[46] & 0x1) << 5) | ((values[47] & 0x3) << 6)
-    buf[5] = ((values[47] >> 2) & 0xff)
-    buf[6] = (values[48] & 0xf)
-    buf[7] = (values[49] & 0xff)
-    values[48] = (values[48] + 1) & 0xf  # COUNTER for the next frame
+def _encode_at(i: int, values: ptr32, buf: ptr8):
+    if i == 8:  # KD_ECO_STATUS
+        buf[0] = (values[41] & 0xff)
+        buf[1] = ((values[41] >> 8) & 0xf) | ((values[42] & 0xf) << 4)
+        buf[2] = ((values[42] >> 4) & 0xff)
+        buf[3] = (values[43] & 0x7f) | ((values[44] & 0x1) << 7)
+        buf[4] = ((values[44] >> 1) & 0x3) | ((values[45] & 0x7) << 2) | ((values[46] & 0x1) << 5) | ((values[47] & 0x3) << 6)
+        buf[5] = ((values[47] >> 2) & 0xff)
+        buf[6] = (values[48] & 0xf)
+        buf[7] = (values[49] & 0xff)
+        return
+    if i == 9:  # KD_WARNING
+        buf[0] = (values[50] & 0x1) | ((values[51] & 0x1) << 1) | ((values[52] & 0x1) << 2) | ((values[53] & 0x1) << 3) | ((values[54] & 0x3) << 4)
+        buf[1] = (values[55] & 0xf)
+        buf[2] = (values[56] & 0xff)
+        buf[3] = (values[57] & 0xff)
+        buf[4] = 0
+        buf[5] = 0
+        buf[6] = (values[58] & 0xf)
+        buf[7] = (values[59] & 0xff)
+        return
+    if i == 10:  # KD_TRIP_SUMMARY
+        buf[0] = (values[60] & 0xf)
+        buf[1] = 0
+        buf[2] = 0
+        buf[3] = 0
+        buf[4] = 0
+        buf[5] = 0
+        buf[6] = 0
+        buf[7] = 0
+        m0 = values[60]
+        if m0 == 0:
+            buf[1] = buf[1] | (values[61] & 0xff)
+            buf[2] = buf[2] | ((values[61] >> 8) & 0xff)
+            buf[3] = buf[3] | (values[62] & 0xff)
+            buf[4] = buf[4] | ((values[62] >> 8) & 0xff)
+            buf[5] = buf[5] | (values[67] & 0xff)
+            buf[6] = buf[6] | ((values[67] >> 8) & 0xff)
+            buf[7] = buf[7] | ((values[67] >> 16) & 0xff)
+        elif m0 == 1:
+            buf[1] = buf[1] | (values[63] & 0xff)
+            buf[2] = buf[2] | ((values[63] >> 8) & 0xff)
+            buf[3] = buf[3] | (values[64] & 0xff)
+            buf[4] = buf[4] | ((values[64] >> 8) & 0xff)
+            buf[5] = buf[5] | (values[68] & 0xff)
+            buf[6] = buf[6] | ((values[68] >> 8) & 0xff)
+            buf[7] = buf[7] | ((values[68] >> 16) & 0xff)
+        elif m0 == 2:
+            buf[1] = buf[1] | (values[65] & 0xff)
+            buf[2] = buf[2] | ((values[65] >> 8) & 0xff)
+            buf[3] = buf[3] | ((values[65] >> 16) & 0xff)
+            buf[4] = buf[4] | (values[66] & 0xff)
+            buf[5] = buf[5] | (values[69] & 0x7f)
+        return
 
-# 9: KD_WARNING (0x6e1, 8 bytes)
-@micropython.viper
-def _enc_9(values: ptr32, buf: ptr8):
-    buf[0] = (values[50] & 0x1) | ((values[51] & 0x1) << 1) | ((values[52] & 0x1) << 2) | ((values[53] & 0x1) << 3) | ((values[54] & 0x3) << 4)
-    buf[1] = (values[55] & 0xf)
-    buf[2] = (values[56] & 0xff)
-    buf[3] = (values[57] & 0xff)
-    buf[4] = 0
-    buf[5] = 0
-    buf[6] = (values[58] & 0xf)
-    buf[7] = (values[59] & 0xff)
-    values[58] = (values[58] + 1) & 0xf  # COUNTER for the next frame
-
-# 10: KD_TRIP_SUMMARY (0x6e2, 8 bytes)
-@micropython.viper
-def _enc_10(values: ptr32, buf: ptr8):
-    buf[0] = (values[60] & 0xf)
-    buf[1] = 0
-    buf[2] = 0
-    buf[3] = 0
-    buf[4] = 0
-    buf[5] = 0
-    buf[6] = 0
-    buf[7] = 0
-    page = values[60]
-    if page == 0:
-        buf[1] = buf[1] | (values[61] & 0xff)
-        buf[2] = buf[2] | ((values[61] >> 8) & 0xff)
-        buf[3] = buf[3] | (values[62] & 0xff)
-        buf[4] = buf[4] | ((values[62] >> 8) & 0xff)
-        buf[5] = buf[5] | (values[67] & 0xff)
-        buf[6] = buf[6] | ((values[67] >> 8) & 0xff)
-        buf[7] = buf[7] | ((values[67] >> 16) & 0xff)
-    elif page == 1:
-        buf[1] = buf[1] | (values[63] & 0xff)
-        buf[2] = buf[2] | ((values[63] >> 8) & 0xff)
-        buf[3] = buf[3] | (values[64] & 0xff)
-        buf[4] = buf[4] | ((values[64] >> 8) & 0xff)
-        buf[5] = buf[5] | (values[68] & 0xff)
-        buf[6] = buf[6] | ((values[68] >> 8) & 0xff)
-        buf[7] = buf[7] | ((values[68] >> 16) & 0xff)
-    elif page == 2:
-        buf[1] = buf[1] | (values[65] & 0xff)
-        buf[2] = buf[2] | ((values[65] >> 8) & 0xff)
-        buf[3] = buf[3] | ((values[65] >> 16) & 0xff)
-        buf[4] = buf[4] | (values[66] & 0xff)
-        buf[5] = buf[5] | (values[69] & 0x7f)
-
-_DECODERS = (
-    _dec_0, _dec_1, _dec_2, _dec_3, _dec_4, _dec_5, _dec_6, _dec_7,
-    _dec_8, _dec_9, _dec_10, _dec_11,
-)
-_ENCODERS = (
-    None, None, None, None, None, None, None, None,
-    _enc_8, _enc_9, _enc_10, None,
-)
-_CHECKSUMS = (
-    _crc8_saej1850, _crc8_saej1850, None, _crc8_saej1850, None, None,
-    None, None, _crc8_saej1850, _crc8_saej1850, None, None,
-)
-
-
-def new_values():
-    """A zeroed raw-value array of N_SLOTS 32-bit ints."""
-    return array.array("i", bytes(4 * N_SLOTS))
-
-
-def frame_key(frame_id, extended):
-    return frame_id | EXTENDED_KEY_FLAG if extended else frame_id
-
-
-def dispatch(key, data, dlc, values):
-    """Decode a received frame into ``values``; the message index, -1 unknown id, -2 wrong DLC.
-
-    Multiplexed messages only write the signals of the page that arrived.
-    """
-    index = MSG_KEY.get(key, -1)
-    if index < 0:
-        return -1
-    if dlc != MSG_LEN[index]:
-        return -2
-    _DECODERS[index](data, values)
-    return index
-
-
-def checksum(msg_index, data):
-    """The CHECKSUM byte the frame ``data`` should carry (messages with MSG_CHECKSUM_BYTE >= 0)."""
-    compute = _CHECKSUMS[msg_index]
-    if compute is None:
-        raise ValueError("message has no checksum")
-    return compute(data, MSG_LEN[msg_index], MSG_CHECKSUM_BYTE[msg_index])
-
-
-def checksum_ok(msg_index, data):
-    return checksum(msg_index, data) == data[MSG_CHECKSUM_BYTE[msg_index]]
-
-
-def encode(msg_index, values, buf):
-    """Write the frame of a TX message into ``buf``; returns its length.
-
-    The COUNTER goes out as it is in ``values`` and is then advanced
-    (mod 2**bits) for the next frame; the CHECKSUM is computed and also
-    stored in ``values``.
-    """
-    encoder = _ENCODERS[msg_index]
-    if encoder is None:
-        raise ValueError("not a TX message")
-    encoder(values, buf)
-    checksum_byte = MSG_CHECKSUM_BYTE[msg_index]
-    if checksum_byte >= 0:
-        value = _CHECKSUMS[msg_index](buf, MSG_LEN[msg_index], checksum_byte)
-        buf[checksum_byte] = value
-        values[MSG_CHECKSUM_SLOT[msg_index]] = value
-    return MSG_LEN[msg_index]
-
-
-def raw_value(values, slot):
-    """The exact raw value of the signal owning ``slot`` (joins limbs; may allocate)."""
-    limbs = SLOT_LIMBS[slot]
-    if limbs == 1:
-        return values[slot]
-    raw = 0
-    for k in range(limbs - 1, -1, -1):
-        raw = (raw << 16) | (values[slot + k] & 0xFFFF)
-    bits = SLOT_BITS[slot]
-    if SLOT_SIGNED[slot] and raw >> (bits - 1):
-        raw -= 1 << bits
-    return raw
-
-
-def physical(values, slot):
-    """Scaled value: an int when scale and offset are integers (as cantools), else a float."""
-    raw = raw_value(values, slot)
-    scale_den = SCALE_DEN[slot]
-    offset_den = OFFSET_DEN[slot]
-    if scale_den == 1 and offset_den == 1:
-        return raw * SCALE_NUM[slot] + OFFSET_NUM[slot]
-    # One division of the exact rational: a single rounding.
-    return (raw * SCALE_NUM[slot] * offset_den + OFFSET_NUM[slot] * scale_den) / (scale_den * offset_den)
-
-
-def decode(frame_id, data, extended=False):
-    """Debug path: {signal: physical value} as cantools decode_message(decode_choices=False).
-
-    None for an unknown id, data shorter than the message, or a multiplexer
-    value with no page (cantools raises DecodeError for those).
-    """
-    index = MSG_KEY.get(frame_key(frame_id, extended), -1)
-    if index < 0 or len(data) < MSG_LEN[index]:
-        return None
-    values = new_values()
-    _DECODERS[index](data, values)
-    slots = MSG_SIGNAL_SLOTS[index]
-    pages = MSG_MUX_PAGES[index]
-    if pages is not None:
-        page = pages.get(values[MSG_MUX_SLOT[index]])
-        if page is None:
-            return None
-        slots = slots + page
-    return {SLOT_SIGNAL[slot]: physical(values, slot) for slot in slots}
+# The shared runtime (keifw/dbcrt.py) bound to this module's tables.
+(new_values, frame_key, dispatch, encode, checksum, checksum_ok,
+ raw_value, physical, frame_slots, decode) = dbcrt.bind(globals())

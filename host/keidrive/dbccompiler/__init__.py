@@ -6,13 +6,14 @@ the firmware's committed vehicle modules in step with ``dbc/``.
 """
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from ..errors import KeidriveError
 from .codegen import DEFAULT_STYLE, generate
 from .filters import DEFAULT_MAX_FILTERS
-from .load import load_dbc, select_messages
+from .load import load_dbc, print_warnings, select_messages
 
 FIRMWARE_NODE = "KEIDRIVE"
 FIRMWARE_VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
@@ -35,7 +36,25 @@ def compile_dbc(
     if message_names is not None:
         options.append(f"--messages {','.join(message_names)}")
     options.append(f"--hw-filters {max_filters}")
-    return generate(loaded, messages, " ".join(options), max_filters, style)
+    text = generate(loaded, messages, " ".join(options), max_filters, style)
+    print_warnings(loaded)
+    return text
+
+
+def exec_generated(text: str) -> dict:
+    """Run a generated module's text in this process; its namespace.
+
+    The module imports the shared runtime ``keifw.dbcrt``, so the firmware
+    tree goes on ``sys.path`` (importing keifw on CPython also stands in for
+    the ``micropython`` module there).
+    """
+    from ..paths import firmware_dir
+
+    if str(firmware_dir()) not in sys.path:
+        sys.path.insert(0, str(firmware_dir()))
+    namespace: dict = {}
+    exec(compile(text, "<generated>", "exec"), namespace)
+    return namespace
 
 
 def write_module(text: str, output: Path) -> None:

@@ -16,13 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..paths import firmware_dir
 from ..runtime import micropython_command
-from . import compile_dbc, firmware_modules
+from . import compile_dbc, exec_generated, firmware_modules
 from .codegen import STYLES
 
 BENCH_SCRIPT = """
 import sys, time
 sys.path.insert(0, {directory!r})
+sys.path.insert(0, {firmware!r})
 import {module} as m
 frames = []
 for index in {indices!r}:
@@ -41,8 +43,7 @@ print(round({rounds} * len(frames) * 1000000 / elapsed))
 
 def frame_mix(text: str, n_frames: int, seed: int = 1) -> list[int]:
     """Indices of received messages, drawn in proportion to their frame rates."""
-    namespace: dict = {}
-    exec(compile(text, "<generated>", "exec"), namespace)
+    namespace = exec_generated(text)
     received = [i for i in range(namespace["N_MESSAGES"]) if namespace["MSG_RX"][i]]
     rates = [1000 / (namespace["MSG_CYCLE_MS"][i] or 1000) for i in received]
     return random.Random(seed).choices(received, weights=rates, k=n_frames)
@@ -54,7 +55,7 @@ def frames_per_second(paths: list[Path], node: str | None, style: str, n_frames:
         module = f"bench_{style}"
         (Path(directory) / f"{module}.py").write_text(text)
         script = BENCH_SCRIPT.format(
-            directory=directory, module=module, indices=frame_mix(text, n_frames), rounds=rounds
+            directory=directory, firmware=str(firmware_dir()), module=module, indices=frame_mix(text, n_frames), rounds=rounds
         )
         result = subprocess.run(
             [micropython_command(), "-c", script], capture_output=True, text=True, check=True, timeout=300

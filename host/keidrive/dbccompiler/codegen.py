@@ -1,46 +1,39 @@
 """Emitting the generated MicroPython module.
 
-The output is one self-contained file that runs unchanged on MicroPython
-(boards and the unix port) and on CPython: hot-path decoders/encoders are
-straight-line byte shifts and masks into a preallocated ``array('i')``, so
-they never allocate. Every raw value kept in a slot fits a 31-bit small int
-(the narrowest MicroPython has), wider signals are split into 16-bit limbs.
+The output runs unchanged on MicroPython (boards and the unix port) and on
+CPython. It holds the DBC's tables and two viper functions over the message
+index, ``decode_at`` and ``_encode_at``: straight-line byte shifts and masks
+into a preallocated ``array('i')``, so they never allocate. Every raw value
+kept in a slot fits a 31-bit small int (the narrowest MicroPython has),
+wider signals are split into 16-bit limbs. The rest of the API is the shared
+runtime ``keifw/dbcrt.py``, bound to the tables at import.
 """
 
 from . import bits, checksum
-from .load import LoadedDbc, MessageSpec, SignalSpec
 from .filters import DEFAULT_MAX_FILTERS, machine_can_filters, mcp2515_filters
+from .load import LoadedDbc, MessageSpec, Mux, SignalSpec
 
-# What decorates the generated decoders/encoders. "viper" is the default:
-# see bench.py for the measurement behind that choice.
+# What decorates the generated functions. "viper" is the default: see
+# bench.py for the measurement behind that choice.
 STYLES = ("viper", "native", "python")
 DEFAULT_STYLE = "viper"
 
 # machine.CAN.FLAG_EXT_ID (extmod/machine_can_port.h: RTR is bit 0, EXT_ID bit 1).
 MACHINE_CAN_FLAG_EXT_ID = 2
+# Messages up to this many are tested in one chain, most frequent first;
+# more are split by index into a binary tree of such chains.
+CHAIN_MESSAGES = 8
 
-SHIM = '''\
-try:
-    import micropython
-    from micropython import const
-except ImportError:
-    # CPython (host tools and tests): the same code, undecorated.
-    class micropython:
-        @staticmethod
-        def viper(function):
-            return function
+IMPORTS = """\
+from keifw import dbcrt  # first: on CPython, keifw stands in for the micropython module
+import micropython
+from micropython import const
+"""
 
-        native = viper
-
-    def const(value):
-        return value
-
-    def ptr8(buffer):  # viper pointer annotation and cast
-        return buffer
-
-    ptr32 = ptr8
-import array
-'''
+BIND = """
+# The shared runtime (keifw/dbcrt.py) bound to this module's tables.
+(new_values, frame_key, dispatch, encode, checksum, checksum_ok,
+ raw_value, physical, frame_slots, decode) = dbcrt.bind(globals())"""
 
 API_DOC = '''\
 """Decoders/encoders for the messages listed in MSG_NAMES.
@@ -48,19 +41,16 @@ API_DOC = '''\
 Raw signal values live in an array of N_SLOTS 32-bit ints (new_values());
 SLOT["MESSAGE.Signal"] is a signal's slot. A signal of up to 30 bits
 (unsigned) or 31 bits (signed) holds its raw value in one slot; a wider one
-holds SLOT_LIMBS[slot] 16-bit unsigned limbs of its raw two's-complement
-bits, least significant first, in consecutive slots (raw_value() joins
-them). physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
+(an IEEE float too: its bit pattern) holds SLOT_LIMBS[slot] 16-bit unsigned
+limbs of its raw two's-complement bits, least significant first, in
+consecutive slots (raw_value() joins them).
+physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 
-Hot path, allocation-free: dispatch(frame_key(id, extended), data, dlc,
-values) -> message index, -1 (unknown id) or -2 (wrong DLC, nothing
-decoded); decode_at(msg_index, buf, offset, values) -> 0, or -1 on a
-CHECKSUM mismatch (nothing decoded): check and decode in one call, the
-caller having looked up the index and checked the DLC; encode(msg_index,
-values, buf) -> length, which also advances the COUNTER and fills the
-CHECKSUM; checksum()/checksum_ok().
-Debug path: decode(frame_id, data, extended) -> dict like cantools'
-decode_message(..., decode_choices=False), or None.
+decode_at(msg_index, buf, offset, values) -> 0, -1 on a CHECKSUM mismatch
+(nothing decoded) or -2 (no such message): check and decode in one call,
+the caller having looked up the index and checked the DLC; decode_at(~i, ...)
+decodes without the check. The rest (dispatch, encode, decode, ...) is the
+shared runtime keifw/dbcrt.py.
 """
 '''
 
@@ -83,6 +73,39 @@ def _tuple_lines(name: str, items: list, per_line: int = 12, formatter=_literal)
     return lines
 
 
+def _bytes_lines(name: str, items: list[int], per_line: int = 32) -> list[str]:
+    """A table of values 0..255 as a bytes literal: one byte each on the board, not a pointer."""
+    if not items:
+        return [f'{name} = b""']
+    rows = ['b"' + "".join(f"\\x{int(v):02x}" for v in items[k : k + per_line]) + '"'
+            for k in range(0, len(items), per_line)]
+    if len(rows) == 1:
+        return [f"{name} = {rows[0]}"]
+    return [f"{name} = ("] + [f"    {row}" for row in rows] + [")"]
+
+
+def _layout_literal(layout: list) -> str:
+    """(slots present, ((multiplexer slot, ((page values, page layout), ...)), ...))."""
+    slots = tuple(item.signal.slot if isinstance(item, Mux) else item.slot for item in layout)
+    muxes = []
+    for item in layout:
+        if isinstance(item, Mux):
+            pages = [f"({_literal(values)}, {_layout_literal(page)})" for values, page in item.pages]
+            muxes.append(f"({item.signal.slot}, ({', '.join(pages)}{',' if len(pages) == 1 else ''}))")
+    return f"({_literal(slots)}, ({', '.join(muxes)}{',' if len(muxes) == 1 else ''}))"
+
+
+def _mux_signals(layout: list) -> list[SignalSpec]:
+    """Every multiplexer in a layout, nested ones too, in order."""
+    found = []
+    for item in layout:
+        if isinstance(item, Mux):
+            found.append(item.signal)
+            for _, page in item.pages:
+                found += _mux_signals(page)
+    return found
+
+
 class ModuleWriter:
     def __init__(self, loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,
                  max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE):
@@ -99,20 +122,21 @@ class ModuleWriter:
 
     # --- tables -----------------------------------------------------------------
 
-    def _slot_table(self, name: str, value_of, continuation) -> list[str]:
-        """A tuple indexed by slot: the owner signal's value, ``continuation`` for later limbs."""
+    def _slot_items(self, value_of, continuation) -> list:
+        """Per slot: the owner signal's value, ``continuation`` for later limbs."""
         items = []
         for signal in self.signals:
             items.append(value_of(signal))
             items += [continuation] * (signal.n_limbs - 1)
-        return _tuple_lines(name, items)
+        return items
 
     def header(self) -> list[str]:
         names = ", ".join(dbc.path.name for dbc in self.loaded)
         lines = [f"# Generated by keidrive dbc compile from {names} — do not edit."]
         lines += [f"# {dbc.path.name} sha256 {dbc.sha256[:16]}" for dbc in self.loaded]
         lines.append(f"# Options: {self.options}")
-        return lines + [API_DOC.rstrip("\n"), "", SHIM.rstrip("\n")]
+        lines += [f"# Skipped from {dbc.path.name}: {why}" for dbc in self.loaded for why in dbc.skipped]
+        return lines + [API_DOC.rstrip("\n"), IMPORTS.rstrip("\n")]
 
     def message_tables(self) -> list[str]:
         messages = self.messages
@@ -126,31 +150,21 @@ class ModuleWriter:
         ]
         lines += _tuple_lines("MSG_NAMES", [m.name for m in messages], per_line=4)
         lines += _tuple_lines("MSG_IDS", [m.frame_id for m in messages], per_line=6, formatter=lambda i: f"{i:#x}")
-        lines += _tuple_lines("MSG_EXTENDED", [m.extended for m in messages], per_line=20)
-        lines += _tuple_lines("MSG_LEN", [m.length for m in messages], per_line=20)
+        lines += _bytes_lines("MSG_EXTENDED", [m.extended for m in messages])
+        lines += _bytes_lines("MSG_LEN", [m.length for m in messages])
         lines += _tuple_lines("MSG_CYCLE_MS", [m.cycle_ms for m in messages], per_line=20)
-        lines += _tuple_lines("MSG_TX", [m.tx for m in messages], per_line=20)
-        lines += _tuple_lines("MSG_RX", [m.rx for m in messages], per_line=20)
+        lines += _bytes_lines("MSG_TX", [m.tx for m in messages])
+        lines += _bytes_lines("MSG_RX", [m.rx for m in messages])
         lines += _tuple_lines("MSG_COUNTER_SLOT", [m.counter.slot if m.counter else -1 for m in messages], per_line=20)
-        lines += _tuple_lines("MSG_COUNTER_BITS", [m.counter.length if m.counter else 0 for m in messages], per_line=20)
+        lines += _bytes_lines("MSG_COUNTER_BITS", [m.counter.length if m.counter else 0 for m in messages])
         lines += _tuple_lines("MSG_CHECKSUM_SLOT", [m.checksum.slot if m.checksum else -1 for m in messages], per_line=20)
         lines += _tuple_lines("MSG_CHECKSUM_BYTE", [m.checksum_byte for m in messages], per_line=20)
-        lines += _tuple_lines("MSG_MUX_SLOT", [m.multiplexer.slot if m.multiplexer else -1 for m in messages], per_line=20)
-        lines.append("# Slots of the signals present whatever the multiplexer says (the multiplexer too).")
         lines += _tuple_lines(
-            "MSG_SIGNAL_SLOTS", [tuple(s.slot for s in m.unconditional_signals) for m in messages], per_line=1
+            "MSG_CHECKSUM_ALGORITHM",
+            [self.algorithms.index(m.checksum_algorithm) if m.checksum else -1 for m in messages], per_line=20,
         )
-        lines.append("# Multiplexed messages: {multiplexer value: slots of that page's signals}.")
-        pages = []
-        for m in messages:
-            if m.multiplexer is None:
-                pages.append("None")
-            else:
-                entries = ", ".join(
-                    f"{value}: {_literal(tuple(s.slot for s in page))}" for value, page in sorted(m.mux_pages.items())
-                )
-                pages.append("{" + entries + "}")
-        lines += _tuple_lines("MSG_MUX_PAGES", pages, per_line=1, formatter=str)
+        lines.append("# Per message: (slots always present, ((multiplexer slot, ((values, layout), ...)), ...)).")
+        lines += _tuple_lines("MSG_LAYOUT", [_layout_literal(m.layout) for m in messages], per_line=1, formatter=str)
         lines.append("MSG_INDEX_BY_NAME = {")
         lines += [f"    {m.name!r}: {m.index}," for m in messages]
         lines.append("}")
@@ -165,18 +179,20 @@ class ModuleWriter:
             lines += [f"    {message.name + '.' + s.name!r}: {s.slot}," for s in message.signals]
         lines.append("}")
         lines.append("# Per slot: 1 = raw value; n > 1 = first of n limbs; 0 = a later limb.")
-        lines += self._slot_table("SLOT_LIMBS", lambda s: s.n_limbs, 0)
-        lines += self._slot_table("SLOT_BITS", lambda s: s.length, 0)
-        lines += self._slot_table("SLOT_SIGNED", lambda s: int(s.is_signed), 0)
-        lines += self._slot_table("SLOT_SIGNAL", lambda s: s.name, "")
+        lines += _bytes_lines("SLOT_LIMBS", self._slot_items(lambda s: s.n_limbs, 0))
+        lines += _bytes_lines("SLOT_BITS", self._slot_items(lambda s: s.length, 0))
+        lines += _bytes_lines("SLOT_SIGNED", self._slot_items(lambda s: int(s.is_signed), 0))
+        lines += _tuple_lines("SLOT_SIGNAL", self._slot_items(lambda s: s.name, ""))
+        lines.append("# IEEE float signals: their slots hold the bit pattern.")
+        lines += _tuple_lines("FLOAT_SLOTS", [s.slot for s in self.signals if s.is_float])
         lines.append("# Exact scaling from the DBC's decimal text (0.01 is 1/100).")
-        lines += self._slot_table("SCALE_NUM", lambda s: s.scale.numerator, 1)
-        lines += self._slot_table("SCALE_DEN", lambda s: s.scale.denominator, 1)
-        lines += self._slot_table("OFFSET_NUM", lambda s: s.offset.numerator, 0)
-        lines += self._slot_table("OFFSET_DEN", lambda s: s.offset.denominator, 1)
+        lines += _tuple_lines("SCALE_NUM", self._slot_items(lambda s: s.scale.numerator, 1))
+        lines += _tuple_lines("SCALE_DEN", self._slot_items(lambda s: s.scale.denominator, 1))
+        lines += _tuple_lines("OFFSET_NUM", self._slot_items(lambda s: s.offset.numerator, 0))
+        lines += _tuple_lines("OFFSET_DEN", self._slot_items(lambda s: s.offset.denominator, 1))
         lines.append("# Physical range from the DBC, None where it gives none.")
-        lines += self._slot_table("MIN", lambda s: s.minimum, None)
-        lines += self._slot_table("MAX", lambda s: s.maximum, None)
+        lines += _tuple_lines("MIN", self._slot_items(lambda s: s.minimum, None))
+        lines += _tuple_lines("MAX", self._slot_items(lambda s: s.maximum, None))
         return lines
 
     def filter_tables(self) -> list[str]:
@@ -210,28 +226,20 @@ class ModuleWriter:
         return lines
 
     def checksum_tables(self) -> list[str]:
-        lines = []
+        lines = [""]
+        entries = []
         for name in self.algorithms:
             algorithm = checksum.ALGORITHMS[name]
             table = algorithm.table()
-            lines += ["", f"_{name}_TABLE = ("]
+            lines += [f"# {name}: poly {algorithm.poly:#04x}, init {algorithm.init:#04x}, "
+                      f"xorout {algorithm.xorout:#04x}, over every byte but the checksum byte.",
+                      f"_{name}_TABLE = ("]
             for start in range(0, 256, 16):
                 lines.append('    b"' + "".join(f"\\x{b:02x}" for b in table[start : start + 16]) + '"')
-            lines += [
-                ")",
-                "",
-                f"# {name}: poly {algorithm.poly:#04x}, init {algorithm.init:#04x}, xorout {algorithm.xorout:#04x},",
-                "# over bytes 0..length-1 except the checksum byte.",
-                *self._function_header(f"_{name.lower()}", "data: ptr8, length: int, skip: int", "-> int"),
-                f"    table = ptr8(_{name}_TABLE)" if self.style == "viper" else f"    table = _{name}_TABLE",
-                f"    crc = {algorithm.init:#04x}",
-                "    i = 0",
-                "    while i < length:",
-                "        if i != skip:",
-                "            crc = table[crc ^ data[i]]",
-                "        i += 1",
-                f"    return crc ^ {algorithm.xorout:#04x}",
-            ]
+            lines.append(")")
+            entries.append(f"({name!r}, _{name}_TABLE, {algorithm.init:#04x}, {algorithm.xorout:#04x})")
+        lines.append("# (name, table, init, xorout), indexed by MSG_CHECKSUM_ALGORITHM.")
+        lines += _tuple_lines("CHECKSUM_ALGORITHMS", entries, per_line=1, formatter=str)
         return lines
 
     # --- code ----------------------------------------------------------------
@@ -244,20 +252,15 @@ class ModuleWriter:
         return decorator + [f"def {name}({plain_args}):"]
 
     @staticmethod
-    def _data_byte(byte: int) -> str:
-        return f"data[{byte}]"
-
-    @staticmethod
     def _buf_byte(byte: int) -> str:
         return f"buf[o + {byte}]" if byte else "buf[o]"
 
     @staticmethod
-    def _read_word(signal: SignalSpec, lo: int, hi: int, byte_at=None) -> str:
-        """Expression for raw bits [lo, hi) of ``signal`` read from ``data``, as an unsigned int."""
-        byte_at = byte_at or ModuleWriter._data_byte
+    def _read_word(signal: SignalSpec, lo: int, hi: int) -> str:
+        """Expression for raw bits [lo, hi) of ``signal`` read from ``buf`` at ``o``, unsigned."""
         terms = []
         for chunk in bits.chunks(signal.start, signal.length, signal.byte_order, lo, hi):
-            term = byte_at(chunk.byte)
+            term = ModuleWriter._buf_byte(chunk.byte)
             if chunk.shift:
                 term = f"({term} >> {chunk.shift})"
             if chunk.shift + chunk.width < 8:
@@ -269,78 +272,109 @@ class ModuleWriter:
             return terms[0][1:-1]
         return " | ".join(terms)
 
-    def _decode_signal(self, signal: SignalSpec, indent: str, byte_at=None) -> list[str]:
+    def _decode_signal(self, signal: SignalSpec, indent: str, local: str | None = None) -> list[str]:
+        """Store ``signal``'s raw value; ``local`` also keeps it in a viper local (a multiplexer:
+        reading it back from ``values`` in viper would give a zero-extended word)."""
         if signal.n_limbs > 1:
             return [
-                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi, byte_at)}  # {signal.name} limb {k}"
+                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi)}  # {signal.name} limb {k}"
                 for k, (slot, lo, hi) in enumerate(signal.words)
             ]
-        word = self._read_word(signal, 0, signal.length, byte_at)
+        word = self._read_word(signal, 0, signal.length)
+        target = local or "raw"
         if not signal.is_signed:
-            return [f"{indent}values[{signal.slot}] = {word}  # {signal.name}"]
+            if local is None:
+                return [f"{indent}values[{signal.slot}] = {word}  # {signal.name}"]
+            return [f"{indent}{local} = {word}", f"{indent}values[{signal.slot}] = {local}  # {signal.name}"]
         # Sign-extend without constants beyond 2**30: viper words are 32-bit on
         # boards and 64-bit on unix; both give the same low 32 bits.
         n = signal.length
-        sign = "raw" if n == 1 else f"(raw >> {n - 1})"
+        sign = target if n == 1 else f"({target} >> {n - 1})"
         return [
-            f"{indent}raw = {word}",
-            f"{indent}values[{signal.slot}] = raw - ({sign} << {n})  # {signal.name}",
+            f"{indent}{target} = {word}",
+            f"{indent}{target} = {target} - ({sign} << {n})",
+            f"{indent}values[{signal.slot}] = {target}  # {signal.name}",
         ]
 
-    def _decode_body(self, message: MessageSpec, indent: str, byte_at=None) -> list[str]:
+    @staticmethod
+    def _page_test(local: str, values: tuple[int, ...]) -> str:
+        return " or ".join(f"{local} == {value}" for value in values)
+
+    def _decode_layout(self, layout: list, indent: str, locals_: dict[str, str]) -> list[str]:
         body = []
-        for signal in message.unconditional_signals:
-            if signal is message.multiplexer:
-                # Kept in a local: reading it back from ``values`` in viper
-                # would give a zero-extended word.
-                body.append(f"{indent}page = {self._read_word(signal, 0, signal.length, byte_at)}")
-                body.append(f"{indent}values[{signal.slot}] = page  # {signal.name}")
+        for item in layout:
+            if isinstance(item, Mux):
+                local = locals_[item.signal.name]
+                body += self._decode_signal(item.signal, indent, local)
+                position = 0
+                for values, page in item.pages:
+                    page_body = self._decode_layout(page, indent + "    ", locals_)
+                    if not page_body:
+                        continue  # a page with no signals of its own: nothing to write
+                    body.append(f"{indent}{'if' if position == 0 else 'elif'} {self._page_test(local, values)}:")
+                    body += page_body
+                    position += 1
             else:
-                body += self._decode_signal(signal, indent, byte_at)
-        if message.multiplexer is not None:
-            for position, (value, page) in enumerate(sorted(message.mux_pages.items())):
-                body.append(f"{indent}{'if' if position == 0 else 'elif'} page == {value}:")
-                for signal in page:
-                    body += self._decode_signal(signal, indent + "    ", byte_at)
+                body += self._decode_signal(item, indent)
         return body
 
-    def decoder(self, message: MessageSpec) -> list[str]:
-        lines = ["", f"# {message.index}: {message.name} ({message.frame_id:#x}, {message.length} bytes)"]
-        lines += self._function_header(f"_dec_{message.index}", "data: ptr8, values: ptr32")
-        return lines + (self._decode_body(message, "    ") or ["    pass"])
+    @staticmethod
+    def _locals(message: MessageSpec) -> dict[str, str]:
+        return {signal.name: f"m{k}" for k, signal in enumerate(_mux_signals(message.layout))}
+
+    def _chain(self, messages: list[MessageSpec], indent: str, branch) -> list[str]:
+        """Branches over ``i``: one chain, most frequent first, or a binary tree of chains by index."""
+        if len(messages) <= CHAIN_MESSAGES:
+            lines = []
+            order = sorted(messages, key=lambda m: (m.cycle_ms if m.cycle_ms > 0 else 1 << 30, m.index))
+            for message in order:
+                lines.append(f"{indent}if i == {message.index}:  # {message.name}")
+                lines += branch(message, indent + "    ")
+            return lines
+        middle = len(messages) // 2
+        return (
+            [f"{indent}if i < {messages[middle].index}:"]
+            + self._chain(messages[:middle], indent + "    ", branch)
+            + [f"{indent}else:"]
+            + self._chain(messages[middle:], indent + "    ", branch)
+        )
 
     def decode_at(self) -> list[str]:
         """One function for the firmware's hot path: CHECKSUM check and decode of any message.
 
-        A chain over the message index, most frequent (shortest cycle) first,
-        each branch the CRC unrolled over the message's bytes then the same
-        straight-line decode as ``_dec_<i>``: one call per frame.
+        Each branch is the CRC unrolled over the message's bytes, then the
+        straight-line decode: one call per frame.
         """
         lines = [
             "",
             "# Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it",
             "# matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;",
-            "# -2: no such message. The caller checks the DLC against MSG_LEN.",
+            "# -2: no such message. i = ~index decodes without the check (dispatch, decode).",
+            "# The caller checks the DLC against MSG_LEN.",
         ]
         lines += self._function_header("decode_at", "i: int, buf: ptr8, o: int, values: ptr32", "-> int")
+        lines += ["    checked = 1", "    if i < 0:", "        i = ~i", "        checked = 0"]
         for name in self.algorithms:
             table = f"_{name}_TABLE"
             lines.append(f"    {table.lower()} = ptr8({table})" if self.style == "viper" else f"    {table.lower()} = {table}")
-        order = sorted(self.messages, key=lambda m: (m.cycle_ms if m.cycle_ms > 0 else 1 << 30, m.index))
-        for message in order:
-            lines.append(f"    if i == {message.index}:  # {message.name}")
+
+        def branch(message: MessageSpec, indent: str) -> list[str]:
+            body = []
             if message.checksum is not None:
                 algorithm = checksum.ALGORITHMS[message.checksum_algorithm]
                 table = f"_{message.checksum_algorithm}_TABLE".lower()
                 skip = message.checksum_byte
-                lines.append(f"        crc = {algorithm.init:#04x}")
-                lines += [
-                    f"        crc = {table}[crc ^ {self._buf_byte(k)}]" for k in range(message.length) if k != skip
+                body.append(f"{indent}if checked:")
+                body.append(f"{indent}    crc = {algorithm.init:#04x}")
+                body += [
+                    f"{indent}    crc = {table}[crc ^ {self._buf_byte(k)}]" for k in range(message.length) if k != skip
                 ]
-                lines.append(f"        if (crc ^ {algorithm.xorout:#04x}) != {self._buf_byte(skip)}:")
-                lines.append("            return -1")
-            lines += self._decode_body(message, "        ", self._buf_byte)
-            lines.append("        return 0")
+                body.append(f"{indent}    if (crc ^ {algorithm.xorout:#04x}) != {self._buf_byte(skip)}:")
+                body.append(f"{indent}        return -1")
+            body += self._decode_layout(message.layout, indent, self._locals(message))
+            return body + [f"{indent}return 0"]
+
+        lines += self._chain(self.messages, "    ", branch)
         lines.append("    return -2")
         return lines
 
@@ -373,145 +407,47 @@ class ModuleWriter:
             lines.append(f"{indent}buf[{byte}] = {expression}")
         return lines
 
-    def encoder(self, message: MessageSpec) -> list[str]:
-        lines = ["", f"# {message.index}: {message.name} ({message.frame_id:#x}, {message.length} bytes)"]
-        lines += self._function_header(f"_enc_{message.index}", "values: ptr32, buf: ptr8")
-        body = self._encode_bytes(message.unconditional_signals, "    ", message.length)
-        if message.multiplexer is not None:
-            body.append(f"    page = values[{message.multiplexer.slot}]")
-            for position, (value, page) in enumerate(sorted(message.mux_pages.items())):
-                body.append(f"    {'if' if position == 0 else 'elif'} page == {value}:")
-                body += self._encode_bytes(page, "        ")
-        if message.counter is not None:
-            slot, mask = message.counter.slot, (1 << message.counter.length) - 1
-            body.append(f"    values[{slot}] = (values[{slot}] + 1) & {mask:#x}  # {message.counter.name} for the next frame")
-        return lines + (body or ["    pass"])
+    def _encode_pages(self, layout: list, indent: str, locals_: dict[str, str]) -> list[str]:
+        """ORs in each multiplexer's page, chosen by its value in ``values``."""
+        body = []
+        for item in layout:
+            if not isinstance(item, Mux):
+                continue
+            local = locals_[item.signal.name]
+            body.append(f"{indent}{local} = values[{item.signal.slot}]")
+            position = 0
+            for values, page in item.pages:
+                signals = [entry.signal if isinstance(entry, Mux) else entry for entry in page]
+                page_body = self._encode_bytes(signals, indent + "    ")
+                page_body += self._encode_pages(page, indent + "    ", locals_)
+                if not page_body:
+                    continue
+                body.append(f"{indent}{'if' if position == 0 else 'elif'} {self._page_test(local, values)}:")
+                body += page_body
+                position += 1
+        return body
 
-    def runtime(self) -> list[str]:
-        messages = self.messages
-        decoders = [f"_dec_{m.index}" for m in messages]
-        encoders = [f"_enc_{m.index}" if m.tx else "None" for m in messages]
-        checksums = [f"_{m.checksum_algorithm.lower()}" if m.checksum else "None" for m in messages]
-        lines = [""]
-        lines += _tuple_lines("_DECODERS", decoders, per_line=8, formatter=str)
-        lines += _tuple_lines("_ENCODERS", encoders, per_line=8, formatter=str)
-        lines += _tuple_lines("_CHECKSUMS", checksums, per_line=6, formatter=str)
-        lines.append(RUNTIME)
+    def encode_at(self) -> list[str]:
+        """The frame of TX message i from ``values`` into ``buf`` (dbcrt.encode adds COUNTER, CHECKSUM)."""
+        lines = ["", "# Hot path: the frame of TX message i from values into buf[0:MSG_LEN[i]]."]
+        lines += self._function_header("_encode_at", "i: int, values: ptr32, buf: ptr8")
+
+        def branch(message: MessageSpec, indent: str) -> list[str]:
+            body = self._encode_bytes(message.unconditional_signals, indent, message.length)
+            body += self._encode_pages(message.layout, indent, self._locals(message))
+            return body + [f"{indent}return"]
+
+        tx = [message for message in self.messages if message.tx]
+        lines += self._chain(tx, "    ", branch) if tx else ["    pass"]
         return lines
 
     def module(self) -> str:
         lines = self.header() + self.message_tables() + self.slot_tables() + self.filter_tables()
         lines += self.checksum_tables()
-        for message in self.messages:
-            lines += self.decoder(message)
         lines += self.decode_at()
-        for message in self.messages:
-            if message.tx:
-                lines += self.encoder(message)
-        lines += self.runtime()
+        lines += self.encode_at()
+        lines.append(BIND)
         return "\n".join(lines).rstrip("\n") + "\n"
-
-
-RUNTIME = '''
-
-def new_values():
-    """A zeroed raw-value array of N_SLOTS 32-bit ints."""
-    return array.array("i", bytes(4 * N_SLOTS))
-
-
-def frame_key(frame_id, extended):
-    return frame_id | EXTENDED_KEY_FLAG if extended else frame_id
-
-
-def dispatch(key, data, dlc, values):
-    """Decode a received frame into ``values``; the message index, -1 unknown id, -2 wrong DLC.
-
-    Multiplexed messages only write the signals of the page that arrived.
-    """
-    index = MSG_KEY.get(key, -1)
-    if index < 0:
-        return -1
-    if dlc != MSG_LEN[index]:
-        return -2
-    _DECODERS[index](data, values)
-    return index
-
-
-def checksum(msg_index, data):
-    """The CHECKSUM byte the frame ``data`` should carry (messages with MSG_CHECKSUM_BYTE >= 0)."""
-    compute = _CHECKSUMS[msg_index]
-    if compute is None:
-        raise ValueError("message has no checksum")
-    return compute(data, MSG_LEN[msg_index], MSG_CHECKSUM_BYTE[msg_index])
-
-
-def checksum_ok(msg_index, data):
-    return checksum(msg_index, data) == data[MSG_CHECKSUM_BYTE[msg_index]]
-
-
-def encode(msg_index, values, buf):
-    """Write the frame of a TX message into ``buf``; returns its length.
-
-    The COUNTER goes out as it is in ``values`` and is then advanced
-    (mod 2**bits) for the next frame; the CHECKSUM is computed and also
-    stored in ``values``.
-    """
-    encoder = _ENCODERS[msg_index]
-    if encoder is None:
-        raise ValueError("not a TX message")
-    encoder(values, buf)
-    checksum_byte = MSG_CHECKSUM_BYTE[msg_index]
-    if checksum_byte >= 0:
-        value = _CHECKSUMS[msg_index](buf, MSG_LEN[msg_index], checksum_byte)
-        buf[checksum_byte] = value
-        values[MSG_CHECKSUM_SLOT[msg_index]] = value
-    return MSG_LEN[msg_index]
-
-
-def raw_value(values, slot):
-    """The exact raw value of the signal owning ``slot`` (joins limbs; may allocate)."""
-    limbs = SLOT_LIMBS[slot]
-    if limbs == 1:
-        return values[slot]
-    raw = 0
-    for k in range(limbs - 1, -1, -1):
-        raw = (raw << 16) | (values[slot + k] & 0xFFFF)
-    bits = SLOT_BITS[slot]
-    if SLOT_SIGNED[slot] and raw >> (bits - 1):
-        raw -= 1 << bits
-    return raw
-
-
-def physical(values, slot):
-    """Scaled value: an int when scale and offset are integers (as cantools), else a float."""
-    raw = raw_value(values, slot)
-    scale_den = SCALE_DEN[slot]
-    offset_den = OFFSET_DEN[slot]
-    if scale_den == 1 and offset_den == 1:
-        return raw * SCALE_NUM[slot] + OFFSET_NUM[slot]
-    # One division of the exact rational: a single rounding.
-    return (raw * SCALE_NUM[slot] * offset_den + OFFSET_NUM[slot] * scale_den) / (scale_den * offset_den)
-
-
-def decode(frame_id, data, extended=False):
-    """Debug path: {signal: physical value} as cantools decode_message(decode_choices=False).
-
-    None for an unknown id, data shorter than the message, or a multiplexer
-    value with no page (cantools raises DecodeError for those).
-    """
-    index = MSG_KEY.get(frame_key(frame_id, extended), -1)
-    if index < 0 or len(data) < MSG_LEN[index]:
-        return None
-    values = new_values()
-    _DECODERS[index](data, values)
-    slots = MSG_SIGNAL_SLOTS[index]
-    pages = MSG_MUX_PAGES[index]
-    if pages is not None:
-        page = pages.get(values[MSG_MUX_SLOT[index]])
-        if page is None:
-            return None
-        slots = slots + page
-    return {SLOT_SIGNAL[slot]: physical(values, slot) for slot in slots}'''
 
 
 def generate(loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,

@@ -1,13 +1,15 @@
 """Loading DBC files with cantools and checking they fit the generated code.
 
 Everything the code generator needs is copied into small plain dataclasses
-here, so a DBC feature the generator cannot express is refused in one place,
-with a message naming the file, message and signal.
+here, so a DBC feature the generator cannot express is refused in one place.
+Refusals are per message: the message is skipped with one warning line
+naming it and why, and the rest of the file compiles.
 """
 
 import hashlib
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import cantools
 
 from ..errors import KeidriveError
-from . import checksum
+from . import bits, checksum
 
 # MicroPython small ints are 31-bit signed on 32-bit boards: raw values that
 # fit stay in one slot, wider ones are split into 16-bit limbs.
@@ -27,9 +29,33 @@ MAX_CLASSIC_CAN_BYTES = 8
 EXTENDED_KEY_FLAG = 0x20000000
 
 # Signals found by name: COUNTER and CHECKSUM roles are a naming convention of
-# our DBCs ("Counter", "ENG_Counter", "Checksum", "ENG_Checksum"...).
+# our DBCs ("Counter", "ENG_Counter", "Checksum", "ENG_Checksum"...). The
+# validity COUNTER is the one COUNTER-like signal of a message; of several,
+# the one named exactly COUNTER (any case), else none. Every one is decoded.
 COUNTER_NAME = re.compile(r"(^|_)(COUNTER|ALIVE_?COUNTER)$", re.IGNORECASE)
+EXACT_COUNTER_NAME = "COUNTER"
 CHECKSUM_NAME = re.compile(r"(^|_)CHECKSUM$", re.IGNORECASE)
+# cantools errors that name the one message it could not build.
+MESSAGE_IN_ERROR = re.compile(r"in message (\S+?)\.?\"?$")
+LINE_IN_ERROR = re.compile(r"at line (\d+), column (\d+)")
+# One-line statements about a message or signal that can be left out alone.
+SIDE_STATEMENT = re.compile(r"^(VAL_|BA_|CM_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_)\s")
+# The frame id such a statement refers to, if any.
+STATEMENT_FRAME_ID = re.compile(r'^(?:VAL_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_|CM_ (?:BO_|SG_)|BA_ "[^"]*" (?:BO_|SG_))\s+(\d+)\b')
+MESSAGE_LINE = re.compile(r"^BO_\s+(\d+)\s+(\S+?)\s*:")
+SIGNAL_LINE = re.compile(r"^\s+SG_\s")
+
+
+class Refused(Exception):
+    """A message the generated code cannot carry; the text says why."""
+
+
+def print_warnings(loaded: list["LoadedDbc"]) -> None:
+    """One line on stderr per skipped message or relaxed check, once the compile succeeded
+    (a failed one says why in its one error line)."""
+    for dbc in loaded:
+        for text in dbc.warnings:
+            print(f"keidrive: warning: {one_line(text)}", file=sys.stderr)
 
 
 @dataclass
@@ -45,6 +71,7 @@ class SignalSpec:
     maximum: float | int | None
     multiplexer_ids: tuple[int, ...] | None
     is_multiplexer: bool
+    is_float: bool = False
     slot: int = -1
 
     @property
@@ -67,6 +94,20 @@ class SignalSpec:
 
 
 @dataclass
+class Mux:
+    """A multiplexer and its pages: (the values sharing one layout, that layout).
+
+    A layout is a list of SignalSpec and Mux, as cantools' ``signal_tree``:
+    a value listed with no signals (a VAL_ choice of the multiplexer) is a
+    page with an empty layout, and a multiplexer may itself be multiplexed
+    (extended multiplexing, SG_MUL_VAL_).
+    """
+
+    signal: SignalSpec
+    pages: list[tuple[tuple[int, ...], list]]
+
+
+@dataclass
 class MessageSpec:
     name: str
     frame_id: int
@@ -77,12 +118,11 @@ class MessageSpec:
     signals: list[SignalSpec]
     tx: bool
     rx: bool
+    layout: list = field(default_factory=list)
     checksum_algorithm: str = checksum.NO_CHECKSUM
-    multiplexer: SignalSpec | None = None
     counter: SignalSpec | None = None
     checksum: SignalSpec | None = None
     index: int = -1
-    mux_pages: dict[int, list[SignalSpec]] = field(default_factory=dict)
 
     @property
     def key(self) -> int:
@@ -90,7 +130,8 @@ class MessageSpec:
 
     @property
     def unconditional_signals(self) -> list[SignalSpec]:
-        return [signal for signal in self.signals if signal.multiplexer_ids is None]
+        """Signals present whatever any multiplexer says, the top-level multiplexers too."""
+        return [item.signal if isinstance(item, Mux) else item for item in self.layout]
 
     @property
     def checksum_byte(self) -> int:
@@ -102,10 +143,109 @@ class LoadedDbc:
     path: Path
     database: cantools.database.can.Database
     sha256: str
+    skipped: list[str] = field(default_factory=list)  # "MESSAGE: why", for the module header
+    warnings: list[str] = field(default_factory=list)
 
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+def _decode_text(path: Path, content: bytes) -> str:
+    """The file's text: UTF-8 where it is valid UTF-8, else cp1252 (cantools' default)."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return content.decode("cp1252")
+    except UnicodeDecodeError as error:
+        raise KeidriveError(f"{path}: neither UTF-8 nor cp1252 text (byte {error.start})") from None
+
+
+def _message_block(lines: list[str], error: str) -> tuple[int, int, str] | None:
+    """(first line, end line, name) of the BO_ block a cantools error points at, if any."""
+    found = MESSAGE_IN_ERROR.search(error)
+    at_line = LINE_IN_ERROR.search(error)
+    for number, line in enumerate(lines):  # at_line counts the lines as passed to cantools
+        match = MESSAGE_LINE.match(line)
+        if match is None:
+            continue
+        end = number + 1
+        while end < len(lines) and SIGNAL_LINE.match(lines[end]):
+            end += 1
+        if found and match.group(2) == found.group(1):
+            return number, end, match.group(2)
+        if at_line and number < int(at_line.group(1)) <= end:
+            return number, end, match.group(2)
+    return None
+
+
+def _side_statement(lines: list[str], error: str) -> int | None:
+    """The line of a one-line VAL_/BA_/CM_... statement a cantools syntax error points at, if any.
+
+    An error at column 1 is the previous statement's missing ``;``.
+    """
+    at_line = LINE_IN_ERROR.search(error)
+    if at_line is None:
+        return None
+    number, column = int(at_line.group(1)) - 1, int(at_line.group(2))
+    if column == 1:
+        number -= 1
+        while number >= 0 and not lines[number].strip():
+            number -= 1
+    if 0 <= number < len(lines) and SIDE_STATEMENT.match(lines[number]):
+        return number
+    return None
+
+
+def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str]) -> cantools.database.can.Database:
+    """cantools' strict load; else non-strict, naming each message that fails the strict check;
+    else the file without the message (or the one-line statement) cantools cannot read,
+    one at a time."""
+    lines = text.splitlines()
+    numbers = list(range(1, len(lines) + 1))  # each line's number in the file, for warnings
+    while True:
+        try:
+            return cantools.database.load_string("\n".join(lines), database_format="dbc", strict=True)
+        except Exception:  # cantools raises several unrelated types for bad input
+            pass
+        try:
+            database = cantools.database.load_string("\n".join(lines), database_format="dbc", strict=False)
+        except Exception as error:
+            block = _message_block(lines, one_line(error))
+            statement = _side_statement(lines, one_line(error)) if block is None else None
+            if statement is not None:
+                warnings.append(f"{path.name}: line {numbers[statement]} ignored: {one_line(lines[statement])[:60]}: "
+                     f"cantools cannot read it ({one_line(error)})")
+                del lines[statement], numbers[statement]
+                continue
+            if block is None:
+                raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
+            first, end, name = block
+            reason = f"cantools cannot read it ({one_line(error)})"
+            warnings.append(f"{path.name}: message {name} skipped: {reason}")
+            skipped.append(f"{name}: {reason}")
+            frame_id = MESSAGE_LINE.match(lines[first]).group(1)
+            # Its one-line VAL_, BA_... statements go too (cantools refuses dangling VAL_).
+            kept = [
+                k for k in range(len(lines))
+                if not first <= k < end and not (
+                    (match := STATEMENT_FRAME_ID.match(lines[k])) and match.group(1) == frame_id
+                    and lines[k].rstrip().endswith(";")
+                )
+            ]
+            lines, numbers = [lines[k] for k in kept], [numbers[k] for k in kept]
+            continue
+        for message in database.messages:
+            try:
+                message.refresh(strict=True)
+            except Exception as error:
+                warnings.append(
+                    f"{path.name}: message {message.name}: {one_line(error)}; loaded without cantools' strict check"
+                )
+                message.refresh(strict=False)
+        return database
 
 
 def load_dbc(path: Path) -> LoadedDbc:
@@ -115,11 +255,10 @@ def load_dbc(path: Path) -> LoadedDbc:
         raise KeidriveError(f"{path}: no such file") from None
     except OSError as error:
         raise KeidriveError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        database = cantools.database.load_string(content.decode("cp1252"), database_format="dbc")
-    except Exception as error:  # cantools raises several unrelated types for bad input
-        raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
-    return LoadedDbc(path, database, hashlib.sha256(content).hexdigest())
+    skipped: list[str] = []
+    warnings: list[str] = []
+    database = _load_database(path, _decode_text(path, content), skipped, warnings)
+    return LoadedDbc(path, database, hashlib.sha256(content).hexdigest(), skipped, warnings)
 
 
 def exact(number: int | float) -> Fraction:
@@ -143,52 +282,52 @@ def message_attribute(loaded: LoadedDbc, message, name: str):
         return None
     if definition is not None and definition.choices and isinstance(value, int):
         if not 0 <= value < len(definition.choices):
-            raise KeidriveError(
-                f"{loaded.path.name}: message {message.name}: attribute {name} is {value}, "
-                f"not one of its {len(definition.choices)} choices"
-            )
+            raise Refused(f"attribute {name} is {value}, not one of its {len(definition.choices)} choices")
         return definition.choices[value]
     return value
 
 
-def _signal_spec(where: str, signal) -> SignalSpec:
-    if signal.is_float:
-        raise KeidriveError(f"{where}.{signal.name}: IEEE float signals are not supported")
+def _signal_spec(signal) -> SignalSpec:
+    if signal.is_float and signal.length not in (32, 64):
+        raise Refused(f"{signal.name}: a {signal.length}-bit IEEE float is neither single nor double")
     if signal.length > MAX_SIGNAL_BITS:
-        raise KeidriveError(f"{where}.{signal.name}: {signal.length}-bit signals are not supported (max 64)")
+        raise Refused(f"{signal.name}: {signal.length}-bit signals are not supported (max 64)")
     for what, number in (("scale", signal.scale), ("offset", signal.offset)):
         if not math.isfinite(number):
-            raise KeidriveError(f"{where}.{signal.name}: {what} {number} is not a finite number")
+            raise Refused(f"{signal.name}: {what} {number} is not a finite number")
     return SignalSpec(
         name=signal.name,
         start=signal.start,
         length=signal.length,
         byte_order=signal.byte_order,
-        is_signed=signal.is_signed,
+        # A float's raw value is its IEEE bit pattern, kept unsigned.
+        is_signed=signal.is_signed and not signal.is_float,
         scale=exact(signal.scale),
         offset=exact(signal.offset),
         minimum=signal.minimum,
         maximum=signal.maximum,
         multiplexer_ids=tuple(signal.multiplexer_ids) if signal.multiplexer_ids is not None else None,
         is_multiplexer=signal.is_multiplexer,
+        is_float=signal.is_float,
     )
 
 
-def _role_signal(where: str, signals: list[SignalSpec], pattern: re.Pattern, role: str) -> SignalSpec | None:
-    found = [signal for signal in signals if pattern.search(signal.name)]
-    if len(found) > 1:
-        names = ", ".join(signal.name for signal in found)
-        raise KeidriveError(f"{where}: more than one {role} signal ({names})")
-    return found[0] if found else None
+def _role_signals(signals: list[SignalSpec], pattern: re.Pattern) -> list[SignalSpec]:
+    return [signal for signal in signals if pattern.search(signal.name)]
 
 
 def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool) -> MessageSpec:
-    where = f"{loaded.path}: message {message.name}"
-    if message.is_fd or message.length > MAX_CLASSIC_CAN_BYTES:
-        raise KeidriveError(f"{where}: {message.length}-byte CAN FD frames are not supported (classic CAN, max 8 bytes)")
+    """The message as the generator sees it; Refused when it cannot be carried."""
+    if message.length > MAX_CLASSIC_CAN_BYTES:
+        raise Refused(f"{message.length}-byte frame: CAN FD payloads over 8 bytes are not supported (classic CAN)")
     if message.is_container:
-        raise KeidriveError(f"{where}: container messages are not supported")
-    signals = [_signal_spec(where, signal) for signal in message.signals]
+        raise Refused("container messages are not supported")
+    # An FD-flagged frame of at most 8 bytes decodes as a classic one.
+    signals = [_signal_spec(signal) for signal in message.signals]
+    for signal in signals:
+        # Non-strict loading lets such a signal through; its bits would lie past the frame.
+        if max(bits.bytes_covered(signal.start, signal.length, signal.byte_order)) >= message.length:
+            raise Refused(f"{signal.name}: does not fit in the {message.length}-byte frame")
     spec = MessageSpec(
         name=message.name,
         frame_id=message.frame_id,
@@ -200,52 +339,66 @@ def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool) -> MessageSpec:
         tx=tx,
         rx=rx,
     )
-    _check_multiplexing(where, spec)
-    _check_counter_and_checksum(where, loaded, message, spec)
+    by_name = {signal.name: signal for signal in signals}
+    spec.layout = _layout(message.signal_tree, by_name)
+    _check_counter_and_checksum(loaded, message, spec)
     return spec
 
 
-def _check_multiplexing(where: str, spec: MessageSpec) -> None:
-    multiplexers = [signal for signal in spec.signals if signal.is_multiplexer]
-    if len(multiplexers) > 1 or any(signal.is_multiplexer and signal.multiplexer_ids for signal in spec.signals):
-        raise KeidriveError(f"{where}: nested or multiple multiplexers are not supported")
-    if not multiplexers:
-        return
-    spec.multiplexer = multiplexers[0]
-    if spec.multiplexer.is_signed or spec.multiplexer.n_limbs != 1:
-        raise KeidriveError(
-            f"{where}.{spec.multiplexer.name}: a multiplexer must be unsigned and at most 30 bits"
-        )
-    for signal in spec.signals:
-        for mux_value in signal.multiplexer_ids or ():
-            spec.mux_pages.setdefault(mux_value, []).append(signal)
+def _layout(tree: list, by_name: dict[str, SignalSpec]) -> list:
+    """cantools' signal tree as SignalSpec and Mux items, pages with equal layouts merged."""
+    layout = []
+    for node in tree:
+        if isinstance(node, str):
+            layout.append(by_name[node])
+            continue
+        for name, pages in node.items():
+            signal = by_name[name]
+            if signal.is_float or signal.n_limbs != 1:
+                raise Refused(f"{name}: a multiplexer must be an integer of at most 30 bits (31 signed)")
+            merged: dict[str, tuple[list[int], list]] = {}
+            for value, subtree in pages.items():
+                merged.setdefault(repr(subtree), ([], subtree))[0].append(value)
+            layout.append(Mux(signal, [
+                (tuple(sorted(values)), _layout(subtree, by_name))
+                for values, subtree in sorted(merged.values(), key=lambda page: min(page[0]))
+            ]))
+    return layout
 
 
-def _check_counter_and_checksum(where: str, loaded: LoadedDbc, message, spec: MessageSpec) -> None:
-    counter = _role_signal(where, spec.signals, COUNTER_NAME, "COUNTER")
-    if counter is not None:
+def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec) -> None:
+    where = f"{loaded.path.name}: message {spec.name}"
+    counters = _role_signals(spec.signals, COUNTER_NAME)
+    if len(counters) > 1:
+        exact_name = [signal for signal in counters if signal.name.upper() == EXACT_COUNTER_NAME]
+        if not exact_name:
+            names = ", ".join(signal.name for signal in counters)
+            loaded.warnings.append(f"{where}: several COUNTER-like signals ({names}), none named COUNTER: all decoded, none checked")
+        counters = exact_name
+    if counters:
+        counter = counters[0]
         if counter.is_signed or counter.length > MAX_UNSIGNED_SLOT_BITS or counter.multiplexer_ids is not None:
-            raise KeidriveError(
-                f"{where}.{counter.name}: a COUNTER must be an unsigned, unmultiplexed signal of at most 30 bits"
-            )
-        spec.counter = counter
+            loaded.warnings.append(f"{where}.{counter.name}: not an unsigned, unmultiplexed signal of at most 30 bits: "
+                 "decoded, not checked as a COUNTER")
+        else:
+            spec.counter = counter
     algorithm = message_attribute(loaded, message, checksum.ATTRIBUTE) or checksum.NO_CHECKSUM
     if algorithm == checksum.NO_CHECKSUM:
         return
     if algorithm not in checksum.ALGORITHMS:
         known = ", ".join(checksum.ALGORITHMS)
-        raise KeidriveError(f"{where}: unknown {checksum.ATTRIBUTE} {algorithm!r} (supported: {known})")
-    signal = _role_signal(where, spec.signals, CHECKSUM_NAME, "CHECKSUM")
-    if signal is None:
-        raise KeidriveError(f"{where}: {checksum.ATTRIBUTE} is {algorithm} but no signal is named *CHECKSUM")
+        raise Refused(f"unknown {checksum.ATTRIBUTE} {algorithm!r} (supported: {known})")
+    found = _role_signals(spec.signals, CHECKSUM_NAME)
+    if len(found) != 1:
+        names = ", ".join(signal.name for signal in found) or "none"
+        raise Refused(f"{checksum.ATTRIBUTE} is {algorithm} but not exactly one signal is named *CHECKSUM ({names})")
+    signal = found[0]
     # An 8-bit byte-aligned field reads the same in Intel and Motorola order.
     byte_aligned = signal.start % 8 == (0 if signal.byte_order == "little_endian" else 7)
     if signal.length != 8 or not byte_aligned or signal.is_signed or signal.multiplexer_ids is not None:
-        raise KeidriveError(
-            f"{where}.{signal.name}: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte"
-        )
+        raise Refused(f"{signal.name}: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte")
     if signal.scale != 1 or signal.offset != 0:
-        raise KeidriveError(f"{where}.{signal.name}: a CHECKSUM must have scale 1 and offset 0")
+        raise Refused(f"{signal.name}: a CHECKSUM must have scale 1 and offset 0")
     spec.checksum = signal
     spec.checksum_algorithm = algorithm
 
@@ -260,7 +413,8 @@ def select_messages(
     """The messages to compile, in a deterministic order, with slots assigned.
 
     With ``node``: messages it receives any signal of (rx) or sends (tx);
-    without: every message, each both decoded and encodable.
+    without: every message, each both decoded and encodable. A message the
+    generated code cannot carry is skipped with a warning.
     """
     if node is not None and node not in node_names(loaded):
         raise KeidriveError(f"node {node!r} is in none of the DBCs (nodes: {', '.join(node_names(loaded)) or 'none'})")
@@ -286,7 +440,19 @@ def select_messages(
                 f"unknown message {', '.join(unknown)} (valid: {', '.join(sorted(owners))})"
             )
         candidates = [candidate for candidate in candidates if candidate[1].name in message_names]
-    specs = [message_spec(dbc, message, tx, rx) for dbc, message, tx, rx in candidates if tx or rx]
+    specs = []
+    for dbc, message, tx, rx in candidates:
+        if not (tx or rx):
+            continue
+        try:
+            specs.append(message_spec(dbc, message, tx, rx))
+        except Refused as why:
+            dbc.warnings.append(f"{dbc.path.name}: message {message.name} skipped: {why}")
+            dbc.skipped.append(f"{message.name}: {one_line(why)}")
+    if candidates and not specs:
+        skipped = [f"{dbc.path.name}: {why}" for dbc in loaded for why in dbc.skipped]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise KeidriveError(f"no message left to compile: every selected message was skipped: {skipped[0]}{more}")
     specs.sort(key=lambda spec: (spec.extended, spec.frame_id))
     seen_keys: dict[int, str] = {}
     for spec in specs:
