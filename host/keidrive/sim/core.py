@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import physics
+from . import intake, physics
 from .cycles import Cycle, load_cycle
 from .frames import codecs_for
 from .vehicles import Vehicle, load_vehicle
@@ -57,6 +57,8 @@ class SimResult:
     frames: dict
     trace: dict
     grid_wh_per_km: float | None = None
+    # engine cars: what an engine ECU measures, per 10 ms step (``ecu_state``)
+    ecu: dict | None = None
 
     def messages(self, start=0, stop=None):
         """Yield ``can.Message`` objects in timestamp order."""
@@ -354,4 +356,23 @@ def simulate(vehicle, cycle, frames: bool = True) -> SimResult:
         # grid-to-pack efficiency - the Japanese figure is AC from the grid
         chem_wh = float(a["pack_chem_w"].sum()) * physics.DT / 3600.0
         grid = chem_wh / truth["distance_km"] / veh.p("battery.charger_efficiency")
-    return SimResult(veh, cyc, truth, fr, _plot_trace(veh, tr), grid)
+    ecu = ecu_state(veh, tr, cum_dist, cum_fuel) if veh.powertrain != "ev" else None
+    return SimResult(veh, cyc, truth, fr, _plot_trace(veh, tr), grid, ecu)
+
+
+def ecu_state(veh: Vehicle, tr, cum_dist_km, cum_fuel_l) -> dict:
+    """Per 10 ms step, what the engine ECU knows (the OBD-II ECU's source,
+    keidrive.sim.obd_ecu): the step's end time, state at the step and the
+    intake (keidrive.sim.intake)."""
+    a = tr.arrays
+    eng = veh.data["engine"]
+    state = intake.run(veh, tr)
+    state.update(
+        t_end=a["t"], segment_start=np.asarray(tr.seg_t0), segment_end=a["t"][np.asarray(tr.seg_stop) - 1],
+        speed_kmh=a["v"] * 3.6, rpm=a["engine_rpm"], running=a["running"], coolant_c=a["coolant_c"],
+        fuel_lph=a["fuel_lph"], load_pct=np.clip(a["load"], 0, 1) * 100, throttle_pct=a["throttle"],
+        fuel_level_pct=eng["fuel_level_initial_pct"] - cum_fuel_l / eng["tank_l"] * 100,
+        odometer_km=veh.p("meter.odometer_km") + cum_dist_km,
+        ambient_c=np.full(len(a["t"]), float(veh.data["environment"]["ambient_c"])),
+    )
+    return state

@@ -1,0 +1,90 @@
+"""Fuel flow from OBD-II Mode 01 PIDs, in 31-bit integer arithmetic.
+
+Three methods, chosen by what the engine ECU supports (best first):
+
+* ``obd_fuel_rate``: PID 0x5E engine fuel rate, 0.05 L/h.
+* ``obd_maf``: PID 0x10 mass air flow (0.01 g/s) over the stoichiometric
+  AFR times the commanded lambda (PID 0x44, 2/65536 per bit, where offered),
+  zero in deceleration fuel cut.
+* ``obd_speed_density``: air from manifold pressure (0x0B, kPa), intake
+  temperature (0x0F, degC + 40) and rpm (0x0C, 1/4 rpm) through the ideal gas
+  law with the displacement and the volumetric efficiency of the config:
+  ``air = VE * MAP * Vd * (rpm / 120) / (R * T)``.
+
+Fuel-cut: fuel system status (0x03) reporting open loop for load or fuel cut
+(4) with lambda >= 1 (or, without 0x44, the throttle (0x11) closed) means no
+fuel. All rates are mL/h.
+"""
+
+from micropython import const
+
+# gasoline: stoichiometric AFR 14.7, density 0.745 kg/L (JIS K2202 regular):
+# 3600 / (14.7 * 0.745) = 328.72 mL/h per g/s of air
+_MLPH_PER_GS_X100 = const(32872)
+LAMBDA_ONE = const(32768)     # PID 0x44 raw for lambda = 1
+LAMBDA_MIN = const(16384)     # lambda 0.5
+FUEL_OPEN_LOAD_OR_CUT = const(4)
+THROTTLE_CLOSED_RAW = const(8)  # PID 0x11 raw (x 100 / 255 %): about 3 %
+
+METHOD_NONE = const(0)
+METHOD_FUEL_RATE = const(1)
+METHOD_MAF = const(2)
+METHOD_SPEED_DENSITY = const(3)
+METHOD_NAMES = (b"none", b"obd_fuel_rate", b"obd_maf", b"obd_speed_density")
+
+
+def muldiv(a, b, c):
+    """a * b // c for 0 <= a < 2**21, 0 <= b < 2**30, 0 < c < 2**21 and a
+    result below 2**30: byte-wise long multiplication, every partial below
+    2**30."""
+    q = 0
+    r = 0
+    shift = 24
+    while shift >= 0:
+        x = r * 256 + a * ((b >> shift) & 0xFF)
+        q = q * 256 + x // c
+        r = x % c
+        shift -= 8
+    return q
+
+
+def from_fuel_rate(raw):
+    """PID 0x5E raw (0.05 L/h) -> mL/h."""
+    return raw * 50
+
+
+def from_air(maf_x1000, lam_raw):
+    """Air (g/s x 1000) and commanded lambda raw (<= 0: not offered,
+    stoichiometric) -> fuel mL/h, rounded. Air is capped at 1500 g/s and
+    lambda below 0.5 taken as 0.5 (no gasoline engine is commanded richer),
+    which keeps every intermediate below 2**30."""
+    if maf_x1000 > 1500000:
+        maf_x1000 = 1500000
+    ul = muldiv(maf_x1000, _MLPH_PER_GS_X100, 100)  # uL/h, < 4.94e8
+    if lam_raw > 0:
+        ul = muldiv(LAMBDA_ONE, ul, lam_raw if lam_raw > LAMBDA_MIN else LAMBDA_MIN)
+    return (ul + 500) // 1000
+
+
+def speed_density_air(map_kpa, iat_raw, rpm_x4, ve_pct, vd_cc):
+    """Air in g/s x 1000 from MAP (kPa, <= 255), IAT raw (degC + 40), rpm raw
+    (1/4 rpm, < 65536), VE (%, <= 120) and displacement (cc, <= 3000).
+
+    g/s = VE% * MAP * Vd * rpm_x4 / (13 778 400 * T) with R = 287.05 J/(kg K)
+    (4 * 120 * 287.05 * 100 = 13 778 400), T = IAT + 273 K."""
+    x = map_kpa * vd_cc * ve_pct          # < 2**30
+    y = muldiv(rpm_x4, x, 13778)          # x * rpm_x4 / 13778.4, below 2**30
+    t_k = iat_raw + 233                   # (raw - 40) + 273
+    m = (y + t_k // 2) // t_k
+    return m if m < 0x1FFFFF else 0x1FFFFF
+
+
+def fuel_cut(status, lam_raw, throttle_raw):
+    """Deceleration fuel cut as an OBD-II tester can tell it: status 4 (open
+    loop for load or fuel cut) while the mixture is not enriched (lambda >= 1)
+    or, without lambda, with the throttle closed."""
+    if status != FUEL_OPEN_LOAD_OR_CUT:
+        return False
+    if lam_raw > 0:
+        return lam_raw >= LAMBDA_ONE
+    return 0 <= throttle_raw <= THROTTLE_CLOSED_RAW
