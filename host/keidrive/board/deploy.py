@@ -269,12 +269,18 @@ def check_identity(identity: Identity, kind: BoardKind, port: str) -> tuple[str,
 # ---- config ---------------------------------------------------------------------------
 
 
-def merged_config(current: dict | None, changes: dict) -> dict:
-    """The board's config with ``changes``, validated as the firmware will."""
+def merged_config(current: dict | None, changes: dict, where: str = "on the board") -> dict:
+    """The current config with ``changes``, the whole of it validated as the
+    firmware will (a bad key kept from ``current`` would make the firmware
+    drop it silently): one clear error naming the key and where it is."""
     from ..fwconfig import require_valid
 
     config = dict(current or {})
     config.update(require_valid(changes))
+    try:
+        require_valid(config)
+    except KeidriveError as error:
+        raise KeidriveError(f"the config {where} holds a bad value ({error}): set or fix that key first") from None
     return config
 
 
@@ -282,14 +288,15 @@ def parse_board_config(raw: bytes | None, port: str) -> dict | None:
     if raw is None:
         return None
     try:
-        obj = json.loads(raw.decode())
+        obj = json.loads(raw.decode(), parse_constant=float)
     except (ValueError, UnicodeDecodeError):
         return None  # unreadable: the firmware runs on defaults; rewrite it
     return obj if isinstance(obj, dict) else None
 
 
 def config_bytes(config: dict) -> bytes:
-    return (json.dumps(config, indent=1, sort_keys=True) + "\n").encode()
+    # allow_nan=False: never write the Infinity/NaN the firmware cannot parse
+    return (json.dumps(config, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
 def write_config(board: Board, config: dict) -> None:

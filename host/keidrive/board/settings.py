@@ -76,17 +76,52 @@ def describe(config: dict) -> list[str]:
     return lines
 
 
-def read_local(path: str) -> dict:
+def parse_config(text: str, where: str) -> dict:
+    """A config JSON object; one clear error for bad JSON, another type, or
+    a number that is not finite (``1e999``, ``NaN``: the firmware would
+    drop the whole file), naming its key."""
+    import math
+
+    try:
+        # Python reads Infinity/NaN and overflows 1e999 to inf; the
+        # firmware's JSON does neither: catch them here, by key.
+        obj = json.loads(text, parse_constant=float)
+    except ValueError as error:
+        raise KeidriveError(f"config {where} is not valid JSON: {error}") from None
+    if not isinstance(obj, dict):
+        raise KeidriveError(f"config {where} is not a JSON object")
+    for key, value in obj.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise KeidriveError(f"config {where}: {key} = {value} is not a finite number")
+    return obj
+
+
+def read_local(path: str, missing_ok: bool = False) -> dict:
+    """The config in a local file ({} for a file that does not exist yet, when ``missing_ok``)."""
     p = Path(path)
     if not p.exists():
-        return {}
+        if missing_ok:
+            return {}
+        raise KeidriveError(f"no such config file {path}")
     try:
-        obj = json.loads(p.read_text())
-    except (OSError, ValueError) as error:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as error:
         raise KeidriveError(f"cannot read config {path}: {error}") from None
-    if not isinstance(obj, dict):
-        raise KeidriveError(f"config {path} is not a JSON object")
-    return obj
+    return parse_config(text, path)
+
+
+def check_writable(path: str) -> None:
+    """Before anything is read or changed: the file can be written where it is."""
+    import os
+
+    p = Path(path)
+    parent = p.parent
+    if not parent.is_dir():
+        raise KeidriveError(f"cannot write config {path}: directory {parent} does not exist")
+    if p.is_dir():
+        raise KeidriveError(f"cannot write config {path}: is a directory")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise KeidriveError(f"cannot write config {path}: permission denied")
 
 
 def write_local(path: str, config: dict) -> None:
@@ -94,5 +129,8 @@ def write_local(path: str, config: dict) -> None:
 
     p = Path(path)
     tmp = p.with_name(p.name + ".kdnew")
-    tmp.write_bytes(config_bytes(config))
-    tmp.replace(p)
+    try:
+        tmp.write_bytes(config_bytes(config))
+        tmp.replace(p)
+    except OSError as error:
+        raise KeidriveError(f"cannot write config {path}: {error.strerror}") from None

@@ -80,7 +80,8 @@ def run_set(args) -> int:
             text = settings.resolve_vehicle(text)
         changes[key] = settings.parse_value(key, text)
     if args.file:
-        config = deploy.merged_config(settings.read_local(args.file), changes)
+        settings.check_writable(args.file)
+        config = deploy.merged_config(settings.read_local(args.file, missing_ok=True), changes, args.file)
         settings.write_local(args.file, config)
         print(f"{args.file}: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
         return 0
