@@ -48,7 +48,7 @@ def fleet(tmp_path_factory):
     corrupt.write_bytes(bytes(range(256)) * 16)
     db = work / "trips.duckdb"
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None)
+                                       dashboard_address="127.0.0.1:0")
     try:
         argv = ["fleet", str(work / "*.blf"), str(logs["alto-hybrid"]), "--vehicles", "alto-na,sakura-ev",
                 "--cycles", str(cycle), "--profiles", PROFILE, "--scheduler", cluster.scheduler_address,
@@ -171,6 +171,19 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     assert changed["input"] == str(fleet["logs"]["alto-hybrid"])
     assert list(changed["figures"]) == ["km_per_l"] and changed["figures"]["km_per_l"]["percent"] == 2.0
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_local_cluster_of_its_own(fleet, tmp_path):
+    """Without --scheduler: a local cluster of --workers processes, the same trip."""
+    log = str(fleet["logs"]["nbox-turbo"])
+    db = tmp_path / "local.duckdb"
+    status, out, _ = _main(["fleet", log, "--profiles", PROFILE, "--workers", "1", "--db", str(db), "--json"])
+    assert status == 0
+    assert {k: v for k, v in json.loads(out).items() if k in ("trips", "failed", "workers")} == {
+        "trips": 1, "failed": 0, "workers": 1}
+    [row] = _trips(db)
+    [same] = [r for r in _trips(fleet["db"]) if r["input"] == log]
+    assert {name: row[name] for name in FIGURES} == {name: same[name] for name in FIGURES}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -50,7 +50,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None):
         raise KeidriveError(f"--workers must be at least 1, got {workers}")
     cluster = LocalCluster(
         n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, silence_logs=logging.ERROR,
+        dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,  # any free port: never a clash
     )
     try:
         with Client(cluster) as client:
