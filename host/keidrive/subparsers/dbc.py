@@ -1,8 +1,10 @@
 """``keidrive dbc compile``: DBC files -> one self-contained MicroPython module."""
 
 import argparse
+import os
 from pathlib import Path
 
+from .. import paths
 from ..errors import KeidriveError
 
 
@@ -12,10 +14,19 @@ def _compile(args: argparse.Namespace) -> int:
 
     if args.firmware:
         if args.dbc or args.output or args.node or args.messages or args.hw_filters:
-            raise KeidriveError("--firmware takes no other arguments (it compiles dbc/ into firmware/)")
-        for path in dbccompiler.regenerate_firmware():
-            print(f"wrote {path}")
+            raise KeidriveError("--firmware takes no other arguments but --tree (it compiles dbc/ into firmware/)")
+        root = _checkout(args.tree)
+        installed_fw, installed_dbc = paths.firmware_dir(), paths.dbc_dir()
+        for output, inputs in dbccompiler.firmware_modules():
+            # The module list is the compiler's; the trees are the checkout's.
+            target = root / "firmware" / output.relative_to(installed_fw)
+            sources = [root / "dbc" / source.relative_to(installed_dbc) for source in inputs]
+            dbccompiler.write_module(dbccompiler.compile_dbc(sources, node=dbccompiler.FIRMWARE_NODE), target)
+            _readable(target)
+            print(f"wrote {target}")
         return 0
+    if args.tree:
+        raise KeidriveError("--tree goes with --firmware")
     if not args.dbc:
         raise KeidriveError("no DBC file given")
     if args.output is None:
@@ -26,7 +37,43 @@ def _compile(args: argparse.Namespace) -> int:
     names = [name for name in args.messages.split(",") if name] if args.messages is not None else None
     text = dbccompiler.compile_dbc(args.dbc, args.node, names, max_filters=max_filters)
     dbccompiler.write_module(text, args.output)
+    _readable(args.output)
     return 0
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "dbc").is_dir() and (
+        folder / "firmware" / "keifw" / "vehicles").is_dir()
+
+
+def _checkout(tree: Path | None) -> Path:
+    """The source checkout whose firmware/ to regenerate: --tree, else the one
+    around the working directory, else the one keidrive runs from (an
+    editable install). A wheel's copy under site-packages is never it: the
+    next install would replace it, and the checkout would stay stale."""
+    if tree is not None:
+        if not _is_checkout(tree):
+            raise KeidriveError(f"--tree {tree} is not a keidrive checkout (pyproject.toml, dbc/, firmware/keifw/vehicles/)")
+        return tree.resolve()
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if _is_checkout(folder):
+            return folder
+    installed = paths.firmware_dir().parent
+    if _is_checkout(installed):
+        return installed
+    raise KeidriveError(
+        f"no keidrive checkout at or above {Path.cwd()}; it would write into {paths.firmware_dir()}, the copy "
+        "installed as package data, which your checkout never sees: run it in the checkout, pass --tree "
+        "CHECKOUT, or develop with pip install -e \".[test]\""
+    )
+
+
+def _readable(path: Path) -> None:
+    """Generated sources are read by other users and tools: the mode a plain
+    open() would give under the umask, not the temporary file's 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def add_subparser(subparsers) -> None:
@@ -52,6 +99,10 @@ def add_subparser(subparsers) -> None:
     )
     compile_parser.add_argument(
         "--firmware", action="store_true",
-        help="regenerate firmware/keifw/vehicles/*.py from dbc/ (node KEIDRIVE)",
+        help="regenerate firmware/keifw/vehicles/*.py from dbc/ (node KEIDRIVE) of the checkout around the "
+        "working directory",
+    )
+    compile_parser.add_argument(
+        "--tree", type=Path, metavar="CHECKOUT", help="with --firmware: the checkout to regenerate",
     )
     compile_parser.set_defaults(func=_compile)
