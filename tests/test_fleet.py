@@ -203,6 +203,19 @@ def test_bad_input_is_one_line(argv, message, tmp_path, monkeypatch):
     assert err.count("\n") == 1 and err.startswith("keidrive: error: ") and message in err
 
 
+def test_bad_files_are_one_line_before_any_drive(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.duckdb").write_text("not a database\n")
+    (tmp_path / "a-file").write_text("")
+    for argv, message in (
+        (["fleet", "report", "--db", "junk.duckdb"], "junk.duckdb: cannot open as a fleet database"),
+        (["fleet", "--cycles", "hwfet", "--db", "junk.duckdb"], "junk.duckdb: cannot open as a fleet database"),
+        (["fleet", "--cycles", "hwfet", "--parquet", "a-file/out"], "cannot write Parquet to a-file/out"),
+    ):
+        status, out, err = _main(argv)
+        assert (status, out, err.count("\n")) == (2, "", 1) and message in err
+
+
 def test_report_of_an_unknown_run(fleet):
     status, _, err = _main(["fleet", "report", "--db", str(fleet["db"]), "--run", "99"])
     assert status == 2 and "no run 99 in the fleet database (runs: 1" in err

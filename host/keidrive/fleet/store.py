@@ -125,11 +125,7 @@ def finish_run(db, run_id: int, trips: int, failed: int, wall_s: float) -> None:
 
 def export_parquet(db, run_id: int, directory: str | Path) -> list[Path]:
     """``trips-run<ID>.parquet`` and ``warnings-run<ID>.parquet`` in ``directory``."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise KeidriveError(f"cannot write Parquet to {directory}: {error.strerror}") from None
+    directory = parquet_dir(directory)
     written = []
     for table in ("trips", "warnings"):
         target = directory / f"{table}-run{run_id}.parquet"
@@ -138,6 +134,16 @@ def export_parquet(db, run_id: int, directory: str | Path) -> list[Path]:
                    f"TO '{literal}' (FORMAT parquet)")
         written.append(target)
     return written
+
+
+def parquet_dir(directory: str | Path) -> Path:
+    """``directory``, made if need be: checked before the drives, used after."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KeidriveError(f"cannot write Parquet to {directory}: {error.strerror}") from None
+    return directory
 
 
 def latest_run(db) -> int:

@@ -81,6 +81,8 @@ def _fleet(args) -> int:
     from ..fleet.inputs import drive_specs
 
     specs = drive_specs(args)
+    if args.parquet:
+        store.parquet_dir(args.parquet)
     db = store.connect(args.db)
     try:
         with cluster.open_client(args.scheduler, args.workers) as client:
