@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import KeidriveError
 from .codegen import DEFAULT_STYLE, generate
-from .filters import DEFAULT_MAX_FILTERS
+from .filters import DEFAULT_MAX_FILTERS, SearchWork
 from .load import load_dbc, print_warnings, select_messages
 
 FIRMWARE_NODE = "KEIDRIVE"
@@ -26,7 +26,9 @@ def compile_dbc(
     message_names: list[str] | None = None,
     max_filters: int = DEFAULT_MAX_FILTERS,
     style: str = DEFAULT_STYLE,
+    work: SearchWork | None = None,
 ) -> str:
+    """The generated module's text; ``work`` (if given) counts the filter searches' work."""
     paths = [Path(p) for p in paths]
     loaded = [load_dbc(path) for path in paths]
     messages = select_messages(loaded, node, message_names)
@@ -36,7 +38,7 @@ def compile_dbc(
     if message_names is not None:
         options.append(f"--messages {','.join(message_names)}")
     options.append(f"--hw-filters {max_filters}")
-    text = generate(loaded, messages, " ".join(options), max_filters, style)
+    text = generate(loaded, messages, " ".join(options), max_filters, style, work)
     print_warnings(loaded)
     return text
 

@@ -10,7 +10,7 @@ runtime ``keifw/dbcrt.py``, bound to the tables at import.
 """
 
 from . import bits, checksum
-from .filters import DEFAULT_MAX_FILTERS, machine_can_filters, mcp2515_filters
+from .filters import DEFAULT_MAX_FILTERS, SearchWork, machine_can_filters, mcp2515_filters
 from .load import LoadedDbc, MessageSpec, Mux, SignalSpec
 
 # What decorates the generated functions. "viper" is the default: see
@@ -108,7 +108,8 @@ def _mux_signals(layout: list) -> list[SignalSpec]:
 
 class ModuleWriter:
     def __init__(self, loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,
-                 max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE):
+                 max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE,
+                 work: SearchWork | None = None):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
         self.loaded = loaded
@@ -116,6 +117,7 @@ class ModuleWriter:
         self.options = options
         self.max_filters = max_filters
         self.style = style
+        self.work = work or SearchWork()
         self.signals = [signal for message in messages for signal in message.signals]
         self.n_slots = sum(signal.n_limbs for signal in self.signals)
         self.algorithms = sorted({m.checksum_algorithm for m in messages if m.checksum is not None})
@@ -198,8 +200,8 @@ class ModuleWriter:
     def filter_tables(self) -> list[str]:
         standard = {m.frame_id for m in self.messages if m.rx and not m.extended}
         extended = {m.frame_id for m in self.messages if m.rx and m.extended}
-        can_filters = machine_can_filters(standard, extended, self.max_filters)
-        masks, mcp_filters = mcp2515_filters(standard, extended)
+        can_filters = machine_can_filters(standard, extended, self.max_filters, self.work)
+        masks, mcp_filters = mcp2515_filters(standard, extended, self.work)
         lines = [
             "",
             "# machine.CAN.FLAG_EXT_ID as defined in extmod/machine_can_port.h.",
@@ -451,5 +453,6 @@ class ModuleWriter:
 
 
 def generate(loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,
-             max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE) -> str:
-    return ModuleWriter(loaded, messages, options, max_filters, style).module()
+             max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE,
+             work: SearchWork | None = None) -> str:
+    return ModuleWriter(loaded, messages, options, max_filters, style, work).module()

@@ -43,6 +43,10 @@ SIDE_STATEMENT = re.compile(r"^(VAL_|BA_|CM_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_)
 # The frame id such a statement refers to, if any.
 STATEMENT_FRAME_ID = re.compile(r'^(?:VAL_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_|CM_ (?:BO_|SG_)|BA_ "[^"]*" (?:BO_|SG_))\s+(\d+)\b')
 MESSAGE_LINE = re.compile(r"^BO_\s+(\d+)\s+(\S+?)\s*:")
+SIGNAL_NAME = re.compile(r"^\s+SG_\s+(\S+)")
+DBC_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# BO_ ids: bit 31 flags an extended id; without it the id must fit 11 bits.
+DBC_EXTENDED_FLAG = 0x80000000
 SIGNAL_LINE = re.compile(r"^\s+SG_\s")
 
 
@@ -163,21 +167,26 @@ def _decode_text(path: Path, content: bytes) -> str:
         raise KeidriveError(f"{path}: neither UTF-8 nor cp1252 text (byte {error.start})") from None
 
 
-def _message_block(lines: list[str], error: str) -> tuple[int, int, str] | None:
-    """(first line, end line, name) of the BO_ block a cantools error points at, if any."""
-    found = MESSAGE_IN_ERROR.search(error)
-    at_line = LINE_IN_ERROR.search(error)
-    for number, line in enumerate(lines):  # at_line counts the lines as passed to cantools
+def _message_blocks(lines: list[str]) -> list[tuple[int, int, str]]:
+    """(first line, end line, name) of each BO_ block: its BO_ line and SG_ lines."""
+    blocks = []
+    for number, line in enumerate(lines):
         match = MESSAGE_LINE.match(line)
-        if match is None:
-            continue
-        end = number + 1
-        while end < len(lines) and SIGNAL_LINE.match(lines[end]):
-            end += 1
-        if found and match.group(2) == found.group(1):
-            return number, end, match.group(2)
-        if at_line and number < int(at_line.group(1)) <= end:
-            return number, end, match.group(2)
+        if match is not None:
+            end = number + 1
+            while end < len(lines) and SIGNAL_LINE.match(lines[end]):
+                end += 1
+            blocks.append((number, end, match.group(2)))
+    return blocks
+
+
+def _message_block(lines: list[str], error: str) -> tuple[int, int, str] | None:
+    """The BO_ block a cantools error points at, by name or by line, if any."""
+    found = MESSAGE_IN_ERROR.search(error)
+    at_line = LINE_IN_ERROR.search(error)  # counts the lines as passed to cantools
+    for first, end, name in _message_blocks(lines):
+        if (found and name == found.group(1)) or (at_line and first < int(at_line.group(1)) <= end):
+            return first, end, name
     return None
 
 
@@ -205,6 +214,35 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
     one at a time."""
     lines = text.splitlines()
     numbers = list(range(1, len(lines) + 1))  # each line's number in the file, for warnings
+
+    def cut(first: int, end: int, name: str, reason: str) -> None:
+        """Leave out a message's block and its one-line statements (cantools refuses dangling VAL_)."""
+        nonlocal lines, numbers
+        warnings.append(f"{path.name}: message {name} skipped: {reason}")
+        skipped.append(f"{name}: {reason}")
+        frame_id = MESSAGE_LINE.match(lines[first]).group(1)
+        kept = [
+            k for k in range(len(lines))
+            if not first <= k < end and not (
+                (match := STATEMENT_FRAME_ID.match(lines[k])) and match.group(1) == frame_id
+                and lines[k].rstrip().endswith(";")
+            )
+        ]
+        lines, numbers = [lines[k] for k in kept], [numbers[k] for k in kept]
+
+    # What cantools would refuse one message per parse, found in one pass (a
+    # parse of a large file takes most of a second).
+    already = len(warnings), len(skipped)
+    for first, end, name in reversed(_message_blocks(lines)):
+        frame_id = int(MESSAGE_LINE.match(lines[first]).group(1))
+        names = [name] + [match.group(1) for line in lines[first + 1:end] if (match := SIGNAL_NAME.match(line))]
+        bad_names = [n for n in names if not DBC_IDENTIFIER.match(n)]
+        if bad_names:
+            cut(first, end, name, f"{', '.join(bad_names)}: not a DBC identifier (cantools cannot read it)")
+        elif not frame_id & DBC_EXTENDED_FLAG and frame_id > 0x7FF:
+            cut(first, end, name, f"standard frame id {frame_id:#x} is more than 11 bits")
+    warnings[already[0]:] = reversed(warnings[already[0]:])  # in file order
+    skipped[already[1]:] = reversed(skipped[already[1]:])
     while True:
         try:
             return cantools.database.load_string("\n".join(lines), database_format="dbc", strict=True)
@@ -222,20 +260,7 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
                 continue
             if block is None:
                 raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
-            first, end, name = block
-            reason = f"cantools cannot read it ({one_line(error)})"
-            warnings.append(f"{path.name}: message {name} skipped: {reason}")
-            skipped.append(f"{name}: {reason}")
-            frame_id = MESSAGE_LINE.match(lines[first]).group(1)
-            # Its one-line VAL_, BA_... statements go too (cantools refuses dangling VAL_).
-            kept = [
-                k for k in range(len(lines))
-                if not first <= k < end and not (
-                    (match := STATEMENT_FRAME_ID.match(lines[k])) and match.group(1) == frame_id
-                    and lines[k].rstrip().endswith(";")
-                )
-            ]
-            lines, numbers = [lines[k] for k in kept], [numbers[k] for k in kept]
+            cut(*block, f"cantools cannot read it ({one_line(error)})")
             continue
         for message in database.messages:
             try:
