@@ -16,9 +16,9 @@ def fleet_figures(cycle: str = "wltc-jp", runtime: str = "micropython") -> dict:
              for vehicle in sim.list_vehicles() for profile in PROFILES]
     rates, failed = {}, 0
     for workers in (1, 2):
-        rows = []
+        rows: list = []
         with cluster.open_client(workers=workers) as client:
-            wall = cluster.run_all(client, specs, lambda index, row: rows.append(row))
+            wall = cluster.run_all(client, specs, lambda index, row, rows=rows: rows.append(row))
         done = sum(row["ok"] for row in rows)
         failed += len(rows) - done
         rates[workers] = {"wall_s": round(wall, 3), "drives_per_s": round(done / wall, 3)}

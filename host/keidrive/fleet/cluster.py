@@ -90,7 +90,7 @@ def run_all(client, specs: list[dict], on_row) -> float:
         index = index_of[future.key]
         try:
             row = future.result()
-        except Exception as error:  # the worker, not the drive, failed: that drive fails, the run goes on
+        except Exception as error:  # noqa: BLE001  the worker, not the drive, failed: that drive fails, the run goes on
             row = tasks.failed_row(specs[index], f"the worker running it failed: {type(error).__name__}: {error}")
         on_row(index, row)
         future.release()

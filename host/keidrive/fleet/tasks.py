@@ -98,7 +98,7 @@ def run_drive(spec: dict) -> dict:
             outcome = drive_once(spec)
         except KeidriveError as failure:
             error = str(failure)
-        except Exception as failure:  # a bug must cost one drive, not the run; its reason is kept
+        except Exception as failure:  # noqa: BLE001  a bug must cost one drive, not the run; its reason is kept
             error = f"{type(failure).__name__}: {failure}"
     return trip_row(spec, outcome, error, attempts, time.perf_counter() - started, worker_name())
 
@@ -165,12 +165,12 @@ def firmware_version() -> str:
     tree = firmware_dir()
     try:
         top = subprocess.run(["git", "-C", str(tree), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, timeout=10)
+                             check=False, capture_output=True, text=True, timeout=10)
         # Only the checkout the firmware belongs to, never a repository
         # that merely contains an installed package.
         if top.returncode == 0 and tree.parent.resolve() == Path(top.stdout.strip()).resolve():
             described = subprocess.run(["git", "-C", str(tree), "describe", "--tags", "--always", "--dirty"],
-                                       capture_output=True, text=True, timeout=10)
+                                       check=False, capture_output=True, text=True, timeout=10)
             if described.returncode == 0 and described.stdout.strip():
                 return described.stdout.strip()
     except (OSError, subprocess.SubprocessError):

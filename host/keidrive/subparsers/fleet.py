@@ -8,6 +8,9 @@ import sys
 
 # What `--json` prints, exactly.
 JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
+# The options of one mode only (the shared parser holds both).
+REPORT_ONLY = ("run", "compare", "plot")
+DRIVE_ONLY = ("vehicles", "cycles", "dbc", "scheduler", "workers", "parquet")
 
 
 def add_subparser(subparsers) -> None:
@@ -62,14 +65,16 @@ def add_subparser(subparsers) -> None:
 def run(args) -> int:
     from ..errors import KeidriveError
 
-    report_only = ("run", "compare", "plot")
     if args.inputs[:1] == ["report"]:
         if len(args.inputs) > 1:
             raise KeidriveError(f"fleet report takes no logs, got {' '.join(args.inputs[1:])}")
+        misplaced = [name for name in DRIVE_ONLY if getattr(args, name) is not None]
+        if misplaced:
+            raise KeidriveError(f"--{misplaced[0]} is for running drives, not for `keidrive fleet report`")
         return _report(args)
-    given = [f"--{name}" for name in report_only if getattr(args, name) is not None]
-    if given:
-        raise KeidriveError(f"{given[0]} belongs to `keidrive fleet report`")
+    misplaced = [name for name in REPORT_ONLY if getattr(args, name) is not None]
+    if misplaced:
+        raise KeidriveError(f"--{misplaced[0]} belongs to `keidrive fleet report`")
     return _fleet(args)
 
 
@@ -104,8 +109,8 @@ def _fleet(args) -> int:
     if args.json:
         print(json.dumps({key: figures[key] for key in JSON_KEYS}, indent=2))
     else:
-        print(f"{trips} trips, {len(failures)} failed on {workers} workers in {figures['wall_s']:.1f} s "
-              f"({figures['trips_per_s']:.2f} trips/s); run {run_id} in {args.db}")
+        print(f"{trips} trips, {len(failures)} failed on {workers} worker{'s' * (workers != 1)} in "
+              f"{figures['wall_s']:.1f} s ({figures['trips_per_s']:.2f} trips/s); run {run_id} in {args.db}")
         if args.parquet:
             print(f"parquet: {args.parquet}/trips-run{run_id}.parquet, {args.parquet}/warnings-run{run_id}.parquet")
     if trips == 0:
