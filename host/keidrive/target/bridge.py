@@ -1,0 +1,141 @@
+"""The firmware on the qemu board, behind main.py's own command line.
+
+    python -m keidrive.target.bridge qemu|qemu-mpy [--tree DIR] --stdin|--socket PATH
+        --config PATH [--data DIR] [--clock virtual]
+
+The harness starts this wherever it would start ``micropython main.py``: it
+boots the qemu image (``qemu``: the firmware frozen in; ``qemu-mpy``: the
+bare port, the firmware as .mpy files over ``mpremote mount``), runs
+``keifw.link.run_serial`` over the raw REPL, frames the records it reads
+(stdin, or a hub socket) onto the board's UART, and prints the firmware's
+telemetry lines on stdout. The board keeps no files (``--data`` is ignored:
+the trip lives only as long as the run) and runs on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from .. import record
+from ..errors import KeidriveError
+from . import link
+
+RUNTIMES = ("qemu", "qemu-mpy")
+CHUNK_RECORDS = 512
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="keidrive.target.bridge")
+    p.add_argument("runtime", choices=RUNTIMES)
+    p.add_argument("--tree", help="the firmware tree (default: the bundled one)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stdin", action="store_true")
+    source.add_argument("--socket")
+    p.add_argument("--config", required=True)
+    p.add_argument("--data")
+    p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
+    p.add_argument("--heap", type=int)
+    return p.parse_args(argv)
+
+
+def _records(args):
+    """Chunks of whole records from the chosen source, up to the end of the drive."""
+    if args.stdin:
+        read = sys.stdin.buffer.read1
+    else:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(args.socket)
+        read = sock.recv
+    pending = b""
+    while True:
+        data = read(CHUNK_RECORDS * record.SIZE)
+        if not data:
+            return
+        pending += data
+        whole = len(pending) - len(pending) % record.SIZE
+        chunk, pending = pending[:whole], pending[whole:]
+        for start in range(0, whole, record.SIZE):
+            if chunk[start + 12] & record.FLAG_CONTROL and chunk[start + 8] == record.CONTROL_END_OF_DRIVE:
+                yield chunk[:start]
+                return
+        yield chunk
+
+
+def script(cfg: dict) -> str:
+    return f"from keifw import link\nlink.run_serial({cfg!r}, True)\n"
+
+
+def serve(args) -> int:
+    from .build import build
+    from .freeze import compile_mpy
+    from .qemu import Machine, Session
+
+    if args.clock != "virtual":
+        raise KeidriveError("the qemu runtime runs on the virtual clock only (no --realtime)")
+    cfg = json.loads(Path(args.config).read_text())
+    cfg.pop("transmit", None)  # the UART carries records in, telemetry out: nothing goes back on the bus
+    target = build("qemu", heap=args.heap)
+    tree = Path(args.tree) if args.tree else None
+    with tempfile.TemporaryDirectory(prefix="keidrive-mpy-") as mpy_dir:
+        if args.runtime == "qemu-mpy":
+            image, mount = target.base, compile_mpy(target.mpy_arch, Path(mpy_dir), tree)
+        else:
+            from .build import _options
+            from .freeze import application_image
+
+            image = target.path if tree is None else application_image(
+                Path(target.src), Path(target.path).parent, _options("qemu", target.heap_size), tree)
+            mount = None
+        with Machine(image) as machine:
+            session = Session(machine, mount)
+            session.start(script(cfg))
+            return _relay(args, session)
+
+
+def _relay(args, session) -> int:
+    out = sys.stdout.buffer
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def feed():
+        ready.wait()
+        for chunk in _records(args):
+            if stop.is_set():
+                return
+            if chunk:
+                session.write(link.frame(chunk))
+        if not stop.is_set():
+            session.write(link.ending())
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    for line in session.lines():
+        out.write(line + b"\n")
+        out.flush()
+        if not ready.is_set() and b'"link_ready"' in line:
+            ready.set()
+    stop.set()
+    ready.set()
+    if session.error_output.strip():
+        sys.stderr.write(session.error_output.decode(errors="replace").strip() + "\n")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        return serve(args)
+    except KeidriveError as error:
+        sys.stderr.write(f"keidrive: error: {error}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

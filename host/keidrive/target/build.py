@@ -1,0 +1,123 @@
+"""Building MicroPython's qemu (MPS2-AN385, Cortex-M3) and 32-bit unix ports.
+
+Every build runs in the cache (``source.cache_root()/targets``), in a folder
+keyed by the source's hash and the build options, with a lock so concurrent
+calls (two test sessions) build once and share the result. A build that
+finished leaves ``target.json``; the next call with the same key reads it and
+runs nothing.
+
+The qemu target has two images from the same options: ``base`` (the port as
+MicroPython ships it, for .mpy files brought over ``mpremote mount``) and the
+application image with ``firmware/`` frozen in (see freeze.py), the way a
+production board ships it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import subprocess
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from ..errors import KeidriveError
+from . import source, toolchain
+
+TARGETS = ("qemu", "unix32")
+DEFAULT_HEAP = 128 * 1024
+MPY_ARCH = {"qemu": "armv7m", "unix32": "x86"}
+# Bumped when the recipe below changes, so old cache entries are not reused.
+RECIPE = "1"
+JOBS = "-j2"
+
+
+@dataclass(frozen=True)
+class Target:
+    target: str
+    path: str  # qemu: the application image (firmware frozen); unix32: the micropython binary
+    heap_size: int | None  # qemu: the port's fixed heap; unix32 grows its heap on demand (None)
+    mpy_arch: str
+    base: str | None = None  # qemu: the image without the application
+    src: str | None = None  # the extracted source root (its mpy-cross builds .mpy files)
+
+    def summary(self) -> dict:
+        """What ``keidrive target build --json`` prints."""
+        return {"target": self.target, "path": self.path, "heap_size": self.heap_size, "mpy_arch": self.mpy_arch}
+
+
+def _options(target: str, heap: int | None) -> list[str]:
+    common = ["MICROPY_PY_BTREE=0"]
+    if target == "qemu":
+        return common + ["BOARD=MPS2_AN385", f"MICROPY_HEAP_SIZE={heap}"]
+    return common + ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_SSL=0"]
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make(folder: Path, args: list[str], log: Path) -> None:
+    """``make -C folder args``, its output in ``log``; a failure names the log's last line."""
+    with log.open("a") as out:
+        out.write(f"$ make -C {folder} {' '.join(args)}\n")
+        out.flush()
+        result = subprocess.run(["make", "-C", str(folder), JOBS, *args], stdout=out, stderr=subprocess.STDOUT,
+                                check=False)
+    if result.returncode != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise KeidriveError(f"make in {folder} failed ({lines[-1] if lines else 'no output'}); full log: {log}")
+
+
+def build(target: str, src: str | None = None, heap: int | None = None) -> Target:
+    """Build (or find in the cache) ``target`` and return where it is."""
+    if target not in TARGETS:
+        raise KeidriveError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    if target == "qemu":
+        heap = DEFAULT_HEAP if heap is None else heap
+        if heap < 32 * 1024 or heap % 1024:
+            raise KeidriveError(f"--heap {heap}: give a multiple of 1024 bytes, at least 32768")
+    elif heap is not None:
+        raise KeidriveError("--heap applies to the qemu target only (the unix port's heap grows as needed)")
+    path = source.locate(src)
+    src_key = source.fingerprint(path)
+    options = _options(target, heap)
+    key = hashlib.sha256(f"{RECIPE}\0{src_key}\0{target}\0{' '.join(options)}".encode()).hexdigest()[:16]
+    out = source.cache_root() / "targets" / f"{target}-{key}"
+    record = out / "target.json"
+    if not record.is_file():
+        toolchain.check(target)
+        with _locked(out.with_suffix(".lock")):
+            if not record.is_file():  # not built while we waited for the lock
+                _build_port(target, source.prepare(path, src_key), out, options, heap, record)
+    result = Target(**json.loads(record.read_text()))
+    if target == "qemu":
+        from . import freeze
+
+        # the application changes more often than the port: its image is
+        # cached by the firmware's own hash (see freeze.py)
+        result = replace(result, path=str(freeze.application_image(Path(result.src), out, options)))
+    return result
+
+
+def _build_port(target: str, root: Path, out: Path, options: list[str], heap: int | None, record: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "build.log"
+    if target == "qemu":
+        with _locked(root / ".mpy-cross.lock"):
+            make(root / "mpy-cross", [], log)  # freezing and .mpy files need the source's own mpy-cross
+        make(root / "ports" / "qemu", [f"BUILD={out / 'build-base'}", "FROZEN_MANIFEST=", *options], log)
+        base = str(out / "build-base" / "firmware.elf")
+        result = Target("qemu", base, heap, MPY_ARCH["qemu"], base=base, src=str(root))
+    else:
+        make(root / "ports" / "unix", [f"BUILD={out / 'build'}", "FROZEN_MANIFEST=", *options], log)
+        result = Target(target, str(out / "build" / "micropython"), None, MPY_ARCH[target], src=str(root))
+    record.write_text(json.dumps(asdict(result), indent=1))
