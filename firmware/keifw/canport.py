@@ -59,6 +59,19 @@ class StreamPort:
         self.out = bytearray(record.SIZE)
         self.eof = False
 
+    def echo(self, buf, j):
+        """Record j of buf back to the host unchanged (a SYNC's answer)."""
+        if self.tx is None:
+            return
+        o = self.out
+        b = j * record.SIZE
+        for k in range(record.SIZE):
+            o[k] = buf[b + k]
+        try:
+            self.tx.write(o)
+        except OSError:
+            pass
+
     def poll(self, fr):
         n = self.rx.readinto(self.rec)
         if not n:

@@ -118,6 +118,9 @@ def status(fw):
         if not valid[i]:
             w.item_str(name)
             all_ok = False
+    if fw.obd is not None and fw.obd.lost:
+        w.item_str(b"OBD-II")
+        all_ok = False
     w.close_list()
     w.open_list(b'"implausible":')
     if inp.implausible:
@@ -218,5 +221,7 @@ def trip(fw):
     w.kint(b'"lost_frames":', fw.lost_frames)  # lost on a byte link (keifw/link.py)
     w.kint(b'"clock_jumps":', fw.clock_jumps)  # timestamp discontinuities absorbed
     w.kint(b'"tx_frames":', fw.tx_frames)
+    if fw.obd is not None:
+        fw.obd.write_trip(w)
     w.kbool(b'"restored":', fw.restored)
     w.end()

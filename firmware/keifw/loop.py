@@ -15,13 +15,13 @@ from . import alerts as _alerts
 from . import economy as _econ
 from . import lines
 from . import scan as _scan
-from .compat import tadd
+from .compat import tadd, tdiff
 from .eco import Eco
 from .figures import Windows
 from .inputs import Inputs
 from .telemetry import Writer
 from .transmit import Transmitter
-from .validity import Validity
+from .validity import Validity, rec_time
 from .vehicle import Roles, REQUIRED, KIND_EV
 
 from micropython import const
@@ -66,6 +66,7 @@ class Firmware:
             if roles.has(role):
                 self.required.append((roles.msg[role], roles.name[role].encode()))
         self.tickers = []  # on_tick callbacks
+        self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
         self.ended = False  # the harness said the drive is over
         self.status_every = 10 * cfg.get("status_interval_s", 1)
         self.save_every = 10 * cfg.get("save_interval_s", 60)
@@ -167,8 +168,26 @@ class Firmware:
                 self.ended = True
                 self.frames = counted + j
                 return
+            elif buf[j * 24 + 8] == 3 and virtual:  # record.CONTROL_SYNC
+                self.frames = counted + j
+                self._sync(buf, j)
             j += 1
         self.frames = counted + n
+
+    def _sync(self, buf, j):
+        """A lockstep barrier: firmware time follows the SYNC's timestamp as
+        the scanner follows a frame's (the same step bound), the due ticks
+        run, then the record goes back through the port after what they sent."""
+        ctx = self.ctx
+        s = rec_time(buf, j * 24)
+        t = s
+        if ctx[_scan.C_STARTED]:
+            d = tdiff(s, ctx[_scan.C_STAMP])
+            t = tadd(ctx[_C_T], d) if 0 <= d <= _scan.MAX_STEP_US else ctx[_C_T]
+        ctx[_scan.C_STAMP] = s
+        self.clock(t)
+        if self.port is not None:
+            self.port.echo(buf, j)
 
     def _listener(self, buf, j):
         o = j * 24

@@ -9,8 +9,9 @@ exists), the Mode 09 map, the VIN (09 02) and calibration IDs (09 04), then
 chooses the fuel method (keifw/obdfuel.py) and polls:
 
 * fast: one multi-PID request (speed plus what the fuel method needs) every
-  ``FAST_US`` (5 Hz) of firmware time;
-* slow: coolant, fuel level, odometer, one per ``SLOW_US``;
+  ``FAST_US`` (10 Hz, each tick) of firmware time;
+* slow: coolant, fuel level, odometer, one per ``SLOW_US``, sent as soon as
+  a fast request completes;
 
 each only while the client's own bus load stays within ``obd_bus_share_pct``
 of the bit rate (a token bucket in bits, frames costed at 130 bits). One
@@ -43,7 +44,7 @@ N_ECU = const(8)
 
 P2_US = const(50000)
 P2_STAR_US = const(5000000)
-FAST_US = const(200000)
+FAST_US = const(100000)
 SLOW_US = const(1000000)
 HOLD_US = const(1000000)
 LOST_AFTER = const(5)
@@ -351,6 +352,8 @@ class Client:
         elif phase == _CALID:
             self.phase = _POLL
             self._choose()
+        elif self.slow_n:
+            self._next(t)  # a slow PID due goes between two fast requests
 
     def _after_map(self, t):
         pid = self.map_pid
@@ -398,6 +401,8 @@ class Client:
         self.slow_n = m
 
     def _next(self, t):
+        if self.pending:
+            return
         tx = self.tx
         phase = self.phase
         if phase == _DISCOVER_01:
@@ -566,5 +571,8 @@ def attach(fw, cfg):
                     w.end()
 
     fw.on_tick(on_tick)
+    # on the OBD-II port the DBC's powertrain frames are not there: what can
+    # be missing is the client's data (lines.status names OBD-II)
+    fw.required = []
     fw.obd = client
     return client

@@ -36,6 +36,10 @@ FLAG_CONTROL = const(0x80)
 # Control commands. END_OF_DRIVE: the harness has sent the whole drive (a
 # hub keeps the socket open, so end of input cannot say it).
 CONTROL_END_OF_DRIVE = const(2)
+# SYNC: a lockstep barrier (keidrive.obdloop): the firmware's clock advances
+# to the record's timestamp, due ticks run (their requests go out), then the
+# record goes back through the port, after everything they sent.
+CONTROL_SYNC = const(3)
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

@@ -1,8 +1,8 @@
 """A simulated engine ECU answering OBD-II (SAE J1979) over ISO 15765-4.
 
 ``EngineEcu(result)`` answers Mode 01 (current data) and Mode 09 (vehicle
-information) from the simulator's state at the moment it is asked
-(``result.ecu``, 10 ms steps: the step holding the request time), each value
+information) from the simulator's state when it answers (``result.ecu``,
+10 ms steps: the step holding the reply's time), each value
 quantised exactly as its PID scales it, after a response delay drawn
 uniformly from ``DELAY_S`` (a real ECU answers within P2 = 50 ms). It
 offers only the PIDs its vehicle's ``[obd] pids`` list (an engine of that
@@ -97,7 +97,7 @@ class EngineEcu:
         self.extended = extended
         self.reply_id = (0x18DAF100 | source_address) if extended else reply_id
         self.phys_id = (0x18DA00F1 | (source_address << 8)) if extended else reply_id - 8
-        self.pending: list = []  # (due_s, payload)
+        self.pending: list = []  # (due_s, request)
         self._rx: list = []  # flow control frames from the tester
         self.answered = 0
         self._stack = None
@@ -162,15 +162,9 @@ class EngineEcu:
         f = self.faults
         if f.get("silent") or ("stop_at_s" in f and t >= f["stop_at_s"]):
             return
-        payload = self.reply(request, t)
-        if payload is None:
+        if self.reply(request, t) is None:
             return
-        u = self.rng.random()
-        if u < f.get("garbage", 0.0):
-            payload = self.rng.integers(0, 256, int(self.rng.integers(1, 12)), dtype=np.uint8).tobytes()
-        elif u < f.get("garbage", 0.0) + f.get("busy", 0.0):
-            payload = bytes([0x7F, request[0], 0x21])
-        self.pending.append((t + float(self.rng.uniform(*DELAY_S)), payload))
+        self.pending.append((t + float(self.rng.uniform(*DELAY_S)), request))
 
     def next_due(self) -> float | None:
         return min((p[0] for p in self.pending), default=None)
@@ -182,9 +176,25 @@ class EngineEcu:
         due = [p for p in self.pending if p[0] <= t]
         if due and not stack.transmitting():
             self.pending.remove(due[0])
-            stack.send(due[0][1])
-            self.answered += 1
+            payload = self._payload(due[0][1], due[0][0])
+            if payload is not None:
+                stack.send(payload)
+                self.answered += 1
         stack.process()
+
+    def _payload(self, request: bytes, t: float) -> bytes | None:
+        """The reply as sent at t: the values sampled when the ECU answers,
+        or what a fault makes of it."""
+        payload = self.reply(request, t)
+        if payload is None:
+            return None
+        f = self.faults
+        u = self.rng.random()
+        if u < f.get("garbage", 0.0):
+            return self.rng.integers(0, 256, int(self.rng.integers(1, 12)), dtype=np.uint8).tobytes()
+        if u < f.get("garbage", 0.0) + f.get("busy", 0.0):
+            return bytes([0x7F, request[0], 0x21])
+        return payload
 
     @property
     def busy(self) -> bool:
