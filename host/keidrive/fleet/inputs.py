@@ -54,8 +54,8 @@ def drive_specs(args) -> list[dict]:
     specs = [tasks.replayed(log, profile, args.runtime, passthrough(args, "replay"))
              for log in log_paths(args.inputs) for profile in profiles]
     if args.vehicles is not None or args.cycles is not None:
-        vehicles = names(args.vehicles, DEFAULT_VEHICLE)
-        cycles = names(args.cycles, DEFAULT_CYCLE)
+        vehicles = [_absolute(name) for name in names(args.vehicles, DEFAULT_VEHICLE)]
+        cycles = [_absolute(name) for name in names(args.cycles, DEFAULT_CYCLE)]
         for vehicle in vehicles:
             sim.load_vehicle(vehicle)
         for cycle in cycles:
@@ -73,6 +73,12 @@ def drive_specs(args) -> list[dict]:
 
         firmware_command(args.runtime)  # the local workers' runtime; a remote cluster's is checked per drive
     return specs
+
+
+def _absolute(name: str) -> str:
+    """A vehicle TOML or cycle CSV by its absolute path: a worker does not
+    run in this directory. A preset name stays a name."""
+    return str(Path(name).resolve()) if Path(name).is_file() else name
 
 
 def passthrough(args, kind: str) -> list[str]:

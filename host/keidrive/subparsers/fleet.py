@@ -34,8 +34,8 @@ def add_subparser(subparsers) -> None:
         "be readable on the workers); or `report` to read the database back",
     )
     matrix = parser.add_argument_group("simulated drives")
-    matrix.add_argument("--vehicles", metavar="A,B", help="vehicle presets or TOML files (default: nbox-turbo)")
-    matrix.add_argument("--cycles", metavar="C,D", help="drive cycles or CSV files (default: wltc-jp)")
+    matrix.add_argument("--vehicles", metavar="A,B", help="vehicle presets or TOML files (with only --cycles: nbox-turbo)")
+    matrix.add_argument("--cycles", metavar="C,D", help="drive cycles or CSV files (with only --vehicles: wltc-jp)")
     matrix.add_argument("--profiles", metavar="P,Q", default="jp-expressway",
                         help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
     drive = parser.add_argument_group("passed to every drive")
