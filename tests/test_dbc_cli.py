@@ -101,3 +101,22 @@ def test_bad_input_is_one_clear_line(case, tmp_path):
     assert result.stderr.startswith("keidrive: error: ")
     assert message in result.stderr
     assert list(tmp_path.iterdir()) == []  # no partial output, no temporary left behind
+
+
+def test_a_module_over_the_board_budget_says_so_in_one_line(tmp_path):
+    from keidrive.dbccompiler.budget import MPY_BUDGET
+
+    dbc = tmp_path / "big.dbc"
+    lines = ['VERSION ""', "", "BS_:", "", "BU_: ECU KEIDRIVE", ""]
+    for m in range(80):
+        lines.append(f"BO_ {0x100 + m} MESSAGE_{m}: 8 ECU")
+        lines += [f' SG_ Signal_{m}_{k} : {8 * k}|8@1+ (0.5,{k}) [0|0] "" KEIDRIVE' for k in range(8)]
+        lines.append("")
+    dbc.write_text("\n".join(lines))
+    result = keidrive("dbc", "compile", str(dbc), "-o", str(tmp_path / "big.py"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"keidrive: warning: {tmp_path / 'big.py'}: ")
+    assert f"as armv7m .mpy, over the {MPY_BUDGET} B a board holds beside the firmware" in result.stderr
+    small = keidrive("dbc", "compile", *EDGE, "--node", "KEIDRIVE", "-o", str(tmp_path / "small.py"))
+    assert small.returncode == 0 and small.stderr == ""

@@ -1,7 +1,8 @@
-"""``keidrive dbc compile``: DBC files -> one self-contained MicroPython module."""
+"""``keidrive dbc compile``: DBC files -> one MicroPython module (beside the shared keifw/dbcrt.py)."""
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from .. import paths
@@ -38,6 +39,11 @@ def _compile(args: argparse.Namespace) -> int:
     text = dbccompiler.compile_dbc(args.dbc, args.node, names, max_filters=max_filters)
     dbccompiler.write_module(text, args.output)
     _readable(args.output)
+    from ..dbccompiler.budget import over_budget
+
+    too_big = over_budget(text, str(args.output))
+    if too_big:
+        print(f"keidrive: warning: {too_big}", file=sys.stderr)
     return 0
 
 
@@ -84,7 +90,8 @@ def add_subparser(subparsers) -> None:
         "compile",
         help="compile DBC files into a MicroPython decoder/encoder module",
         description=(
-            "Compile DBC files into one self-contained MicroPython module (also importable by CPython). "
+            "Compile DBC files into one MicroPython module (also importable by CPython) that imports the "
+            "shared runtime keifw/dbcrt.py. "
             "With --node: the messages NODE receives a signal of are decoded, those it sends also get "
             "encoders. Without --node: every message is decoded and encodable."
         ),
