@@ -92,11 +92,13 @@ class FramedReader:
     and a block of padding, so the last read always completes.
     """
 
-    def __init__(self, rx, fw):
+    def __init__(self, rx, fw, watch_heap=False):
         from array import array
 
         self.rx = rx
         self.fw = fw
+        # the lowest gc.mem_free() seen at each read (benches; None: not watched)
+        self.heap_free_min = 1 << 30 if watch_heap else None
         self.tail = bytearray(record.SIZE)  # a record cut by the end of a read
         self.tail_n = 0
         self.st = array("i", (0, 0, 0))
@@ -116,6 +118,10 @@ class FramedReader:
                     self.tail_n = 0
                 return 0
             total = c + n
+            if self.heap_free_min is not None:
+                import gc
+
+                self.heap_free_min = min(self.heap_free_min, gc.mem_free())  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
             kept = _compact(buf, total, CRC_TABLE, st)
             if st[1]:
                 self.fw.lost_frames += st[1]
@@ -127,10 +133,11 @@ class FramedReader:
                 return kept * 24
 
 
-def run_serial(cfg, virtual=True):
+def run_serial(cfg, virtual=True, watch_heap=False):
     """A target whose only link is its serial REPL (the qemu board): the
     host runs this over the raw REPL, then streams framed records into
-    stdin; telemetry lines go out on stdout."""
+    stdin; telemetry lines go out on stdout. ``watch_heap``: an info line
+    with the lowest free heap seen follows the trip."""
     from . import app
 
     # Records are binary: a 0x03 in one must not raise KeyboardInterrupt.
@@ -139,8 +146,11 @@ def run_serial(cfg, virtual=True):
         kbd_intr(-1)
     fw, _cfg = app.build(cfg_obj=cfg)
     fw.info(b'"event":', b"link_ready")  # everything is imported: the host may send
+    reader = FramedReader(app.stdin_stream(), fw, watch_heap)
     try:
-        app.run_stream(fw, FramedReader(app.stdin_stream(), fw), virtual)
+        app.run_stream(fw, reader, virtual)
+        if watch_heap:
+            fw.info(b'"heap_free_min":', b"%d" % reader.heap_free_min)
     finally:
         if kbd_intr is not None:
             kbd_intr(3)

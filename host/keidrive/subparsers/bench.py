@@ -39,6 +39,13 @@ def add_subparser(subparsers) -> None:
                         help="random frames for --robustness (default 1000000)")
     parser.add_argument("--power-cuts", type=int, default=200, metavar="N",
                         help="power cuts for --robustness (default 200)")
+    parser.add_argument(
+        "--target", choices=("qemu",),
+        help="instead: the firmware on MicroPython's Cortex-M3 build under qemu (keidrive target build qemu); "
+             "with --json exactly instr_per_frame_stream, instr_per_frame_board, instr_per_frame_transport, "
+             "alloc_bytes_per_frame, heap_size, heap_free_after_boot, heap_free_min, flash_bytes and the ESP32 "
+             "and RP2040 estimates with their assumptions",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,6 +68,8 @@ def run(args) -> int:
         raise KeidriveError("--repeat must be at least 1")
     if args.robustness:
         return _robustness(args)
+    if args.target:
+        return _target(args)
     sections = _sections(args.only)
     figures: dict = {}
     if "firmware" in sections:
@@ -122,6 +131,22 @@ def _print(figures: dict) -> None:
                   f" drives/s ({rate['wall_s']:.1f} s)")
         print(f"  efficiency                 {fleet['efficiency']:>10.3f} (2-worker rate / 2 x 1-worker rate)"
               + (f"; {fleet['failed']} drives failed" if fleet["failed"] else ""))
+
+
+def _target(args) -> int:
+    from ..bench.target import method, target_figures
+
+    figures = target_figures(args.vehicle, args.cycle)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"firmware on the qemu Cortex-M3 board, {args.vehicle} on {args.cycle}:")
+    for key, value in figures.items():
+        if key != "estimate_assumptions":
+            print(f"  {key:<32} {value:>10}")
+    print(f"estimates assume: {figures['estimate_assumptions']}")
+    print(f"method: {method(figures)}")
+    return 0
 
 
 def _robustness(args) -> int:

@@ -41,6 +41,7 @@ def _parse(argv):
     p.add_argument("--data")
     p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
     p.add_argument("--heap", type=int)
+    p.add_argument("--watch-heap", action="store_true", help="report the lowest free heap after the trip")
     return p.parse_args(argv)
 
 
@@ -67,8 +68,8 @@ def _records(args):
         yield chunk
 
 
-def script(cfg: dict) -> str:
-    return f"from keifw import link\nlink.run_serial({cfg!r}, True)\n"
+def script(cfg: dict, watch_heap: bool = False) -> str:
+    return f"from keifw import link\nlink.run_serial({cfg!r}, True, {watch_heap!r})\n"
 
 
 def serve(args) -> int:
@@ -94,7 +95,7 @@ def serve(args) -> int:
             mount = None
         with Machine(image) as machine:
             session = Session(machine, mount)
-            session.start(script(cfg))
+            session.start(script(cfg, args.watch_heap))
             return _relay(args, session)
 
 

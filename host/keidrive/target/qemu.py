@@ -42,7 +42,7 @@ class Machine:
                    *(["-icount", "shift=0"] if icount else []),
                    "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off", "-kernel", str(image)]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509  (prctl only)
         self.url = f"socket://127.0.0.1:{self.port}"
         self._wait_for_port()
 
@@ -73,6 +73,19 @@ class Machine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _die_with_parent() -> None:
+    """In the emulator's process before exec: a harness that kills its
+    firmware process (this one's parent) must not leave an emulator running."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: close() still stops it
+        pass
 
 
 def _free_port() -> int:

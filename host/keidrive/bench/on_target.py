@@ -1,0 +1,147 @@
+# MicroPython, run on the qemu board by keidrive.bench.target (not imported on
+# the host). The host sends N framed stream records (a window of the drive)
+# after the line "ready"; each measurement below runs on them in RAM and the
+# figures go back as one JSON line. With -icount shift=0 the board's
+# ticks_us() advances 1 us per 1000 instructions, so
+# ticks_diff x 1000 / frames is instructions per frame, the same every run.
+# A new figure: one function taking (src, stamps, n) — the records in a
+# BytesIO, their timestamps, their count — returning a number, and its name
+# in MEASURES.
+import gc
+import io
+import sys
+import time
+
+import micropython
+from keifw import app, link
+from keifw.canport import StreamPort
+
+CFG = {}  # the host puts the firmware config here
+N = 0  # and the number of records it sends
+WARMUP = 256  # records run before measuring: the first tick, lazily filled tables
+
+
+class Null:
+    def write(self, b, n=None):
+        return n
+
+
+class Sink:
+    lost_frames = 0
+
+
+def _instr(t0, t1, frames):
+    return time.ticks_diff(t1, t0) * 1000 // frames
+
+
+def _receive():
+    """The records, framed as they came, in one preallocated BytesIO (the
+    board's RAM holds one copy), and each record's 30-bit timestamp."""
+    from array import array
+
+    data = io.BytesIO(N * 24)
+    stamps = array("i", bytes(4 * N))
+    buf = bytearray(6144)
+    mv = memoryview(buf)
+    reader = link.FramedReader(sys.stdin.buffer, Sink())
+    got = 0
+    while got < N:
+        k = reader.readinto(mv[:min(6144, (N - got) * 24)]) // 24
+        for j in range(k):
+            o = j * 24
+            stamps[got + j] = buf[o] | (buf[o + 1] << 8) | (buf[o + 2] << 16) | ((buf[o + 3] & 0x3F) << 24)
+        data.write(mv[:k * 24])
+        got += k
+    return data, stamps
+
+
+ALLOC = [0]  # the most any path allocated per frame
+
+
+def _alloc(a0, frames):
+    per = (gc.mem_alloc() - a0) / frames
+    if per > ALLOC[0]:
+        ALLOC[0] = per
+
+
+def instr_per_frame_stream(src, stamps, n):
+    """Firmware.records over blocks of records (the SIL and stream path)."""
+    fw, _ = app.build(cfg_obj=CFG, out=Null())
+    buf = bytearray(256 * 24)
+    mv = memoryview(buf)
+    views = [mv[j * 24 + 16:j * 24 + 24] for j in range(256)]
+    src.seek(0)
+    src.readinto(buf)
+    fw.records(buf, views, WARMUP, True)
+    gc.collect()
+    a0 = gc.mem_alloc()
+    frames = 0
+    t0 = time.ticks_us()
+    while True:
+        k = src.readinto(buf)
+        if not k:
+            break
+        fw.records(buf, views, k // 24, True)
+        frames += k // 24
+    t1 = time.ticks_us()
+    _alloc(a0, frames)
+    return _instr(t0, t1, frames)
+
+
+def instr_per_frame_board(src, stamps, n):
+    """app.run_port: the port polled, the clock, frames (a StreamPort over the
+    records in RAM; the clock is each pass's next record's time, so ticks and
+    status lines fall as in the drive)."""
+    fw, _ = app.build(cfg_obj=CFG, out=Null())
+
+    def clock():
+        return stamps[min(src.seek(0, 1) // 24, n - 1)]
+
+    app.now_us = clock
+    src.seek(0)
+    port = StreamPort(src)
+    app.run_port(fw, port, lambda: src.seek(0, 1) >= WARMUP * 24)
+    gc.collect()
+    a0 = gc.mem_alloc()
+    t0 = time.ticks_us()
+    app.run_port(fw, port, lambda: port.eof)
+    t1 = time.ticks_us()
+    _alloc(a0, n - WARMUP)
+    return _instr(t0, t1, n - WARMUP)
+
+
+def instr_per_frame_transport(src, stamps, n):
+    """What link.FramedReader adds to a plain stream read (sync, check, bookkeeping)."""
+    buf = bytearray(256 * 24)
+    src.seek(0)
+    t0 = time.ticks_us()
+    while src.readinto(buf):
+        pass
+    t1 = time.ticks_us()
+    src.seek(0)
+    reader = link.FramedReader(src, Sink())
+    t2 = time.ticks_us()
+    while reader.readinto(buf):
+        pass
+    t3 = time.ticks_us()
+    return (time.ticks_diff(t3, t2) - time.ticks_diff(t1, t0)) * 1000 // n
+
+
+MEASURES = (instr_per_frame_stream, instr_per_frame_board, instr_per_frame_transport)
+
+
+def main():
+    micropython.kbd_intr(-1)
+    print("ready")
+    src, stamps = _receive()
+    micropython.kbd_intr(3)
+    figures = {}
+    for measure in MEASURES:
+        gc.collect()
+        figures[measure.__name__] = measure(src, stamps, N)
+    figures["alloc_bytes_per_frame"] = ALLOC[0]
+    figures["records"] = N
+    print("figures " + repr(figures).replace("'", '"'))
+
+
+main()
