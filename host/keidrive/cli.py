@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     "fleet",
     "dbc",
     "simulate",
+    "calibrate",
     "cycles",
     "vehicles",
     "profiles",

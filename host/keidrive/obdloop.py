@@ -41,7 +41,7 @@ EPOCH_S = 1.0       # a firmware that does not echo a SYNC for this long is stuc
 
 def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = None,
               runtime: str = "micropython", faults: dict | None = None, seed: int = 0,
-              timeout: float = 3600.0) -> tuple[FirmwareReport, dict]:
+              timeout: float = 3600.0, on_event=None) -> tuple[FirmwareReport, dict]:
     """The firmware polling ``result``'s engine ECU for the whole drive:
     its report, and figures (``frames`` on the bus, ``barriers``)."""
     ecu = EngineEcu(result, seed=seed, faults=faults)
@@ -57,7 +57,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
         server.bind(path)
         server.listen(1)
         server.settimeout(CONNECT_TIMEOUT_S)
-        firmware = FirmwareProcess(cfg, runtime=runtime, socket_path=path, clock="virtual")
+        firmware = FirmwareProcess(cfg, runtime=runtime, socket_path=path, clock="virtual", on_event=on_event)
         try:
             try:
                 conn, _ = server.accept()

@@ -61,6 +61,7 @@ def firmware_figures(trip: dict) -> dict:
             {"kind": w["kind"], "level": w["level"], "start_s": w["start_s"], "end_s": w["end_s"]}
             for w in trip.get("warnings", [])
         ],
+        **({"fuel_method": trip["fuel_method"], "obd": trip["obd"]} if "obd" in trip else {}),
     }
 
 

@@ -27,6 +27,15 @@ def add_subparser(subparsers) -> None:
     )
     parser.add_argument("--realtime", action="store_true", help="recorded pace, firmware on its own clock")
     parser.add_argument(
+        "--obd", action="store_true",
+        help="the firmware as an OBD-II tester: it polls the simulated engine ECU (no DBC traffic) and takes fuel "
+        "from what the ECU supports (lockstep on a private bus)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE.json",
+        help="firmware config keys to use on top of the run's (e.g. obd_ve_pct written by keidrive calibrate)",
+    )
+    parser.add_argument(
         "--runtime", default="micropython", metavar="micropython|cpython|PATH",
         help="where the firmware runs: the MicroPython unix port (default), CPython, or your micropython build",
     )
@@ -127,7 +136,12 @@ def prepare(args):
 
     vehicle = sim.load_vehicle(args.vehicle)
     cycle = sim.load_cycle(args.cycle)
-    config = require_valid(firmware_config(vehicle.dbc, args.profile))
+    overrides = None
+    if getattr(args, "config", None):
+        from ..obdcalibrate import read_config
+
+        overrides = read_config(args.config)
+    config = require_valid(firmware_config(vehicle.dbc, args.profile, overrides))
     firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
     return vehicle, cycle, config
 
@@ -140,6 +154,8 @@ def drive(args, vehicle, cycle, config, on_event=None):
     from ..errors import KeidriveError
     from ..harness import feed_over_bus
 
+    if getattr(args, "obd", False):
+        return _drive_obd(args, vehicle, cycle, config, on_event)
     result = sim.simulate(vehicle, cycle)
     firmware, figures = feed_over_bus(
         record.from_frames(result.frames), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
@@ -147,6 +163,22 @@ def drive(args, vehicle, cycle, config, on_event=None):
     )
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
+    return result, firmware, figures
+
+
+def _drive_obd(args, vehicle, cycle, config, on_event):
+    from .. import sim
+    from ..errors import KeidriveError
+    from ..obdloop import drive_obd
+
+    if args.bus is not None or args.realtime:
+        raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")
+    result = sim.simulate(vehicle, cycle, frames=False)
+    firmware, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
+                                  on_event=on_event)
+    if not firmware.ok:
+        raise KeidriveError(firmware.failure())
+    result.truth["frames"] = figures["frames"]  # the OBD-II requests and replies on the bus
     return result, firmware, figures
 
 
