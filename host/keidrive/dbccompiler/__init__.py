@@ -27,8 +27,10 @@ def compile_dbc(
     max_filters: int = DEFAULT_MAX_FILTERS,
     style: str = DEFAULT_STYLE,
     work: SearchWork | None = None,
+    warn: bool = True,
 ) -> str:
-    """The generated module's text; ``work`` (if given) counts the filter searches' work."""
+    """The generated module's text; ``work`` (if given) counts the filter searches' work;
+    ``warn``: print a line per skipped message or relaxed check."""
     paths = [Path(p) for p in paths]
     loaded = [load_dbc(path) for path in paths]
     messages = select_messages(loaded, node, message_names)
@@ -39,7 +41,8 @@ def compile_dbc(
         options.append(f"--messages {','.join(message_names)}")
     options.append(f"--hw-filters {max_filters}")
     text = generate(loaded, messages, " ".join(options), max_filters, style, work)
-    print_warnings(loaded)
+    if warn:
+        print_warnings(loaded)
     return text
 
 
