@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator", "fleet")
+SECTIONS = ("firmware", "loop", "simulator", "fleet", "compiler")
 # The fleet section starts Dask clusters (the fleet extra): only when asked.
 DEFAULT_SECTIONS = ("firmware", "loop", "simulator")
 
@@ -90,6 +90,10 @@ def run(args) -> int:
         from ..bench.fleet import fleet_figures
 
         figures["fleet"] = fleet_figures(args.cycle)
+    if "compiler" in sections:
+        from ..bench.compiler import compiler_figures
+
+        figures["compiler"] = compiler_figures()
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -131,6 +135,10 @@ def _print(figures: dict) -> None:
                   f" drives/s ({rate['wall_s']:.1f} s)")
         print(f"  efficiency                 {fleet['efficiency']:>10.3f} (2-worker rate / 2 x 1-worker rate)"
               + (f"; {fleet['failed']} drives failed" if fleet["failed"] else ""))
+    if figures.get("compiler"):
+        from ..bench.compiler import print_compiler
+
+        print_compiler(figures["compiler"])
 
 
 def _target(args) -> int:
