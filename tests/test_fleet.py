@@ -7,8 +7,6 @@ report and comparison read from the file."""
 
 import json
 import os
-import subprocess
-import sys
 
 import duckdb
 import pytest
@@ -23,46 +21,6 @@ PROFILE = "us-minitruck-55"
 FIGURES = ("distance_km", "fuel_l", "energy_kwh", "km_per_l", "eco_score")
 
 
-def keidrive(*args, env):
-    result = subprocess.run([sys.executable, "-m", "keidrive", *args], check=False, capture_output=True, text=True,
-                            env=env, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    """One fleet run over the cluster, and the single runs to hold it to."""
-    work = tmp_path_factory.mktemp("fleet")
-    env = dict(os.environ, KEIDRIVE_BUS_DIR=str(work / "bus"))
-    saved = os.environ.get("KEIDRIVE_BUS_DIR")
-    os.environ["KEIDRIVE_BUS_DIR"] = env["KEIDRIVE_BUS_DIR"]  # the workers inherit it
-    cycle = work / "short.csv"
-    cycle.write_text(SHORT_CYCLE)
-    logs = {}
-    for vehicle, suffix in (("nbox-turbo", "blf"), ("alto-hybrid", "asc")):
-        logs[vehicle] = work / f"{vehicle}.{suffix}"
-        subprocess.run([sys.executable, "-m", "keidrive", "simulate", "--vehicle", vehicle, "--cycle", str(cycle),
-                        "-o", str(logs[vehicle])], check=True, capture_output=True, env=env, timeout=120)
-    corrupt = work / "corrupt.blf"
-    corrupt.write_bytes(bytes(range(256)) * 16)
-    db = work / "trips.duckdb"
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address="127.0.0.1:0")
-    try:
-        argv = ["fleet", str(work / "*.blf"), str(logs["alto-hybrid"]), "--vehicles", "alto-na,sakura-ev",
-                "--cycles", str(cycle), "--profiles", PROFILE, "--scheduler", cluster.scheduler_address,
-                "--db", str(db), "--parquet", str(work / "parquet"), "--json"]
-        yield {"work": work, "env": env, "db": db, "cycle": cycle, "logs": logs, "corrupt": corrupt,
-               "argv": argv, "cluster": cluster, "first": _main(argv)}
-    finally:
-        cluster.close()
-        if saved is None:
-            os.environ.pop("KEIDRIVE_BUS_DIR", None)
-        else:
-            os.environ["KEIDRIVE_BUS_DIR"] = saved
-
-
 def _main(argv):
     """``keidrive ARGV`` in this process: (exit status, stdout, stderr)."""
     import contextlib
@@ -75,6 +33,42 @@ def _main(argv):
         except SystemExit as exit:
             status = exit.code
     return status, out.getvalue(), err.getvalue()
+
+
+def keidrive_json(*argv):
+    status, out, err = _main(list(argv))
+    assert status == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """One fleet run over the cluster, and the single runs to hold it to."""
+    work = tmp_path_factory.mktemp("fleet")
+    saved = os.environ.get("KEIDRIVE_BUS_DIR")
+    os.environ["KEIDRIVE_BUS_DIR"] = str(work / "bus")  # a bus folder of its own, inherited by the workers
+    cycle = work / "short.csv"
+    cycle.write_text(SHORT_CYCLE)
+    logs = {}
+    for vehicle, suffix in (("nbox-turbo", "blf"), ("alto-hybrid", "asc")):
+        logs[vehicle] = work / f"{vehicle}.{suffix}"
+        keidrive_json("simulate", "--vehicle", vehicle, "--cycle", str(cycle), "-o", str(logs[vehicle]), "--json")
+    corrupt = work / "corrupt.blf"
+    corrupt.write_bytes(bytes(range(256)) * 16)
+    db = work / "trips.duckdb"
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0")
+    try:
+        argv = ["fleet", str(work / "*.blf"), str(logs["alto-hybrid"]), "--vehicles", "alto-na,sakura-ev",
+                "--cycles", str(cycle), "--profiles", PROFILE, "--scheduler", cluster.scheduler_address,
+                "--db", str(db), "--parquet", str(work / "parquet"), "--json"]
+        yield {"work": work, "db": db, "cycle": cycle, "logs": logs, "corrupt": corrupt, "first": _main(argv)}
+    finally:
+        cluster.close()
+        if saved is None:
+            os.environ.pop("KEIDRIVE_BUS_DIR", None)
+        else:
+            os.environ["KEIDRIVE_BUS_DIR"] = saved
 
 
 def _trips(db, run_id=1):
@@ -123,15 +117,14 @@ def test_every_drive_is_a_row_of_the_duckdb_file(fleet):
 
 def test_fleet_trips_equal_single_runs(fleet):
     trips = {row["input"]: row for row in _trips(fleet["db"])}
-    env = fleet["env"]
-    single = keidrive("run", "--vehicle", "sakura-ev", "--cycle", str(fleet["cycle"]), "--profile", PROFILE,
-                      "--plot", str(fleet["work"] / "single.png"), "--json", env=env)
+    single = keidrive_json("run", "--vehicle", "sakura-ev", "--cycle", str(fleet["cycle"]), "--profile", PROFILE,
+                           "--json")
     row = trips[f"sakura-ev/{fleet['cycle']}"]
     assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
     assert row["warnings"] == len(single["firmware"]["warnings"])
     assert (row["truth_distance_km"], row["truth_energy_kwh"], row["frames"]) == (
         single["truth"]["distance_km"], single["truth"]["energy_kwh"], single["frames"])
-    replayed = keidrive("replay", str(fleet["logs"]["nbox-turbo"]), "--profile", PROFILE, "--json", env=env)
+    replayed = keidrive_json("replay", str(fleet["logs"]["nbox-turbo"]), "--profile", PROFILE, "--json")
     row = trips[str(fleet["logs"]["nbox-turbo"])]
     assert {name: row[name] for name in FIGURES} == {name: replayed["firmware"][name] for name in FIGURES}
     assert row["frames"] == replayed["frames"]
@@ -143,11 +136,12 @@ def test_fleet_trips_equal_single_runs(fleet):
 
 def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     db = str(fleet["db"])
-    logs_only = [a for a in fleet["argv"] if a != str(fleet["work"] / "*.blf")]
-    logs_only = logs_only[:logs_only.index("--vehicles")] + logs_only[logs_only.index("--profiles"):]
-    logs_only = [a if a != str(fleet["work"] / "parquet") else str(tmp_path) for a in logs_only]
-    status, out, _ = _main(logs_only)  # run 2: the hybrid's log only
-    assert status == 0 and json.loads(out)["trips"] == 1
+    # Run 2: the hybrid's log again, on a local cluster of its own (no --scheduler).
+    status, out, _ = _main(["fleet", str(fleet["logs"]["alto-hybrid"]), "--profiles", PROFILE, "--workers", "1",
+                            "--db", db, "--json"])
+    assert status == 0
+    assert {k: v for k, v in json.loads(out).items() if k in ("trips", "failed", "workers")} == {
+        "trips": 1, "failed": 0, "workers": 1}
     status, out, _ = _main(["fleet", "report", "--db", db, "--run", "1", "--json"])
     assert status == 0
     summary = json.loads(out)
@@ -160,7 +154,7 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
 
     status, out, _ = _main(["fleet", "report", "--db", db, "--compare", "1", "2", "--json"])
     same = json.loads(out)
-    assert (same["compared"], same["unchanged"], same["changed"]) == (1, 1, [])
+    assert (same["compared"], same["unchanged"], same["changed"]) == (1, 1, [])  # the same trip on either cluster
     assert len(same["only_in_a"]) == 4 and same["only_in_b"] == []
     # A firmware that reads 2 % more economy on that drive: the comparison shows the drive and by how much.
     with duckdb.connect(db) as connection:
@@ -171,19 +165,6 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     assert changed["input"] == str(fleet["logs"]["alto-hybrid"])
     assert list(changed["figures"]) == ["km_per_l"] and changed["figures"]["km_per_l"]["percent"] == 2.0
     assert plot.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_a_local_cluster_of_its_own(fleet, tmp_path):
-    """Without --scheduler: a local cluster of --workers processes, the same trip."""
-    log = str(fleet["logs"]["nbox-turbo"])
-    db = tmp_path / "local.duckdb"
-    status, out, _ = _main(["fleet", log, "--profiles", PROFILE, "--workers", "1", "--db", str(db), "--json"])
-    assert status == 0
-    assert {k: v for k, v in json.loads(out).items() if k in ("trips", "failed", "workers")} == {
-        "trips": 1, "failed": 0, "workers": 1}
-    [row] = _trips(db)
-    [same] = [r for r in _trips(fleet["db"]) if r["input"] == log]
-    assert {name: row[name] for name in FIGURES} == {name: same[name] for name in FIGURES}
 
 
 @pytest.mark.parametrize("argv, message", [
