@@ -2,6 +2,6 @@
 Cortex-M3) and the 32-bit unix port. ``build()`` builds or finds one in the
 cache; ``qemu`` runs the Cortex-M image with the firmware on its serial port."""
 
-from .build import DEFAULT_HEAP, TARGETS, Target, build
+from .builder import DEFAULT_HEAP, TARGETS, Target, build
 
 __all__ = ["DEFAULT_HEAP", "TARGETS", "Target", "build"]

@@ -73,7 +73,7 @@ def script(cfg: dict, watch_heap: bool = False) -> str:
 
 
 def serve(args) -> int:
-    from .build import build
+    from .builder import build
     from .freeze import compile_mpy
     from .qemu import Machine, Session
 
@@ -87,11 +87,11 @@ def serve(args) -> int:
         if args.runtime == "qemu-mpy":
             image, mount = target.base, compile_mpy(target.mpy_arch, Path(mpy_dir), tree)
         else:
-            from .build import _options
+            from .builder import build_options
             from .freeze import application_image
 
             image = target.path if tree is None else application_image(
-                Path(target.src), Path(target.path).parent, _options("qemu", target.heap_size), tree)
+                Path(target.src), Path(target.path).parent, build_options("qemu", target.heap_size), tree)
             mount = None
         with Machine(image) as machine:
             session = Session(machine, mount)

@@ -40,13 +40,13 @@ def manifest(tree: Path) -> str:
 
 def application_image(root: Path, out: Path, options: list[str], tree: Path | None = None) -> Path:
     """The qemu image with ``tree`` (default: the bundled firmware) frozen in."""
-    from .build import _locked, make
+    from .builder import locked, make
 
     tree = Path(tree or firmware_dir()).resolve()
     image = out / f"app-{firmware_hash(tree)}.elf"
     if image.is_file():
         return image
-    with _locked(out / "app.lock"):
+    with locked(out / "app.lock"):
         if image.is_file():
             return image
         manifest_path = out / "manifest.py"

@@ -2,7 +2,7 @@
 
 Builds never touch the user's tree: a tarball is extracted, and a tree is
 copied, into the cache once per source hash, and every build happens there
-(with its build folder outside the source, see build.py).
+(with its build folder outside the source, see builder.py).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class Target:
         return {"target": self.target, "path": self.path, "heap_size": self.heap_size, "mpy_arch": self.mpy_arch}
 
 
-def _options(target: str, heap: int | None) -> list[str]:
+def build_options(target: str, heap: int | None) -> list[str]:
     common = ["MICROPY_PY_BTREE=0"]
     if target == "qemu":
         return common + ["BOARD=MPS2_AN385", f"MICROPY_HEAP_SIZE={heap}"]
@@ -55,7 +55,7 @@ def _options(target: str, heap: int | None) -> list[str]:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -89,13 +89,13 @@ def build(target: str, src: str | None = None, heap: int | None = None) -> Targe
         raise KeidriveError("--heap applies to the qemu target only (the unix port's heap grows as needed)")
     path = source.locate(src)
     src_key = source.fingerprint(path)
-    options = _options(target, heap)
+    options = build_options(target, heap)
     key = hashlib.sha256(f"{RECIPE}\0{src_key}\0{target}\0{' '.join(options)}".encode()).hexdigest()[:16]
     out = source.cache_root() / "targets" / f"{target}-{key}"
     record = out / "target.json"
     if not record.is_file():
         toolchain.check(target)
-        with _locked(out.with_suffix(".lock")):
+        with locked(out.with_suffix(".lock")):
             if not record.is_file():  # not built while we waited for the lock
                 _build_port(target, source.prepare(path, src_key), out, options, heap, record)
     result = Target(**json.loads(record.read_text()))
@@ -112,7 +112,7 @@ def _build_port(target: str, root: Path, out: Path, options: list[str], heap: in
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
     if target == "qemu":
-        with _locked(root / ".mpy-cross.lock"):
+        with locked(root / ".mpy-cross.lock"):
             make(root / "mpy-cross", [], log)  # freezing and .mpy files need the source's own mpy-cross
         make(root / "ports" / "qemu", [f"BUILD={out / 'build-base'}", "FROZEN_MANIFEST=", *options], log)
         base = str(out / "build-base" / "firmware.elf")
