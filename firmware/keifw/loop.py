@@ -67,6 +67,7 @@ class Firmware:
                 self.required.append((roles.msg[role], roles.name[role].encode()))
         self.tickers = []  # on_tick callbacks
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
+        self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
         self.status_every = 10 * cfg.get("status_interval_s", 1)
         self.save_every = 10 * cfg.get("save_interval_s", 60)
@@ -194,7 +195,10 @@ class Firmware:
         key = buf[o + 8] | (buf[o + 9] << 8) | (buf[o + 10] << 16) | ((buf[o + 11] & 0x1F) << 24)
         if buf[o + 12] & 1:
             key |= 0x20000000
-        self.scanner.listener(key, memoryview(buf)[o + 16:o + 24], buf[o + 13], self.ctx[_C_T])
+        data = self.listener_data  # a copy: a memoryview slice per frame would allocate
+        for k in range(8):
+            data[k] = buf[o + 16 + k]
+        self.scanner.listener(key, data, buf[o + 13], self.ctx[_C_T])
 
     def clock(self, t):
         """Advance firmware time to t, running the 10 Hz ticks that fall due."""

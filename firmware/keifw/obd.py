@@ -47,6 +47,9 @@ P2_STAR_US = const(5000000)
 FAST_US = const(100000)
 SLOW_US = const(1000000)
 HOLD_US = const(1000000)
+# 50 L/h: a 660 cc engine at full load burns under 25; the cap keeps
+# (rate + rate) x 10 000 (HOLD_US in 100 us) below 2**30
+MAX_RATE_MLPH = const(50000)
 LOST_AFTER = const(5)
 FRAME_BITS = const(130)  # 8-byte frame with stuffing, roughly
 
@@ -487,8 +490,8 @@ class Client:
         if speed < 0 or rate < 0:
             self.have_prev = False
             return
-        if rate > 100000:  # over 100 L/h from a kei engine: garbage
-            rate = 100000
+        if rate > MAX_RATE_MLPH:
+            rate = MAX_RATE_MLPH
         if self.have_prev:
             dt = tdiff(t, self.t_prev)
             if 0 < dt <= HOLD_US:
