@@ -5,6 +5,12 @@ sure a MicroPython REPL answers within a deadline (mpremote itself would wait
 forever on a pty), then runs code through ``mpremote.transport_serial.
 SerialTransport`` in the raw REPL with raw-paste mode, exactly as ``mpremote``
 does.
+
+Every session has an overall deadline: mpremote's reads time out only
+between characters, so a board that keeps printing would hold them forever.
+At the deadline the port is closed under them and the operation ends with
+one line; a reply that is not what the code printed (output of the board's
+own interleaved with it) is one line too, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import base64
 import errno
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -22,10 +29,17 @@ from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
 from ..errors import KeidriveError
+from . import FLASH_DEADLINE_S
 from .boards import VIRTUAL_MARK, mpy_arch, mpy_version
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 UPLOAD_CHUNK = 3072  # raw bytes per exec (4 KiB of base64 source)
+
+
+def check_deadline(seconds: float) -> float:
+    if not seconds > 0:
+        raise KeidriveError(f"--deadline must be a positive number of seconds, got {seconds:g}")
+    return seconds
 
 
 def check_port(port: str) -> None:
@@ -74,23 +88,49 @@ class Identity:
 class Board:
     """A MicroPython board on a serial port, in the raw REPL while open."""
 
-    def __init__(self, port: str, answer_timeout: float = 5.0, soft_reset: bool = True):
+    def __init__(self, port: str, answer_timeout: float = 5.0, soft_reset: bool = True,
+                 deadline: float = FLASH_DEADLINE_S):
         check_port(port)
         self.port = port
+        self.deadline = check_deadline(deadline)
+        self._expired = threading.Event()
         try:
             self.transport = SerialTransport(port, baudrate=115200, timeout=2)
         except TransportError as error:
             raise KeidriveError(f"cannot open {port}: {error}") from None
         self.serial = self.transport.serial
+        self._timer = threading.Timer(deadline, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
         try:
-            self._wait_for_repl(answer_timeout)
-            self.transport.enter_raw_repl(soft_reset=soft_reset)
+            with self._guard("did not answer"):
+                self._wait_for_repl(min(answer_timeout, deadline))
+                self.transport.enter_raw_repl(soft_reset=soft_reset)
         except KeidriveError:
-            self.transport.close()
+            self._shut()
             raise
-        except (TransportError, OSError) as error:
+
+    def _expire(self) -> None:
+        """The deadline: close the port under whatever read is waiting on it."""
+        self._expired.set()
+        try:
+            self.serial.cancel_read()
+        except Exception:  # pyserial without cancel_read, or already closed
+            pass
+        try:
+            self.serial.close()
+        except Exception:
+            pass
+
+    def _shut(self) -> None:
+        self._timer.cancel()
+        try:
             self.transport.close()
-            raise KeidriveError(f"board did not answer on {port}: {error}") from None
+        except Exception:
+            pass
+
+    def _guard(self, doing: str):
+        return _Guard(self, doing)
 
     # -- connection --------------------------------------------------------------
 
@@ -123,17 +163,16 @@ class Board:
     def close(self, leave: str = "friendly") -> None:
         """leave: "friendly" (back to the >>> prompt), "reset" (soft reset: main.py runs)."""
         try:
-            if leave == "reset":
-                self.soft_reset_to_main()
-            else:
-                self.transport.exit_raw_repl()
-        except OSError:
-            pass
+            with self._guard("did not leave the raw REPL"):
+                if leave == "reset":
+                    self.soft_reset_to_main()
+                else:
+                    self.transport.exit_raw_repl()
+        except KeidriveError:
+            if self._expired.is_set():
+                raise  # the caller must hear the board did not finish in time
         finally:
-            try:
-                self.transport.close()
-            except OSError:
-                pass
+            self._shut()
 
     def __enter__(self):
         return self
@@ -153,16 +192,28 @@ class Board:
     # -- running code -------------------------------------------------------------
 
     def exec(self, code: str) -> bytes:
-        try:
-            return self.transport.exec(code)
-        except TransportExecError as error:
-            raise BoardError(error.error_output.strip().splitlines()[-1] if error.error_output.strip() else "error",
-                             error.error_output) from None
-        except TransportError as error:
-            raise KeidriveError(f"board stopped answering on {self.port}: {error}") from None
+        with self._guard("stopped answering"):
+            try:
+                return self.transport.exec(code)
+            except TransportExecError as error:
+                raise BoardError(
+                    error.error_output.strip().splitlines()[-1] if error.error_output.strip() else "error",
+                    error.error_output,
+                ) from None
 
     def eval(self, expression: str):
-        return ast.literal_eval(self.exec(f"print(repr({expression}))").decode().strip())
+        return self.parse_reply(self.exec(f"print(repr({expression}))"))
+
+    def parse_reply(self, reply: bytes):
+        """The Python literal a command printed; one clear error for anything else."""
+        text = reply.decode("utf-8", "replace").strip()
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise KeidriveError(
+                f"malformed reply from the board on {self.port}: {shown!r} (is something on it printing?)"
+            ) from None
 
     def identity(self) -> Identity:
         info = self.eval(
@@ -172,8 +223,11 @@ class Board:
             "(__import__('os').uname().machine if hasattr(__import__('os'), 'uname') "
             "else __import__('sys').implementation._machine))"
         )
-        platform, sys_mpy, version, machine = info
-        return Identity(platform=platform, machine=machine, version=tuple(version), sys_mpy=sys_mpy)
+        try:
+            platform, sys_mpy, version, machine = info
+            return Identity(platform=str(platform), machine=str(machine), version=tuple(version), sys_mpy=int(sys_mpy))
+        except (TypeError, ValueError):
+            raise KeidriveError(f"malformed reply from the board on {self.port}: {info!r} is no identity") from None
 
     # -- files ----------------------------------------------------------------------
 
@@ -184,10 +238,14 @@ class Board:
             "try:\n f=open(%r,'rb')\nexcept OSError:\n print('None')\nelse:\n"
             " print(repr(binascii.b2a_base64(f.read())))\n f.close()" % path
         )
-        out = self.exec(code).decode().strip()
-        if out == "None":
+        reply = self.exec(code)
+        if reply.strip() == b"None":
             return None
-        return base64.b64decode(ast.literal_eval(out))
+        encoded = self.parse_reply(reply)
+        try:
+            return base64.b64decode(encoded, validate=False)
+        except (TypeError, ValueError):
+            raise KeidriveError(f"malformed reply from the board on {self.port} reading {path}") from None
 
     def write_file(self, path: str, data: bytes, progress=None) -> None:
         self.exec(f"from binascii import a2b_base64 as _d\n_f=open({path!r},'wb')\n_w=_f.write")
@@ -212,7 +270,32 @@ class Board:
             "  _f.close()\n  _r[_p]=binascii.hexlify(_h.digest()).decode()\n"
             "print(repr(_r))" % (paths,)
         )
-        return ast.literal_eval(self.exec(code).decode().strip())
+        hashes = self.parse_reply(self.exec(code))
+        if not isinstance(hashes, dict):
+            raise KeidriveError(f"malformed reply from the board on {self.port}: hashes {hashes!r}")
+        return hashes
+
+
+class _Guard:
+    """Turns what a dead, chattering or expired session raises into one line."""
+
+    def __init__(self, board: Board, doing: str):
+        self.board = board
+        self.doing = doing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, _traceback):
+        board = self.board
+        if board._expired.is_set() and kind is not None and not isinstance(error, BoardError):
+            raise KeidriveError(
+                f"the board on {board.port} did not finish within {board.deadline:g} s (--deadline): "
+                "it keeps printing or stopped answering"
+            ) from None
+        if kind is not None and issubclass(kind, (TransportError, OSError, serial.SerialException, TypeError)):
+            raise KeidriveError(f"board {self.doing} on {board.port}: {error}") from None
+        return False
 
 
 class BoardError(KeidriveError):

@@ -29,6 +29,9 @@ def _target(p) -> None:
     p.add_argument("--no-reset", action="store_true",
                    help="leave the board at the REPL prompt; by default it is soft reset afterwards, so the "
                         "firmware (interrupted to reach the REPL) runs again, with the new config")
+    from ..board import CONFIG_DEADLINE_S, add_deadline_option
+
+    add_deadline_option(p, CONFIG_DEADLINE_S)
 
 
 def _read_board(board):
@@ -55,7 +58,7 @@ def run_get(args) -> int:
     else:
         from ..board.client import Board
 
-        board = Board(args.port, soft_reset=False)
+        board = Board(args.port, soft_reset=False, deadline=args.deadline)
         try:
             config = _read_board(board)
         finally:
@@ -87,7 +90,7 @@ def run_set(args) -> int:
         return 0
     from ..board.client import Board
 
-    board = Board(args.port, soft_reset=False)
+    board = Board(args.port, soft_reset=False, deadline=args.deadline)
     leave = "friendly" if args.no_reset else "reset"
     try:
         current = _read_board(board)

@@ -20,6 +20,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--profile", metavar="P", help="speed profile (jp-expressway, us-interstate, ...)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the inputs and print the plan without touching the board")
+    from ..board import FLASH_DEADLINE_S, add_deadline_option
+
+    add_deadline_option(p, FLASH_DEADLINE_S)
     p.set_defaults(func=run)
 
 
@@ -48,7 +51,7 @@ def run(args) -> int:
     if args.base_firmware:
         say(f"base image: {args.base_firmware}")
         image.flash_base(kind, args.port, args.base_firmware, say, uf2_drive=args.uf2_drive)
-    board = Board(args.port)
+    board = Board(args.port, deadline=args.deadline)
     step = "reading the board's identity"
     try:
         identity = board.identity()
