@@ -10,10 +10,10 @@ import time
 import can
 import numpy as np
 import pytest
-
-from keidrive.errors import KeidriveError
 from keidrive import record
 from keidrive.busio import open_bus
+from keidrive.errors import KeidriveError
+from vbus_helpers import attached
 
 
 @pytest.fixture(autouse=True)
@@ -64,7 +64,7 @@ def test_another_process_receives_every_frame_in_order():
 def test_frames_queued_together_leave_in_arbitration_order():
     sender = can.Bus(interface="keidrive", channel="arb")
     listener = can.Bus(interface="keidrive", channel="arb")
-    time.sleep(0.05)
+    attached(sender, 2)
     queued = [
         (0x300, 0),
         (0x100, record.FLAG_REMOTE),
@@ -108,7 +108,7 @@ def test_can_logger_attaches_and_records(tmp_path):
 def test_bitrate_pacing_and_bus_load():
     bus = can.Bus(interface="keidrive", channel="paced", bitrate=125_000)
     listener = can.Bus(interface="keidrive", channel="paced")
-    time.sleep(0.05)
+    attached(bus, 2)
     count = 1200  # over a second of bus time at 125 kbit/s
     started = time.monotonic()
     bus.send_records(_records(count))
@@ -132,7 +132,7 @@ def test_a_dead_hubs_socket_is_replaced(tmp_path):
     (bus_dir / "stale.sock").write_bytes(b"")
     a = can.Bus(interface="keidrive", channel="stale")
     b = can.Bus(interface="keidrive", channel="stale")
-    time.sleep(0.05)
+    attached(a, 2)
     a.send(can.Message(arbitration_id=0x123, data=b"\x07", is_extended_id=False))
     msg = b.recv(2)
     assert msg is not None and msg.arbitration_id == 0x123

@@ -9,11 +9,9 @@ import time
 import can
 import numpy as np
 import pytest
-
 from keidrive import record
 from keidrive.vbus import wire
-
-from vbus_helpers import connect, raw_stats, rss_kib, start_hub
+from vbus_helpers import attached, connect, raw_stats, rss_kib, start_hub
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +28,7 @@ def test_bad_records_are_refused_and_stray_bytes_resynchronise(sealed):
     seal = wire.seal if sealed else (lambda raw: raw)
     listener = can.Bus(interface="keidrive", channel="stray")
     sender = connect("stray")
-    time.sleep(0.05)
+    attached(listener, 2)
     bad = [
         b"\x13\x37\x00\xff\x42",  # stray bytes between records
         _frame(90, dlc=255),
@@ -86,7 +84,7 @@ def test_a_client_that_stops_reading_cannot_grow_the_hub_without_bound():
 
 
 def test_a_slow_reader_holds_the_bus_and_loses_nothing():
-    hub = start_hub("slow", "--queue-limit", "2000", "--stall", "1")
+    hub = start_hub("slow", "--queue-limit", "2000", "--stall", "3")
     sender = can.Bus(interface="keidrive", channel="slow", spawn=False)
     reader = can.Bus(interface="keidrive", channel="slow", spawn=False)
     try:
@@ -105,7 +103,7 @@ def test_a_slow_reader_holds_the_bus_and_loses_nothing():
             msg = reader.recv(5)
             assert msg is not None and msg.data[0] | msg.data[1] << 8 == index % 65536
             if index % 5000 == 0:
-                time.sleep(0.3)  # far slower than the sender, but reading
+                time.sleep(0.3)  # far slower than the sender, but reading (well inside --stall)
         sending.join()
         assert reader.bus_stats()["dropped"] == 0
     finally:
@@ -115,12 +113,9 @@ def test_a_slow_reader_holds_the_bus_and_loses_nothing():
         hub.wait()
 
 
-def _limit_descriptors():
-    resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
-
-
 def test_past_the_descriptor_limit_newcomers_are_refused_and_the_others_served():
-    hub = start_hub("fds", preexec_fn=_limit_descriptors)
+    hub = start_hub("fds")
+    resource.prlimit(hub.pid, resource.RLIMIT_NOFILE, (24, 24))
     a = can.Bus(interface="keidrive", channel="fds", spawn=False)
     b = can.Bus(interface="keidrive", channel="fds", spawn=False)
     crowd = []
@@ -161,7 +156,7 @@ def test_paced_an_early_stamped_flood_does_not_starve_a_higher_priority_frame():
     flood = can.Bus(interface="keidrive", channel="prio", bitrate=125_000)
     urgent = can.Bus(interface="keidrive", channel="prio")
     listener = can.Bus(interface="keidrive", channel="prio")
-    time.sleep(0.05)
+    attached(flood, 3)
     count = 400  # about 0.43 s of bus time at 125 kbit/s
     flood.send_records(b"".join(_frame(i, can_id=0x700) for i in range(count)))
     time.sleep(0.1)

@@ -11,13 +11,10 @@ import time
 
 import can
 import pytest
-
 from keidrive import record
 from keidrive.busio import open_bus
 from keidrive.errors import KeidriveError
-from keidrive.vbus import hub
-
-from vbus_helpers import connect, raw_stats, start_hub
+from vbus_helpers import attached, connect, raw_stats, start_hub
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +121,7 @@ def test_replay_onto_a_hub_that_dies_exits_non_zero_with_one_line(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    out, err = replay.communicate(timeout=30)
+    _, err = replay.communicate(timeout=30)
     assert replay.returncode != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "hub" in lines[0] and "Traceback" not in err, err
@@ -141,7 +138,7 @@ def test_a_bad_bitrate_is_one_clear_error(spec):
 def test_bus_spec_takes_a_bitrate_that_paces_the_bus():
     bus = open_bus("keidrive:fixed@125000")
     listener = can.Bus(interface="keidrive", channel="fixed")
-    time.sleep(0.05)
+    attached(bus, 2)
     count = 300
     frames = b"".join(record.pack(1 + i, 0x100, 0, 8, bytes(8)) for i in range(count))
     started = time.monotonic()

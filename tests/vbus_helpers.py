@@ -9,24 +9,34 @@ import time
 
 from keidrive import record
 from keidrive.vbus import hub, wire
+from keidrive.vbus.channel import accepts
 
 
-def start_hub(channel: str, *args: str, preexec_fn=None) -> subprocess.Popen:
+def start_hub(channel: str, *args: str) -> subprocess.Popen:
     """``python -m keidrive.vbus.hub CHANNEL ARGS...``, once its socket accepts."""
     process = subprocess.Popen(
         [sys.executable, "-m", "keidrive.vbus.hub", channel, *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec_fn,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     path = hub.socket_path(channel)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if os.path.exists(path) and hub._accepts(path):
+        if os.path.exists(path) and accepts(path):
             return process
         if process.poll() is not None:
             raise RuntimeError(f"the hub exited: {process.stderr.read().decode()}")
         time.sleep(0.02)
     process.kill()
     raise RuntimeError("the hub did not start")
+
+
+def attached(bus, clients: int) -> None:
+    """Wait until the hub has accepted ``clients`` clients (frames sent before
+    a client is accepted never reach it)."""
+    deadline = time.monotonic() + 10
+    while bus.bus_stats()["clients"] < clients:
+        assert time.monotonic() < deadline, "clients did not attach"
+        time.sleep(0.01)
 
 
 def connect(channel: str) -> socket.socket:

@@ -1,13 +1,13 @@
 """keidrive bench: what this machine measures — firmware against cantools,
-the whole drive through bus and firmware, the simulator."""
+the whole drive through bus and firmware, the simulator, the virtual bus."""
 
 from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator", "fleet", "compiler")
+SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler")
 # The fleet section starts Dask clusters (the fleet extra): only when asked.
-DEFAULT_SECTIONS = ("firmware", "loop", "simulator")
+DEFAULT_SECTIONS = ("firmware", "loop", "simulator", "bus")
 
 
 def add_subparser(subparsers) -> None:
@@ -86,6 +86,10 @@ def run(args) -> int:
         from ..bench.simulator import simulator_figures
 
         figures["simulator"] = simulator_figures(args.vehicle, args.cycle, args.repeat)
+    if "bus" in sections:
+        from ..bench.bus import bus_figures
+
+        figures["bus"] = bus_figures()
     if "fleet" in sections:
         from ..bench.fleet import fleet_figures
 
@@ -126,6 +130,13 @@ def _print(figures: dict) -> None:
         else:
             print(f"  FASTSim 3                  {simulator['fastsim3_s_per_cycle']:>10.3f} s per cycle"
                   f" - {simulator['fastsim3']}")
+    bus = figures.get("bus")
+    if bus:
+        print("keidrive virtual bus, one sender to one receiver:")
+        print(f"  through the hub            {bus['hub_fps']:>10,} frames/s ({bus['hub_frames']} records, bulk),"
+              f" hub CPU {bus['hub_cpu_us_per_frame']} us/frame")
+        print(f"  python-can send/recv       {bus['single_fps']:>10,} frames/s ({bus['single_frames']} messages),"
+              f" hub CPU {bus['single_hub_cpu_us_per_frame']} us/frame")
     fleet = figures.get("fleet")
     if fleet:
         print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles), local Dask cluster:")

@@ -1,15 +1,21 @@
 """Where a channel's hub lives: the bus folder, checked before anyone trusts
-it, and a socket per channel name.
+it, a socket per channel name, and starting the hub when none runs.
 
 Whoever controls the folder controls the bus (they could run a hub that
 injects frames, or plant a symlink where a client writes), so the folder must
 be a real directory owned by this user that nobody else can write to.
 """
 
+import errno
+import fcntl
 import os
 import re
+import socket
 import stat
+import subprocess
+import sys
 import tempfile
+import time
 
 from ..errors import KeidriveError
 
@@ -85,3 +91,51 @@ def open_bus_dir() -> int:
 
 def check_bus_dir() -> None:
     os.close(open_bus_dir())
+
+
+def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -> str:
+    """Connectable socket path of ``channel``'s hub, spawning the hub if none runs."""
+    path = socket_path(channel)
+    folder = open_bus_dir()
+    try:
+        # The folder itself is the lock: no lock file to leave behind, to be
+        # planted as a symlink, or to be followed.
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        if accepts(path):
+            return path
+        try:
+            os.unlink(path)  # left behind by a hub that died
+        except FileNotFoundError:
+            pass
+        command = [sys.executable, "-m", "keidrive.vbus.hub", channel]
+        if bitrate:
+            command += ["--bitrate", str(bitrate)]
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if accepts(path):
+                return path
+            time.sleep(0.02)
+    finally:
+        os.close(folder)
+    raise KeidriveError(f"the keidrive bus hub for channel {channel!r} did not start at {path}")
+
+
+def accepts(path: str) -> bool:
+    """Whether a hub serves at ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+            raise
+        return False
+    finally:
+        probe.close()

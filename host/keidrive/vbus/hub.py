@@ -16,58 +16,34 @@ fit, counted in its ``bus_stats()["dropped"]``, until it reads again.
 
 import argparse
 import errno
-import fcntl
 import heapq
 import os
 import selectors
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
 
-from ..errors import KeidriveError
 from .. import record
+from ..errors import KeidriveError
 from . import wire
-from .channel import bus_dir, check_bus_dir, open_bus_dir, socket_path
+from .channel import bus_dir, check_bus_dir, ensure_hub, socket_path
+from .wire import parse_stats, stats_record
 
-__all__ = ["Hub", "bus_dir", "ensure_hub", "socket_path"]
+# Clients find everything about a channel here.
+__all__ = ["Hub", "bus_dir", "check_bus_dir", "ensure_hub", "parse_stats", "socket_path"]
 
 NOMINAL_BITRATE = 500_000
 LOAD_WINDOW_S = 1.0
+LOAD_SLOTS_PER_S = 100  # the load window moves in 10 ms steps
 READ_CHUNK = 1024 * record.SIZE
 QUEUE_LIMIT = 65_536  # frames waiting for one receiver (1.5 MiB) before it holds the bus
-STALL_S = 2.0
+STALL_S = 5.0
 # Accepting a client takes a descriptor; past the limit these errors say none is left.
+# Bits on the wire by (extended | remote) and DLC: record.frame_bits, looked up.
+_SHAPE = record.FLAG_EXTENDED | record.FLAG_REMOTE
+_FRAME_BITS = [[record.frame_bits(shape, dlc) for dlc in range(9)] for shape in range(_SHAPE + 1)]
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-_COUNT_MAX = (1 << 24) - 1
-
-
-def stats_record(clients: int, frames: int, load: float, peak_load: float, dropped: int, rejected: int) -> bytes:
-    """The hub's answer to CONTROL_STATS. Its timestamp field carries the
-    clients attached (16 bits), then this client's dropped frames and rejected
-    records (24 bits each, saturating); its data the frames carried (u32) and
-    the load now and at peak (u16 each, thousandths)."""
-    counts = min(clients, 0xFFFF) | min(dropped, _COUNT_MAX) << 16 | min(rejected, _COUNT_MAX) << 40
-    data = (
-        min(frames, 0xFFFFFFFF).to_bytes(4, "little")
-        + min(int(load * 1000), 0xFFFF).to_bytes(2, "little")
-        + min(int(peak_load * 1000), 0xFFFF).to_bytes(2, "little")
-    )
-    return record.pack(counts, record.CONTROL_STATS, record.FLAG_CONTROL, 8, data)
-
-
-def parse_stats(raw: bytes) -> dict:
-    counts = int.from_bytes(raw[0:8], "little")
-    data = raw[16:24]
-    return {
-        "clients": counts & 0xFFFF,
-        "frames": int.from_bytes(data[0:4], "little"),
-        "load": int.from_bytes(data[4:6], "little") / 1000,
-        "peak_load": int.from_bytes(data[6:8], "little") / 1000,
-        "dropped": counts >> 16 & _COUNT_MAX,
-        "rejected": counts >> 40 & _COUNT_MAX,
-    }
 
 
 class _Client:
@@ -112,7 +88,7 @@ class Hub:
         self.frames = 0
         self.bits = 0
         self.refused = 0
-        self._window: deque = deque()  # (wall time, bits) of recent frames
+        self._window: deque = deque()  # [10 ms slot, bits] of recent frames
         self._window_bits = 0
         self.peak_load = 0.0
         check_bus_dir()
@@ -136,14 +112,19 @@ class Hub:
     # -- bus figures ------------------------------------------------------
 
     def load(self, now: float) -> float:
-        while self._window and self._window[0][0] < now - LOAD_WINDOW_S:
+        oldest = int((now - LOAD_WINDOW_S) * LOAD_SLOTS_PER_S)
+        while self._window and self._window[0][0] <= oldest:
             self._window_bits -= self._window.popleft()[1]
         return self._window_bits / ((self.bitrate or NOMINAL_BITRATE) * LOAD_WINDOW_S)
 
-    def _count(self, now: float, bits: int) -> None:
-        self.frames += 1
+    def _count(self, now: float, frames: int, bits: int) -> None:
+        self.frames += frames
         self.bits += bits
-        self._window.append((now, bits))
+        slot = int(now * LOAD_SLOTS_PER_S)
+        if self._window and self._window[-1][0] == slot:
+            self._window[-1][1] += bits
+        else:
+            self._window.append([slot, bits])
         self._window_bits += bits
         self.peak_load = max(self.peak_load, self.load(now))
 
@@ -287,13 +268,13 @@ class Hub:
         unpack = record.RECORD.unpack_from
         for offset in offsets:
             timestamp_us, can_id, flags, dlc, _, _ = unpack(data, offset)
-            if flags & record.FLAG_CONTROL:
-                if can_id == record.CONTROL_STATS:
-                    client.asked += 1  # answered once the frames before it are on the bus
-                    continue
-                # Other commands travel to the other clients in frame order.
+            # Other control commands travel to the other clients in frame order.
+            if flags & record.FLAG_CONTROL and can_id == record.CONTROL_STATS:
+                client.asked += 1  # answered once the frames before it are on the bus
+                continue
             raw = data[offset : offset + record.SIZE]
-            frames.append((timestamp_us, record.arbitration_key(can_id, flags), offset, raw, flags, dlc, arrived))
+            bits = 0 if flags & record.FLAG_CONTROL else _FRAME_BITS[flags & _SHAPE][dlc]
+            frames.append((timestamp_us, record.arbitration_key(can_id, flags), offset, raw, bits, arrived))
         # Frames this client queued with the same timestamp go out in
         # arbitration order; the client's own order is kept otherwise (a
         # timestamp jump backwards is the sender's business, not the bus's).
@@ -331,15 +312,33 @@ class Hub:
         """Unpaced: everything queued goes now. The head of every client's
         queue competes: the earliest timestamp, then the lowest arbitration
         key wins (so merged streams stay in time order)."""
-        heads = [(c.queue[0][0], c.queue[0][1], c.number) for c in self.clients.values() if c.queue]
-        heapq.heapify(heads)
+        busy = [c for c in self.clients.values() if c.queue]
+        if not busy:
+            return
+        if len(busy) == 1:
+            merged = [(busy[0].number, entry[3], entry[4]) for entry in busy[0].queue]
+            busy[0].queue.clear()
+        else:
+            merged = []
+            heads = [(c.queue[0][0], c.queue[0][1], c.number) for c in busy]
+            heapq.heapify(heads)
+            while heads:
+                _, _, number = heapq.heappop(heads)
+                queue = self.clients[number].queue
+                entry = queue.popleft()
+                merged.append((number, entry[3], entry[4]))
+                if queue:
+                    heapq.heappush(heads, (queue[0][0], queue[0][1], number))
         now = time.monotonic()
-        while heads:
-            _, _, number = heapq.heappop(heads)
-            sender = self.clients[number]
-            self._put_on_bus(sender, now, now, touched)
-            if sender.queue:
-                heapq.heappush(heads, (sender.queue[0][0], sender.queue[0][1], number))
+        self._count(now, sum(1 for _, _, bits in merged if bits), sum(bits for _, _, bits in merged))
+        senders = {c.number for c in busy}
+        everything = b"".join(raw for _, raw, _ in merged)
+        for receiver in self.clients.values():
+            if receiver.number in senders:
+                blob = b"".join(raw for number, raw, _ in merged if number != receiver.number)
+            else:
+                blob = everything
+            self._deliver(receiver, blob, now, touched)
 
     def _transmit_paced(self, touched: set) -> None:
         """Paced: when the bus goes free, every client with a frame there by
@@ -352,32 +351,38 @@ class Hub:
             heads = [c for c in self.clients.values() if c.queue]
             if not heads:
                 return
-            start = max(self._bus_free_at, min(c.queue[0][6] for c in heads))
+            start = max(self._bus_free_at, min(c.queue[0][5] for c in heads))
             if start > now:
                 return
             sender = min(
-                (c for c in heads if c.queue[0][6] <= start),
+                (c for c in heads if c.queue[0][5] <= start),
                 key=lambda c: (c.queue[0][1], c.queue[0][0], c.number),
             )
             self._bus_free_at = start + self._put_on_bus(sender, start, now, touched) / self.bitrate
 
     def _put_on_bus(self, sender: _Client, start: float, now: float, touched: set) -> int:
         """The head of ``sender``'s queue to every other client; its bits."""
-        _, _, _, raw, flags, dlc, _ = sender.queue.popleft()
-        bits = 0 if flags & record.FLAG_CONTROL else record.frame_bits(flags, dlc)
+        _, _, _, raw, bits, _ = sender.queue.popleft()
         if bits:
-            self._count(start, bits)
+            self._count(start, 1, bits)
         for receiver in self.clients.values():
-            if receiver is sender:
-                continue
-            if receiver.stalled and len(receiver.outbox) >= self.limit_bytes:
-                receiver.dropped += 1
-                continue
-            if receiver not in touched:
-                _queue_for(receiver, now)
-                touched.add(receiver)
-            receiver.outbox += raw
+            if receiver is not sender:
+                self._deliver(receiver, raw, now, touched)
         return bits
+
+    def _deliver(self, receiver: _Client, records: bytes, now: float, touched: set) -> None:
+        """Queue ``records`` for ``receiver``; one that stopped reading keeps
+        what fits in its queue and loses (and counts) the newer frames."""
+        if receiver.stalled:
+            room = max(0, self.limit_bytes - len(receiver.outbox)) // record.SIZE * record.SIZE
+            if room < len(records):
+                receiver.dropped += (len(records) - room) // record.SIZE
+                records = records[:room]
+        if not records:
+            return
+        _queue_for(receiver, now)
+        receiver.outbox += records
+        touched.add(receiver)
 
     def _flush(self, client: _Client) -> None:
         if client.outbox:
@@ -399,53 +404,6 @@ def _queue_for(client: _Client, now: float) -> None:
     nothing was waiting before."""
     if not client.outbox:
         client.progress_at = now
-
-
-def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -> str:
-    """Connectable socket path of ``channel``'s hub, spawning the hub if none runs."""
-    path = socket_path(channel)
-    folder = open_bus_dir()
-    try:
-        # The folder itself is the lock: no lock file to leave behind, to be
-        # planted as a symlink, or to be followed.
-        fcntl.flock(folder, fcntl.LOCK_EX)
-        if _accepts(path):
-            return path
-        try:
-            os.unlink(path)  # left behind by a hub that died
-        except FileNotFoundError:
-            pass
-        command = [sys.executable, "-m", "keidrive.vbus.hub", channel]
-        if bitrate:
-            command += ["--bitrate", str(bitrate)]
-        subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _accepts(path):
-                return path
-            time.sleep(0.02)
-    finally:
-        os.close(folder)
-    raise KeidriveError(f"the keidrive bus hub for channel {channel!r} did not start at {path}")
-
-
-def _accepts(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-        return True
-    except OSError as error:
-        if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
-            raise
-        return False
-    finally:
-        probe.close()
 
 
 def main(argv=None) -> None:

@@ -28,6 +28,8 @@ KNOWN_FLAGS = record.FLAG_EXTENDED | record.FLAG_REMOTE | record.FLAG_ERROR | re
 COMMANDS = (record.CONTROL_STATS, record.CONTROL_END_OF_DRIVE)
 _WIDE = record.FLAG_EXTENDED | record.FLAG_ERROR  # 29-bit identifier field
 _BYTE_INDEX = np.arange(8, dtype=np.uint8)
+FEW = 16  # records below which a read is checked one by one, not with numpy
+_COUNT_MAX = (1 << 24) - 1
 
 
 def _check(rows: np.ndarray) -> np.ndarray:
@@ -46,20 +48,42 @@ def seal(records: bytes) -> bytes:
     return rows.tobytes()
 
 
-def seal_one(raw: bytes) -> bytes:
-    """One record sealed, without numpy's per-call cost (python-can's ``send``)."""
+def _check_one(raw: bytes, offset: int = 0) -> int:
+    """``_check`` of one record, without numpy's per-call cost."""
     word = (
-        int.from_bytes(raw[0:8], "little") ^ int.from_bytes(raw[8:14], "little") ^ int.from_bytes(raw[16:24], "little")
+        int.from_bytes(raw[offset : offset + 8], "little")
+        ^ int.from_bytes(raw[offset + 8 : offset + 14], "little")
+        ^ int.from_bytes(raw[offset + 16 : offset + 24], "little")
     )
     word ^= word >> 32
     word ^= word >> 16
     word ^= word >> 8
-    return raw[:14] + bytes((SYNC, (word & 0xFF) ^ CHECK_SEED)) + raw[16:]
+    return (word & 0xFF) ^ CHECK_SEED
+
+
+def seal_one(raw: bytes) -> bytes:
+    """One record sealed (python-can's ``send``)."""
+    return raw[:14] + bytes((SYNC, _check_one(raw))) + raw[16:]
+
+
+def _valid_one(data: bytes, offset: int, strict: bool) -> tuple[bool, bool]:
+    """``_valid`` of the record at ``offset``, for the few records of a small
+    read (numpy's per-call cost would exceed the work)."""
+    _, ident, flags, dlc, reserved, payload = record.RECORD.unpack_from(data, offset)
+    if dlc > 8 or flags & ~KNOWN_FLAGS or payload[dlc:].strip(b"\0"):
+        return False, False
+    if flags & record.FLAG_CONTROL:
+        if flags != record.FLAG_CONTROL or ident not in COMMANDS:
+            return False, False
+    elif ident > (0x1FFFFFFF if flags & _WIDE else 0x7FF):
+        return False, False
+    sealed = data[offset + 14] == SYNC and data[offset + 15] == _check_one(data, offset)
+    return sealed or (reserved == 0 and not strict), sealed
 
 
 def _valid(rows: np.ndarray, strict: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, sealed) for each row of ``rows`` (N x 24 bytes, possibly a
-    sliding view over a stream)."""
+    """(valid, valid and sealed) for each row of ``rows`` (N x 24 bytes,
+    possibly a sliding view over a stream)."""
     flags = rows[:, 12]
     ident = np.ascontiguousarray(rows[:, 8:12]).view("<u4")[:, 0]
     control = (flags & record.FLAG_CONTROL) != 0
@@ -67,13 +91,14 @@ def _valid(rows: np.ndarray, strict: bool) -> tuple[np.ndarray, np.ndarray]:
     ok = (dlc <= 8) & ((flags & (~KNOWN_FLAGS & 0xFF)) == 0)
     ok &= ~((rows[:, 16:] != 0) & (_BYTE_INDEX >= dlc[:, None])).any(axis=1)
     limit = np.where((flags & _WIDE) != 0, 0x1FFFFFFF, 0x7FF)
-    ok &= np.where(control, (flags == record.FLAG_CONTROL) & np.isin(ident, COMMANDS), ident <= limit)
+    known = (ident == COMMANDS[0]) | (ident == COMMANDS[1])
+    ok &= np.where(control, (flags == record.FLAG_CONTROL) & known, ident <= limit)
     sealed = (rows[:, 14] == SYNC) & (rows[:, 15] == _check(rows))
     if strict:
         ok &= sealed
     else:
         ok &= sealed | ((rows[:, 14] == 0) & (rows[:, 15] == 0))
-    return ok, sealed
+    return ok, ok & sealed
 
 
 def split(data: bytes, strict: bool) -> tuple[list, int, int, bool]:
@@ -91,10 +116,19 @@ def split(data: bytes, strict: bool) -> tuple[list, int, int, bool]:
     end = len(data)
     while end - pos >= SIZE:
         count = (end - pos) // SIZE
-        ok, sealed = _valid(stream[pos : pos + count * SIZE].reshape(count, SIZE), strict)
-        bad = np.flatnonzero(~ok)
-        good = count if bad.size == 0 else int(bad[0])
-        strict = strict or bool(sealed[:good].any())
+        if count < FEW:
+            good = 0
+            while good < count:
+                ok, sealed = _valid_one(data, pos + good * SIZE, strict)
+                if not ok:
+                    break
+                strict = strict or sealed
+                good += 1
+        else:
+            ok, sealed = _valid(stream[pos : pos + count * SIZE].reshape(count, SIZE), strict)
+            bad = np.flatnonzero(~ok)
+            good = count if bad.size == 0 else int(bad[0])
+            strict = strict or bool(sealed[:good].any())
         offsets.extend(range(pos, pos + good * SIZE, SIZE))
         pos += good * SIZE
         if good == count:
@@ -108,3 +142,30 @@ def split(data: bytes, strict: bool) -> tuple[list, int, int, bool]:
         skipped += resume - pos
         pos = resume
     return offsets, pos, skipped, strict
+
+
+def stats_record(clients: int, frames: int, load: float, peak_load: float, dropped: int, rejected: int) -> bytes:
+    """The hub's answer to CONTROL_STATS. Its timestamp field carries the
+    clients attached (16 bits), then this client's dropped frames and rejected
+    records (24 bits each, saturating); its data the frames carried (u32) and
+    the load now and at peak (u16 each, thousandths)."""
+    counts = min(clients, 0xFFFF) | min(dropped, _COUNT_MAX) << 16 | min(rejected, _COUNT_MAX) << 40
+    data = (
+        min(frames, 0xFFFFFFFF).to_bytes(4, "little")
+        + min(int(load * 1000), 0xFFFF).to_bytes(2, "little")
+        + min(int(peak_load * 1000), 0xFFFF).to_bytes(2, "little")
+    )
+    return record.pack(counts, record.CONTROL_STATS, record.FLAG_CONTROL, 8, data)
+
+
+def parse_stats(raw: bytes) -> dict:
+    counts = int.from_bytes(raw[0:8], "little")
+    data = raw[16:24]
+    return {
+        "clients": counts & 0xFFFF,
+        "frames": int.from_bytes(data[0:4], "little"),
+        "load": int.from_bytes(data[4:6], "little") / 1000,
+        "peak_load": int.from_bytes(data[6:8], "little") / 1000,
+        "dropped": counts >> 16 & _COUNT_MAX,
+        "rejected": counts >> 40 & _COUNT_MAX,
+    }
