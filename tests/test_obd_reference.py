@@ -15,7 +15,7 @@ from keidrive.paths import firmware_dir
 
 sys.path.insert(0, str(firmware_dir()))
 import keifw.compat  # noqa: E402,F401  (the micropython stand-in first)
-from keifw import economy, isotp, obd, obdfuel  # noqa: E402
+from keifw import economy, isotp, obd, obdfuel, obdpid  # noqa: E402
 from keifw.vehicle import Roles  # noqa: E402
 from keifw.vehicles import kei_turbo_660 as gen  # noqa: E402
 
@@ -60,16 +60,16 @@ def parse(c, payload):
 
 # (PID, firmware value from its raw slot, python-OBD quantity -> same unit)
 CASES = {
-    0x0C: (lambda v: v[obd.V_RPM] / 4, lambda q: q.magnitude),
-    0x0D: (lambda v: v[obd.V_SPEED], lambda q: q.to("kph").magnitude),
-    0x0B: (lambda v: v[obd.V_MAP], lambda q: q.to("kilopascal").magnitude),
-    0x0F: (lambda v: v[obd.V_IAT] - 40, lambda q: q.to("degC").magnitude),
-    0x05: (lambda v: v[obd.V_COOLANT] - 40, lambda q: q.to("degC").magnitude),
-    0x10: (lambda v: v[obd.V_MAF] * 10 / 1000, lambda q: q.to("gps").magnitude),
-    0x5E: (lambda v: obdfuel.from_fuel_rate(v[obd.V_FUEL_RATE]) / 1000, lambda q: q.to("L/h").magnitude),
-    0x44: (lambda v: v[obd.V_LAMBDA] / obdfuel.LAMBDA_ONE, lambda q: q.magnitude),
-    0x2F: (lambda v: v[obd.V_FUEL_LEVEL] * 100 / 255, lambda q: q.magnitude),
-    0x11: (lambda v: v[obd.V_THROTTLE] * 100 / 255, lambda q: q.magnitude),
+    0x0C: (lambda v: v[obdpid.V_RPM] / 4, lambda q: q.magnitude),
+    0x0D: (lambda v: v[obdpid.V_SPEED], lambda q: q.to("kph").magnitude),
+    0x0B: (lambda v: v[obdpid.V_MAP], lambda q: q.to("kilopascal").magnitude),
+    0x0F: (lambda v: v[obdpid.V_IAT] - 40, lambda q: q.to("degC").magnitude),
+    0x05: (lambda v: v[obdpid.V_COOLANT] - 40, lambda q: q.to("degC").magnitude),
+    0x10: (lambda v: v[obdpid.V_MAF] * 10 / 1000, lambda q: q.to("gps").magnitude),
+    0x5E: (lambda v: obdfuel.from_fuel_rate(v[obdpid.V_FUEL_RATE]) / 1000, lambda q: q.to("L/h").magnitude),
+    0x44: (lambda v: v[obdpid.V_LAMBDA] / obdfuel.LAMBDA_ONE, lambda q: q.magnitude),
+    0x2F: (lambda v: v[obdpid.V_FUEL_LEVEL] * 100 / 255, lambda q: q.magnitude),
+    0x11: (lambda v: v[obdpid.V_THROTTLE] * 100 / 255, lambda q: q.magnitude),
 }
 
 
@@ -110,7 +110,7 @@ def test_fuel_status_fuel_cut_matches_python_obd(obd_commands):
 def test_multi_pid_reply_parses_every_pid():
     c = client()
     v = parse(c, bytes([0x41, 0x0D, 57, 0x0C, 0x1A, 0xF8, 0x0B, 66, 0x0F, 70]))
-    assert (v[obd.V_SPEED], v[obd.V_RPM], v[obd.V_MAP], v[obd.V_IAT]) == (57, 0x1AF8, 66, 70)
+    assert (v[obdpid.V_SPEED], v[obdpid.V_RPM], v[obdpid.V_MAP], v[obdpid.V_IAT]) == (57, 0x1AF8, 66, 70)
 
 
 @given(maf=st.integers(0, 65535), lam=st.integers(1, 65535))

@@ -45,7 +45,7 @@ def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=
         store = TripStore(data_dir, N_ACC)
     fw = Firmware(cfg, gen, out if out is not None else stdout_stream(), port=port, store=store, gpio=gpio)
     if cfg["obd"]:
-        from .obd import attach
+        from .obdlines import attach
 
         attach(fw, cfg)
     for message in errors:

@@ -222,6 +222,8 @@ def trip(fw):
     w.kint(b'"clock_jumps":', fw.clock_jumps)  # timestamp discontinuities absorbed
     w.kint(b'"tx_frames":', fw.tx_frames)
     if fw.obd is not None:
-        fw.obd.write_trip(w)
+        from .obdlines import write_trip
+
+        write_trip(fw.obd, w)
     w.kbool(b'"restored":', fw.restored)
     w.end()

@@ -21,7 +21,7 @@ pending" 0x7F xx 0x78).
 
 Distance and fuel integrate between consecutive fast replies (trapezoid, in
 the economy's exact remainders) only when both replies are fresh and at most
-``HOLD_US`` apart: nothing is integrated across a silence. After
+``obdfuel.HOLD_US`` apart: nothing is integrated across a silence. After
 ``LOST_AFTER`` requests in a row without a valid reply the OBD data is
 ``lost`` (a ``signal`` event; ``missing`` names ``OBD-II``) until a valid
 reply restores it. Nothing here allocates per frame.
@@ -31,9 +31,9 @@ from array import array
 
 from micropython import const
 
-from . import economy as _econ
 from . import isotp
 from . import obdfuel as _f
+from . import obdpid as _pid
 from .compat import tdiff
 
 FUNCTIONAL_11 = const(0x7DF)
@@ -46,39 +46,8 @@ P2_US = const(50000)
 P2_STAR_US = const(5000000)
 FAST_US = const(100000)
 SLOW_US = const(1000000)
-HOLD_US = const(1000000)
-# 50 L/h: a 660 cc engine at full load burns under 25; the cap keeps
-# (rate + rate) x 10 000 (HOLD_US in 100 us) below 2**30
-MAX_RATE_MLPH = const(50000)
 LOST_AFTER = const(5)
 FRAME_BITS = const(130)  # 8-byte frame with stuffing, roughly
-
-# value slots (raw as the PID scales it) and the PID that fills each
-_PIDS = b"\x0d\x0c\x0b\x0f\x10\x44\x5e\x05\x2f\xa6\x03\x11"
-V_SPEED = const(0)
-V_RPM = const(1)
-V_MAP = const(2)
-V_IAT = const(3)
-V_MAF = const(4)
-V_LAMBDA = const(5)
-V_FUEL_RATE = const(6)
-V_COOLANT = const(7)
-V_FUEL_LEVEL = const(8)
-V_ODO = const(9)
-V_STATUS = const(10)
-V_THROTTLE = const(11)
-N_V = const(12)
-# data bytes per Mode 01 PID this client reads (0: unknown, stop parsing)
-_LEN = bytearray(256)
-for _p in (0x04, 0x05, 0x0B, 0x0D, 0x0F, 0x11, 0x2F, 0x46):
-    _LEN[_p] = 1
-for _p in (0x03, 0x0C, 0x10, 0x44, 0x5E):
-    _LEN[_p] = 2
-for _p in (0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0, 0xE0, 0xA6):
-    _LEN[_p] = 4
-_SLOT = bytearray(b"\xff" * 256)
-for _i in range(len(_PIDS)):
-    _SLOT[_PIDS[_i]] = _i
 
 # phases
 _DISCOVER_01 = const(0)
@@ -89,10 +58,8 @@ _POLL = const(4)
 
 
 class Client:
-    def __init__(self, cfg, econ, port, writer=None):
-        self.econ = econ
+    def __init__(self, cfg, econ, port):
         self.port = port
-        self.w = writer
         self.ve = cfg.get("obd_ve_pct", 80)
         self.vd = cfg.get("obd_displacement_cc", 658)
         # bits per 100 ms tick the client may put on the bus (replies count)
@@ -120,7 +87,7 @@ class Client:
         self.slow_n = 0
         self.slow_i = 0
         self.method = _f.METHOD_NONE
-        self.v = array("i", [-1] * N_V)
+        self.v = array("i", [-1] * _pid.N_V)
         # request in flight
         self.pending = False
         self.expect = 0                 # bitmask of slots expected to answer
@@ -139,17 +106,9 @@ class Client:
         self.silent = 0                 # requests in a row without a valid reply
         self.lost = False
         self.events = 0                 # 1 lost, 2 restored (for the tick to report)
-        # integration state: the previous fast sample
-        self.have_prev = False
-        self.t_prev = 0
-        self.v_prev = 0
-        self.f_prev = 0
+        self.integ = _f.Integrator(econ)
         self.t_fast = 0                 # time of the last reply to the fast request
         self.fast_got = False
-        self.dist_half = 0
-        self.fuel_half = 0
-        self.dist_k = econ.dist_div // 36000   # econ remainder units per (km/h x 100 us) x 2
-        self.can_fuel = econ.fuel_div == 36000000
 
     # ---- frames in ------------------------------------------------------
     def keys(self):
@@ -233,30 +192,7 @@ class Client:
             self._complete(t)
 
     def _parse_01(self, s, b, n, t):
-        i = 1
-        got = False
-        sup = self.sup
-        v = self.v
-        while i < n:
-            pid = b[i]
-            m = _LEN[pid]
-            if m == 0 or i + 1 + m > n:
-                break
-            a = b[i + 1]
-            if pid & 0x1F == 0:  # a supported-PID map: PIDs pid+1 .. pid+32
-                o = 32 * s + pid // 8
-                for k in range(4):
-                    sup[o + k] = b[i + 1 + k]
-            slot = _SLOT[pid]
-            if slot != 0xFF:
-                if m == 1 or pid == 0x03:  # 0x03: fuel system 1 (A); B is system 2
-                    v[slot] = a
-                elif m == 2:
-                    v[slot] = (a << 8) | b[i + 2]
-                elif a < 0x20:  # odometer: 0.1 km, kept below 2**29
-                    v[slot] = (a << 24) | (b[i + 2] << 16) | (b[i + 3] << 8) | b[i + 4]
-            got = True
-            i += 1 + m
+        got = _pid.parse_01(self.v, self.sup, s, b, n)
         if got and self.req_fast:
             self.fast_got = True
             self.t_fast = t
@@ -337,10 +273,11 @@ class Client:
             self.silent += 1
             if self.silent >= LOST_AFTER and not self.lost:
                 self.lost = True
-                self.have_prev = False
+                self.integ.reset()
                 self.events |= 1
         elif self.req_fast and self.fast_got:
-            self._integrate(self.t_fast)
+            rate = self.rate_mlph() if self.integ.can_fuel else 0
+            self.integ.add(self.t_fast, self.v[_pid.V_SPEED], rate)
         phase = self.phase
         if phase == _DISCOVER_01:
             self._after_map(t)
@@ -425,8 +362,8 @@ class Client:
                 for k in range(self.fast_n):
                     pid = self.fast[k]
                     tx[1 + k] = pid
-                    if k and _SLOT[pid] != 0xFF:
-                        v[_SLOT[pid]] = -1  # only this request's replies count
+                    if k and _pid.SLOT[pid] != 0xFF:
+                        v[_pid.SLOT[pid]] = -1  # only this request's replies count
                 self._go(self.fast_n, t, True, cost)
         elif self.slow_n and tdiff(t, self.next_slow) >= 0:
             if self.tokens >= 3 * FRAME_BITS:
@@ -472,110 +409,14 @@ class Client:
         v = self.v
         method = self.method
         if method == _f.METHOD_FUEL_RATE:
-            return _f.from_fuel_rate(v[V_FUEL_RATE]) if v[V_FUEL_RATE] >= 0 else -1
-        if _f.fuel_cut(v[V_STATUS], v[V_LAMBDA], v[V_THROTTLE]):
+            return _f.from_fuel_rate(v[_pid.V_FUEL_RATE]) if v[_pid.V_FUEL_RATE] >= 0 else -1
+        if _f.fuel_cut(v[_pid.V_STATUS], v[_pid.V_LAMBDA], v[_pid.V_THROTTLE]):
             return 0
         if method == _f.METHOD_MAF:
-            return _f.from_air(v[V_MAF] * 10, v[V_LAMBDA]) if v[V_MAF] >= 0 else -1
+            return _f.from_air(v[_pid.V_MAF] * 10, v[_pid.V_LAMBDA]) if v[_pid.V_MAF] >= 0 else -1
         if method == _f.METHOD_SPEED_DENSITY:
-            if v[V_MAP] < 0 or v[V_RPM] < 0 or v[V_IAT] < 0:
+            if v[_pid.V_MAP] < 0 or v[_pid.V_RPM] < 0 or v[_pid.V_IAT] < 0:
                 return -1
-            air = _f.speed_density_air(v[V_MAP], v[V_IAT], v[V_RPM], self.ve, self.vd)
+            air = _f.speed_density_air(v[_pid.V_MAP], v[_pid.V_IAT], v[_pid.V_RPM], self.ve, self.vd)
             return _f.from_air(air, -1)
         return -1
-
-    def _integrate(self, t):
-        speed = self.v[V_SPEED]
-        rate = self.rate_mlph() if self.can_fuel else 0
-        if speed < 0 or rate < 0:
-            self.have_prev = False
-            return
-        if rate > MAX_RATE_MLPH:
-            rate = MAX_RATE_MLPH
-        if self.have_prev:
-            dt = tdiff(t, self.t_prev)
-            if 0 < dt <= HOLD_US:
-                dt100 = dt // 100
-                acc = self.econ.acc
-                econ = self.econ
-                x = (self.v_prev + speed) * dt100 * self.dist_k + self.dist_half
-                self.dist_half = x & 1
-                _carry(acc, _econ.DIST, x >> 1, econ.dist_div)
-                y = (self.f_prev + rate) * dt100 + self.fuel_half
-                self.fuel_half = y & 1
-                _carry(acc, _econ.FUEL, y >> 1, econ.fuel_div)
-                if speed == 0 and self.v_prev == 0:
-                    _carry(acc, _econ.IDLE_FUEL, y >> 1, econ.fuel_div)
-        self.have_prev = True
-        self.t_prev = t
-        self.v_prev = speed
-        self.f_prev = rate
-
-    # ---- telemetry --------------------------------------------------------
-    def method_name(self):
-        return _f.METHOD_NAMES[self.method]
-
-    def write_trip(self, w):
-        """``"fuel_method"`` and ``"obd"`` of the trip line."""
-        w.kstr(b'"fuel_method":', _f.METHOD_NAMES[self.method])
-        w.key(b'"obd":')
-        w.buf[w.n] = 123
-        w.n += 1
-        w.first = True
-        if self.vin_len == 17:
-            w.kstr(b'"vin":', self.vin)
-        else:
-            w.knull(b'"vin":')
-        w.open_list(b'"supported_pids":')
-        for pid in range(1, 256):
-            if self.supports(pid):
-                w._comma()
-                w.int_(pid)
-        w.close_list()
-        w.kint(b'"requests":', self.requests)
-        w.kint(b'"responses":', self.responses)
-        w.kint(b'"timeouts":', self.timeouts)
-        w.kint(b'"negative":', self.negative)
-        w.close_obj()
-
-
-def _carry(acc, i, add, div):
-    r = acc[i + 1] + add
-    if r >= div:
-        q = r // div
-        acc[i] += q
-        r -= q * div
-    acc[i + 1] = r
-
-
-T_SIGNAL = b'"type":"signal"'
-NAME = b"OBD-II"
-
-
-def attach(fw, cfg):
-    """The client on firmware ``fw``: its replies through the loop's
-    listener, its tick after the loop's; ``fw.obd`` from then on."""
-    client = Client(cfg, fw.econ, fw.port, fw.w)
-    keys, mask, value = client.keys()
-    fw.listen(keys, client.frame, mask, value)
-
-    def on_tick(t_ds):
-        client.tick(fw.t)
-        ev = client.events
-        if ev:
-            client.events = 0
-            w = fw.w
-            for bit, state in ((1, b"lost"), (2, b"restored")):
-                if ev & bit:
-                    w.begin(T_SIGNAL)
-                    w.kstr(b'"state":', state)
-                    w.kstr(b'"name":', NAME)
-                    w.kfix(b'"t_s":', t_ds, 1)
-                    w.end()
-
-    fw.on_tick(on_tick)
-    # on the OBD-II port the DBC's powertrain frames are not there: what can
-    # be missing is the client's data (lines.status names OBD-II)
-    fw.required = []
-    fw.obd = client
-    return client

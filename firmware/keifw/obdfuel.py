@@ -18,6 +18,9 @@ fuel. All rates are mL/h.
 
 from micropython import const
 
+from . import economy as _econ
+from .compat import tdiff
+
 # gasoline: stoichiometric AFR 14.7, density 0.745 kg/L (JIS K2202 regular):
 # 3600 / (14.7 * 0.745) = 328.72 mL/h per g/s of air
 _MLPH_PER_GS_X100 = const(32872)
@@ -88,3 +91,65 @@ def fuel_cut(status, lam_raw, throttle_raw):
     if lam_raw > 0:
         return lam_raw >= LAMBDA_ONE
     return 0 <= throttle_raw <= THROTTLE_CLOSED_RAW
+
+
+HOLD_US = const(1000000)      # replies further apart integrate nothing
+# 50 L/h: a 660 cc engine at full load burns under 25; the cap keeps
+# (rate + rate) x 10 000 (HOLD_US in 100 us) below 2**30
+MAX_RATE_MLPH = const(50000)
+
+
+class Integrator:
+    """Distance (km/h samples) and fuel (mL/h samples) into the economy's
+    exact (whole, remainder) accumulators, trapezoid between consecutive
+    samples at most HOLD_US apart; odd half-units carried, nothing drifts."""
+
+    def __init__(self, econ):
+        self.econ = econ
+        self.dist_k = econ.dist_div // 36000  # remainder units per (km/h x 100 us), twice
+        self.can_fuel = econ.fuel_div == 36000000  # 1 mL = (mL/h x 100 us) x 36e6
+        self.have_prev = False
+        self.t_prev = 0
+        self.v_prev = 0
+        self.f_prev = 0
+        self.dist_half = 0
+        self.fuel_half = 0
+
+    def reset(self):
+        """A silence: the next sample starts afresh."""
+        self.have_prev = False
+
+    def add(self, t, speed, rate):
+        """Samples at firmware time t (us): speed km/h, fuel mL/h (-1: none)."""
+        if speed < 0 or rate < 0:
+            self.have_prev = False
+            return
+        if rate > MAX_RATE_MLPH:
+            rate = MAX_RATE_MLPH
+        if self.have_prev:
+            dt = tdiff(t, self.t_prev)
+            if 0 < dt <= HOLD_US:
+                dt100 = dt // 100
+                econ = self.econ
+                acc = econ.acc
+                x = (self.v_prev + speed) * dt100 * self.dist_k + self.dist_half
+                self.dist_half = x & 1
+                _carry(acc, _econ.DIST, x >> 1, econ.dist_div)
+                y = (self.f_prev + rate) * dt100 + self.fuel_half
+                self.fuel_half = y & 1
+                _carry(acc, _econ.FUEL, y >> 1, econ.fuel_div)
+                if speed == 0 and self.v_prev == 0:
+                    _carry(acc, _econ.IDLE_FUEL, y >> 1, econ.fuel_div)
+        self.have_prev = True
+        self.t_prev = t
+        self.v_prev = speed
+        self.f_prev = rate
+
+
+def _carry(acc, i, add, div):
+    r = acc[i + 1] + add
+    if r >= div:
+        q = r // div
+        acc[i] += q
+        r -= q * div
+    acc[i + 1] = r
