@@ -2,6 +2,7 @@
 it is trusted, nothing there is followed or left behind, channel names are
 plain, and a hub that dies is an error, never a silent success."""
 
+import json
 import os
 import signal
 import stat
@@ -152,3 +153,17 @@ def test_bus_spec_takes_a_bitrate_that_paces_the_bus():
     assert bus.bus_stats()["peak_load"] == pytest.approx(bits / 125_000, abs=0.02)
     bus.shutdown()
     listener.shutdown()
+
+
+SHORT_CYCLE = "time_s,speed_kmh\n0,0\n2,0\n10,50\n25,50\n32,0\n34,0\n"
+
+
+def test_run_drives_on_a_paced_keidrive_channel_and_refuses_a_bad_bitrate(tmp_path):
+    cycle = tmp_path / "short.csv"
+    cycle.write_text(SHORT_CYCLE)
+    command = [sys.executable, "-m", "keidrive", "run", "--cycle", str(cycle), "--json", "--no-plot", "--bus"]
+    bad = subprocess.run([*command, "keidrive:paced@fast"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "bitrate" in bad.stderr
+    paced = subprocess.run([*command, "keidrive:paced@1000000"], capture_output=True, text=True, timeout=300)
+    assert paced.returncode == 0, paced.stderr
+    assert json.loads(paced.stdout)["frames"] > 10_000

@@ -322,7 +322,7 @@ def feed_over_bus(
     Returns the firmware's report and the bus figures (pace timing error,
     frames, bus load where the bus reports it).
     """
-    from .busio import open_bus, play
+    from .busio import open_bus, parse_bus, play
     from .vbus.bus import KeidriveBus
     from .vbus.hub import socket_path
 
@@ -330,8 +330,8 @@ def feed_over_bus(
     pace = (speed or 1.0) if realtime else None
     figures: dict = {"frames": int(len(records))}
     if bus is None or bus.startswith("keidrive:"):
-        channel = bus.split(":", 1)[1] if bus else f"run-{os.getpid()}-{time.monotonic_ns()}"
-        sender = KeidriveBus(channel)  # starts the channel's hub if none runs
+        _, channel, bitrate = parse_bus(bus) if bus else (None, f"run-{os.getpid()}-{time.monotonic_ns()}", None)
+        sender = KeidriveBus(channel, bitrate=bitrate)  # starts the channel's hub (at that bitrate) if none runs
         try:
             # Watchers (cantools monitor, can.logger) may be attached already:
             # the firmware is there once the count rises above this.
