@@ -70,3 +70,39 @@ def test_run_obd_refuses_an_ev_and_a_bus():
     assert ev.returncode != 0 and "no engine" in ev.stderr and "Traceback" not in ev.stderr
     bus = keidrive("run", "--obd", "--bus", "keidrive:x", "--json")
     assert bus.returncode != 0 and "lockstep" in bus.stderr
+
+
+def test_simulate_obd_is_an_ecu_a_can_isotp_tester_can_poll():
+    import time
+
+    import can
+    import isotp
+
+    channel = f"obd-{time.monotonic_ns()}"
+    ecu = subprocess.Popen(["keidrive", "simulate", "--vehicle", "nbox-turbo", "--cycle", "hwfet", "--obd",
+                            "--bus", f"keidrive:{channel}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    bus = can.Bus(interface="keidrive", channel=channel)
+    try:
+        stack = isotp.CanStack(bus, address=isotp.Address(isotp.AddressingMode.Normal_11bits, txid=0x7E0, rxid=0x7E8),
+                               params={"tx_padding": 0, "tx_data_min_length": 8})
+        answers = {}
+        deadline = time.monotonic() + 30
+        while len(answers) < 2 and time.monotonic() < deadline:  # the ECU may not be on the bus yet
+            for request in (b"\x09\x02", b"\x01\x00"):
+                if request in answers:
+                    continue
+                stack.send(request)
+                until = time.monotonic() + 1.0
+                while time.monotonic() < until and request not in answers:
+                    stack.process()
+                    while stack.available():
+                        reply = bytes(stack.recv())
+                        if reply[:2] == bytes([request[0] + 0x40, request[1]]):
+                            answers[request] = reply
+                    time.sleep(0.002)
+        assert answers[b"\x09\x02"] == b"\x49\x02\x01JHMJF5510P1345678"
+        assert answers[b"\x01\x00"][:2] == b"\x41\x00"
+    finally:
+        bus.shutdown()
+        ecu.kill()
+        ecu.wait()

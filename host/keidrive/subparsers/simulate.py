@@ -18,6 +18,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--bus", metavar="INTERFACE:CHANNEL",
                    help="stream the frames to a python-can bus (e.g. socketcan:vcan0) at recorded pace")
     p.add_argument("--fast", action="store_true", help="with --bus: send as fast as possible, not at recorded pace")
+    p.add_argument("--obd", action="store_true",
+                   help="with --bus: be the car's engine ECU on its OBD-II port instead, answering requests "
+                        "(Mode 01 / 09) from the drive at recorded pace")
     p.add_argument("--json", action="store_true", help="print the ground truth as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="save a plot of speed, engine/motor and fuel/energy traces")
     p.set_defaults(func=run)
@@ -34,6 +37,10 @@ def run(args) -> int:
         check_output_path(args.output)  # fail before minutes of work
     if args.plot:
         check_plot_path(args.plot)
+    if args.obd and not args.bus:
+        from ..errors import KeidriveError
+
+        raise KeidriveError("--obd needs --bus: the engine ECU answers on a bus")
     bus = open_bus(args.bus) if args.bus else None
     try:
         result = sim.simulate(args.vehicle, args.cycle)
@@ -41,7 +48,12 @@ def run(args) -> int:
             sim.write_log(result, args.output)
         if args.plot:
             _plot(result, args.plot)
-        if bus is not None:
+        if bus is not None and args.obd:
+            from ..sim.obd_bus import serve
+
+            served = serve(result, bus, speed=1000.0 if args.fast else 1.0)
+            print(f"answered {served['replies']} of {served['requests']} OBD-II requests on {args.bus}", file=sys.stderr)
+        elif bus is not None:
             pace = sim.stream(result, args.bus, realtime=not args.fast, bus=bus)
             if not args.fast:
                 print(f"sent {pace['frames']} frames on {args.bus}; {describe(pace)}", file=sys.stderr)
