@@ -9,7 +9,9 @@ Fixtures for your own scenarios:
   or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
   by ``--bus`` (``socketcan:can0``, a USB-CAN adapter...); its drives run at
   recorded pace.
-* ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``
+* ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``;
+  ``obd=True`` drives the firmware as an OBD-II tester against the simulated
+  engine ECU instead (``obd_faults``: ``keidrive.sim.obd_ecu`` faults)
   simulates the drive, puts it on the bus with the device attached, and
   returns a :class:`Drive` with the ground truth and what the firmware said.
   ``mutate(records) -> records`` edits the traffic first (drop a signal,
@@ -89,6 +91,12 @@ class SilDevice:
 
     def run(self, records, config: dict):
         return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime)
+
+    def run_obd(self, result, config: dict, faults=None):
+        """The firmware polling the simulated engine ECU (lockstep, keidrive.obdloop)."""
+        from keidrive.obdloop import drive_obd
+
+        return drive_obd(result, config=config, runtime=self.runtime, faults=faults)
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""
@@ -234,9 +242,17 @@ def drive(dut):
     cache: dict = {}
 
     def run(vehicle="nbox-turbo", cycle="wltc-jp", profile="jp-expressway", config=None, mutate=None,
-            faults=None, fault_seed=0):
+            faults=None, fault_seed=0, obd=False, obd_faults=None):
         key = (vehicle, cycle, profile, tuple(sorted((config or {}).items())), mutate,
-               tuple(faults or ()), fault_seed)
+               tuple(faults or ()), fault_seed, obd, tuple(sorted((obd_faults or {}).items())))
+        if key not in cache and obd:
+            if not hasattr(dut, "run_obd"):
+                pytest.skip("OBD-II drives run against the SIL firmware only (the ECU is simulated in lockstep)")
+            result = sim.simulate(vehicle, cycle, frames=False)
+            settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
+            report, figures = dut.run_obd(result, settings, obd_faults)
+            assert report.ok, report.failure()
+            cache[key] = Drive(result.truth, result.trace, report, figures)
         if key not in cache:
             result = sim.simulate(vehicle, cycle)
             records = record.from_frames(result.frames)
