@@ -35,7 +35,7 @@ def test_bad_records_are_refused_and_stray_bytes_resynchronise(sealed):
         _frame(91, can_id=0x800),  # 12 bits in an 11-bit identifier
         _frame(92, can_id=0x20000000, flags=record.FLAG_EXTENDED),  # 30 bits
         _frame(93, flags=0x40),  # an unknown flag
-        record.pack(0, 77, record.FLAG_CONTROL, 0, b""),  # an unknown command
+        record.pack(0, 0x1002, record.FLAG_CONTROL, 0, b""),  # a command past the byte the firmware reads
     ]
     stream = b""
     for index, garbage in enumerate(bad):

@@ -38,6 +38,15 @@ def test_vectorised_and_one_by_one_checks_agree():
         assert 100 < ok.sum() < len(rows) - 100  # both kinds well represented
 
 
+def test_the_seal_is_the_serial_links_framing():
+    # One meaning for bytes 14-15 on the hub and on a board's UART.
+    from keidrive.target import link
+
+    data = _awkward_records(500)
+    assert wire.seal(data) == link.frame(data)
+    assert b"".join(wire.seal_one(data[i : i + 24]) for i in range(0, len(data), 24)) == link.frame(data)
+
+
 def test_a_sealed_record_passes_and_a_flipped_bit_fails_it():
     raw = wire.seal_one(record.pack(123456, 0x18FEF100, record.FLAG_EXTENDED, 8, bytes(range(8))))
     assert raw == wire.seal(record.pack(123456, 0x18FEF100, record.FLAG_EXTENDED, 8, bytes(range(8))))

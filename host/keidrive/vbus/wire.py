@@ -4,11 +4,12 @@ the bus, and a stream that stray bytes knocked out of step finds its way back.
 A record (``keidrive.record``, 24 bytes) is valid when its flags are known
 ones, its DLC is 0-8 with zero padding after the data, its identifier fits
 its format (11 bits, or 29 for an extended or error frame) and a control
-record names a known command.
+record's command fits a byte.
 
-The record's reserved field (bytes 14-15) carries a seal: byte 14 the marker
-``SYNC``, byte 15 a check (XOR of the other 22 bytes with ``CHECK_SEED``).
-Every keidrive.vbus client seals what it sends, and once a connection has
+The record's reserved field (bytes 14-15) carries a seal, the same bytes as
+the serial link's framing (keidrive.target.link): byte 14 the marker
+``SYNC``, byte 15 a CRC-8/SAE-J1850 of the other 23 bytes. Every
+keidrive.vbus client seals what it sends, and once a connection has
 sent one sealed record the hub holds it to sealing: after stray bytes, only an
 offset where a marker and its check agree counts as the start of a record,
 so the stream cannot lock on to a plausible-looking misaligned frame.
@@ -22,20 +23,38 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .. import record
 
 SYNC = 0xA5
-CHECK_SEED = 0x5A
 SIZE = record.SIZE
 KNOWN_FLAGS = record.FLAG_EXTENDED | record.FLAG_REMOTE | record.FLAG_ERROR | record.FLAG_CONTROL
-COMMANDS = (record.CONTROL_STATS, record.CONTROL_END_OF_DRIVE)
+MAX_COMMAND = 0xFF  # the firmware reads a control record's command from byte 8 alone
 _WIDE = record.FLAG_EXTENDED | record.FLAG_ERROR  # 29-bit identifier field
 _BYTE_INDEX = np.arange(8, dtype=np.uint8)
 FEW = 16  # records below which a read is checked one by one, not with numpy
 _COUNT_MAX = (1 << 24) - 1
 
 
+def _crc8_table() -> bytes:
+    """CRC-8/SAE-J1850 (poly 0x1D, init 0xFF, xorout 0xFF), the serial link's
+    check (keidrive.target.link, whose module pulls in the DBC compiler: too
+    heavy for the hub to import)."""
+    table = bytearray(256)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table[byte] = crc
+    return bytes(table)
+
+
+_CRC8 = _crc8_table()
+_CRC8_NP = np.frombuffer(_CRC8, np.uint8)
+_CHECKED = [k for k in range(SIZE) if k != 15]  # every byte but the check, the marker included
+
+
 def _check(rows: np.ndarray) -> np.ndarray:
-    return (
-        np.bitwise_xor.reduce(rows[:, :14], axis=1) ^ np.bitwise_xor.reduce(rows[:, 16:], axis=1) ^ CHECK_SEED
-    ).astype(np.uint8)
+    crc = np.full(len(rows), 0xFF, np.uint8)
+    for k in _CHECKED:
+        crc = _CRC8_NP[crc ^ rows[:, k]]
+    return crc ^ 0xFF
 
 
 def seal(records: bytes) -> bytes:
@@ -50,20 +69,17 @@ def seal(records: bytes) -> bytes:
 
 def _check_one(raw: bytes, offset: int = 0) -> int:
     """``_check`` of one record, without numpy's per-call cost."""
-    word = (
-        int.from_bytes(raw[offset : offset + 8], "little")
-        ^ int.from_bytes(raw[offset + 8 : offset + 14], "little")
-        ^ int.from_bytes(raw[offset + 16 : offset + 24], "little")
-    )
-    word ^= word >> 32
-    word ^= word >> 16
-    word ^= word >> 8
-    return (word & 0xFF) ^ CHECK_SEED
+    crc = 0xFF
+    table = _CRC8
+    for k in _CHECKED:
+        crc = table[crc ^ raw[offset + k]]
+    return crc ^ 0xFF
 
 
 def seal_one(raw: bytes) -> bytes:
     """One record sealed (python-can's ``send``)."""
-    return raw[:14] + bytes((SYNC, _check_one(raw))) + raw[16:]
+    marked = raw[:14] + bytes((SYNC,)) + raw[15:]
+    return marked[:15] + bytes((_check_one(marked),)) + raw[16:]
 
 
 def _valid_one(data: bytes, offset: int, strict: bool) -> tuple[bool, bool]:
@@ -73,7 +89,7 @@ def _valid_one(data: bytes, offset: int, strict: bool) -> tuple[bool, bool]:
     if dlc > 8 or flags & ~KNOWN_FLAGS or payload[dlc:].strip(b"\0"):
         return False, False
     if flags & record.FLAG_CONTROL:
-        if flags != record.FLAG_CONTROL or ident not in COMMANDS:
+        if flags != record.FLAG_CONTROL or ident > MAX_COMMAND:
             return False, False
     elif ident > (0x1FFFFFFF if flags & _WIDE else 0x7FF):
         return False, False
@@ -91,8 +107,7 @@ def _valid(rows: np.ndarray, strict: bool) -> tuple[np.ndarray, np.ndarray]:
     ok = (dlc <= 8) & ((flags & (~KNOWN_FLAGS & 0xFF)) == 0)
     ok &= ~((rows[:, 16:] != 0) & (_BYTE_INDEX >= dlc[:, None])).any(axis=1)
     limit = np.where((flags & _WIDE) != 0, 0x1FFFFFFF, 0x7FF)
-    known = (ident == COMMANDS[0]) | (ident == COMMANDS[1])
-    ok &= np.where(control, (flags == record.FLAG_CONTROL) & known, ident <= limit)
+    ok &= np.where(control, (flags == record.FLAG_CONTROL) & (ident <= MAX_COMMAND), ident <= limit)
     sealed = (rows[:, 14] == SYNC) & (rows[:, 15] == _check(rows))
     if strict:
         ok &= sealed
