@@ -58,7 +58,8 @@ SKIPPED = {
     "CAN FD": ("bad_fd.dbc", "message FD_FRAME skipped: 16-byte frame: CAN FD payloads over 8 bytes are not supported"),
     "checksum layout": (
         "bad_checksum_layout.dbc",
-        "message SKEWED_CRC skipped: CHECKSUM: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte",
+        "message SKEWED_CRC skipped: CHECKSUM: a CRC8_SAEJ1850 CHECKSUM must be an unsigned, unmultiplexed 8-bit "
+        "signal filling one byte",
     ),
     "overlap": (
         "overlap_nonstrict.dbc",

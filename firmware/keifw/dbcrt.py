@@ -38,6 +38,7 @@ class Codec:
         self.checksum_slot = g["MSG_CHECKSUM_SLOT"]
         self.checksum_byte = g["MSG_CHECKSUM_BYTE"]
         self.checksum_kind = g["MSG_CHECKSUM_ALGORITHM"]
+        self.checksum_seed = g["MSG_CHECKSUM_SEED"]
         self.algorithms = g["CHECKSUM_ALGORITHMS"]
         self.slot_limbs = g["SLOT_LIMBS"]
         self.slot_bits = g["SLOT_BITS"]
@@ -70,19 +71,40 @@ class Codec:
         return index
 
     def checksum(self, index, data):
-        """The CHECKSUM byte the frame ``data`` of message ``index`` should carry."""
+        """The CHECKSUM the frame ``data`` of message ``index`` should carry.
+
+        Kinds: 0 a table-driven CRC-8 over every byte but the checksum byte;
+        1 Toyota's byte sum; 2 Honda's nibble sum (the checksum is the low
+        nibble of its byte). The seed holds the CRC init or the id's part.
+        """
         kind = self.checksum_kind[index]
         if kind < 0:
             raise ValueError("message has no checksum")
-        _, table, crc, xorout = self.algorithms[kind]
+        algorithm, table, xorout = self.algorithms[kind]
         skip = self.checksum_byte[index]
+        total = self.checksum_seed[index]
         for k in range(self.msg_len[index]):
-            if k != skip:
-                crc = table[crc ^ data[k]]
-        return crc ^ xorout
+            x = data[k]
+            if algorithm == 0:
+                if k != skip:
+                    total = table[total ^ x]
+            elif algorithm == 1:
+                if k != skip:
+                    total += x
+            else:
+                if k == skip:
+                    x >>= 4
+                total += (x & 15) + (x >> 4)
+        if algorithm == 0:
+            return total ^ xorout
+        if algorithm == 1:
+            return total & 0xFF
+        return -total & 15
 
     def checksum_ok(self, index, data):
-        return self.checksum(index, data) == data[self.checksum_byte[index]]
+        at = self.checksum_byte[index]
+        field = data[at] & 15 if self.algorithms[self.checksum_kind[index]][0] == 2 else data[at]
+        return self.checksum(index, data) == field
 
     def encode(self, index, values, buf):
         """Write the frame of a TX message into ``buf``; returns its length.
@@ -100,7 +122,10 @@ class Codec:
         at = self.checksum_byte[index]
         if at >= 0:
             value = self.checksum(index, buf)
-            buf[at] = value
+            if self.algorithms[self.checksum_kind[index]][0] == 2:
+                buf[at] = (buf[at] & 0xF0) | value  # a nibble sum fills the low nibble
+            else:
+                buf[at] = value
             values[self.checksum_slot[index]] = value
         return self.msg_len[index]
 

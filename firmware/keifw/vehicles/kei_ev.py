@@ -267,9 +267,14 @@ _CRC8_SAEJ1850_TABLE = (
     b"\xb2\xaf\x88\x95\xc6\xdb\xfc\xe1\x5a\x47\x60\x7d\x2e\x33\x14\x09"
     b"\x7f\x62\x45\x58\x0b\x16\x31\x2c\x97\x8a\xad\xb0\xe3\xfe\xd9\xc4"
 )
-# (name, table, init, xorout), indexed by MSG_CHECKSUM_ALGORITHM.
+# CRC8_SAEJ1850: (kind: 0 CRC-8 table, 1 byte sum, 2 nibble sum;
+# table; xorout), indexed by MSG_CHECKSUM_ALGORITHM.
 CHECKSUM_ALGORITHMS = (
-    ('CRC8_SAEJ1850', _CRC8_SAEJ1850_TABLE, 0xff, 0xff),
+    (0, _CRC8_SAEJ1850_TABLE, 0xff),
+)
+# Per message: the checksum's starting value (CRC init, or the frame id's part of a sum).
+MSG_CHECKSUM_SEED = (
+    255, 0, 255, 255, 0, 255, 0, 255, 255, 0,
 )
 
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it

@@ -14,6 +14,7 @@ from ..errors import KeidriveError
 from .codegen import DEFAULT_STYLE, generate
 from .filters import DEFAULT_MAX_FILTERS, SearchWork
 from .load import load_dbc, print_warnings, select_messages
+from .roles import load_roles
 
 FIRMWARE_NODE = "KEIDRIVE"
 FIRMWARE_VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
@@ -28,35 +29,47 @@ def compile_dbc(
     style: str = DEFAULT_STYLE,
     work: SearchWork | None = None,
     warn: bool = True,
+    roles_path: Path | None = None,
 ) -> str:
     """The generated module's text; ``work`` (if given) counts the filter searches' work;
-    ``warn``: print a line per skipped message or relaxed check."""
+    ``warn``: print a line per skipped message or relaxed check; ``roles_path``: a roles file
+    (roles.py), which selects the messages its roles name."""
     paths = [Path(p) for p in paths]
     loaded = [load_dbc(path) for path in paths]
-    messages = select_messages(loaded, node, message_names)
+    roles = load_roles(Path(roles_path)) if roles_path is not None else None
+    messages = select_messages(loaded, node, message_names, roles)
     options = []
     if node is not None:
         options.append(f"--node {node}")
     if message_names is not None:
         options.append(f"--messages {','.join(message_names)}")
+    if roles is not None:
+        options.append(f"--roles {roles.path.name}")
     options.append(f"--hw-filters {max_filters}")
-    text = generate(loaded, messages, " ".join(options), max_filters, style, work)
+    text = generate(loaded, messages, " ".join(options), max_filters, style, work, roles)
     if warn:
         print_warnings(loaded)
     return text
 
 
-def exec_generated(text: str) -> dict:
-    """Run a generated module's text in this process; its namespace.
+def import_firmware_module(name: str):
+    """A firmware module (``keifw....``) imported in this process, the firmware tree on ``sys.path``
+    (importing keifw on CPython also stands in for the ``micropython`` module there)."""
+    import importlib
 
-    The module imports the shared runtime ``keifw.dbcrt``, so the firmware
-    tree goes on ``sys.path`` (importing keifw on CPython also stands in for
-    the ``micropython`` module there).
-    """
     from ..paths import firmware_dir
 
     if str(firmware_dir()) not in sys.path:
         sys.path.insert(0, str(firmware_dir()))
+    return importlib.import_module(name)
+
+
+def exec_generated(text: str) -> dict:
+    """Run a generated module's text in this process; its namespace.
+
+    The module imports the shared runtime ``keifw.dbcrt``.
+    """
+    import_firmware_module("keifw.dbcrt")
     namespace: dict = {}
     exec(compile(text, "<generated>", "exec"), namespace)
     return namespace

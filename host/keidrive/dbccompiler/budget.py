@@ -48,4 +48,4 @@ def over_budget(text: str, name: str) -> str | None:
         return None
     what = f"{size} B as {MPY_ARCH} .mpy" if isinstance(size, int) else size
     return (f"{name}: {what}, over the {MPY_BUDGET} B a board holds beside the firmware "
-            f"(128 KiB heap, 24 KiB kept free); compile fewer messages (--node, --messages)")
+            f"(128 KiB heap, 24 KiB kept free); compile fewer messages (--roles, --node, --messages)")

@@ -1,14 +1,30 @@
-"""Frame checksum algorithms named by the DBC message attribute ``ChecksumAlgorithm``.
+"""Frame checksum algorithms: the DBC message attribute ``ChecksumAlgorithm`` or a roles file's [checksum].
 
-The generated module carries the 256-entry table as ``bytes``; this module is
-the host-side reference the compiler builds that table from and the tests
-check frames against.
+Offered: CRC-8/SAE-J1850 (a table-driven CRC over every byte but the checksum
+byte), Toyota's byte sum and Honda's nibble sum as opendbc's car ports define
+them (both over the frame id too, the checksum in the last byte). This module
+is the host-side reference the generated code is built from and the tests
+check frames against; the firmware side is ``decode_at`` (check) and
+``keifw/dbcrt.py`` (encode). Anything else is unchecked, and the compile says
+so.
 """
 
 from dataclasses import dataclass
 
 ATTRIBUTE = "ChecksumAlgorithm"
 NO_CHECKSUM = "None"
+# The runtime's algorithm kinds (CHECKSUM_ALGORITHMS[k][0] in a generated module).
+KIND_CRC8 = 0
+KIND_BYTE_SUM = 1
+KIND_NIBBLE_SUM = 2
+
+
+def _id_bytes(frame_id: int) -> list[int]:
+    result = []
+    while frame_id:
+        result.append(frame_id & 0xFF)
+        frame_id >>= 8
+    return result
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,9 @@ class Crc8:
     poly: int
     init: int
     xorout: int
+    kind = KIND_CRC8
+    width = 8
+    last_byte_only = False
 
     def table(self) -> bytes:
         entries = []
@@ -29,7 +48,10 @@ class Crc8:
             entries.append(crc)
         return bytes(entries)
 
-    def compute(self, data: bytes, skip_byte: int = -1) -> int:
+    def seed(self, frame_id: int, extended: bool, length: int) -> int:
+        return self.init
+
+    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
         table = self.table()
         crc = self.init
         for index, byte in enumerate(data):
@@ -38,7 +60,63 @@ class Crc8:
         return crc ^ self.xorout
 
 
+@dataclass(frozen=True)
+class ByteSum:
+    """Toyota: (length + the frame id's bytes + every data byte but the last) mod 256, in the last byte."""
+
+    name: str
+    kind = KIND_BYTE_SUM
+    width = 8
+    last_byte_only = True
+    xorout = 0
+
+    def seed(self, frame_id: int, extended: bool, length: int) -> int:
+        return length + sum(_id_bytes(frame_id))
+
+    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
+        total = self.seed(frame_id, extended, len(data))
+        total += sum(byte for index, byte in enumerate(data) if index != skip_byte)
+        return total & 0xFF
+
+
+@dataclass(frozen=True)
+class NibbleSum:
+    """Honda: 8 - (the frame id's nibbles + every data nibble but the checksum), + 3 for an
+    extended id, mod 16, in the low nibble of the last byte."""
+
+    name: str
+    kind = KIND_NIBBLE_SUM
+    width = 4
+    last_byte_only = True
+    xorout = 0
+
+    def seed(self, frame_id: int, extended: bool, length: int) -> int:
+        """The id's part, folded so that checksum = -(seed + data nibbles) mod 16."""
+        nibbles = sum((byte & 0xF) + (byte >> 4) for byte in _id_bytes(frame_id))
+        return nibbles - 8 - (3 if extended else 0)
+
+    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
+        total = self.seed(frame_id, extended, len(data))
+        for index, byte in enumerate(data):
+            if index == skip_byte:
+                byte >>= 4  # the checksum is the low nibble
+            total += (byte & 0xF) + (byte >> 4)
+        return -total & 0xF
+
+
 ALGORITHMS = {
     # CRC-8/SAE-J1850: check value over b"123456789" is 0x4B.
     "CRC8_SAEJ1850": Crc8("CRC8_SAEJ1850", poly=0x1D, init=0xFF, xorout=0xFF),
+    "TOYOTA": ByteSum("TOYOTA"),
+    "HONDA": NibbleSum("HONDA"),
 }
+# Other spellings a roles file may use.
+ALIASES = {"CRC8SAEJ1850": "CRC8_SAEJ1850", "SAEJ1850": "CRC8_SAEJ1850", "J1850": "CRC8_SAEJ1850"}
+
+
+def canonical_name(name: str) -> str:
+    """The ALGORITHMS key a spelling means ("crc8_sae_j1850", "toyota"...), else the name unchanged."""
+    key = name.upper().replace("-", "_").replace("/", "_")
+    if key in ALGORITHMS:
+        return key
+    return ALIASES.get(key.replace("_", ""), name)

@@ -109,7 +109,7 @@ def _mux_signals(layout: list) -> list[SignalSpec]:
 class ModuleWriter:
     def __init__(self, loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,
                  max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE,
-                 work: SearchWork | None = None):
+                 work: SearchWork | None = None, roles=None):
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
         self.loaded = loaded
@@ -118,6 +118,7 @@ class ModuleWriter:
         self.max_filters = max_filters
         self.style = style
         self.work = work or SearchWork()
+        self.roles = roles
         self.signals = [signal for message in messages for signal in message.signals]
         self.n_slots = sum(signal.n_limbs for signal in self.signals)
         self.algorithms = sorted({m.checksum_algorithm for m in messages if m.checksum is not None})
@@ -232,16 +233,45 @@ class ModuleWriter:
         entries = []
         for name in self.algorithms:
             algorithm = checksum.ALGORITHMS[name]
-            table = algorithm.table()
-            lines += [f"# {name}: poly {algorithm.poly:#04x}, init {algorithm.init:#04x}, "
-                      f"xorout {algorithm.xorout:#04x}, over every byte but the checksum byte.",
-                      f"_{name}_TABLE = ("]
-            for start in range(0, 256, 16):
-                lines.append('    b"' + "".join(f"\\x{b:02x}" for b in table[start : start + 16]) + '"')
-            lines.append(")")
-            entries.append(f"({name!r}, _{name}_TABLE, {algorithm.init:#04x}, {algorithm.xorout:#04x})")
-        lines.append("# (name, table, init, xorout), indexed by MSG_CHECKSUM_ALGORITHM.")
+            if algorithm.kind == checksum.KIND_CRC8:
+                lines += [f"# {name}: poly {algorithm.poly:#04x}, init {algorithm.init:#04x}, "
+                          f"xorout {algorithm.xorout:#04x}, over every byte but the checksum byte.",
+                          f"_{name}_TABLE = ("]
+                table = algorithm.table()
+                for start in range(0, 256, 16):
+                    lines.append('    b"' + "".join(f"\\x{b:02x}" for b in table[start : start + 16]) + '"')
+                lines.append(")")
+                entries.append(f"({algorithm.kind}, _{name}_TABLE, {algorithm.xorout:#04x})")
+            else:
+                entries.append(f"({algorithm.kind}, None, 0)")
+        lines.append(f"# {', '.join(self.algorithms) or 'None'}: (kind: 0 CRC-8 table, 1 byte sum, 2 nibble sum;")
+        lines.append("# table; xorout), indexed by MSG_CHECKSUM_ALGORITHM.")
         lines += _tuple_lines("CHECKSUM_ALGORITHMS", entries, per_line=1, formatter=str)
+        lines.append("# Per message: the checksum's starting value (CRC init, or the frame id's part of a sum).")
+        lines += _tuple_lines("MSG_CHECKSUM_SEED", [self._seed(m) for m in self.messages], per_line=20)
+        return lines
+
+    @staticmethod
+    def _seed(message: MessageSpec) -> int:
+        if message.checksum is None:
+            return 0
+        return checksum.ALGORITHMS[message.checksum_algorithm].seed(message.frame_id, message.extended, message.length)
+
+    def role_tables(self) -> list[str]:
+        if self.roles is None:
+            return []
+        units = {}
+        for role, target in self.roles.roles.items():
+            message, signal = target.split(".", 1)
+            spec = next(s for m in self.messages if m.name == message for s in m.signals if s.name == signal)
+            units[role] = self.roles.units.get(role, spec.unit)
+        lines = ["", f"# From the roles file {self.roles.path.name}: role -> \"MESSAGE.Signal\", and its unit."]
+        lines.append("ROLES = {")
+        lines += [f"    {role!r}: {target!r}," for role, target in self.roles.roles.items()]
+        lines.append("}")
+        lines.append("ROLE_UNITS = {")
+        lines += [f"    {role!r}: {unit!r}," for role, unit in units.items()]
+        lines.append("}")
         return lines
 
     # --- code ----------------------------------------------------------------
@@ -357,27 +387,42 @@ class ModuleWriter:
         lines += self._function_header("decode_at", "i: int, buf: ptr8, o: int, values: ptr32", "-> int")
         lines += ["    checked = 1", "    if i < 0:", "        i = ~i", "        checked = 0"]
         for name in self.algorithms:
-            table = f"_{name}_TABLE"
-            lines.append(f"    {table.lower()} = ptr8({table})" if self.style == "viper" else f"    {table.lower()} = {table}")
+            if checksum.ALGORITHMS[name].kind == checksum.KIND_CRC8:
+                table = f"_{name}_TABLE"
+                lines.append(f"    {table.lower()} = ptr8({table})" if self.style == "viper" else f"    {table.lower()} = {table}")
 
         def branch(message: MessageSpec, indent: str) -> list[str]:
             body = []
             if message.checksum is not None:
-                algorithm = checksum.ALGORITHMS[message.checksum_algorithm]
-                table = f"_{message.checksum_algorithm}_TABLE".lower()
-                skip = message.checksum_byte
-                body.append(f"{indent}if checked:")
-                body.append(f"{indent}    crc = {algorithm.init:#04x}")
-                body += [
-                    f"{indent}    crc = {table}[crc ^ {self._buf_byte(k)}]" for k in range(message.length) if k != skip
-                ]
-                body.append(f"{indent}    if (crc ^ {algorithm.xorout:#04x}) != {self._buf_byte(skip)}:")
-                body.append(f"{indent}        return -1")
+                body += self._check(message, indent)
             body += self._decode_layout(message.layout, indent, self._locals(message))
             return body + [f"{indent}return 0"]
 
         lines += self._chain(self.messages, "    ", branch)
         lines.append("    return -2")
+        return lines
+
+    def _check(self, message: MessageSpec, indent: str) -> list[str]:
+        """The CHECKSUM check, unrolled over the frame's bytes: return -1 on a mismatch."""
+        algorithm = checksum.ALGORITHMS[message.checksum_algorithm]
+        skip = message.checksum_byte
+        at = self._buf_byte(skip)
+        others = [self._buf_byte(k) for k in range(message.length) if k != skip]
+        lines = [f"{indent}if checked:"]
+        inner = indent + "    "
+        if algorithm.kind == checksum.KIND_CRC8:
+            table = f"_{message.checksum_algorithm}_TABLE".lower()
+            lines.append(f"{inner}crc = {algorithm.init:#04x}")
+            lines += [f"{inner}crc = {table}[crc ^ {byte}]" for byte in others]
+            lines.append(f"{inner}if (crc ^ {algorithm.xorout:#04x}) != {at}:")
+        elif algorithm.kind == checksum.KIND_BYTE_SUM:
+            lines.append(f"{inner}s = {' + '.join([str(self._seed(message))] + others)}")
+            lines.append(f"{inner}if (s & 0xff) != {at}:")
+        else:
+            nibbles = [f"({byte} & 0xf) + ({byte} >> 4)" for byte in others] + [f"({at} >> 4)"]
+            lines.append(f"{inner}s = {' + '.join([str(self._seed(message))] + nibbles)}")
+            lines.append(f"{inner}if ((0 - s) & 0xf) != ({at} & 0xf):")
+        lines.append(f"{inner}    return -1")
         return lines
 
     @staticmethod
@@ -445,7 +490,7 @@ class ModuleWriter:
 
     def module(self) -> str:
         lines = self.header() + self.message_tables() + self.slot_tables() + self.filter_tables()
-        lines += self.checksum_tables()
+        lines += self.checksum_tables() + self.role_tables()
         lines += self.decode_at()
         lines += self.encode_at()
         lines.append(BIND)
@@ -454,5 +499,5 @@ class ModuleWriter:
 
 def generate(loaded: list[LoadedDbc], messages: list[MessageSpec], options: str,
              max_filters: int = DEFAULT_MAX_FILTERS, style: str = DEFAULT_STYLE,
-             work: SearchWork | None = None) -> str:
-    return ModuleWriter(loaded, messages, options, max_filters, style, work).module()
+             work: SearchWork | None = None, roles=None) -> str:
+    return ModuleWriter(loaded, messages, options, max_filters, style, work, roles).module()

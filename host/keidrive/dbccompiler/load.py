@@ -76,6 +76,7 @@ class SignalSpec:
     multiplexer_ids: tuple[int, ...] | None
     is_multiplexer: bool
     is_float: bool = False
+    unit: str = ""
     slot: int = -1
 
     @property
@@ -334,6 +335,7 @@ def _signal_spec(signal) -> SignalSpec:
         multiplexer_ids=tuple(signal.multiplexer_ids) if signal.multiplexer_ids is not None else None,
         is_multiplexer=signal.is_multiplexer,
         is_float=signal.is_float,
+        unit=signal.unit or "",
     )
 
 
@@ -341,8 +343,11 @@ def _role_signals(signals: list[SignalSpec], pattern: re.Pattern) -> list[Signal
     return [signal for signal in signals if pattern.search(signal.name)]
 
 
-def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool) -> MessageSpec:
-    """The message as the generator sees it; Refused when it cannot be carried."""
+def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_override: str | None = None) -> MessageSpec:
+    """The message as the generator sees it; Refused when it cannot be carried.
+
+    ``checksum_override``: the CHECKSUM algorithm a roles file names for it.
+    """
     if message.length > MAX_CLASSIC_CAN_BYTES:
         raise Refused(f"{message.length}-byte frame: CAN FD payloads over 8 bytes are not supported (classic CAN)")
     if message.is_container:
@@ -366,7 +371,7 @@ def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool) -> MessageSpec:
     )
     by_name = {signal.name: signal for signal in signals}
     spec.layout = _layout(message.signal_tree, by_name)
-    _check_counter_and_checksum(loaded, message, spec)
+    _check_counter_and_checksum(loaded, message, spec, checksum_override)
     return spec
 
 
@@ -391,7 +396,7 @@ def _layout(tree: list, by_name: dict[str, SignalSpec]) -> list:
     return layout
 
 
-def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec) -> None:
+def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec, checksum_override: str | None) -> None:
     where = f"{loaded.path.name}: message {spec.name}"
     counters = _role_signals(spec.signals, COUNTER_NAME)
     if len(counters) > 1:
@@ -407,21 +412,27 @@ def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec) -
                  "decoded, not checked as a COUNTER")
         else:
             spec.counter = counter
-    algorithm = message_attribute(loaded, message, checksum.ATTRIBUTE) or checksum.NO_CHECKSUM
+    algorithm = checksum_override or message_attribute(loaded, message, checksum.ATTRIBUTE) or checksum.NO_CHECKSUM
     if algorithm == checksum.NO_CHECKSUM:
         return
     if algorithm not in checksum.ALGORITHMS:
         known = ", ".join(checksum.ALGORITHMS)
-        raise Refused(f"unknown {checksum.ATTRIBUTE} {algorithm!r} (supported: {known})")
+        loaded.warnings.append(f"{where}: CHECKSUM algorithm {algorithm!r} is not one offered ({known}): frames unchecked")
+        return
+    method = checksum.ALGORITHMS[algorithm]
     found = _role_signals(spec.signals, CHECKSUM_NAME)
     if len(found) != 1:
         names = ", ".join(signal.name for signal in found) or "none"
-        raise Refused(f"{checksum.ATTRIBUTE} is {algorithm} but not exactly one signal is named *CHECKSUM ({names})")
+        raise Refused(f"CHECKSUM is {algorithm} but not exactly one signal is named *CHECKSUM ({names})")
     signal = found[0]
-    # An 8-bit byte-aligned field reads the same in Intel and Motorola order.
-    byte_aligned = signal.start % 8 == (0 if signal.byte_order == "little_endian" else 7)
-    if signal.length != 8 or not byte_aligned or signal.is_signed or signal.multiplexer_ids is not None:
-        raise Refused(f"{signal.name}: a CHECKSUM must be an unsigned, unmultiplexed 8-bit signal filling one byte")
+    # A field in one byte, its low bits: the same in Intel and Motorola order.
+    low_aligned = signal.start % 8 == (0 if signal.byte_order == "little_endian" else method.width - 1)
+    if signal.length != method.width or not low_aligned or signal.is_signed or signal.multiplexer_ids is not None:
+        what = "filling one byte" if method.width == 8 else f"in the low {method.width} bits of a byte"
+        raise Refused(f"{signal.name}: a {algorithm} CHECKSUM must be an unsigned, unmultiplexed "
+                      f"{method.width}-bit signal {what}")
+    if method.last_byte_only and signal.start // 8 != spec.length - 1:
+        raise Refused(f"{signal.name}: a {algorithm} CHECKSUM sits in the frame's last byte")
     if signal.scale != 1 or signal.offset != 0:
         raise Refused(f"{signal.name}: a CHECKSUM must have scale 1 and offset 0")
     spec.checksum = signal
@@ -433,13 +444,16 @@ def node_names(loaded: list[LoadedDbc]) -> list[str]:
 
 
 def select_messages(
-    loaded: list[LoadedDbc], node: str | None = None, message_names: list[str] | None = None
+    loaded: list[LoadedDbc], node: str | None = None, message_names: list[str] | None = None,
+    roles=None,
 ) -> list[MessageSpec]:
     """The messages to compile, in a deterministic order, with slots assigned.
 
     With ``node``: messages it receives any signal of (rx) or sends (tx);
-    without: every message, each both decoded and encodable. A message the
-    generated code cannot carry is skipped with a warning.
+    without: every message, each both decoded and encodable. With ``roles``
+    (a roles.RolesFile): only the messages the roles name, received, plus
+    those ``node`` sends. A message the generated code cannot carry is
+    skipped with a warning.
     """
     if node is not None and node not in node_names(loaded):
         raise KeidriveError(f"node {node!r} is in none of the DBCs (nodes: {', '.join(node_names(loaded)) or 'none'})")
@@ -457,6 +471,9 @@ def select_messages(
             else:
                 tx = node in message.senders
                 rx = any(node in signal.receivers for signal in message.signals)
+            if roles is not None:
+                rx = message.name in roles.messages
+                tx = tx and (node is not None or rx)
             candidates.append((dbc, message, tx, rx))
     if message_names is not None:
         unknown = [name for name in message_names if name not in owners]
@@ -465,15 +482,25 @@ def select_messages(
                 f"unknown message {', '.join(unknown)} (valid: {', '.join(sorted(owners))})"
             )
         candidates = [candidate for candidate in candidates if candidate[1].name in message_names]
+    if roles is not None:
+        _check_role_targets(loaded, roles)
     specs = []
     for dbc, message, tx, rx in candidates:
         if not (tx or rx):
             continue
         try:
-            specs.append(message_spec(dbc, message, tx, rx))
+            override = roles.checksums.get(message.name) if roles is not None else None
+            specs.append(message_spec(dbc, message, tx, rx, override))
         except Refused as why:
             dbc.warnings.append(f"{dbc.path.name}: message {message.name} skipped: {why}")
             dbc.skipped.append(f"{message.name}: {one_line(why)}")
+    if roles is not None:
+        compiled = {spec.name for spec in specs}
+        for role, target in roles.roles.items():
+            name = target.split(".", 1)[0]
+            if name not in compiled:
+                why = next((entry for dbc in loaded for entry in dbc.skipped if entry.startswith(f"{name}: ")), name)
+                raise KeidriveError(f"{roles.path}: role {role} = {target!r}: its message is skipped: {why}")
     if candidates and not specs:
         skipped = [f"{dbc.path.name}: {why}" for dbc in loaded for why in dbc.skipped]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
@@ -488,6 +515,15 @@ def select_messages(
         seen_keys[spec.key] = spec.name
     _assign_slots(specs)
     return specs
+
+
+def _check_role_targets(loaded: list[LoadedDbc], roles) -> None:
+    """Every role names a signal that exists."""
+    signals = {f"{message.name}.{signal.name}" for dbc in loaded for message in dbc.database.messages
+               for signal in message.signals}
+    for role, target in roles.roles.items():
+        if target not in signals:
+            raise KeidriveError(f"{roles.path}: role {role} = {target!r}: no such signal in the DBCs")
 
 
 def _assign_slots(specs: list[MessageSpec]) -> None:

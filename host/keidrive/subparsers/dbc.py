@@ -14,7 +14,7 @@ def _compile(args: argparse.Namespace) -> int:
     from .. import dbccompiler
 
     if args.firmware:
-        if args.dbc or args.output or args.node or args.messages or args.hw_filters:
+        if args.dbc or args.output or args.node or args.messages or args.hw_filters or args.roles:
             raise KeidriveError("--firmware takes no other arguments but --tree (it compiles dbc/ into firmware/)")
         root = _checkout(args.tree)
         installed_fw, installed_dbc = paths.firmware_dir(), paths.dbc_dir()
@@ -36,7 +36,7 @@ def _compile(args: argparse.Namespace) -> int:
     if max_filters < 1:
         raise KeidriveError("--hw-filters must be at least 1")
     names = [name for name in args.messages.split(",") if name] if args.messages is not None else None
-    text = dbccompiler.compile_dbc(args.dbc, args.node, names, max_filters=max_filters)
+    text = dbccompiler.compile_dbc(args.dbc, args.node, names, max_filters=max_filters, roles_path=args.roles)
     dbccompiler.write_module(text, args.output)
     _readable(args.output)
     from ..dbccompiler.budget import over_budget
@@ -100,6 +100,11 @@ def add_subparser(subparsers) -> None:
     compile_parser.add_argument("-o", "--output", type=Path, metavar="OUT.py", help="generated module")
     compile_parser.add_argument("--node", metavar="NAME", help="the node the module is for (e.g. KEIDRIVE)")
     compile_parser.add_argument("--messages", metavar="NAME,...", help="only these messages")
+    compile_parser.add_argument(
+        "--roles", type=Path, metavar="ROLES.toml",
+        help="a roles file ([roles] role = \"MESSAGE.Signal\", [units], [checksum]): only the messages "
+             "its roles name are compiled (with --node, also those NODE sends)",
+    )
     compile_parser.add_argument(
         "--hw-filters", type=int, metavar="N",
         help="hardware acceptance filters for CAN_FILTERS (the board's machine.CAN.filters_max; default 8)",
