@@ -12,6 +12,8 @@ from array import array
 
 from micropython import const
 
+from .fixed import small
+
 KINDS = (b"overspeed", b"cannot_hold_speed", b"below_minimum", b"engine_stress")
 LEVELS = (b"none", b"advisory", b"caution", b"critical")
 OVERSPEED = const(0)
@@ -99,10 +101,10 @@ class Alerts:
             highway = minimum > 0
         self.profile = name
         self.code = code
-        self.limit = limit
-        self.minimum = minimum if highway else 0
+        self.limit = small(limit)  # used in arithmetic every tick (see fixed.small)
+        self.minimum = small(minimum) if highway else 0
         self.interstate = name == "us-interstate"
-        self.rpm_limit = cfg["rpm_limit"]
+        self.rpm_limit = small(cfg["rpm_limit"])
         self.boost_limit = cfg["boost_limit_kpa"] * 10
         self.temp_limit = (150 if is_ev else cfg["coolant_limit_c"]) * 10
         self.has_boost = has_boost

@@ -29,6 +29,14 @@ def ratio_digits(num, den, digits):
     return q
 
 
+def small(x):
+    """x as a small int. A frozen image keeps the ints of constant tuples
+    beyond 14 bits (MicroPython's mpy-tool.py: 8851 in a profile tuple) as
+    read-only long objects, and every arithmetic use of one allocates a
+    temporary long; one operation at start-up gives the small int back."""
+    return x + 0
+
+
 def ratio_milli(whole, milli, den, digits):
     """(whole + milli / 1000) * 10**digits // den, for digits >= 3,
     0 <= whole < 2**30, 0 <= milli < 1000, 0 < den < 10**8: one long division
