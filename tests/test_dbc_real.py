@@ -157,3 +157,25 @@ def test_debug_path_on_the_cases_cantools_decodes_specially(tmp_path):
             expected = None
         got = eval(line)  # a dict of ints and floats, or None
         assert got == expected, (name, data.hex(), got, expected)
+
+
+@pytest.mark.skipif(not OPENDBC, reason="set KEIDRIVE_OPENDBC to a folder of opendbc DBC files")
+def test_roles_file_makes_a_production_dbc_board_sized(tmp_path):
+    """The whole Ford powertrain DBC is 8x a board's budget; its roles file's selection fits."""
+    from keidrive.dbccompiler.budget import MPY_BUDGET, mpy_size
+
+    path = Path(OPENDBC) / "ford_cgea1_2_ptcan_2011.dbc"
+    text = compile_dbc([path], roles_path=DBC_FIXTURES / "ford_cgea1_2_ptcan_2011.roles.toml", warn=False)
+    module = exec_generated(text)
+    size = mpy_size(text)
+    print(f"\n{path.name} with its roles file: {module['N_MESSAGES']} messages, {len(text)} B source, "
+          f"{size} B armv7m .mpy (budget {MPY_BUDGET} B)")
+    assert module["MSG_NAMES"] == ("EngineData_1_CG1", "Engine_Data_7_CG1", "EngVehicleSpThrottle_CG1")
+    assert isinstance(size, int) and size <= MPY_BUDGET
+    (tmp_path / "gen.py").write_text(text)
+    (tmp_path / "keifw").symlink_to(firmware_dir() / "keifw")
+    database = load_dbc(path).database
+    batch = _frames(database, module["MSG_NAMES"], seed=1)
+    payload_file = tmp_path / "frames.txt"
+    payload_file.write_text(" ".join(f"{index}:{payload.hex()}" for index, _, payload in batch))
+    check_batch(batch, run_micropython(DECODE_SCRIPT, str(tmp_path), str(payload_file)).splitlines())
