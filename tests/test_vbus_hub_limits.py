@@ -168,3 +168,35 @@ def test_paced_an_early_stamped_flood_does_not_starve_a_higher_priority_frame():
     assert position < count // 2
     for bus in (flood, urgent, listener):
         bus.shutdown()
+
+
+def test_an_idle_client_holds_the_bus_only_for_the_stall_time_and_a_reader_loses_nothing():
+    hub = start_hub("mixed", "--queue-limit", "5000", "--stall", "1")
+    sender = can.Bus(interface="keidrive", channel="mixed", spawn=False)
+    idle = can.Bus(interface="keidrive", channel="mixed", spawn=False)
+    reader = can.Bus(interface="keidrive", channel="mixed", spawn=False)
+    try:
+        attached(sender, 3)
+        count = 40_000
+        frames = np.zeros(count, dtype=record.DTYPE)
+        frames["can_id"] = 0x456
+        frames["dlc"] = 2
+        frames["data"][:, 0] = np.arange(count) % 256
+        frames["data"][:, 1] = np.arange(count) // 256 % 256
+        got = []
+        receiving = threading.Thread(target=lambda: got.extend(reader.recv(10) for _ in range(count)))
+        receiving.start()
+        started = time.monotonic()
+        sender.send_records(frames.tobytes())
+        stats = sender.bus_stats()  # answered once the idle client is let go
+        receiving.join()
+        held = time.monotonic() - started
+        assert stats["frames"] == count
+        assert [m.data[0] | m.data[1] << 8 for m in got] == [i % 65536 for i in range(count)]
+        assert idle.bus_stats()["dropped"] > 0
+        assert held < 10
+    finally:
+        for bus in (sender, idle, reader):
+            bus.shutdown()
+        hub.kill()
+        hub.wait()

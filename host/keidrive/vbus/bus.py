@@ -101,11 +101,14 @@ class KeidriveBus(can.BusABC):
         except OSError as error:
             raise HubGoneError(f"keidrive bus {self.channel!r}: the hub went away ({error.strerror})") from None
 
-    def bus_stats(self, timeout: float = 2.0) -> dict:
+    def bus_stats(self, timeout: float = 3 * hub.STALL_S) -> dict:
         """As the hub counts them: clients attached, frames carried, bus load
         (now and peak, as a fraction of the bitrate), and for this client the
         frames it lost by not reading (``dropped``) and the bad records it sent
-        that the hub refused (``rejected``)."""
+        that the hub refused (``rejected``).
+
+        The answer can wait while a receiver that stopped reading still holds
+        the bus (up to the hub's stall time), hence the default timeout."""
         self._write(wire.seal_one(record.control(record.CONTROL_STATS)))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
