@@ -5,10 +5,8 @@ import math
 import struct
 
 import cantools
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from keidrive.dbccompiler.bits import raw_bit_locations
 
 # Reads "index:hexpayload" tokens from a file; per frame prints

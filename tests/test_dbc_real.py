@@ -14,10 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import DBC_FIXTURES, run_micropython
 from keidrive.dbccompiler import SearchWork, compile_dbc, exec_generated
-from keidrive.dbccompiler.load import load_dbc
+from keidrive.dbccompiler.read import load_dbc
 from keidrive.paths import firmware_dir
 from test_dbc_differential import DECODE_SCRIPT, check_batch
 
@@ -91,8 +90,8 @@ def test_opendbc_file_matches_cantools(path, tmp_path):
 def _stderr_of_compile(path: Path, tmp_path: Path) -> list[str]:
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "keidrive", "dbc", "compile", str(path), "-o", str(tmp_path / "o.py")],
-                            capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "keidrive", "dbc", "compile", str(path), "-o", str(tmp_path / "o.py")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stderr.splitlines()
 
@@ -130,8 +129,9 @@ def test_real_cases_compile_with_the_counter_rule(tmp_path):
 def test_debug_path_on_the_cases_cantools_decodes_specially(tmp_path):
     """Values picked by hand: a mux value with no signals of its own gives the multiplexer alone
     (as cantools), a negative signed multiplexer selects no page, M without m is a plain signal."""
-    import cantools
     import struct
+
+    import cantools
 
     _compile(DBC_FIXTURES / "real_cases.dbc", tmp_path)
     database = cantools.database.load_file(str(DBC_FIXTURES / "real_cases.dbc"), encoding="utf-8")

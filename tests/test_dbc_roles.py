@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DBC_FIXTURES, run_micropython
 from keidrive.dbccompiler import compile_dbc, exec_generated
 from keidrive.dbccompiler.checksum import ALGORITHMS
@@ -120,8 +119,9 @@ def test_checksums_encode_and_check_in_micropython(tmp_path):
 
 BAD_ROLES = {
     "unknown role": ('[roles]\nspeedo = "SPEED.SPEED"\n', "unknown role 'speedo' (valid: speed, "),
-    "no such signal": ('[roles]\nspeed = "SPEED.VELOCITY"\n', "role speed = 'SPEED.VELOCITY': no such signal in the DBCs"),
-    "not MESSAGE.Signal": ('[roles]\nspeed = "SPEED"\n', 'role speed = \'SPEED\' is not "MESSAGE.Signal"'),
+    "no such signal": ('[roles]\nspeed = "SPEED.VELOCITY"\n',
+                       "role speed = 'SPEED.VELOCITY': no such signal in the DBCs"),
+    "not MESSAGE.Signal": ('[roles]\nspeed = "SPEED"\n', "role speed = 'SPEED' is not \"MESSAGE.Signal\""),
     "unknown unit": ('[roles]\nspeed = "SPEED.SPEED"\n[units]\nspeed = "furlongs"\n',
                      "[units] speed = 'furlongs' is not a known unit"),
     "not TOML": ("[roles\n", "not valid TOML"),

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..errors import KeidriveError
 from .codegen import DEFAULT_STYLE, generate
 from .filters import DEFAULT_MAX_FILTERS, SearchWork
-from .load import load_dbc, print_warnings, select_messages
+from .load import select_messages
+from .read import load_dbc, print_warnings
 from .roles import load_roles
 
 FIRMWARE_NODE = "KEIDRIVE"

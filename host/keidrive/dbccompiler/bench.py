@@ -55,7 +55,8 @@ def frames_per_second(paths: list[Path], node: str | None, style: str, n_frames:
         module = f"bench_{style}"
         (Path(directory) / f"{module}.py").write_text(text)
         script = BENCH_SCRIPT.format(
-            directory=directory, firmware=str(firmware_dir()), module=module, indices=frame_mix(text, n_frames), rounds=rounds
+            directory=directory, firmware=str(firmware_dir()), module=module,
+            indices=frame_mix(text, n_frames), rounds=rounds,
         )
         result = subprocess.run(
             [micropython_command(), "-c", script], capture_output=True, text=True, check=True, timeout=300

@@ -208,7 +208,8 @@ def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int, work: Sea
         return {value & candidate_mask for value in values}
 
     while len(distinct(mask)) > n_filters:
-        disagreeing = [bit for bit in range(EXTENDED_BITS) if mask >> bit & 1 and len({v >> bit & 1 for v in values}) > 1]
+        disagreeing = [bit for bit in range(EXTENDED_BITS)
+                       if mask >> bit & 1 and len({v >> bit & 1 for v in values}) > 1]
         # Drop the bit that merges the most filters; on ties, the lowest bit
         # (neighbouring ids differ in low bits).
         bit = min(disagreeing, key=lambda b: (len(distinct(mask & ~(1 << b))), b))

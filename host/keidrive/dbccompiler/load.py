@@ -1,4 +1,4 @@
-"""Loading DBC files with cantools and checking they fit the generated code.
+"""Checking the loaded DBCs' messages fit the generated code, and choosing them.
 
 Everything the code generator needs is copied into small plain dataclasses
 here, so a DBC feature the generator cannot express is refused in one place.
@@ -6,18 +6,14 @@ Refusals are per message: the message is skipped with one warning line
 naming it and why, and the rest of the file compiles.
 """
 
-import hashlib
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
-
-import cantools
 
 from ..errors import KeidriveError
 from . import bits, checksum
+from .read import LoadedDbc, one_line
 
 # MicroPython small ints are 31-bit signed on 32-bit boards: raw values that
 # fit stay in one slot, wider ones are split into 16-bit limbs.
@@ -35,31 +31,11 @@ EXTENDED_KEY_FLAG = 0x20000000
 COUNTER_NAME = re.compile(r"(^|_)(COUNTER|ALIVE_?COUNTER)$", re.IGNORECASE)
 EXACT_COUNTER_NAME = "COUNTER"
 CHECKSUM_NAME = re.compile(r"(^|_)CHECKSUM$", re.IGNORECASE)
-# cantools errors that name the one message it could not build.
-MESSAGE_IN_ERROR = re.compile(r"in message (\S+?)\.?\"?$")
-LINE_IN_ERROR = re.compile(r"at line (\d+), column (\d+)")
-# One-line statements about a message or signal that can be left out alone.
-SIDE_STATEMENT = re.compile(r"^(VAL_|BA_|CM_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_)\s")
-# The frame id such a statement refers to, if any.
-STATEMENT_FRAME_ID = re.compile(r'^(?:VAL_|SIG_VALTYPE_|SG_MUL_VAL_|BO_TX_BU_|CM_ (?:BO_|SG_)|BA_ "[^"]*" (?:BO_|SG_))\s+(\d+)\b')
-MESSAGE_LINE = re.compile(r"^BO_\s+(\d+)\s+(\S+?)\s*:")
-SIGNAL_NAME = re.compile(r"^\s+SG_\s+(\S+)")
-DBC_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# BO_ ids: bit 31 flags an extended id; without it the id must fit 11 bits.
-DBC_EXTENDED_FLAG = 0x80000000
-SIGNAL_LINE = re.compile(r"^\s+SG_\s")
 
 
 class Refused(Exception):
     """A message the generated code cannot carry; the text says why."""
 
-
-def print_warnings(loaded: list["LoadedDbc"]) -> None:
-    """One line on stderr per skipped message or relaxed check, once the compile succeeded
-    (a failed one says why in its one error line)."""
-    for dbc in loaded:
-        for text in dbc.warnings:
-            print(f"keidrive: warning: {one_line(text)}", file=sys.stderr)
 
 
 @dataclass
@@ -141,150 +117,6 @@ class MessageSpec:
     @property
     def checksum_byte(self) -> int:
         return self.checksum.start // 8 if self.checksum else -1
-
-
-@dataclass
-class LoadedDbc:
-    path: Path
-    database: cantools.database.can.Database
-    sha256: str
-    skipped: list[str] = field(default_factory=list)  # "MESSAGE: why", for the module header
-    warnings: list[str] = field(default_factory=list)
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _decode_text(path: Path, content: bytes) -> str:
-    """The file's text: UTF-8 where it is valid UTF-8, else cp1252 (cantools' default)."""
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return content.decode("cp1252")
-    except UnicodeDecodeError as error:
-        raise KeidriveError(f"{path}: neither UTF-8 nor cp1252 text (byte {error.start})") from None
-
-
-def _message_blocks(lines: list[str]) -> list[tuple[int, int, str]]:
-    """(first line, end line, name) of each BO_ block: its BO_ line and SG_ lines."""
-    blocks = []
-    for number, line in enumerate(lines):
-        match = MESSAGE_LINE.match(line)
-        if match is not None:
-            end = number + 1
-            while end < len(lines) and SIGNAL_LINE.match(lines[end]):
-                end += 1
-            blocks.append((number, end, match.group(2)))
-    return blocks
-
-
-def _message_block(lines: list[str], error: str) -> tuple[int, int, str] | None:
-    """The BO_ block a cantools error points at, by name or by line, if any."""
-    found = MESSAGE_IN_ERROR.search(error)
-    at_line = LINE_IN_ERROR.search(error)  # counts the lines as passed to cantools
-    for first, end, name in _message_blocks(lines):
-        if (found and name == found.group(1)) or (at_line and first < int(at_line.group(1)) <= end):
-            return first, end, name
-    return None
-
-
-def _side_statement(lines: list[str], error: str) -> int | None:
-    """The line of a one-line VAL_/BA_/CM_... statement a cantools syntax error points at, if any.
-
-    An error at column 1 is the previous statement's missing ``;``.
-    """
-    at_line = LINE_IN_ERROR.search(error)
-    if at_line is None:
-        return None
-    number, column = int(at_line.group(1)) - 1, int(at_line.group(2))
-    if column == 1:
-        number -= 1
-        while number >= 0 and not lines[number].strip():
-            number -= 1
-    if 0 <= number < len(lines) and SIDE_STATEMENT.match(lines[number]):
-        return number
-    return None
-
-
-def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str]) -> cantools.database.can.Database:
-    """cantools' strict load; else non-strict, naming each message that fails the strict check;
-    else the file without the message (or the one-line statement) cantools cannot read,
-    one at a time."""
-    lines = text.splitlines()
-    numbers = list(range(1, len(lines) + 1))  # each line's number in the file, for warnings
-
-    def cut(first: int, end: int, name: str, reason: str) -> None:
-        """Leave out a message's block and its one-line statements (cantools refuses dangling VAL_)."""
-        nonlocal lines, numbers
-        warnings.append(f"{path.name}: message {name} skipped: {reason}")
-        skipped.append(f"{name}: {reason}")
-        frame_id = MESSAGE_LINE.match(lines[first]).group(1)
-        kept = [
-            k for k in range(len(lines))
-            if not first <= k < end and not (
-                (match := STATEMENT_FRAME_ID.match(lines[k])) and match.group(1) == frame_id
-                and lines[k].rstrip().endswith(";")
-            )
-        ]
-        lines, numbers = [lines[k] for k in kept], [numbers[k] for k in kept]
-
-    # What cantools would refuse one message per parse, found in one pass (a
-    # parse of a large file takes most of a second).
-    already = len(warnings), len(skipped)
-    for first, end, name in reversed(_message_blocks(lines)):
-        frame_id = int(MESSAGE_LINE.match(lines[first]).group(1))
-        names = [name] + [match.group(1) for line in lines[first + 1:end] if (match := SIGNAL_NAME.match(line))]
-        bad_names = [n for n in names if not DBC_IDENTIFIER.match(n)]
-        if bad_names:
-            cut(first, end, name, f"{', '.join(bad_names)}: not a DBC identifier (cantools cannot read it)")
-        elif not frame_id & DBC_EXTENDED_FLAG and frame_id > 0x7FF:
-            cut(first, end, name, f"standard frame id {frame_id:#x} is more than 11 bits")
-    warnings[already[0]:] = reversed(warnings[already[0]:])  # in file order
-    skipped[already[1]:] = reversed(skipped[already[1]:])
-    while True:
-        try:
-            return cantools.database.load_string("\n".join(lines), database_format="dbc", strict=True)
-        except Exception:  # cantools raises several unrelated types for bad input
-            pass
-        try:
-            database = cantools.database.load_string("\n".join(lines), database_format="dbc", strict=False)
-        except Exception as error:
-            block = _message_block(lines, one_line(error))
-            statement = _side_statement(lines, one_line(error)) if block is None else None
-            if statement is not None:
-                warnings.append(f"{path.name}: line {numbers[statement]} ignored: {one_line(lines[statement])[:60]}: "
-                     f"cantools cannot read it ({one_line(error)})")
-                del lines[statement], numbers[statement]
-                continue
-            if block is None:
-                raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
-            cut(*block, f"cantools cannot read it ({one_line(error)})")
-            continue
-        for message in database.messages:
-            try:
-                message.refresh(strict=True)
-            except Exception as error:
-                warnings.append(
-                    f"{path.name}: message {message.name}: {one_line(error)}; loaded without cantools' strict check"
-                )
-                message.refresh(strict=False)
-        return database
-
-
-def load_dbc(path: Path) -> LoadedDbc:
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise KeidriveError(f"{path}: no such file") from None
-    except OSError as error:
-        raise KeidriveError(f"{path}: cannot read: {error.strerror}") from None
-    skipped: list[str] = []
-    warnings: list[str] = []
-    database = _load_database(path, _decode_text(path, content), skipped, warnings)
-    return LoadedDbc(path, database, hashlib.sha256(content).hexdigest(), skipped, warnings)
 
 
 def exact(number: int | float) -> Fraction:
@@ -403,7 +235,9 @@ def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec, c
         exact_name = [signal for signal in counters if signal.name.upper() == EXACT_COUNTER_NAME]
         if not exact_name:
             names = ", ".join(signal.name for signal in counters)
-            loaded.warnings.append(f"{where}: several COUNTER-like signals ({names}), none named COUNTER: all decoded, none checked")
+            loaded.warnings.append(
+                f"{where}: several COUNTER-like signals ({names}), none named COUNTER: all decoded, none checked"
+            )
         counters = exact_name
     if counters:
         counter = counters[0]
@@ -417,7 +251,9 @@ def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec, c
         return
     if algorithm not in checksum.ALGORITHMS:
         known = ", ".join(checksum.ALGORITHMS)
-        loaded.warnings.append(f"{where}: CHECKSUM algorithm {algorithm!r} is not one offered ({known}): frames unchecked")
+        loaded.warnings.append(
+            f"{where}: CHECKSUM algorithm {algorithm!r} is not one offered ({known}): frames unchecked"
+        )
         return
     method = checksum.ALGORITHMS[algorithm]
     found = _role_signals(spec.signals, CHECKSUM_NAME)
