@@ -6,6 +6,7 @@ injects frames, or plant a symlink where a client writes), so the folder must
 be a real directory owned by this user that nobody else can write to.
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -101,12 +102,14 @@ def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -
         # The folder itself is the lock: no lock file to leave behind, to be
         # planted as a symlink, or to be followed.
         fcntl.flock(folder, fcntl.LOCK_EX)
+        # Earlier versions locked with CHANNEL.sock.lock files and left them
+        # behind; unlinking one (a symlink included) never touches its target.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + ".lock")
         if accepts(path):
             return path
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # left behind by a hub that died
-        except FileNotFoundError:
-            pass
         command = [sys.executable, "-m", "keidrive.vbus.hub", channel]
         if bitrate:
             command += ["--bitrate", str(bitrate)]

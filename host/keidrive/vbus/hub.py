@@ -39,10 +39,10 @@ LOAD_SLOTS_PER_S = 100  # the load window moves in 10 ms steps
 READ_CHUNK = 1024 * record.SIZE
 QUEUE_LIMIT = 65_536  # frames waiting for one receiver (1.5 MiB) before it holds the bus
 STALL_S = 5.0
-# Accepting a client takes a descriptor; past the limit these errors say none is left.
 # Bits on the wire by (extended | remote) and DLC: record.frame_bits, looked up.
 _SHAPE = record.FLAG_EXTENDED | record.FLAG_REMOTE
 _FRAME_BITS = [[record.frame_bits(shape, dlc) for dlc in range(9)] for shape in range(_SHAPE + 1)]
+# Accepting a client takes a descriptor; past the limit these errors say none is left.
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -87,7 +87,6 @@ class Hub:
         self._held = False
         self.frames = 0
         self.bits = 0
-        self.refused = 0
         self._window: deque = deque()  # [10 ms slot, bits] of recent frames
         self._window_bits = 0
         self.peak_load = 0.0
@@ -200,7 +199,6 @@ class Hub:
             self.server.accept()[0].close()
         except OSError:
             pass
-        self.refused += 1
         self._spare = os.open(os.devnull, os.O_RDONLY)
 
     def _drop(self, client: _Client) -> None:
