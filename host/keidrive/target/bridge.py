@@ -5,7 +5,8 @@
 
 The harness starts this wherever it would start ``micropython main.py``: it
 boots the qemu image (``qemu``: the firmware frozen in; ``qemu-mpy``: the
-bare port, the firmware as .mpy files over ``mpremote mount``), runs
+bare port, the firmware as .mpy files in a ROMFS image sent over the UART
+and mounted in RAM), runs
 ``keifw.link.run_serial`` over the raw REPL, frames the records it reads
 (stdin, or a hub socket) onto the board's UART, and prints the firmware's
 telemetry lines on stdout. The board keeps no files (``--data`` is ignored:
@@ -27,6 +28,10 @@ from ..errors import KeidriveError
 from . import link
 
 RUNTIMES = ("qemu", "qemu-mpy")
+# Unfrozen, the application is a ROMFS image in the heap (about 106 KB of
+# .mpy) beside the firmware's data: measured here, it does not fit in 128 or
+# 192 KiB (MemoryError building the firmware); frozen, it runs in 128 KiB.
+MPY_HEAP = 256 * 1024
 CHUNK_RECORDS = 512
 
 
@@ -68,38 +73,73 @@ def _records(args):
         yield chunk
 
 
-def script(cfg: dict, watch_heap: bool = False) -> str:
-    return f"from keifw import link\nlink.run_serial({cfg!r}, True, {watch_heap!r})\n"
+def script(cfg: dict, watch_heap: bool = False, romfs_size: int = 0) -> str:
+    """What the board runs: with ``romfs_size``, first take that many bytes of
+    a ROMFS image from the UART and mount it (the firmware's .mpy files)."""
+    code = ""
+    if romfs_size:
+        code = (
+            "import sys, vfs, micropython\n"
+            "micropython.kbd_intr(-1)\n"
+            f"rom = bytearray({romfs_size})\n"
+            "mv = memoryview(rom)\n"
+            "got = 0\n"
+            "print('romfs_ready')\n"
+            "while got < len(rom):\n"
+            "    got += sys.stdin.buffer.readinto(mv[got:])\n"
+            "vfs.mount(vfs.VfsRom(rom), '/rom')\n"
+            "sys.path.insert(0, '/rom')\n"
+        )
+    return code + f"from keifw import link\nlink.run_serial({cfg!r}, True, {watch_heap!r})\n"
+
+
+def romfs_image(arch: str, tree: Path | None, workdir: Path) -> bytes:
+    """The firmware as .mpy files for ``arch`` in a ROMFS image (mpremote's
+    own builder), the way ``mpremote romfs deploy`` ships an application."""
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+
+    from .freeze import compile_mpy
+
+    compile_mpy(arch, workdir, tree)
+    (workdir / "main.py").unlink(missing_ok=True)  # the board runs link.run_serial, not main.py
+    with contextlib.redirect_stdout(io.StringIO()):  # make_romfs lists every file
+        return make_romfs(str(workdir), mpy_cross=False)
 
 
 def serve(args) -> int:
     from .builder import build
-    from .freeze import compile_mpy
     from .qemu import Machine, Session
 
     if args.clock != "virtual":
         raise KeidriveError("the qemu runtime runs on the virtual clock only (no --realtime)")
     cfg = json.loads(Path(args.config).read_text())
     cfg.pop("transmit", None)  # the UART carries records in, telemetry out: nothing goes back on the bus
-    target = build("qemu", heap=args.heap)
+    heap = args.heap or (MPY_HEAP if args.runtime == "qemu-mpy" else None)
+    target = build("qemu", heap=heap)
     tree = Path(args.tree) if args.tree else None
-    with tempfile.TemporaryDirectory(prefix="keidrive-mpy-") as mpy_dir:
-        if args.runtime == "qemu-mpy":
-            image, mount = target.base, compile_mpy(target.mpy_arch, Path(mpy_dir), tree)
-        else:
-            from .builder import build_options
-            from .freeze import application_image
+    romfs = b""
+    if args.runtime == "qemu-mpy":
+        with tempfile.TemporaryDirectory(prefix="keidrive-mpy-") as mpy_dir:
+            romfs = romfs_image(target.mpy_arch, tree, Path(mpy_dir))
+        image = target.base
+    elif tree is None:
+        image = target.path
+    else:
+        from .builder import build_options
+        from .freeze import application_image
 
-            image = target.path if tree is None else application_image(
-                Path(target.src), Path(target.path).parent, build_options("qemu", target.heap_size), tree)
-            mount = None
-        with Machine(image) as machine:
-            session = Session(machine, mount)
-            session.start(script(cfg, args.watch_heap))
-            return _relay(args, session)
+        image = application_image(Path(target.src), Path(target.path).parent,
+                                  build_options("qemu", target.heap_size), tree)
+    with Machine(image) as machine:
+        session = Session(machine)
+        session.start(script(cfg, args.watch_heap, len(romfs)))
+        return _relay(args, session, romfs)
 
 
-def _relay(args, session) -> int:
+def _relay(args, session, romfs: bytes = b"") -> int:
     out = sys.stdout.buffer
     stop = threading.Event()
     ready = threading.Event()
@@ -117,6 +157,9 @@ def _relay(args, session) -> int:
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     for line in session.lines():
+        if line == b"romfs_ready":
+            session.write(romfs)
+            continue
         out.write(line + b"\n")
         out.flush()
         if not ready.is_set() and b'"link_ready"' in line:

@@ -1,0 +1,94 @@
+"""The firmware on the 32-bit targets: MicroPython's Cortex-M3 build under
+qemu (frozen into the image, and as .mpy files over ``mpremote mount``) and
+the 32-bit unix port, against the 64-bit unix port on the same drive.
+
+Needs the MicroPython source (KEIDRIVE_MICROPYTHON_SRC); skips without it,
+fails without it under CI=true. The emulated UART moves about 800 records
+a second, so the drives here are short.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from keidrive import record
+from keidrive.harness import firmware_config, run_records
+from keidrive.sim import load_cycle, load_vehicle, simulate
+from keidrive.target import build, link
+from test_target import micropython_source
+
+CYCLE = "time_s,speed_kmh\n0,0\n3,0\n12,45\n18,30\n22,0\n24,0\n"
+
+
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory):
+    micropython_source()
+    cycle = tmp_path_factory.mktemp("cycle") / "short.csv"
+    cycle.write_text(CYCLE)
+    return record.from_frames(simulate(load_vehicle("nbox-turbo"), load_cycle(str(cycle))).frames)
+
+
+@pytest.fixture(scope="module")
+def reference(drive):
+    """The trip on the default runtime (the 64-bit unix port)."""
+    report = run_records(drive.tobytes(), firmware_config("nbox-turbo"), timeout=120)
+    assert report.ok, report.failure()
+    return report.trip
+
+
+@pytest.mark.parametrize("runtime", ["qemu", "qemu-mpy", "unix32"])
+def test_the_trip_equals_the_64_bit_ports(runtime, drive, reference):
+    report = run_records(drive.tobytes(), firmware_config("nbox-turbo"), runtime=runtime, timeout=300)
+    assert report.ok, report.failure()
+    assert report.trip == reference
+    assert report.trip["frames"] == len(drive) and report.trip["lost_frames"] == 0
+
+
+def test_the_board_resynchronises_after_a_stray_and_a_lost_byte(drive, tmp_path):
+    """Damage on the real emulated UART, read by the frozen firmware: exactly
+    the two damaged records are lost, and counted."""
+    from keidrive.target.bridge import script
+    from keidrive.target.qemu import Machine, Session
+
+    framed = bytearray(link.frame(drive))
+    stray_at, lost_at = 1000, 3000
+    del framed[lost_at * 24 + 20]
+    framed[stray_at * 24 + 5:stray_at * 24 + 5] = b"\x03"  # ctrl-C, too: the link ignores it
+    with Machine(build("qemu").path) as machine:
+        session = Session(machine)
+        session.start(script(firmware_config("nbox-turbo")))
+        trips = []
+        for line in session.lines():
+            if b"link_ready" in line:
+                session.write(bytes(framed) + link.ending())
+            elif line.startswith(b'{"type":"trip"'):
+                trips.append(json.loads(line))
+        assert not session.error_output.strip(), session.error_output
+    keep = np.ones(len(drive), dtype=bool)
+    keep[[stray_at, lost_at]] = False
+    expected = run_records(drive[keep].tobytes(), firmware_config("nbox-turbo"), timeout=120).trip
+    assert trips == [{**expected, "lost_frames": 2}]
+
+
+def test_bench_figures_on_the_cortex_m3():
+    """Instruction counts are deterministic under -icount shift=0: upper bounds.
+
+    The bounds are the figures as first measured here plus 10 % (stream 10,037,
+    board 16,449, framed link 1,197 instructions per frame), not yet the
+    issue's targets of 3,000 and 5,000."""
+    from keidrive.bench.target import target_figures
+
+    micropython_source()
+    figures = target_figures(whole_drive=False)
+    assert list(figures) == [
+        "instr_per_frame_stream", "instr_per_frame_board", "instr_per_frame_transport", "alloc_bytes_per_frame",
+        "heap_size", "heap_free_after_boot", "heap_free_min", "flash_bytes", "esp32_frames_per_s_estimate",
+        "rp2040_frames_per_s_estimate", "estimate_assumptions",
+    ]
+    assert 0 < figures["instr_per_frame_stream"] <= 11_040
+    assert 0 < figures["instr_per_frame_board"] <= 18_094
+    assert 0 < figures["instr_per_frame_transport"] <= 1_317
+    assert figures["heap_size"] == 128 * 1024
+    assert 100_000 < figures["heap_free_after_boot"] <= figures["heap_size"]
+    assert figures["flash_bytes"] > 50_000  # the application is in flash, not RAM
