@@ -6,7 +6,9 @@ Fixtures for your own scenarios:
   private channel of the keidrive virtual bus, which needs no kernel module).
 * ``dut`` — the device under test (``--dut``): ``sil`` (the firmware in the
   MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``,
-  or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
+  ``sil:unix32`` (the 32-bit unix port), ``qemu`` / ``qemu-mpy`` (MicroPython's
+  Cortex-M3 build under qemu, the firmware frozen or as .mpy files; built by
+  ``keidrive target build qemu``), or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
   by ``--bus`` (``socketcan:can0``, a USB-CAN adapter...); its drives run at
   recorded pace.
 * ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``;
@@ -45,14 +47,15 @@ import time
 from keidrive import faults as _faults
 from keidrive import record, sim
 from keidrive.busio import open_bus, play
-from keidrive.harness import FirmwareReport, feed_over_bus, firmware_config
+from keidrive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("keidrive", "keidrive hardware in the loop")
     group.addoption(
         "--dut", default="sil",
-        help="device under test: sil (MicroPython unix port), sil:cpython, sil:/path/to/micropython",
+        help="device under test: sil (MicroPython unix port), sil:cpython, sil:unix32, sil:/path/to/micropython, "
+             "qemu (the Cortex-M3 build, firmware frozen), qemu-mpy (its .mpy files), serial:/dev/ttyUSB0",
     )
     group.addoption(
         "--bus", default=None, metavar="INTERFACE:CHANNEL",
@@ -100,6 +103,8 @@ class SilDevice:
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""
+        if self.runtime in QEMU_RUNTIMES:
+            pytest.skip("the qemu board keeps no files (no trip store to cut power on): use sil or sil:unix32")
         return _faults.run_with_power_cuts(records, config, cuts, runtime=self.runtime, seed=seed)
 
 
@@ -220,10 +225,14 @@ def _device(spec: str, bus: str | None):
     kind, _, detail = spec.partition(":")
     if kind == "sil":
         return SilDevice(detail or "micropython", bus)
+    if spec in QEMU_RUNTIMES:
+        # MicroPython's Cortex-M3 build under qemu (keidrive target build qemu), records over its UART
+        return SilDevice(spec, bus)
     if kind == "serial" and detail:
         return SerialDevice(detail, bus)
     raise pytest.UsageError(
-        f"--dut {spec!r}: expected sil, sil:cpython, sil:/path/to/micropython or serial:/dev/ttyUSB0"
+        f"--dut {spec!r}: expected sil, sil:cpython, sil:unix32, sil:/path/to/micropython, qemu, qemu-mpy "
+        "or serial:/dev/ttyUSB0"
     )
 
 
