@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import DBC_FIXTURES
 from keidrive.dbccompiler import exec_generated
 

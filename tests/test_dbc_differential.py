@@ -7,6 +7,7 @@ import struct
 import cantools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from keidrive.dbccompiler.bits import raw_bit_locations
 
 # Reads "index:hexpayload" tokens from a file; per frame prints

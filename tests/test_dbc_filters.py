@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from conftest import DBC_SETS
 from keidrive.dbccompiler import compile_dbc, exec_generated, firmware_modules
 from keidrive.dbccompiler.filters import (

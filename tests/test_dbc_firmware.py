@@ -28,3 +28,15 @@ def test_generated_module_cross_compiles(vehicle, arch, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / f"{vehicle}.mpy").stat().st_size > 0
+
+
+@pytest.mark.parametrize("arch", ["xtensawin", "armv6m", "armv7m"])
+def test_shared_runtime_cross_compiles(arch, tmp_path):
+    from keidrive.paths import firmware_dir
+
+    target = tmp_path / "dbcrt.mpy"
+    source = firmware_dir() / "keifw" / "dbcrt.py"
+    result = subprocess.run(["mpy-cross", f"-march={arch}", "-o", str(target), str(source)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert target.stat().st_size > 0

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import DBC_FIXTURES, run_micropython
 from keidrive.dbccompiler import SearchWork, compile_dbc, exec_generated
 from keidrive.dbccompiler.read import load_dbc

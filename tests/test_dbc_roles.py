@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import DBC_FIXTURES, run_micropython
 from keidrive.dbccompiler import compile_dbc, exec_generated
 from keidrive.dbccompiler.checksum import ALGORITHMS
@@ -142,3 +143,35 @@ def test_bad_roles_file_is_one_clear_line(case, tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("keidrive: error: "), result.stderr
     assert message in result.stderr
     assert not (tmp_path / "out.py").exists()
+
+
+HEAP_SCRIPT = """
+import sys, micropython
+sys.path.insert(0, sys.argv[1])
+import gen as m
+values = m.new_values()
+buf = bytearray(8)
+checked = [i for i in range(m.N_MESSAGES) if m.MSG_CHECKSUM_ALGORITHM[i] >= 0]
+results = [0]
+
+
+def hot_path():
+    for _ in range(50):
+        for i in checked:
+            m.encode(i, values, buf)
+            if m.decode_at(i, buf, 0, values) != 0 or not m.checksum_ok(i, buf):
+                results[0] += 1
+
+
+micropython.heap_lock()
+hot_path()
+micropython.heap_unlock()
+print(results[0], len(checked))
+"""
+
+
+def test_sum_checksums_allocate_nothing(tmp_path):
+    (tmp_path / "gen.py").write_text(compile_dbc([CAR], roles_path=ROLES, warn=False))
+    (tmp_path / "keifw").symlink_to(firmware_dir() / "keifw")
+    wrong, checked = map(int, run_micropython(HEAP_SCRIPT, str(tmp_path)).split())
+    assert (wrong, checked) == (0, 3)

@@ -4,6 +4,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from keidrive.dbccompiler import exec_generated
 from keidrive.dbccompiler.checksum import ALGORITHMS
 
