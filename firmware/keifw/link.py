@@ -54,13 +54,20 @@ def _compact(buf: ptr8, total: int, table: ptr8, st: ptr32) -> int:
     while i + 24 <= total:
         ok = buf[i + OFF_SYNC] == SYNC and (buf[i + 12] & _FLAGS_RESERVED) == 0 and buf[i + 13] <= 8
         if ok:
+            # bytes 0-14, then 16-23 (byte 15 is the check itself); crc and
+            # every byte are below 256, so no masking
             crc = 0xFF
-            k = 0
-            while k < 24:
-                if k != OFF_CHECK:
-                    crc = table[(crc ^ buf[i + k]) & 0xFF]
+            k = i
+            e = i + OFF_CHECK
+            while k < e:
+                crc = table[crc ^ buf[k]]
                 k += 1
-            ok = ((crc ^ 0xFF) & 0xFF) == buf[i + OFF_CHECK]
+            k += 1
+            e = i + 24
+            while k < e:
+                crc = table[crc ^ buf[k]]
+                k += 1
+            ok = (crc ^ 0xFF) == buf[i + OFF_CHECK]
         if ok:
             if gap:
                 # a lost byte leaves a 23-byte gap, a stray one 25: one frame each
