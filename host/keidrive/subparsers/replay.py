@@ -34,7 +34,8 @@ def add_subparser(subparsers) -> None:
         help="N times the recorded pace (default: recorded pace onto a bus, as fast as possible into the firmware)",
     )
     pace.add_argument("--fast", action="store_true", help="as fast as possible")
-    parser.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH")
+    parser.add_argument("--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|PATH",
+                        help="where the firmware runs (as in keidrive run)")
     parser.add_argument("--truth", metavar="FILE.json", help="ground truth to compare (keidrive simulate --json)")
     parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive (.png .pdf .svg)")
     parser.add_argument(

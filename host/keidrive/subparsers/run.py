@@ -36,8 +36,10 @@ def add_subparser(subparsers) -> None:
         help="firmware config keys to use on top of the run's (e.g. obd_ve_pct written by keidrive calibrate)",
     )
     parser.add_argument(
-        "--runtime", default="micropython", metavar="micropython|cpython|PATH",
-        help="where the firmware runs: the MicroPython unix port (default), CPython, or your micropython build",
+        "--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|PATH",
+        help="where the firmware runs: the MicroPython unix port (default), CPython, the 32-bit targets "
+             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy), "
+             "or your micropython build",
     )
     parser.add_argument(
         "--telemetry", metavar="FILE",
