@@ -58,7 +58,7 @@ def pytest_addoption(parser):
              "qemu (the Cortex-M3 build, firmware frozen), qemu-mpy (its .mpy files), serial:/dev/ttyUSB0",
     )
     group.addoption(
-        "--bus", default=None, metavar="INTERFACE:CHANNEL",
+        "--bus", default=None, metavar="INTERFACE:CHANNEL[@BITRATE]",
         help="bus for the drives (default: a private keidrive virtual bus channel)",
     )
 

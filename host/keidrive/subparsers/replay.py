@@ -24,7 +24,7 @@ def add_subparser(subparsers) -> None:
         "messages the log carries)",
     )
     parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
-    parser.add_argument("--bus", metavar="INTERFACE:CHANNEL", help="play the log onto this bus")
+    parser.add_argument("--bus", metavar="INTERFACE:CHANNEL[@BITRATE]", help="play the log onto this bus")
     parser.add_argument(
         "--no-firmware", action="store_true", help="with --bus: only play the log, attach no firmware",
     )

@@ -21,8 +21,9 @@ def add_subparser(subparsers) -> None:
     parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
     parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
     parser.add_argument(
-        "--bus", metavar="INTERFACE:CHANNEL",
-        help="bus to drive on: keidrive:NAME (attachable with -i keidrive -c NAME), socketcan:vcan0, ... "
+        "--bus", metavar="INTERFACE:CHANNEL[@BITRATE]",
+        help="bus to drive on: keidrive:NAME (attachable with -i keidrive -c NAME), socketcan:vcan0, ...; "
+        "@BITRATE is python-can's -b (keidrive:NAME@125000 paces the virtual bus) "
         "(default: a private keidrive virtual bus)",
     )
     parser.add_argument("--realtime", action="store_true", help="recorded pace, firmware on its own clock")

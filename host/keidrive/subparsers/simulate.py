@@ -15,7 +15,7 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--cycle", required=True, metavar="NAME|FILE.csv", help="bundled cycle name or CSV file")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write a CAN log; format by suffix: .asc .blf .log (candump) .trc .csv (any python-can writer)")
-    p.add_argument("--bus", metavar="INTERFACE:CHANNEL",
+    p.add_argument("--bus", metavar="INTERFACE:CHANNEL[@BITRATE]",
                    help="stream the frames to a python-can bus (e.g. socketcan:vcan0) at recorded pace")
     p.add_argument("--fast", action="store_true", help="with --bus: send as fast as possible, not at recorded pace")
     p.add_argument("--obd", action="store_true",
