@@ -136,8 +136,10 @@ def test_a_flood_at_full_bus_load_leaves_the_firmware_processing_its_own_ids():
     assert not figures["crashed"]
     assert figures["flood_bus_load"] > 0.97
     assert figures["unknown_frames"] == figures["flood_frames"]
-    assert abs(figures["distance_km"] - figures["clean_distance_km"]) <= 1e-6
-    assert abs(figures["fuel_l"] - figures["clean_fuel_l"]) <= 1e-6
+    # the flood starves the car's frames for its 2 s: at most that much driving
+    # (100 km/h) is lost, none is integrated from stale data
+    assert 0 <= figures["clean_distance_km"] - figures["distance_km"] <= 2.0 * 100 / 3600
+    assert 0 <= figures["clean_fuel_l"] - figures["fuel_l"] <= 0.01 * figures["clean_fuel_l"]
     assert figures["false_warnings"] == []
     # the loop keeps up: no frame waits more than a fraction of the 100 ms tick
     assert figures["latency_flood"]["p99_ms"] < 50

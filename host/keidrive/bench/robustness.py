@@ -300,7 +300,7 @@ def flood_figures(vehicle: str = "nbox-turbo", cycle: str = "hwfet", window_s: f
         script = Path(tmp) / "lat.py"
         script.write_text(_LATENCY_SCRIPT)
         for name, source in (("flood", flooded), ("clean", recs)):
-            win = source[faults._window(source, at_s, window_s)].copy()
+            win = source[faults.traffic._window(source, at_s, window_s)].copy()
             win["timestamp_us"] -= np.uint64(int(at_s * 1e6))
             path = Path(tmp) / f"{name}.bin"
             path.write_bytes(win.tobytes())
@@ -318,7 +318,7 @@ def flood_figures(vehicle: str = "nbox-turbo", cycle: str = "hwfet", window_s: f
     clean = run_records(recs.tobytes(), config)
     drive = run_records(flooded.tobytes(), config)
     n_flood = int((flooded["can_id"] == 0).sum() - (recs["can_id"] == 0).sum())
-    start, end = faults.bus_occupancy(flooded[faults._window(flooded, at_s, window_s)])
+    start, end = faults.bus_occupancy(flooded[faults.traffic._window(flooded, at_s, window_s)])
     busy = float(np.sum(end - start)) / (window_s * 1e6)
     return {
         "flood_frames": n_flood,
