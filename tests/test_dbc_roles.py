@@ -127,6 +127,8 @@ BAD_ROLES = {
                      "[units] speed = 'furlongs' is not a known unit"),
     "not TOML": ("[roles\n", "not valid TOML"),
     "no roles": ("[units]\n", "[roles] names no role"),
+    "no such counter": ('[roles]\nspeed = "SPEED.SPEED"\n[counter]\nSPEED = "TICK"\n',
+                        "roles_car.dbc: message SPEED: the roles file's COUNTER 'TICK' is no signal of it"),
     "skipped role message": ('[roles]\nspeed = "STEERING_LKA.STEER_TORQUE_CMD"\n[checksum]\nSTEERING_LKA = "honda"\n',
                              "role speed = 'STEERING_LKA.STEER_TORQUE_CMD': its message is skipped: STEERING_LKA: "
                              "CHECKSUM: a HONDA CHECKSUM must be an unsigned, unmultiplexed 4-bit signal"),
@@ -175,3 +177,11 @@ def test_sum_checksums_allocate_nothing(tmp_path):
     (tmp_path / "keifw").symlink_to(firmware_dir() / "keifw")
     wrong, checked = map(int, run_micropython(HEAP_SCRIPT, str(tmp_path)).split())
     assert (wrong, checked) == (0, 3)
+
+
+def test_roles_file_names_the_counter(tmp_path):
+    roles = tmp_path / "roles.toml"
+    roles.write_text('[roles]\nspeed = "SPEED.SPEED"\n[counter]\nSPEED = "ENCODER"\n')
+    m = exec_generated(compile_dbc([CAR], roles_path=roles, warn=False))
+    assert m["MSG_NAMES"] == ("SPEED",)
+    assert m["MSG_COUNTER_SLOT"][0] == m["SLOT"]["SPEED.ENCODER"] and m["MSG_COUNTER_BITS"][0] == 8

@@ -27,7 +27,8 @@ EXTENDED_KEY_FLAG = 0x20000000
 # Signals found by name: COUNTER and CHECKSUM roles are a naming convention of
 # our DBCs ("Counter", "ENG_Counter", "Checksum", "ENG_Checksum"...). The
 # validity COUNTER is the one COUNTER-like signal of a message; of several,
-# the one named exactly COUNTER (any case), else none. Every one is decoded.
+# the one named exactly COUNTER (any case), else none; a roles file's
+# [counter] table names it outright. Every one is decoded.
 COUNTER_NAME = re.compile(r"(^|_)(COUNTER|ALIVE_?COUNTER)$", re.IGNORECASE)
 EXACT_COUNTER_NAME = "COUNTER"
 CHECKSUM_NAME = re.compile(r"(^|_)CHECKSUM$", re.IGNORECASE)
@@ -175,10 +176,12 @@ def _role_signals(signals: list[SignalSpec], pattern: re.Pattern) -> list[Signal
     return [signal for signal in signals if pattern.search(signal.name)]
 
 
-def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_override: str | None = None) -> MessageSpec:
+def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_override: str | None = None,
+                 counter_override: str | None = None) -> MessageSpec:
     """The message as the generator sees it; Refused when it cannot be carried.
 
-    ``checksum_override``: the CHECKSUM algorithm a roles file names for it.
+    ``checksum_override``, ``counter_override``: the CHECKSUM algorithm and
+    the COUNTER signal a roles file names for it.
     """
     if message.length > MAX_CLASSIC_CAN_BYTES:
         raise Refused(f"{message.length}-byte frame: CAN FD payloads over 8 bytes are not supported (classic CAN)")
@@ -203,7 +206,7 @@ def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_overri
     )
     by_name = {signal.name: signal for signal in signals}
     spec.layout = _layout(message.signal_tree, by_name)
-    _check_counter_and_checksum(loaded, message, spec, checksum_override)
+    _check_counter_and_checksum(loaded, message, spec, checksum_override, counter_override)
     return spec
 
 
@@ -228,10 +231,15 @@ def _layout(tree: list, by_name: dict[str, SignalSpec]) -> list:
     return layout
 
 
-def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec, checksum_override: str | None) -> None:
+def _check_counter_and_checksum(loaded: LoadedDbc, message, spec: MessageSpec, checksum_override: str | None,
+                                counter_override: str | None) -> None:
     where = f"{loaded.path.name}: message {spec.name}"
     counters = _role_signals(spec.signals, COUNTER_NAME)
-    if len(counters) > 1:
+    if counter_override is not None:
+        counters = [signal for signal in spec.signals if signal.name == counter_override]
+        if not counters:
+            raise KeidriveError(f"{where}: the roles file's COUNTER {counter_override!r} is no signal of it")
+    elif len(counters) > 1:
         exact_name = [signal for signal in counters if signal.name.upper() == EXACT_COUNTER_NAME]
         if not exact_name:
             names = ", ".join(signal.name for signal in counters)
@@ -325,8 +333,9 @@ def select_messages(
         if not (tx or rx):
             continue
         try:
-            override = roles.checksums.get(message.name) if roles is not None else None
-            specs.append(message_spec(dbc, message, tx, rx, override))
+            checksum_override = roles.checksums.get(message.name) if roles is not None else None
+            counter_override = roles.counters.get(message.name) if roles is not None else None
+            specs.append(message_spec(dbc, message, tx, rx, checksum_override, counter_override))
         except Refused as why:
             dbc.warnings.append(f"{dbc.path.name}: message {message.name} skipped: {why}")
             dbc.skipped.append(f"{message.name}: {one_line(why)}")

@@ -7,6 +7,9 @@
     pedal = "fraction"                    # where the DBC's unit string does not say
     [checksum]
     SPEED = "toyota"                      # per message, where the DBC has no ChecksumAlgorithm
+    [counter]
+    SPEED = "ALIVE"                       # per message: the validity COUNTER, where the name rule
+                                          # (load.py) does not find it
 
 The compile then emits only the messages the roles name (and, with
 ``--node``, the messages that node sends), with filters for them, and the
@@ -31,6 +34,7 @@ class RolesFile:
     roles: dict[str, str]                                   # role -> "MESSAGE.Signal"
     units: dict[str, str] = field(default_factory=dict)     # role -> unit, overriding the DBC's
     checksums: dict[str, str] = field(default_factory=dict)  # message -> algorithm name
+    counters: dict[str, str] = field(default_factory=dict)   # message -> its COUNTER signal
 
     @property
     def messages(self) -> set[str]:
@@ -60,10 +64,14 @@ def load_roles(path: Path) -> RolesFile:
         raise KeidriveError(f"{path}: cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise KeidriveError(f"{path}: not valid TOML: {error}") from None
-    unknown_tables = sorted(set(document) - {"roles", "units", "checksum"})
+    unknown_tables = sorted(set(document) - {"roles", "units", "checksum", "counter"})
     if unknown_tables:
-        raise KeidriveError(f"{path}: unknown table [{unknown_tables[0]}] (valid: [roles], [units], [checksum])")
-    roles, units, checksums = (_table(document, name, path) for name in ("roles", "units", "checksum"))
+        raise KeidriveError(
+            f"{path}: unknown table [{unknown_tables[0]}] (valid: [roles], [units], [checksum], [counter])"
+        )
+    roles, units, checksums, counters = (
+        _table(document, name, path) for name in ("roles", "units", "checksum", "counter")
+    )
     if not roles:
         raise KeidriveError(f"{path}: [roles] names no role")
     known = firmware_roles()
@@ -78,7 +86,10 @@ def load_roles(path: Path) -> RolesFile:
             raise KeidriveError(f"{path}: [units] {role} is not in [roles]")
         if unit not in UNITS:
             raise KeidriveError(f"{path}: [units] {role} = {unit!r} is not a known unit (valid: {', '.join(UNITS)})")
-    for message in checksums:
-        if message not in {target.split(".", 1)[0] for target in roles.values()}:
-            raise KeidriveError(f"{path}: [checksum] {message} is not a message of a role")
-    return RolesFile(Path(path), roles, units, {m: checksum.canonical_name(a) for m, a in checksums.items()})
+    role_messages = {target.split(".", 1)[0] for target in roles.values()}
+    for name, table in (("checksum", checksums), ("counter", counters)):
+        for message in table:
+            if message not in role_messages:
+                raise KeidriveError(f"{path}: [{name}] {message} is not a message of a role")
+    return RolesFile(Path(path), roles, units, {m: checksum.canonical_name(a) for m, a in checksums.items()},
+                     counters)
