@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from keidrive.errors import KeidriveError
 from keidrive.target import builder as target_build
 from keidrive.target import source
@@ -46,8 +45,8 @@ def test_without_a_source_one_line_says_what_to_get(tmp_path):
 def test_a_missing_source_path_is_named(tmp_path):
     done = keidrive("target", "build", "unix32", "--micropython-src", str(tmp_path / "nope.tar.xz"))
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"keidrive: error: --micropython-src={tmp_path / 'nope.tar.xz'}: "
-                                                "no such file or folder"]
+    expected = f"keidrive: error: --micropython-src={tmp_path / 'nope.tar.xz'}: no such file or folder"
+    assert done.stderr.strip().splitlines() == [expected]
 
 
 def test_missing_debian_packages_are_named_in_one_line(tmp_path):
@@ -104,3 +103,17 @@ def test_unix32_is_a_32_bit_micropython():
     done = subprocess.run([binary, "-c", "import sys; print(sys.maxsize, sys.implementation._mpy & 0xff)"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split()[0] == str(2**31 - 1)
+
+
+def test_a_relative_runtime_path_is_not_looked_up_on_path(tmp_path):
+    """``--runtime mp`` (a build in the current folder) runs that file."""
+    from keidrive.runtime import micropython_command
+
+    (tmp_path / "mp").symlink_to(micropython_command())
+    (tmp_path / "short.csv").write_text("time_s,speed_kmh\n0,0\n5,20\n10,0\n")
+    for runtime in ("mp", "./mp"):
+        done = subprocess.run([sys.executable, "-m", "keidrive", "run", "--runtime", runtime, "--cycle", "short.csv",
+                               "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["frames"] > 0 and report["firmware"]["distance_km"] > 0
