@@ -4,9 +4,9 @@
 # figures go back as one JSON line. With -icount shift=0 the board's
 # ticks_us() advances 1 us per 1000 instructions, so
 # ticks_diff x 1000 / frames is instructions per frame, the same every run.
-# A new figure: one function taking (src, stamps, n) — the records in a
-# BytesIO, their timestamps, their count — returning a number, and its name
-# in MEASURES.
+# A new figure: one function named instr_per_frame_WHAT taking (src, stamps,
+# n) — the records in a BytesIO, their timestamps, their count — returning
+# instructions per frame, and its name in MEASURES; the bench prints it.
 import gc
 import io
 import sys

@@ -97,16 +97,15 @@ def target_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profi
     records = record.from_frames(simulate(load_vehicle(vehicle), load_cycle(cycle)).frames)
     free, counts = _on_target(target, cfg, _window(records, WINDOW_START_S, WINDOW_RECORDS))
     board = counts["instr_per_frame_board"]
-    figures = {
-        "instr_per_frame_stream": counts["instr_per_frame_stream"],
-        "instr_per_frame_board": board,
-        "instr_per_frame_transport": counts["instr_per_frame_transport"],
+    # every measure of on_target.py MEASURES, in its order
+    figures = {name: value for name, value in counts.items() if name.startswith("instr_per_frame_")}
+    figures.update({
         "alloc_bytes_per_frame": counts["alloc_bytes_per_frame"],
         "heap_size": target.heap_size,
         "heap_free_after_boot": free,
         "heap_free_min": _heap_free_min(cfg, records, heap) if whole_drive else None,
         "flash_bytes": flash_bytes(target),
-    }
+    })
     for name, hz in BOARDS.items():
         figures[f"{name}_frames_per_s_estimate"] = round(hz / board) if board > 0 else None
     figures["estimate_assumptions"] = ASSUMPTIONS
