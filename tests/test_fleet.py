@@ -62,7 +62,8 @@ def fleet(tmp_path_factory):
         argv = ["fleet", str(work / "*.blf"), str(logs["alto-hybrid"]), "--vehicles", "alto-na,sakura-ev",
                 "--cycles", str(cycle), "--profiles", PROFILE, "--scheduler", cluster.scheduler_address,
                 "--db", str(db), "--parquet", str(work / "parquet"), "--json"]
-        yield {"work": work, "db": db, "cycle": cycle, "logs": logs, "corrupt": corrupt, "first": _main(argv)}
+        yield {"work": work, "db": db, "cycle": cycle, "logs": logs, "corrupt": corrupt, "cluster": cluster,
+               "first": _main(argv)}
     finally:
         cluster.close()
         if saved is None:
@@ -134,12 +135,25 @@ def test_fleet_trips_equal_single_runs(fleet):
     assert events == [tuple(w.values()) for w in replayed["firmware"]["warnings"]]
 
 
+def test_obd_passes_through_to_the_simulated_drives(fleet, tmp_path):
+    db = tmp_path / "obd.duckdb"
+    status, _, err = _main(["fleet", "--vehicles", "alto-hybrid", "--cycles", str(fleet["cycle"]), "--obd",
+                            "--profiles", PROFILE, "--scheduler", fleet["cluster"].scheduler_address,
+                            "--db", str(db), "--json"])
+    assert status == 0, err
+    [row] = _trips(db)
+    single = keidrive_json("run", "--vehicle", "alto-hybrid", "--cycle", str(fleet["cycle"]), "--obd",
+                           "--profile", PROFILE, "--json")
+    assert row["options"] == "--obd" and row["frames"] == single["frames"]
+    assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
+
+
 def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     db = str(fleet["db"])
     # Run 2: the hybrid's log again, on a local cluster of its own (no --scheduler).
-    status, out, _ = _main(["fleet", str(fleet["logs"]["alto-hybrid"]), "--profiles", PROFILE, "--workers", "1",
-                            "--db", db, "--json"])
-    assert status == 0
+    status, out, err = _main(["fleet", str(fleet["logs"]["alto-hybrid"]), "--profiles", PROFILE, "--workers", "1",
+                              "--db", db, "--json"])
+    assert status == 0, err
     assert {k: v for k, v in json.loads(out).items() if k in ("trips", "failed", "workers")} == {
         "trips": 1, "failed": 0, "workers": 1}
     status, out, _ = _main(["fleet", "report", "--db", db, "--run", "1", "--json"])
@@ -167,6 +181,34 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_worker_that_dies_fails_its_drive_only(fleet, tmp_path):
+    """A firmware "runtime" that kills its worker process on the EV's drive
+    and runs the real MicroPython otherwise: the EV's drive is a failed row
+    with Dask's reason, the other drive completes, the run ends."""
+    from keidrive.runtime import micropython_command
+
+    runtime = tmp_path / "micropython-that-kills-ev-workers"
+    # argv: main.py --socket PATH --config FILE ...; the parent is the worker process.
+    runtime.write_text(f'#!/bin/sh\nif grep -q kei_ev "$5"; then kill -9 $PPID; exit 1; fi\n'
+                       f'exec {micropython_command()} "$@"\n')
+    runtime.chmod(0o755)
+    db = tmp_path / "deaths.duckdb"
+    scheduler = fleet["cluster"].scheduler
+    allowed, scheduler.allowed_failures = scheduler.allowed_failures, 0  # one death, not 4, and Dask gives up
+    try:
+        status, out, err = _main(["fleet", "--vehicles", "alto-na,sakura-ev", "--cycles", str(fleet["cycle"]),
+                                  "--runtime", str(runtime), "--scheduler", fleet["cluster"].scheduler_address,
+                                  "--db", str(db), "--json"])
+    finally:
+        scheduler.allowed_failures = allowed
+    assert status == 1, err
+    assert {k: json.loads(out)[k] for k in ("trips", "failed")} == {"trips": 1, "failed": 1}
+    rows = {row["vehicle"]: row for row in _trips(db)}
+    assert rows["alto-na"]["ok"] and rows["alto-na"]["distance_km"] > 0.5
+    assert not rows["sakura-ev"]["ok"] and "KilledWorker" in rows["sakura-ev"]["error"]
+    assert "sakura-ev" in err and "KilledWorker" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["fleet"], "nothing to drive"),
     (["fleet", "/nonexistent/*.blf"], "no log matches /nonexistent/*.blf"),
@@ -177,6 +219,8 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     (["fleet", "--cycles", "hwfet", "--workers", "0"], "--workers must be at least 1"),
     (["fleet", "report", "--db", "/nonexistent/fleet.duckdb"], "no such fleet database"),
     (["fleet", "report", "--vehicles", "alto-na"], "--vehicles is for running drives"),
+    (["fleet", "/nonexistent.blf", "--obd"], "/nonexistent.blf: no such log file"),
+    (["fleet", "report", "--obd"], "--obd is for running drives"),
 ])
 def test_bad_input_is_one_line(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -66,6 +66,8 @@ def drive_specs(args) -> list[dict]:
         raise KeidriveError("nothing to drive: give drive logs (or globs) and/or --vehicles / --cycles")
     if args.dbc and not any(spec["kind"] == "replay" for spec in specs):
         raise KeidriveError("--dbc names the DBC of drive logs, and no log was given (keidrive run takes no --dbc)")
+    if args.obd and not any(spec["kind"] == "run" for spec in specs):
+        raise KeidriveError("--obd is for simulated drives (--vehicles / --cycles); a log replays what it holds")
     for spec in {spec["kind"]: spec for spec in specs}.values():
         tasks.command_args(spec)  # an option that command does not take fails here, once
     if args.scheduler is None and args.runtime:
@@ -84,8 +86,10 @@ def _absolute(name: str) -> str:
 def passthrough(args, kind: str) -> list[str]:
     """The options each drive of ``kind`` (run, replay) gets as its single
     command would: --dbc is the DBC of a log, which `keidrive run` has no
-    option for."""
+    option for; --obd is `keidrive run`'s (the simulated engine ECU)."""
     options = []
     if args.dbc and kind == "replay":
         options += ["--dbc", args.dbc]
+    if args.obd and kind == "run":
+        options.append("--obd")
     return options

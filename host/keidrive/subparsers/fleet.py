@@ -10,7 +10,7 @@ import sys
 JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
 # The options of one mode only (the shared parser holds both).
 REPORT_ONLY = ("run", "compare", "plot")
-DRIVE_ONLY = ("vehicles", "cycles", "dbc", "scheduler", "workers", "parquet")
+DRIVE_ONLY = ("vehicles", "cycles", "dbc", "scheduler", "workers", "parquet")  # and --obd, a flag
 
 
 def add_subparser(subparsers) -> None:
@@ -40,6 +40,8 @@ def add_subparser(subparsers) -> None:
                         help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
     drive = parser.add_argument_group("passed to every drive")
     drive.add_argument("--dbc", metavar="NAME", help="vehicle DBC of the logs (as keidrive replay --dbc)")
+    drive.add_argument("--obd", action="store_true",
+                       help="simulated drives with the firmware as an OBD-II tester (as keidrive run --obd)")
     drive.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH",
                        help="where each drive's firmware runs, on its worker (default: micropython)")
     engine = parser.add_argument_group("cluster")
@@ -68,7 +70,7 @@ def run(args) -> int:
     if args.inputs[:1] == ["report"]:
         if len(args.inputs) > 1:
             raise KeidriveError(f"fleet report takes no logs, got {' '.join(args.inputs[1:])}")
-        misplaced = [name for name in DRIVE_ONLY if getattr(args, name) is not None]
+        misplaced = [name for name in DRIVE_ONLY if getattr(args, name) is not None] + ["obd"] * args.obd
         if misplaced:
             raise KeidriveError(f"--{misplaced[0]} is for running drives, not for `keidrive fleet report`")
         return _report(args)
@@ -157,6 +159,8 @@ def _describe(args, specs) -> str:
     for name in ("vehicles", "cycles", "profiles", "dbc", "runtime"):
         if getattr(args, name):
             parts.append(f"--{name} {getattr(args, name)}")
+    if args.obd:
+        parts.append("--obd")
     return " ".join(parts)
 
 
