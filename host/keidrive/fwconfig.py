@@ -12,31 +12,25 @@ from .errors import KeidriveError
 from .paths import firmware_dir
 
 
-@cache
 def firmware_module(name: str):
-    """A self-contained data module of the firmware (``keifw/<name>.py``:
-    config's schema, alerts' profile table) loaded under CPython. Its
-    ``from micropython import const`` sees a stand-in only while it loads,
-    so nothing else in this process mistakes CPython for MicroPython."""
+    """``keifw.<name>`` of the bundled firmware, imported under CPython (the
+    package's compat module stands in for ``micropython`` there), for the
+    firmware's own tables (alerts' profiles) rather than copies of them."""
     import sys
-    import types
 
-    path = firmware_dir() / "keifw" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"keidrive_firmware_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    stand_in = "micropython" not in sys.modules
-    if stand_in:
-        sys.modules["micropython"] = types.SimpleNamespace(const=lambda value: value)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if stand_in:
-            del sys.modules["micropython"]
-    return module
+    tree = str(firmware_dir())
+    if tree not in sys.path:
+        sys.path.insert(0, tree)
+    return importlib.import_module(f"keifw.{name}")
 
 
+@cache
 def schema_module():
-    return firmware_module("config")
+    path = firmware_dir() / "keifw" / "config.py"
+    spec = importlib.util.spec_from_file_location("keidrive_firmware_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def require_valid(config: dict) -> dict:
