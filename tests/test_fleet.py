@@ -10,10 +10,13 @@ import os
 
 import duckdb
 import pytest
+from conftest import micropython_or_skip
 
 distributed = pytest.importorskip("distributed")
 
 from keidrive.cli import main
+
+micropython_or_skip()  # every drive runs its firmware in the MicroPython unix port
 
 # 75 s with a stretch above the 55 mph limit of us-minitruck-55: short, and it warns.
 SHORT_CYCLE = "time_s,speed_kmh\n0,0\n3,0\n20,60\n30,95\n50,95\n62,40\n72,0\n75,0\n"
