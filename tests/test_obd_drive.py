@@ -69,3 +69,11 @@ def test_garbage_and_busy_replies_are_counted_not_believed(hybrid_hwfet):
     trip, truth = report.trip, hybrid_hwfet.truth
     assert report.ok and trip["obd"]["negative"] > 0
     assert abs(trip["fuel_l"] / truth["fuel_l"] - 1) < 0.03
+
+
+def test_an_ecu_on_29_bit_identifiers_is_found_after_11_bit_stays_silent(hybrid_hwfet):
+    report, _ = drive_obd(hybrid_hwfet, extended=True)
+    trip, truth = report.trip, hybrid_hwfet.truth
+    assert trip["fuel_method"] == "obd_fuel_rate" and trip["obd"]["vin"] == "JS2HA97S5M0234567"
+    assert abs(trip["fuel_l"] / truth["fuel_l"] - 1) < 0.01
+    assert trip["obd"]["timeouts"] <= 12  # the unanswered 11-bit tries, and the engine off at the end

@@ -276,7 +276,9 @@ class Client:
                 self.integ.reset()
                 self.events |= 1
         elif self.req_fast and self.fast_got:
-            rate = self.rate_mlph() if self.integ.can_fuel else 0
+            # without a fuel method the distance still counts (fuel adds 0;
+            # fuel_method "none" says so)
+            rate = self.rate_mlph() if self.integ.can_fuel and self.method != _f.METHOD_NONE else 0
             self.integ.add(self.t_fast, self.v[_pid.V_SPEED], rate)
         phase = self.phase
         if phase == _DISCOVER_01:

@@ -48,24 +48,11 @@ def _signal(w, state, t_ds):
 
 
 def write_trip(client, w):
-    """``"fuel_method"`` and ``"obd"`` of the trip line."""
+    """``"fuel_method"`` and ``"obd"`` of the trip line (once a trip: the
+    object is formatted here, which allocates)."""
     w.kstr(b'"fuel_method":', _f.METHOD_NAMES[client.method])
     w.key(b'"obd":')
-    w.buf[w.n] = 123  # {
-    w.n += 1
-    w.first = True
-    if client.vin_len == 17:
-        w.kstr(b'"vin":', client.vin)
-    else:
-        w.knull(b'"vin":')
-    w.open_list(b'"supported_pids":')
-    for pid in range(1, 256):
-        if client.supports(pid):
-            w._comma()
-            w.int_(pid)
-    w.close_list()
-    w.kint(b'"requests":', client.requests)
-    w.kint(b'"responses":', client.responses)
-    w.kint(b'"timeouts":', client.timeouts)
-    w.kint(b'"negative":', client.negative)
-    w.close_obj()
+    vin = b'"' + bytes(client.vin) + b'"' if client.vin_len == 17 else b"null"
+    pids = b",".join(b"%d" % pid for pid in range(1, 256) if client.supports(pid))
+    w.raw(b'{"vin":%s,"supported_pids":[%s],"requests":%d,"responses":%d,"timeouts":%d,"negative":%d}' % (
+        vin, pids, client.requests, client.responses, client.timeouts, client.negative))

@@ -41,10 +41,11 @@ EPOCH_S = 1.0       # a firmware that does not echo a SYNC for this long is stuc
 
 def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = None,
               runtime: str = "micropython", faults: dict | None = None, seed: int = 0,
-              timeout: float = 3600.0, on_event=None) -> tuple[FirmwareReport, dict]:
-    """The firmware polling ``result``'s engine ECU for the whole drive:
-    its report, and figures (``frames`` on the bus, ``barriers``)."""
-    ecu = EngineEcu(result, seed=seed, faults=faults)
+              timeout: float = 3600.0, on_event=None, extended: bool = False) -> tuple[FirmwareReport, dict]:
+    """The firmware polling ``result``'s engine ECU for the whole drive
+    (``extended``: an ECU on 29-bit identifiers): its report, and figures
+    (``frames`` on the bus, ``barriers``)."""
+    ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
     # a unit is plugged in at no particular moment: its 10 Hz ticks keep a
     # phase of their own to the drive (the simulator's trace changes slope
