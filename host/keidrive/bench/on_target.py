@@ -135,13 +135,14 @@ def main():
     print("ready")
     src, stamps = _receive()
     micropython.kbd_intr(3)
-    figures = {}
+    # (name, value) pairs in MEASURES order: a MicroPython dict keeps no order
+    figures = []
     for measure in MEASURES:
         gc.collect()
-        figures[measure.__name__] = measure(src, stamps, N)
-    figures["alloc_bytes_per_frame"] = ALLOC[0]
-    figures["records"] = N
-    print("figures " + repr(figures).replace("'", '"'))
+        figures.append((measure.__name__, measure(src, stamps, N)))
+    figures.append(("alloc_bytes_per_frame", ALLOC[0]))
+    figures.append(("records", N))
+    print("figures [" + ", ".join('["%s", %s]' % (name, value) for name, value in figures) + "]")
 
 
 main()

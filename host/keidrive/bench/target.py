@@ -58,7 +58,7 @@ def _on_target(target, cfg: dict, window) -> tuple[int, dict]:
             if line == b"ready":
                 session.write(link.frame(window))
             elif line.startswith(b"figures "):
-                figures = json.loads(line[len(b"figures "):])
+                figures = dict(json.loads(line[len(b"figures "):]))
         if figures is None:
             last = session.error_output.decode(errors="replace").strip().splitlines()[-1:]
             raise KeidriveError(f"the bench on the qemu board failed: {last[0] if last else 'no output'}")
