@@ -167,3 +167,17 @@ def test_run_drives_on_a_paced_keidrive_channel_and_refuses_a_bad_bitrate(tmp_pa
     paced = subprocess.run([*command, "keidrive:paced@1000000"], capture_output=True, text=True, timeout=300, check=False)
     assert paced.returncode == 0, paced.stderr
     assert json.loads(paced.stdout)["frames"] > 10_000
+
+
+@pytest.mark.parametrize("msg", [
+    can.Message(arbitration_id=0x800, data=b"\x01", is_extended_id=False),
+    can.Message(arbitration_id=0x20000000, data=b"\x01", is_extended_id=True),
+])
+def test_an_identifier_that_does_not_fit_is_refused_at_send(msg):
+    bus = can.Bus(interface="keidrive", channel="ids")
+    try:
+        with pytest.raises(can.CanOperationError) as error:
+            bus.send(msg)
+        assert "bit identifier" in str(error.value)
+    finally:
+        bus.shutdown()

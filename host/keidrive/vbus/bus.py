@@ -69,9 +69,16 @@ class KeidriveBus(can.BusABC):
         )
         if msg.is_fd or msg.dlc > 8:
             raise can.CanOperationError("keidrive virtual CAN carries classic CAN frames (DLC 0-8) only")
+        widest = 0x1FFFFFFF if msg.is_extended_id or msg.is_error_frame else 0x7FF
+        if not 0 <= msg.arbitration_id <= widest:
+            # The hub would refuse it; say so here rather than count it there.
+            raise can.CanOperationError(
+                f"identifier 0x{msg.arbitration_id:X} does not fit a {'29' if widest > 0x7FF else '11'}-bit identifier"
+            )
         # python-can leaves an unstamped message at 0: stamp it as sent.
         timestamp_us = int((msg.timestamp or time.time()) * 1e6)
-        self._write(wire.seal_one(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, bytes(msg.data))))
+        data = b"" if msg.is_remote_frame else bytes(msg.data[: msg.dlc])
+        self._write(wire.seal_one(record.pack(timestamp_us, msg.arbitration_id, flags, msg.dlc, data)))
         if self._receive_own:
             own = can.Message(
                 timestamp=msg.timestamp or time.time(),
