@@ -59,9 +59,7 @@ ALLOC = [0]  # the most any path allocated per frame
 
 
 def _alloc(a0, frames):
-    per = (gc.mem_alloc() - a0) / frames
-    if per > ALLOC[0]:
-        ALLOC[0] = per
+    ALLOC[0] = max(ALLOC[0], (gc.mem_alloc() - a0) / frames)
 
 
 def instr_per_frame_stream(src, stamps, n):
@@ -142,7 +140,7 @@ def main():
         figures.append((measure.__name__, measure(src, stamps, N)))
     figures.append(("alloc_bytes_per_frame", ALLOC[0]))
     figures.append(("records", N))
-    print("figures [" + ", ".join('["%s", %s]' % (name, value) for name, value in figures) + "]")
+    print("figures [" + ", ".join(f'["{name}", {value}]' for name, value in figures) + "]")
 
 
 main()
