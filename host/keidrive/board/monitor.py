@@ -191,6 +191,9 @@ def render(state: State, source: str):
     return Panel(Group(*parts), title=title, title_align="left")
 
 
+MAX_LINE = 64 * 1024  # longer than any telemetry line: what the board prints past it is not telemetry
+
+
 class Source:
     """Lines from a serial port that may vanish (a board reset) and come back."""
 
@@ -255,6 +258,10 @@ class Source:
             while b"\n" in self.buffer:
                 raw, self.buffer = self.buffer.split(b"\n", 1)
                 yield raw.decode("utf-8", "replace").rstrip("\r")
+            if len(self.buffer) > MAX_LINE:
+                # a board printing without newlines must not grow this without bound
+                yield self.buffer[:MAX_LINE].decode("utf-8", "replace")
+                self.buffer = b""
             if self.buffer.endswith(b">>> ") or self.buffer.endswith(b"\x04>"):
                 yield self.buffer.decode("utf-8", "replace")
                 self.buffer = b""
