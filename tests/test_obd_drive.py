@@ -77,3 +77,9 @@ def test_an_ecu_on_29_bit_identifiers_is_found_after_11_bit_stays_silent(hybrid_
     assert trip["fuel_method"] == "obd_fuel_rate" and trip["obd"]["vin"] == "JS2HA97S5M0234567"
     assert abs(trip["fuel_l"] / truth["fuel_l"] - 1) < 0.01
     assert trip["obd"]["timeouts"] <= 12  # the unanswered 11-bit tries, and the engine off at the end
+
+
+def test_status_lines_show_speed_and_economy_from_obd(hybrid_run):
+    moving = [s for s in hybrid_run.statuses if 100 < s["t_s"] < 700]
+    assert all(s["speed_kmh"] is not None and s["rolling_km_per_l"] is not None for s in moving)
+    assert any(s["instant_km_per_l"] is not None for s in moving)

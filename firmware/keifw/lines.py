@@ -76,6 +76,8 @@ def status(fw):
     w.kfix(b'"t_s":', econ.acc[_econ.TICKS], 1)
     if inp.speed_ok:
         w.kfix(b'"speed_kmh":', inp.v, 2)
+    elif fw.obd is not None and fw.obd.integ.have_prev:
+        w.kfix(b'"speed_kmh":', fw.obd.integ.v_prev * 100, 2)  # OBD-II PID 0x0D, whole km/h
     else:
         w.knull(b'"speed_kmh":')
     w.key(b'"distance_km":')
@@ -83,7 +85,8 @@ def status(fw):
     if fw.kind != KIND_EV:
         w.key(b'"fuel_l":')
         w.fixed(econ.fuel_ml(), 3)
-        fuel_ok = inp.m_fuel >= 0 and valid[inp.m_fuel]
+        obd = fw.obd
+        fuel_ok = (inp.m_fuel >= 0 and valid[inp.m_fuel]) or (obd is not None and obd.integ.have_prev)
         _kmpl_field(w, b'"instant_km_per_l":', fw.windows.instant_x100 if fuel_ok else -1)
         _kmpl_field(w, b'"rolling_km_per_l":', fw.windows.rolling_x100)
         k = trip_kmpl_x1000(econ)

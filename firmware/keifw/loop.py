@@ -284,7 +284,8 @@ class Firmware:
         if self.sec_cnt >= 10:
             self.sec_cnt = 0
             m = inp.m_fuel
-            self.windows.second(econ, m >= 0 and val.vb[m] and speed_ok)
+            obd = self.obd
+            self.windows.second(econ, (m >= 0 and val.vb[m] and speed_ok) or (obd is not None and obd.integ.have_prev))
         self.status_cnt += 1
         if self.status_cnt >= self.status_every:
             self.status_cnt = 0
