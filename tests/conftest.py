@@ -4,15 +4,29 @@ The tests run against the installed keidrive (the README's test command
 installs it), as a user's tools would.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
+from keidrive.errors import KeidriveError
 from keidrive.runtime import micropython_command
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def micropython_or_skip() -> str:
+    """The MicroPython unix port, found as the harness finds it (keidrive.runtime:
+    $KEIDRIVE_MICROPYTHON, the interpreter's scripts folder, PATH). Without one a
+    test module skips, saying what to install, except in CI (CI=true), where a
+    missing runtime is a broken setup and fails."""
+    try:
+        return micropython_command()
+    except KeidriveError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {error}", pytrace=False)
+        pytest.skip(str(error), allow_module_level=True)
 
 
 def run_micropython(script: str, *args: str, timeout: float = 120) -> str:
@@ -55,7 +69,6 @@ def compiled_set(request, tmp_path_factory):
     Compiled without --node: every message decoded and encodable.
     """
     import cantools
-
     from keidrive.dbccompiler import compile_dbc
     from keidrive.paths import firmware_dir
 

@@ -1,19 +1,20 @@
 """Heap lock, 31-bit bounds, mpy-cross, persistence and config, in the real MicroPython unix port."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-
+from conftest import micropython_or_skip
 from keidrive import record
 from keidrive.harness import firmware_config, run_firmware
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
-MP = shutil.which("micropython")
-pytestmark = pytest.mark.skipif(MP is None, reason="needs the MicroPython unix port")
+MP = micropython_or_skip()
 FW = Path(firmware_dir())
 
 HEAPLOCK = r"""
@@ -293,3 +294,22 @@ def test_board_frame_path_matches_the_stream_path(tmp_path, preset):
     lines, same, bad, unknown_frames = map(int, proc.stdout.split()[:4])
     assert lines > 100 and bad > 0 and unknown_frames > 0
     assert same == 1, proc.stdout
+
+
+def _pytest_here(test, env):
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{test}"],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=str(FW.parent))
+
+
+def test_firmware_tests_find_micropython_as_the_harness_does():
+    # a venv that is not activated: the interpreter's scripts folder is not on PATH
+    env = {k: v for k, v in os.environ.items() if k not in ("KEIDRIVE_MICROPYTHON", "CI")}
+    env["PATH"] = "/usr/bin:/bin"
+    proc = _pytest_here("test_config_schema_is_importable_data", env)
+    assert "1 passed" in proc.stdout, proc.stdout
+
+
+def test_firmware_tests_fail_in_ci_without_micropython():
+    env = dict(os.environ, CI="true", KEIDRIVE_MICROPYTHON="/nonexistent/micropython")
+    proc = _pytest_here("test_config_schema_is_importable_data", env)
+    assert proc.returncode != 0 and "CI=true and KEIDRIVE_MICROPYTHON" in proc.stdout, proc.stdout

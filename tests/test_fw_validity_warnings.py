@@ -5,18 +5,15 @@ Traffic is the simulator's, with chosen frames rewritten through cantools
 or corrupted.
 """
 
-import shutil
-
 import cantools
 import numpy as np
-import pytest
-
-from keidrive.harness import run_firmware
+from conftest import micropython_or_skip
 from keidrive.dbccompiler.checksum import ALGORITHMS
+from keidrive.harness import run_firmware
 from keidrive.paths import dbc_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
-pytestmark = pytest.mark.skipif(shutil.which("micropython") is None, reason="needs the MicroPython unix port")
+micropython_or_skip()
 
 CRC = ALGORITHMS["CRC8_SAEJ1850"]
 _SIM = {}

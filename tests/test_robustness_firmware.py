@@ -3,18 +3,16 @@ counts; ``keidrive bench --robustness`` runs the full ones): random frames,
 bad configs, bus-off, a flood, power cuts."""
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-
+from conftest import micropython_or_skip
 from keidrive import faults
 from keidrive.bench import robustness
 from keidrive.paths import firmware_dir
 
-MP = shutil.which("micropython")
-pytestmark = pytest.mark.skipif(MP is None, reason="needs the MicroPython unix port")
+MP = micropython_or_skip()
 FW = Path(firmware_dir())
 
 
