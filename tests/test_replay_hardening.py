@@ -179,3 +179,10 @@ def test_profiles_lists_the_firmwares_table(env):
     assert all(set(p) == {"name", "limit_kmh", "minimum_kmh", "notes"} for p in listed.values())
     printed = keidrive("profiles", env=env)
     assert printed.returncode == 0 and "us-interstate" in printed.stdout and "posted_limit_mph" in printed.stdout
+
+
+def test_a_paced_replay_through_another_bus_refuses_a_speed_it_would_misreport(short_logs, env):
+    """Through a python-can bus the firmware sees the bus's receive times, so
+    only recorded pace gives the log's trip: another speed is refused before anything is sent."""
+    one_line_error(keidrive("replay", str(short_logs["alto-na.log"]), "--bus", "virtual:h3pace", "--speed", "10",
+                            env=env), "only recorded pace")
