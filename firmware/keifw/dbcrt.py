@@ -1,14 +1,14 @@
 """The runtime every generated vehicle module shares (hand-written, not generated).
 
-A module made by ``keidrive dbc compile`` holds only its tables and two viper
-functions, ``decode_at`` and ``_encode_at``; everything else is here once, bound
-to the module's tables by ``bind(globals())`` at import:
+A module made by ``keidrive dbc compile`` holds only its tables, two viper
+functions (``decode_at``, ``_encode_at``) and ``dispatch``; everything else is
+here once, bound to the module's tables by ``bind(globals())`` at import:
 
-    new_values, frame_key, dispatch, encode, checksum, checksum_ok,
+    new_values, frame_key, encode, checksum, checksum_ok,
     raw_value, physical, frame_slots, decode
 
-Hot path (allocation-free): ``dispatch(key, data, dlc, values)`` and
-``encode(index, values, buf)``; the firmware calls ``decode_at`` directly.
+Hot path (allocation-free): ``encode(index, values, buf)``; received frames
+go through the module's own ``dispatch`` or, in the firmware, ``decode_at``.
 Debug path (allocates): ``raw_value``, ``physical``, ``frame_slots``, ``decode``.
 """
 
@@ -21,7 +21,7 @@ def bind(g):
     Codec (a closure over the tables would allocate per call in MicroPython; a bound method
     of at most four arguments does not)."""
     c = Codec(g)
-    return (c.new_values, c.frame_key, c.dispatch, c.encode, c.checksum, c.checksum_ok,
+    return (c.new_values, c.frame_key, c.encode, c.checksum, c.checksum_ok,
             c.raw_value, c.physical, c.frame_slots, c.decode)
 
 
@@ -58,17 +58,6 @@ class Codec:
 
     def frame_key(self, frame_id, extended):
         return frame_id | self.extended_flag if extended else frame_id
-
-    def dispatch(self, key, data, dlc, values):
-        """Decode a received frame into ``values`` (CHECKSUM unchecked); the message index,
-        -1 unknown id, -2 wrong DLC. A multiplexed message writes only the pages that arrived."""
-        index = self.msg_key.get(key, -1)
-        if index < 0:
-            return -1
-        if dlc != self.msg_len[index]:
-            return -2
-        self.decode_at(~index, data, 0, values)
-        return index
 
     def checksum(self, index, data):
         """The CHECKSUM the frame ``data`` of message ``index`` should carry.

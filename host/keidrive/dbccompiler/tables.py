@@ -32,8 +32,9 @@ physical = raw * SCALE_NUM/SCALE_DEN + OFFSET_NUM/OFFSET_DEN.
 decode_at(msg_index, buf, offset, values) -> 0, -1 on a CHECKSUM mismatch
 (nothing decoded) or -2 (no such message): check and decode in one call,
 the caller having looked up the index and checked the DLC; decode_at(~i, ...)
-decodes without the check. The rest (dispatch, encode, decode, ...) is the
-shared runtime keifw/dbcrt.py.
+decodes without the check. dispatch(frame_key(id, extended), data, dlc,
+values) -> message index, -1 (unknown id) or -2 (wrong DLC). The rest
+(encode, checksum, decode, ...) is the shared runtime keifw/dbcrt.py.
 """
 '''
 
