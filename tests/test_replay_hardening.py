@@ -186,3 +186,13 @@ def test_a_paced_replay_through_another_bus_refuses_a_speed_it_would_misreport(s
     only recorded pace gives the log's trip: another speed is refused before anything is sent."""
     one_line_error(keidrive("replay", str(short_logs["alto-na.log"]), "--bus", "virtual:h3pace", "--speed", "10",
                             env=env), "only recorded pace")
+
+
+def test_min_explained_lets_a_shared_bus_through(short_logs, env):
+    result = keidrive("replay", str(short_logs["sakura-ev.log"]), "--dbc", "kei_turbo_660", "--min-explained", "0.2",
+                      "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 0.2 <= report["explained_share"] < 0.5 and report["unknown_frames"] > 0
+    one_line_error(keidrive("replay", str(short_logs["sakura-ev.log"]), "--min-explained", "2", env=env),
+                   "--min-explained")

@@ -210,13 +210,16 @@ def coverage(messages, dbc: str) -> tuple[int, float]:
     return unknown, round((total - unknown) / total, 4) if total else 0.0
 
 
-def require_coverage(messages, dbc: str, path) -> tuple[int, float]:
-    """``coverage``, refusing a log the DBC mostly does not explain."""
+def require_coverage(messages, dbc: str, path, minimum: float = MIN_EXPLAINED_SHARE) -> tuple[int, float]:
+    """``coverage``, refusing a log the DBC explains less than ``minimum`` of."""
+    if not 0 <= minimum <= 1:
+        raise KeidriveError(f"--min-explained must be a share from 0 to 1, got {minimum:g}")
     unknown, share = coverage(messages, dbc)
-    if share < MIN_EXPLAINED_SHARE:
+    if share < minimum:
         raise KeidriveError(
             f"{path}: {Path(dbc).stem} explains only {share * 100:.1f} % of the log's frames ({unknown} unknown; "
-            f"at least {MIN_EXPLAINED_SHARE * 100:.0f} % needed): a log of another car, or pass the right --dbc"
+            f"at least {minimum * 100:.0f} % needed): a log of another car, or pass the right --dbc "
+            "(--min-explained for a bus that also carries other traffic)"
         )
     return unknown, share
 

@@ -24,6 +24,11 @@ def add_subparser(subparsers) -> None:
         "messages the log carries)",
     )
     parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
+    parser.add_argument(
+        "--min-explained", type=float, metavar="SHARE",
+        help="refuse a log the vehicle DBC explains less of than this share of frames (default 0.5: below it "
+        "the log is of another car or the DBC is wrong; lower it for a bus that also carries other traffic)",
+    )
     parser.add_argument("--bus", metavar="INTERFACE:CHANNEL[@BITRATE]", help="play the log onto this bus")
     parser.add_argument(
         "--no-firmware", action="store_true", help="with --bus: only play the log, attach no firmware",
@@ -124,10 +129,13 @@ def explained(args, messages):
     """The log's vehicle DBC, its unknown frames and the share of the log
     that DBC explains; a log it mostly does not explain fails here, before
     the firmware starts (``keidrive fleet`` checks each log through this)."""
-    from ..drivelog import guess_vehicle_dbc, require_coverage
+    from ..drivelog import MIN_EXPLAINED_SHARE, guess_vehicle_dbc, require_coverage
 
     log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
-    unknown, share = require_coverage(messages, log_dbc, args.log)
+    minimum = getattr(args, "min_explained", None)  # fleet's drives carry no such option
+    if minimum is None:
+        minimum = MIN_EXPLAINED_SHARE
+    unknown, share = require_coverage(messages, log_dbc, args.log, minimum)
     return log_dbc, unknown, share
 
 
