@@ -7,7 +7,7 @@ import pytest
 
 
 def keidrive(*args, cwd=None):
-    return subprocess.run(["keidrive", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return subprocess.run(["keidrive", *args], capture_output=True, text=True, timeout=600, cwd=cwd, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ whole drive, in lockstep (keidrive.obdloop): fuel method, figures, VIN, and
 an ECU that is silent, stops mid-drive or answers garbage."""
 
 import pytest
-
 from keidrive import sim
 from keidrive.obdloop import drive_obd
 

@@ -3,7 +3,6 @@ loop's listener, SYNC barriers, 10 Hz requests and status lines, run in the
 MicroPython unix port under micropython.heap_lock()."""
 
 from conftest import run_micropython
-
 from keidrive.paths import firmware_dir
 
 # blocks of (SYNC, reply) records 50 ms apart: discovery on the first, then

@@ -10,14 +10,13 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from keidrive.paths import firmware_dir
 
 sys.path.insert(0, str(firmware_dir()))
-import keifw.compat  # noqa: E402,F401  (the micropython stand-in first)
-from keifw import economy, isotp, obd, obdfuel, obdpid  # noqa: E402
-from keifw.vehicle import Roles  # noqa: E402
-from keifw.vehicles import kei_turbo_660 as gen  # noqa: E402
+import keifw.compat  # noqa: F401  (the micropython stand-in first)
+from keifw import economy, isotp, obd, obdfuel, obdpid
+from keifw.vehicle import Roles
+from keifw.vehicles import kei_turbo_660 as gen
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +176,7 @@ def test_firmware_reassembles_what_can_isotp_sends(length):
 
 
 def test_firmware_flow_control_is_continue_to_send_all_at_once():
-    stack, frames, inbox = _isotp_sender()
+    stack, frames, _inbox = _isotp_sender()
     c = client()
     stack.send(bytes(range(30)))
     stack.process()
@@ -211,7 +210,7 @@ def test_firmware_rejects_consecutive_frames_out_of_sequence():
 
 
 def test_firmware_refuses_a_message_too_long_for_its_buffer():
-    stack, frames, inbox = _isotp_sender()
+    stack, frames, _inbox = _isotp_sender()
     c = client()
     stack.send(bytes(200))
     stack.process()

@@ -3,7 +3,6 @@
 import isotp
 import numpy as np
 import pytest
-
 from keidrive import sim
 from keidrive.errors import KeidriveError
 from keidrive.sim import intake

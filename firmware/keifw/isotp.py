@@ -77,8 +77,7 @@ class Rx:
                 return BAD
             got = self.got
             n = self.length - got
-            if n > 7:
-                n = 7
+            n = min(n, 7)
             if dlc - 1 < n:
                 self.active = False
                 return BAD

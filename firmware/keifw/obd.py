@@ -207,14 +207,14 @@ class Client:
         if n < 3:
             return False
         if pid == 0x02:
-            m = n - 3 if n - 3 < 17 else 17
+            m = min(17, n - 3)
             for k in range(m):
                 c = b[3 + k]
                 self.vin[k] = c if 48 <= c <= 57 or 65 <= c <= 90 else 63  # JSON-safe: 0-9 A-Z, else ?
             self.vin_len = m
             return m == 17
         if pid == 0x04:
-            m = n - 3 if n - 3 < 16 else 16
+            m = min(16, n - 3)
             for k in range(m):
                 c = b[3 + k]
                 self.calid[k] = c if 32 < c < 127 and c != 34 and c != 92 else 63
@@ -252,8 +252,7 @@ class Client:
             self.next_slow = t
             self.next_try = t
         self.tokens += self.budget
-        if self.tokens > self.budget * 10:
-            self.tokens = self.budget * 10
+        self.tokens = min(self.tokens, self.budget * 10)
         for rx in self.rx:
             rx.expired(t)
         if self.pending:
@@ -367,13 +366,12 @@ class Client:
                     if k and _pid.SLOT[pid] != 0xFF:
                         v[_pid.SLOT[pid]] = -1  # only this request's replies count
                 self._go(self.fast_n, t, True, cost)
-        elif self.slow_n and tdiff(t, self.next_slow) >= 0:
-            if self.tokens >= 3 * FRAME_BITS:
-                self.next_slow = t + SLOW_US & 0x3FFFFFFF
-                tx[1] = 1
-                tx[2] = self.slow[self.slow_i]
-                self.slow_i = (self.slow_i + 1) % self.slow_n
-                self._go(2, t, False, 3 * FRAME_BITS)
+        elif self.slow_n and tdiff(t, self.next_slow) >= 0 and self.tokens >= 3 * FRAME_BITS:
+            self.next_slow = t + SLOW_US & 0x3FFFFFFF
+            tx[1] = 1
+            tx[2] = self.slow[self.slow_i]
+            self.slow_i = (self.slow_i + 1) % self.slow_n
+            self._go(2, t, False, 3 * FRAME_BITS)
 
     def _request(self, svc, pid, t, frames):
         self.tx[1] = svc

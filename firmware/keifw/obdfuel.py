@@ -61,11 +61,10 @@ def from_air(maf_x1000, lam_raw):
     stoichiometric) -> fuel mL/h, rounded. Air is capped at 1500 g/s and
     lambda below 0.5 taken as 0.5 (no gasoline engine is commanded richer),
     which keeps every intermediate below 2**30."""
-    if maf_x1000 > 1500000:
-        maf_x1000 = 1500000
+    maf_x1000 = min(maf_x1000, 1500000)
     ul = muldiv(maf_x1000, _MLPH_PER_GS_X100, 100)  # uL/h, < 4.94e8
     if lam_raw > 0:
-        ul = muldiv(LAMBDA_ONE, ul, lam_raw if lam_raw > LAMBDA_MIN else LAMBDA_MIN)
+        ul = muldiv(LAMBDA_ONE, ul, max(LAMBDA_MIN, lam_raw))
     return (ul + 500) // 1000
 
 
@@ -79,7 +78,7 @@ def speed_density_air(map_kpa, iat_raw, rpm_x4, ve_pct, vd_cc):
     y = muldiv(rpm_x4, x, 13778)          # x * rpm_x4 / 13778.4, below 2**30
     t_k = iat_raw + 233                   # (raw - 40) + 273
     m = (y + t_k // 2) // t_k
-    return m if m < 0x1FFFFF else 0x1FFFFF
+    return min(2097151, m)
 
 
 def fuel_cut(status, lam_raw, throttle_raw):
@@ -124,8 +123,7 @@ class Integrator:
         if speed < 0 or rate < 0:
             self.have_prev = False
             return
-        if rate > MAX_RATE_MLPH:
-            rate = MAX_RATE_MLPH
+        rate = min(rate, MAX_RATE_MLPH)
         if self.have_prev:
             dt = tdiff(t, self.t_prev)
             if 0 < dt <= HOLD_US:

@@ -62,7 +62,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
         try:
             try:
                 conn, _ = server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 firmware.kill()
                 raise KeidriveError(firmware.wait(1).failure()) from None
             conn.settimeout(SILENCE_S)
@@ -87,8 +87,8 @@ def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware) -> dict:
         if ecu.busy:
             due = t + CF_POLL_S
         barrier = next_tick if due is None or due >= next_tick else max(due, t)
-        out = []
-        ecu.process(barrier, lambda can_id, ext, data: out.append((can_id, ext, data)))
+        out: list = []
+        ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
         chunk = bytearray()
         stamp = barrier
         for can_id, ext, data in out:
@@ -99,7 +99,7 @@ def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware) -> dict:
         try:
             conn.sendall(chunk)
             sent, pending = _until_sync(conn, pending)
-        except (OSError, socket.timeout):
+        except (TimeoutError, OSError):
             raise KeidriveError(firmware.wait(1).failure()) from None
         for can_id, ext, data in sent:
             frames += 1
@@ -119,7 +119,7 @@ def _until_sync(conn, pending: bytearray):
         while len(pending) >= record.SIZE:
             rec = bytes(pending[: record.SIZE])
             del pending[: record.SIZE]
-            _ts, can_id, flags, dlc, data = record.unpack(rec)
+            _ts, can_id, flags, _dlc, data = record.unpack(rec)
             if flags & record.FLAG_CONTROL:
                 if can_id == record.CONTROL_SYNC:
                     return frames, pending
@@ -134,5 +134,5 @@ def _until_sync(conn, pending: bytearray):
 def _us(t: float) -> int:
     """Record timestamp of drive time t: counted from EPOCH_S before the
     drive, so the unit's clock may start before the car does."""
-    return int(round((t + EPOCH_S) * 1e6))
+    return round((t + EPOCH_S) * 1e6)
 

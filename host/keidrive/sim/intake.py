@@ -95,7 +95,7 @@ def run(veh: Vehicle, trace) -> dict:
 
 def _lag(x, tau_s):
     """First-order lag of a per-step array, evaluated on 1 s blocks."""
-    blk = int(round(1.0 / physics.DT))
+    blk = round(1.0 / physics.DT)
     n = len(x)
     nb = (n + blk - 1) // blk
     means = np.concatenate([x, np.full(nb * blk - n, x[-1] if n else 0.0)]).reshape(nb, blk).mean(1).tolist()
