@@ -217,7 +217,8 @@ def test_a_worker_that_dies_fails_its_drive_only(fleet, tmp_path):
     (["fleet", "/nonexistent/*.blf"], "no log matches /nonexistent/*.blf"),
     (["fleet", "--vehicles", "alto-na,no-such-car"], "no-such-car"),
     (["fleet", "--cycles", "hwfet", "--profiles", "autobahn"], "autobahn"),
-    (["fleet", "--cycles", "hwfet", "--dbc", "kei_ev"], "--dbc names the DBC of drive logs"),
+    (["fleet", "--cycles", "hwfet", "--dbc", "kei_ev"], "--dbc: no drive here takes it (keidrive run does not)"),
+    (["fleet", "/nonexistent*.blf", "--obd"], "no log matches"),
     (["fleet", "--cycles", "hwfet", "--run", "2"], "--run belongs to `keidrive fleet report`"),
     (["fleet", "--cycles", "hwfet", "--workers", "0"], "--workers must be at least 1"),
     (["fleet", "report", "--db", "/nonexistent/fleet.duckdb"], "no such fleet database"),
@@ -236,7 +237,9 @@ def test_bad_files_are_one_line_before_any_drive(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "junk.duckdb").write_text("not a database\n")
     (tmp_path / "a-file").write_text("")
+    (tmp_path / "drive.blf").write_bytes(b"")
     for argv, message in (
+        (["fleet", "drive.blf", "--obd"], "--obd: no drive here takes it (keidrive replay does not)"),
         (["fleet", "report", "--db", "junk.duckdb"], "junk.duckdb: cannot open as a fleet database"),
         (["fleet", "--cycles", "hwfet", "--db", "junk.duckdb"], "junk.duckdb: cannot open as a fleet database"),
         (["fleet", "--cycles", "hwfet", "--parquet", "a-file/out"], "cannot write Parquet to a-file/out"),

@@ -64,10 +64,11 @@ def drive_specs(args) -> list[dict]:
                   for vehicle in vehicles for cycle in cycles for profile in profiles]
     if not specs:
         raise KeidriveError("nothing to drive: give drive logs (or globs) and/or --vehicles / --cycles")
-    if args.dbc and not any(spec["kind"] == "replay" for spec in specs):
-        raise KeidriveError("--dbc names the DBC of drive logs, and no log was given (keidrive run takes no --dbc)")
-    if args.obd and not any(spec["kind"] == "run" for spec in specs):
-        raise KeidriveError("--obd is for simulated drives (--vehicles / --cycles); a log replays what it holds")
+    kinds = {spec["kind"] for spec in specs}
+    for option in given_options(args):
+        if not any(takes(kind, option) for kind in kinds):
+            raise KeidriveError(f"{option[0]}: no drive here takes it ("
+                                + "; ".join(f"keidrive {kind} does not" for kind in sorted(kinds)) + ")")
     for spec in {spec["kind"]: spec for spec in specs}.values():
         tasks.command_args(spec)  # an option that command does not take fails here, once
     if args.scheduler is None and args.runtime:
@@ -83,13 +84,31 @@ def _absolute(name: str) -> str:
     return str(Path(name).resolve()) if Path(name).is_file() else name
 
 
-def passthrough(args, kind: str) -> list[str]:
-    """The options each drive of ``kind`` (run, replay) gets as its single
-    command would: --dbc is the DBC of a log, which `keidrive run` has no
-    option for; --obd is `keidrive run`'s (the simulated engine ECU)."""
+def given_options(args) -> list[list[str]]:
+    """The drive options of the command line, as the single commands spell them."""
     options = []
-    if args.dbc and kind == "replay":
-        options += ["--dbc", args.dbc]
-    if args.obd and kind == "run":
-        options.append("--obd")
+    if args.dbc:
+        options.append(["--dbc", args.dbc])
+    if args.obd:
+        options.append(["--obd"])
     return options
+
+
+def takes(kind: str, option: list[str]) -> bool:
+    """Whether `keidrive KIND` takes ``option`` (its own parser says)."""
+    if kind == "run":
+        probe = tasks.simulated(DEFAULT_VEHICLE, DEFAULT_CYCLE, "jp-expressway", "micropython", option)
+    else:
+        probe = tasks.replayed("LOG", "jp-expressway", "micropython", option)
+    try:
+        tasks.command_args(probe)
+    except KeidriveError:
+        return False
+    return True
+
+
+def passthrough(args, kind: str) -> list[str]:
+    """The options each drive of ``kind`` (run, replay) gets: those its
+    single command takes (today --dbc goes to replays, --obd to simulated
+    drives)."""
+    return [word for option in given_options(args) if takes(kind, option) for word in option]
