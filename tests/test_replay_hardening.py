@@ -196,3 +196,23 @@ def test_min_explained_lets_a_shared_bus_through(short_logs, env):
     assert 0.2 <= report["explained_share"] < 0.5 and report["unknown_frames"] > 0
     one_line_error(keidrive("replay", str(short_logs["sakura-ev.log"]), "--min-explained", "2", env=env),
                    "--min-explained")
+
+
+def test_a_blf_its_logger_never_closed_says_so(short_logs, env, tmp_path):
+    """Power lost while logging: python-can's BLFWriter never rewrote the
+    header, and what it had not flushed is gone; what was written replays."""
+    import can
+
+    blf = tmp_path / "unclosed.blf"
+    writer = can.BLFWriter(str(blf))
+    for msg in can.LogReader(str(short_logs["alto-na.log"])):
+        writer.on_message_received(msg)
+    writer.file.flush()
+    cut = tmp_path / "power-lost.blf"
+    cut.write_bytes(blf.read_bytes())  # the file as the power cut left it
+    writer.stop()
+    result = keidrive("replay", str(cut), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["truncated"]["expected_bytes"] < report["truncated"]["byte"] == cut.stat().st_size
+    assert "never closed by its logger" in result.stderr

@@ -41,8 +41,10 @@ class DriveLog:
         cut = self.truncated
         if "line" in cut:
             where = f"its last line (line {cut['line']}, byte {cut['byte']}) is cut"
-        elif cut.get("expected_bytes"):
+        elif cut.get("expected_bytes", 0) > cut["byte"]:
             where = f"cut at byte {cut['byte']} of the {cut['expected_bytes']} its header announces"
+        elif cut.get("expected_bytes"):
+            where = f"never closed by its logger (its header still says {cut['expected_bytes']} bytes of {cut['byte']})"
         else:
             where = f"cut at byte {cut['byte']}"
         return f"{path}: truncated: {where}; replaying the {cut['frames_read']} whole frames before it"
@@ -152,8 +154,9 @@ def _read_blf(path: Path) -> DriveLog:
         reader.stop()
     size = os.path.getsize(path)
     # python-can's BLFReader stops quietly where the file ends; the header
-    # (written when the logger closes the file) says where it should.
-    if size < expected:
+    # (rewritten when the logger closes the file) says where it should, and
+    # a logger that lost power never rewrote it.
+    if size != expected:
         return DriveLog(messages, {"frames_read": len(messages), "byte": size, "expected_bytes": expected})
     return DriveLog(messages)
 
