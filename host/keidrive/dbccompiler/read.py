@@ -149,8 +149,8 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
     while True:
         try:
             return cantools.database.load_string("\n".join(lines), database_format="dbc", strict=True)
-        except Exception:  # cantools raises several unrelated types for bad input
-            pass
+        except Exception as error:  # cantools raises several unrelated types for bad input
+            strict_error = one_line(error)
         try:
             database = cantools.database.load_string("\n".join(lines), database_format="dbc", strict=False)
         except Exception as error:
@@ -158,13 +158,14 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
             statement = _side_statement(lines, one_line(error)) if block is None else None
             if statement is not None:
                 warnings.append(f"{path.name}: line {numbers[statement]} ignored: {one_line(lines[statement])[:60]}: "
-                     f"cantools cannot read it ({one_line(error)})")
+                                f"cantools cannot read it ({one_line(error)})")
                 del lines[statement], numbers[statement]
                 continue
             if block is None:
                 raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
             cut(*block, f"cantools cannot read it ({one_line(error)})")
             continue
+        relaxed = len(warnings)
         for message in database.messages:
             try:
                 message.refresh(strict=True)
@@ -173,6 +174,8 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
                     f"{path.name}: message {message.name}: {one_line(error)}; loaded without cantools' strict check"
                 )
                 message.refresh(strict=False)
+        if len(warnings) == relaxed:  # the strict failure was about the file, not one message
+            warnings.append(f"{path.name}: {strict_error}; loaded without cantools' strict checks")
         return database
 
 
