@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import socket
 import sys
 import tempfile
@@ -144,18 +145,27 @@ def _relay(args, session, romfs: bytes = b"") -> int:
     stop = threading.Event()
     ready = threading.Event()
 
+    # The source is drained as fast as it delivers (a hub does not wait for a
+    # client that reads at the pace of a UART); the board gets it at its pace.
+    pending: queue.Queue = queue.Queue()
+
+    def drain():
+        for chunk in _records(args):
+            pending.put(chunk)
+        pending.put(None)
+
     def feed():
         ready.wait()
-        for chunk in _records(args):
-            if stop.is_set():
+        while not stop.is_set():
+            chunk = pending.get()
+            if chunk is None:
+                session.write(link.ending())
                 return
             if chunk:
                 session.write(link.frame(chunk))
-        if not stop.is_set():
-            session.write(link.ending())
 
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
+    for work in (drain, feed):
+        threading.Thread(target=work, daemon=True).start()
     for line in session.lines():
         if line == b"romfs_ready":
             session.write(romfs)

@@ -36,26 +36,35 @@ class Machine:
     def __init__(self, image: str | os.PathLike, *, icount: bool = True):
         if shutil.which("qemu-system-arm") is None:
             raise KeidriveError("qemu-system-arm not found: sudo apt-get install qemu-system-arm")
-        self._log = tempfile.NamedTemporaryFile(prefix="keidrive-qemu-", suffix=".log", delete=False)  # noqa: SIM115  (closed by close())
-        self.port = _free_port()
-        command = ["qemu-system-arm", "-machine", MACHINE, "-nographic", "-monitor", "null", "-semihosting",
-                   *(["-icount", "shift=0"] if icount else []),
-                   "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off", "-kernel", str(image)]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509  (prctl only)
-        self.url = f"socket://127.0.0.1:{self.port}"
-        self._wait_for_port()
+        # A free port may be taken by another program before qemu binds it: try another.
+        for attempt in range(3):
+            self._log = tempfile.NamedTemporaryFile(prefix="keidrive-qemu-", suffix=".log", delete=False)  # noqa: SIM115  (closed by close())
+            self.port = _free_port()
+            command = ["qemu-system-arm", "-machine", MACHINE, "-nographic", "-monitor", "null", "-semihosting",
+                       *(["-icount", "shift=0"] if icount else []),
+                       "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off", "-kernel", str(image)]
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
+                                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509  (prctl only)
+            self.url = f"socket://127.0.0.1:{self.port}"
+            try:
+                self._wait_for_port()
+                return
+            except KeidriveError:
+                if attempt == 2:
+                    raise
 
     def _wait_for_port(self) -> None:
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         while time.monotonic() < deadline:
+            # ours, not another program's on a port it took first: qemu must still run
             if self.process.poll() is not None:
                 text = Path(self._log.name).read_text(errors="replace").strip().splitlines()
                 self.close()
                 raise KeidriveError(f"qemu-system-arm exited at start: {text[-1] if text else 'no output'}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
+                if self.process.poll() is None:
+                    return
             except OSError:
                 time.sleep(0.05)
         self.close()
