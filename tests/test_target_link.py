@@ -11,7 +11,6 @@ import random
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
 from keidrive import record
 from keidrive.harness import firmware_config

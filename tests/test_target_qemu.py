@@ -11,7 +11,6 @@ import json
 
 import numpy as np
 import pytest
-
 from keidrive import record
 from keidrive.harness import firmware_config, run_records
 from keidrive.sim import load_cycle, load_vehicle, simulate
