@@ -118,32 +118,67 @@ def host_main(argv):
     return 0
 
 
+def open_port(cfg, gen):
+    """(port, None) for the CAN controller the config names, or (None, the
+    reason) when this board does not have it or it does not answer."""
+    kind = cfg["can_port"]
+    try:
+        if kind == "machine":
+            from keifw.canport import MachineCANPort
+
+            return MachineCANPort(gen, cfg["can_id"], cfg["can_bitrate"], cfg["transmit"]), None
+        from keifw.mcp2515 import MCP2515Port
+
+        return MCP2515Port.from_config(gen, cfg), None
+    except ImportError as e:
+        if kind == "machine":
+            return None, ("can_port machine: this MicroPython has no machine.CAN (upstream has it on STM32, MIMXRT "
+                          "and Alif); wire an MCP2515 and set can_port to mcp2515 (%s)" % (e,))
+        return None, "can_port %s: %s" % (kind, e)
+    except Exception as e:  # a controller that is missing, unwired or refuses the settings
+        return None, "can_port %s: %s: %s" % (kind, type(e).__name__, e)
+
+
+def idle(fw):
+    """No CAN controller: keep the clock and the status line going (bus
+    "stopped", every signal missing) so the unit is seen alive and can be
+    reconfigured; nothing is integrated without frames."""
+    import time
+
+    from keifw.canport import STATE_STOPPED
+    from keifw.compat import now_us
+
+    fw.bus_state = STATE_STOPPED
+    while True:
+        fw.clock(now_us())
+        time.sleep_ms(100)
+
+
 def board_main():
     from keifw import app
     from keifw import config as _config
 
     cfg, _errors = _config.load(BOARD_CONFIG)
     gpio = None
-    port = None
+    gpio_error = None
     try:
         from keifw.board import Indicators
 
         gpio = Indicators(cfg["pin_buzzer"], cfg["pin_led"])
     except Exception as e:  # a bad pin must not crash-loop the unit
-        sys.stdout.write('{"type":"error","message":"indicators: %s"}\n' % e)
-    gen = app.vehicle_module(cfg["vehicle"])
-    if cfg["can_port"] == "machine":
-        from keifw.canport import MachineCANPort
-
-        port = MachineCANPort(gen, cfg["can_id"], cfg["can_bitrate"], cfg["transmit"])
-    elif cfg["can_port"] == "mcp2515":
-        from keifw.mcp2515 import MCP2515Port
-
-        port = MCP2515Port.from_config(gen, cfg)
-    else:
+        gpio_error = "indicators: %s" % (e,)
+    try:
+        gen = app.vehicle_module(cfg["vehicle"])
+    except ImportError:
+        gen = app.vehicle_module(_config.DEFAULTS["vehicle"])  # build() reports it
+    port = None
+    port_error = None
+    if cfg["can_port"] == "stream":
         from keifw.canport import StreamPort
 
         port = StreamPort(app.stdin_stream(), None)
+    else:
+        port, port_error = open_port(cfg, gen)
     try:
         import os
 
@@ -151,7 +186,15 @@ def board_main():
     except OSError:
         pass
     fw, _ = app.build(BOARD_CONFIG, BOARD_DATA, port=port, gpio=gpio)
-    if cfg["can_port"] == "stream":
+    if gpio_error:
+        fw.error(gpio_error)
+    sp = getattr(port, "sample_permille", None)
+    if sp is not None:  # an MCP2515: the bit timing as computed from its crystal
+        fw.info(b'"mcp2515":', ("%d bit/s, sample point %d.%d %%" % (cfg["can_bitrate"], sp // 10, sp % 10)).encode())
+    if port_error:
+        fw.error(port_error)
+        idle(fw)
+    elif cfg["can_port"] == "stream":
         app.run_stream(fw, app.stdin_stream(), virtual=False)
     else:
         app.run_port(fw, port)

@@ -33,7 +33,7 @@ SCHEMA = {
     "rpm_limit": ("int", 5500, (2000, 9000), "sustained engine speed for engine_stress, rpm"),
     "boost_limit_kpa": ("int", 80, (10, 200), "sustained boost for engine_stress, kPa"),
     "can_port": ("str", "stream", PORTS, "CAN source on a board: machine.CAN, an MCP2515 over SPI, or the stream"),
-    "can_id": ("int", 0, (0, 3), "machine.CAN controller id"),
+    "can_id": ("int", 1, (1, 3), "machine.CAN controller id (upstream numbers them from 1)"),
     "can_bitrate": ("int", 500000, (10000, 1000000), "CAN bit rate, bit/s"),
     "mcp2515_spi": ("int", 0, (0, 2), "SPI bus id of the MCP2515"),
     "mcp2515_baudrate": ("int", 8000000, (100000, 10000000), "SPI clock, Hz"),

@@ -134,8 +134,24 @@ def status(fw):
     w.kstr(b'"bus":', BUS_NAMES[fw.bus_state])
     w.kint(b'"frames":', fw.frames)
     w.kint(b'"lost_frames":', fw.lost_frames)
+    port_counters(w, fw)
     w.kstr(b'"profile":', fw.profile)
     w.end()
+
+
+def port_counters(w, fw):
+    """The CAN controller's side of the status line: frames it lost to
+    overruns (MCP2515: RXnOVR flags seen, at least a frame each; machine.CAN:
+    recv's overrun flag),
+    frames that passed its filters but no decoder wants, transmit frames it
+    refused, and its error counters where it has them (MCP2515 TEC / REC)."""
+    port = fw.port
+    w.kint(b'"overruns":', getattr(port, "overruns", 0))
+    w.kint(b'"filtered_out":', fw.unknown)
+    w.kint(b'"tx_dropped":', fw.tx.dropped if fw.tx is not None else 0)
+    if hasattr(port, "tec"):
+        w.kint(b'"tec":', port.tec)
+        w.kint(b'"rec":', port.rec)
 
 
 def _pad3(x):

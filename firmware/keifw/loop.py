@@ -337,7 +337,7 @@ class Firmware:
         if store is None:
             return
         try:
-            store.save(self.econ.acc, self.alerts)
+            store.save(self.econ.acc, self.alerts, getattr(self.port, "drain", None))  # receive between chunks
         except OSError as e:
             self.error("trip save failed: %s" % (e,))
 

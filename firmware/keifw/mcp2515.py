@@ -176,12 +176,11 @@ class MCP2515Port:
         self.cmd_rxb0[0] = READ_RXB0
         self.cmd_rxb1 = bytearray(SLOT)
         self.cmd_rxb1[0] = READ_RXB1
-        # ring of raw READ RX BUFFER replies; slot RING is the scratch slot
-        # a frame goes to when the ring is full (read out, counted, dropped)
-        self.ring = bytearray(SLOT * (RING + 1))
+        # ring of raw READ RX BUFFER replies (one slot stays free: head == tail is empty)
+        self.ring = bytearray(SLOT * RING)
         mv = memoryview(self.ring)
-        self.slots = [mv[k * SLOT:(k + 1) * SLOT] for k in range(RING + 1)]
-        self.datas = [mv[k * SLOT + 6:(k + 1) * SLOT] for k in range(RING + 1)]
+        self.slots = [mv[k * SLOT:(k + 1) * SLOT] for k in range(RING)]
+        self.datas = [mv[k * SLOT + 6:(k + 1) * SLOT] for k in range(RING)]
         self.head = 0
         self.tail = 0
         self.held = False  # the slot at tail is the caller's frame until the next poll
@@ -190,7 +189,6 @@ class MCP2515Port:
         # counters for the status line
         self.frames = 0
         self.overruns = 0        # RX0OVR / RX1OVR seen: at least one frame lost in the chip each
-        self.ring_overruns = 0   # frames read out but dropped because the ring was full
         self.tec = 0
         self.rec = 0
         self.eflg = 0
@@ -331,14 +329,16 @@ class MCP2515Port:
                 h = self.head
                 nh = h + 1 if h < RING - 1 else 0
                 if nh == self.tail:
-                    h = RING  # full: read it out into the scratch slot
-                    self.ring_overruns += 1
-                else:
-                    self.head = nh
-                    self.frames += 1
+                    # the ring is full: the frame stays in the chip (its buffers are
+                    # two more slots) until a poll makes room; the chip counts what
+                    # it cannot hold
+                    self.busy = False
+                    return
                 cs.value(0)
                 spi.write_readinto(self.cmd_rxb0 if k == 0 else self.cmd_rxb1, self.slots[h])
                 cs.value(1)
+                self.head = nh
+                self.frames += 1
         self.busy = False
 
     def poll(self, fr):

@@ -26,6 +26,7 @@ from . import alerts as _alerts
 from . import economy as _econ
 
 MAGIC = b"KDT1"
+CHUNK = 256  # bytes per flash write: a NOR flash page
 SLOTS = ("trip_a.bin", "trip_b.bin")
 
 # Accumulators stay inside the 31-bit small ints the loop checks; a
@@ -94,6 +95,8 @@ class TripStore:
         self.payload_len = 4 * n_acc + 8 + 4 * 4 * _alerts.MAX_LOG
         self.size = 4 + 4 + 2 + self.payload_len + 2
         self.buf = bytearray(self.size)
+        mv = memoryview(self.buf)
+        self.chunks = [mv[o:o + CHUNK] for o in range(0, self.size, CHUNK)]
         self.seq = 0
         self.next_slot = 0
         self.writes = 0
@@ -159,7 +162,10 @@ class TripStore:
                 alerts.log[j * 4 + 3] = ticks
         return True
 
-    def save(self, acc, alerts):
+    def save(self, acc, alerts, between=None):
+        """Write the older slot. ``between()`` (the CAN port's drain) runs
+        before the write and after each CHUNK bytes reach the flash, so
+        receive waits at most one chunk's program time (see docs/firmware.md)."""
         buf = self.buf
         self.seq = (self.seq + 1) & 0x3FFFFFFF
         buf[0:4] = MAGIC
@@ -175,12 +181,17 @@ class TripStore:
         n = self.size
         struct.pack_into("<H", buf, n - 2, crc16(buf, n - 2))
         path = self._path(self.next_slot)
+        if between is not None:
+            between()
         with open(path, "wb") as f:
-            f.write(buf)
-            try:
-                f.flush()
-            except (AttributeError, OSError):
-                pass
+            for chunk in self.chunks:
+                f.write(chunk)
+                try:
+                    f.flush()
+                except (AttributeError, OSError):
+                    pass
+                if between is not None:
+                    between()
         try:
             import os
 

@@ -134,7 +134,10 @@ class VirtualBoard:
         command = [self.engine]
         if self.heap:
             command += ["-X", f"heapsize={self.heap}"]
-        command += [str(AGENT), str(self.root), mode, self.kind.platform, machine, self._bus_path()]
+        wiring = dict(self.kind.can_config)
+        mcp = "-" if self.kind.default_can_port != "mcp2515" else \
+            f"{wiring['mcp2515_spi']},{wiring['pin_cs']},{wiring['pin_int']}"
+        command += [str(AGENT), str(self.root), mode, self.kind.platform, machine, self._bus_path(), mcp]
         self.child = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,

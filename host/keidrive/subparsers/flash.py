@@ -9,7 +9,8 @@ def add_subparser(subparsers) -> None:
                     "Then precompiles firmware/ with mpy-cross for the architecture the board reports (refusing "
                     "an .mpy version or architecture mismatch), copies only changed files into a staging folder "
                     "and switches it in by renames, writes /config.json and soft resets the board.")
-    p.add_argument("--port", required=True, metavar="PORT", help="the board's serial port (e.g. /dev/ttyUSB0)")
+    p.add_argument("--port", metavar="PORT",
+                   help="the board's serial port (e.g. /dev/ttyUSB0); not needed for --dry-run")
     p.add_argument("--board", required=True, choices=("esp32", "esp32s3", "rp2040", "stm32"),
                    help="the board family")
     p.add_argument("--base-firmware", metavar="FILE",
@@ -19,7 +20,10 @@ def add_subparser(subparsers) -> None:
                    help="vehicle DBC decoder: a module under keifw/vehicles (kei_turbo_660) or a preset (nbox-turbo)")
     p.add_argument("--profile", metavar="P", help="speed profile (jp-expressway, us-interstate, ...)")
     p.add_argument("--dry-run", action="store_true",
-                   help="check the inputs and print the plan without touching the board")
+                   help="check the inputs and print the plan without touching the board (none need be attached)")
+    p.add_argument("--json", action="store_true",
+                   help="with --dry-run: the plan as JSON {board, arch, config, files}; config is exactly what "
+                        "/config.json will hold on a board that has none")
     from ..board import FLASH_DEADLINE_S, add_deadline_option
 
     add_deadline_option(p, FLASH_DEADLINE_S)
@@ -42,11 +46,16 @@ def run(args) -> int:
     deploy.merged_config({}, changes)
     if args.base_firmware:
         image.check_image(args.base_firmware, kind)
+    from ..errors import KeidriveError
+
+    if args.json and not args.dry_run:
+        raise KeidriveError("flash --json prints a plan: use it with --dry-run")
     if args.dry_run:
         return _dry_run(args, kind, changes)
+    if not args.port:
+        raise KeidriveError("flash needs --port (the board's serial port), or --dry-run for the plan alone")
 
     from ..board.client import Board, BoardError
-    from ..errors import KeidriveError
 
     if args.base_firmware:
         say(f"base image: {args.base_firmware}")
@@ -62,10 +71,7 @@ def run(args) -> int:
         board.exec(deploy.BOARD_HELPERS)
         deploy.recover(board, say)
         current = deploy.parse_board_config(board.read_file(deploy.CONFIG), args.port) or {}
-        wanted = dict(changes)
-        if "can_port" not in current:
-            wanted["can_port"] = kind.default_can_port
-        config = deploy.merged_config(current, wanted)
+        config = deploy.merged_config(current, _wanted(kind, current, changes))
         plan = deploy.Plan(kind=kind, arch=arch, arch_note=note, files=files, config=config)
         step = "comparing with the board's manifest"
         deploy.compare(board, plan)
@@ -101,16 +107,35 @@ def _say_config(say, current: dict, config: dict) -> None:
     say(f"  config /config.json: {text}")
 
 
+def _wanted(kind, current: dict, changes: dict) -> dict:
+    """The changes a flash makes: the board's CAN wiring where the config has none, then the options."""
+    wanted = {k: v for k, v in kind.defaults().items() if k not in current}
+    wanted.update(changes)
+    return wanted
+
+
 def _dry_run(args, kind, changes) -> int:
+    import json
+
     from ..board import deploy, image
 
     arch = kind.archs[0]
     files = deploy.build_application(arch)
+    config = deploy.merged_config({}, _wanted(kind, {}, changes))
+    if args.json:
+        print(json.dumps({
+            "board": kind.name,
+            "arch": arch,
+            "config": config,
+            "files": [{"path": f.path, "bytes": len(f.data), "sha256": f.sha} for f in files],
+        }, indent=1))
+        return 0
     modules = [f for f in files if f.path.endswith(".mpy")]
-    print(f"plan for a {kind.name} on {args.port} (dry run: the board is not contacted)")
+    where = f" on {args.port}" if args.port else ""
+    print(f"plan for a {kind.name}{where} (dry run: no board is contacted)")
     step = 1
     if args.base_firmware:
-        print(f"{step}. base image {args.base_firmware}: " + " ".join(image.flash_command(kind, args.port,
+        print(f"{step}. base image {args.base_firmware}: " + " ".join(image.flash_command(kind, args.port or "PORT",
                                                                                           args.base_firmware)))
         step += 1
     print(f"{step}. connect: interrupt the running program, raw REPL; read sys.platform (must be "
@@ -122,8 +147,8 @@ def _dry_run(args, kind, changes) -> int:
         print(f"     {f.path:42} {len(f.data):7} bytes  sha256 {f.sha[:12]}")
     print(f"{step + 2}. copy into {deploy.STAGE}, skipping files whose hash matches {deploy.MANIFEST} on the board; "
           f"verify; switch in by renames ({', '.join(sorted({f.path.split('/')[0] for f in files}))})")
-    config_text = ", ".join(f"{k}={v!r}" for k, v in changes.items()) or "no changes"
-    print(f"{step + 3}. config {deploy.CONFIG}: {config_text}; can_port={kind.default_can_port!r} if not set "
-          f"(validated with firmware/keifw/config.py)")
+    config_text = ", ".join(f"{k}={v!r}" for k, v in config.items())
+    print(f"{step + 3}. config {deploy.CONFIG} (a board without one; keys it already has are kept unless given "
+          f"here): {config_text} (validated with firmware/keifw/config.py)")
     print(f"{step + 4}. soft reset: main.py starts")
     return 0

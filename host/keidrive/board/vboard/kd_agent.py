@@ -1,7 +1,7 @@
 # The console of a keidrive virtual dev board. Runs INSIDE the MicroPython
 # unix port (not CPython): it is the board's pyexec, written in Python.
 #
-#   micropython kd_agent.py ROOT MODE PLATFORM MACHINE BUS_SOCKET
+#   micropython kd_agent.py ROOT MODE PLATFORM MACHINE BUS_SOCKET [MCP2515]
 #
 # ROOT is the board's file system (mounted at "/" with VfsPosix), MODE is
 # "power" (power-on: boot.py, main.py, friendly REPL), "friendly" (soft reset
@@ -9,7 +9,8 @@
 # previous run; boot.py, main.py, friendly REPL) or "raw" (soft reset from the
 # raw REPL: boot.py only, then the raw REPL). PLATFORM/MACHINE is the identity
 # the board shows (sys.platform, os.uname().machine); BUS_SOCKET the keidrive
-# virtual CAN hub its machine.CAN talks to ("-" for none).
+# virtual CAN hub its machine.CAN (or MCP2515) talks to ("-" for none);
+# MCP2515 the wiring of the board's MCP2515 ("SPI id,CS pin,INT pin").
 #
 # The host process (keidrive.board.virtual) owns the pty: it feeds the bytes a
 # client writes to this process's stdin, turns Ctrl-C into SIGINT (a
@@ -27,6 +28,16 @@ import sys
 import os
 import io
 
+try:
+    import micropython
+
+    # While the agent sets the board up a Ctrl-C must not stop the engine: with
+    # the SIGINT handler off, the host holds it (virtual.py signals only an
+    # engine that catches SIGINT) until main() takes it.
+    micropython.kbd_intr(-1)
+except (ImportError, AttributeError):  # pragma: no cover
+    micropython = None
+
 EXIT_SOFT_FRIENDLY = 80
 EXIT_SOFT_RAW = 81
 EXIT_HARD = 82
@@ -41,6 +52,7 @@ _a = getattr(sys.implementation, "_mpy", 0) >> 10
 ARCH = _ARCHS[_a] if _a < len(_ARCHS) and _ARCHS[_a] else "no native code"
 MACHINE = ARGS[3].replace("{arch}", ARCH)
 BUS = ARGS[4] if len(ARGS) > 4 else "-"
+MCP2515 = ARGS[5] if len(ARGS) > 5 else "-"  # "SPI id,CS pin,INT pin" of its MCP2515, or "-"
 AGENT_FILE = sys.argv[0]
 
 IN = sys.stdin.buffer
@@ -70,8 +82,9 @@ def out_cooked(s):
 
 import kd_machine  # noqa: E402  (from this folder, on sys.path as the script's dir)
 
-kd_machine._configure(BUS, PLATFORM)
+kd_machine._configure(BUS, PLATFORM, MCP2515)
 sys.modules["machine"] = kd_machine
+sys.modules["time"] = kd_machine._Time(__import__("time"))
 
 
 class _Sys:
@@ -433,10 +446,24 @@ def boot(mode):
     return None
 
 
+def _startup_interrupt():
+    """True if a Ctrl-C came while the board started (the host sends the SIGINT it held within its 10 ms poll)."""
+    if micropython is None:
+        return False
+    micropython.kbd_intr(3)
+    try:
+        import time
+
+        time.sleep_ms(30)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
 def main():
     state = RAW if MODE == "raw" else FRIENDLY
     try:
-        code = boot(MODE)
+        code = None if _startup_interrupt() else boot(MODE)  # Ctrl-C at power-up: no boot.py / main.py
     except KeyboardInterrupt:
         code = None
     if code is not None:

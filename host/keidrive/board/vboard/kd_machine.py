@@ -12,6 +12,23 @@ import socket
 import struct
 import time
 
+# The MCP2515 model's source, read while this folder is still reachable ("/"
+# becomes the board folder) and compiled only when a program opens the SPI bus
+# it is wired to: compiling it here would lengthen the engine's start, where a
+# Ctrl-C still stops the engine instead of the program.
+with open(__file__.rsplit("/", 1)[0] + "/kd_mcp2515.py") as _f:
+    _MCP_SOURCE = _f.read()
+del _f
+
+
+def _mcp_chip(spi_hz):
+    g = {"__name__": "kd_mcp2515"}
+    exec(_MCP_SOURCE, g)
+    chip = g["Chip"](osc_hz=8000000, bitrate=500000, spi_hz=spi_hz)
+    chip.link = _Wire()
+    chip.clock_ns = _ns
+    return chip
+
 try:
     import errno
 
@@ -37,10 +54,25 @@ _F_ERR = 0x04
 _F_CTRL = 0x80
 
 
-def _configure(bus, platform):
-    global _BUS, _PLATFORM
+# machine.CAN as upstream has it (v1.28): only these ports have it (ESP32 TWAI
+# is not merged), with controllers numbered from 1 (extmod/machine_can.c)
+_CAN_CONTROLLERS = {"pyboard": 2, "mimxrt": 2, "alif": 1}
+
+
+_WIRING = None  # (SPI bus id, CS pin, INT pin) of the board's MCP2515, or None
+_MCP = None     # the MCP2515 on that bus (kd_mcp2515.Chip), made when its SPI bus is opened
+
+
+def _configure(bus, platform, wiring="-"):
+    global _BUS, _PLATFORM, _WIRING
     _BUS = None if bus in ("", "-") else bus
     _PLATFORM = platform
+    _WIRING = None if wiring in ("", "-") else tuple(int(x) for x in wiring.split(","))
+    g = globals()
+    if platform in _CAN_CONTROLLERS:
+        g["CAN"] = _CAN
+    elif "CAN" in g:
+        del g["CAN"]  # `from machine import CAN` fails, as on the real port
 
 
 def _shutdown():
@@ -121,6 +153,8 @@ class Pin:
 
     def value(self, v=None):
         if v is None:
+            if _MCP is not None and self.id == _WIRING[2]:
+                return _MCP.int_level()  # the MCP2515's INT output is wired here
             return self._v
         self._v = 1 if v else 0
 
@@ -133,6 +167,10 @@ class Pin:
         self._v = 0
 
     def irq(self, handler=None, trigger=3):
+        # the MCP2515's INT: its falling edge runs handler as a soft IRQ does,
+        # while the program sleeps (see _Time); other pins have no interrupts
+        if _MCP is not None and self.id == _WIRING[2]:
+            _MCP.int.handler = handler
         return None
 
     def __repr__(self):
@@ -147,10 +185,156 @@ class WDT:
         pass
 
 
+# ---- the virtual bus: hub socket and frame records ------------------------------
+
+
+def _hub_socket():
+    """A non-blocking connection to the board's CAN hub, or None."""
+    if _BUS is None:
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # the unix port's connect() wants a packed sockaddr_un
+        s.connect(struct.pack("H", socket.AF_UNIX) + _BUS.encode() + b"\0")
+    except OSError:
+        s.close()
+        return None
+    s.setblocking(False)
+    return s
+
+
+def _record(ident, ext, rtr, data):
+    rec = bytearray(_REC)
+    rec[8] = ident & 0xFF
+    rec[9] = (ident >> 8) & 0xFF
+    rec[10] = (ident >> 16) & 0xFF
+    rec[11] = (ident >> 24) & 0xFF
+    rec[12] = (_F_EXT if ext else 0) | (_F_RTR if rtr else 0)
+    rec[13] = len(data)
+    if not rtr:
+        for k in range(len(data)):
+            rec[16 + k] = data[k]
+    return rec
+
+
+class _Wire:
+    """The MCP2515's side of the virtual bus: frames in and out as records."""
+
+    def __init__(self):
+        self.sock = None
+        self.inbox = b""
+
+    def records(self):
+        """[(timestamp_us, id, extended, data)] of the data frames that arrived since the last call."""
+        if self.sock is None:
+            self.sock = _hub_socket()
+            if self.sock is None:
+                return ()
+        try:
+            data = self.sock.recv(4096)
+        except OSError as e:
+            if e.errno == _EAGAIN:
+                return ()
+            data = b""
+        if not data:
+            self.sock.close()
+            self.sock = None
+            return ()
+        buf = self.inbox + data
+        n = len(buf) // _REC * _REC
+        self.inbox = buf[n:]
+        out = []
+        for p in range(0, n, _REC):
+            rf = buf[p + 12]
+            if rf & (_F_CTRL | _F_ERR | _F_RTR):
+                continue
+            ident = buf[p + 8] | (buf[p + 9] << 8) | (buf[p + 10] << 16) | (buf[p + 11] << 24)
+            ts = buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24) | (buf[p + 4] << 32)
+            out.append((ts, ident, bool(rf & _F_EXT), buf[p + 16:p + 16 + min(buf[p + 13], 8)]))
+        return out
+
+    def send(self, ident, ext, data):
+        if self.sock is None:
+            return
+        try:
+            self.sock.setblocking(True)
+            self.sock.write(_record(ident, ext, False, data))
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            self.sock = None
+
+
+def _ns():
+    return time.ticks_us() * 1000
+
+
+class SPI:
+    """machine.SPI: the bus the board's MCP2515 is wired to answers (the
+    chip model kd_mcp2515, on the virtual CAN bus at 500 kbit/s with an 8 MHz
+    crystal); any other bus has nothing on it (MISO reads 0xFF)."""
+
+    def __init__(self, id, baudrate=1000000, polarity=0, phase=0, bits=8, firstbit=0, sck=None, mosi=None,
+                 miso=None):
+        global _MCP
+        self.chip = None
+        if _WIRING is not None and id == _WIRING[0]:
+            if _MCP is None:
+                _MCP = _mcp_chip(baudrate)
+            self.chip = _MCP
+
+    def write(self, b):
+        if self.chip is not None:
+            self.chip.transfer(b, bytearray(len(b)))
+
+    def write_readinto(self, t, r):
+        if self.chip is not None:
+            self.chip.transfer(t, r)
+        else:
+            for k in range(len(r)):
+                r[k] = 0xFF
+
+    def deinit(self):
+        pass
+
+
+class _Time:
+    """The time module as a board's program sees it: sleeping runs pending
+    soft IRQs (the MCP2515's INT) as a port's event-poll hook does, waking
+    when the next frame reaches the chip."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def sleep_us(self, us):
+        real = self._real
+        end = real.ticks_add(real.ticks_us(), int(us))
+        while True:
+            left = real.ticks_diff(end, real.ticks_us())
+            if left <= 0:
+                return
+            if _MCP is not None and _MCP.int.handler is not None:
+                _MCP.int_level()  # frames due by now arrive in the chip
+                _MCP._run_irq()  # and a falling INT runs the handler
+                s = _MCP.schedule
+                if _MCP.next < len(s):
+                    left = min(left, max(1, (s[_MCP.next][0] - _MCP.now) // 1000))
+            real.sleep_us(left)
+
+    def sleep_ms(self, ms):
+        self.sleep_us(int(ms) * 1000)
+
+    def sleep(self, s):
+        self.sleep_us(int(s * 1000000))
+
+
 # ---- CAN ----------------------------------------------------------------------
 
 
-class CAN:
+class _CAN:
     MODE_NORMAL = 0
     MODE_SLEEP = 1
     MODE_LOOPBACK = 2
@@ -178,8 +362,8 @@ class CAN:
     TX_QUEUE_LEN = 1
 
     def __init__(self, id, *args, **kwargs):
-        if id != 0:
-            raise ValueError("invalid CAN id %r (this board has controller 0)" % (id,))
+        if not isinstance(id, int) or not 1 <= id <= _CAN_CONTROLLERS.get(_PLATFORM, 0):
+            raise ValueError("CAN(%s) doesn't exist" % (id,))
         self.id = id
         self._sock = None
         self._inbox = b""
@@ -205,18 +389,10 @@ class CAN:
     def _connect(self):
         self._close()
         self._lost = False
-        if _BUS is None:
+        s = _hub_socket()
+        if s is None:
             self._lost = True
             return
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            # the unix port's connect() wants a packed sockaddr_un
-            s.connect(struct.pack("H", socket.AF_UNIX) + _BUS.encode() + b"\0")
-        except OSError:
-            s.close()
-            self._lost = True
-            return
-        s.setblocking(False)
         self._sock = s
         self._inbox = b""
         self._pos = 0
@@ -332,17 +508,7 @@ class CAN:
         n = len(data)
         if n > 8:
             raise ValueError("data too long")
-        rf = (_F_EXT if flags & self.FLAG_EXT_ID else 0) | (_F_RTR if flags & self.FLAG_RTR else 0)
-        rec = bytearray(_REC)
-        rec[8] = id & 0xFF
-        rec[9] = (id >> 8) & 0xFF
-        rec[10] = (id >> 16) & 0xFF
-        rec[11] = (id >> 24) & 0xFF
-        rec[12] = rf
-        rec[13] = n
-        if not flags & self.FLAG_RTR:
-            for k in range(n):
-                rec[16 + k] = data[k]
+        rec = _record(id, flags & self.FLAG_EXT_ID, flags & self.FLAG_RTR, data)
         if self._mode in (self.MODE_LOOPBACK, self.MODE_SILENT_LOOPBACK):
             self._own.append(bytes(rec))
             if self._mode == self.MODE_SILENT_LOOPBACK:
@@ -383,3 +549,6 @@ class CAN:
 
     def __repr__(self):
         return "CAN(%d, bitrate=%d, virtual bus %s)" % (self.id, self.bitrate, _BUS or "none")
+
+
+CAN = _CAN
