@@ -25,6 +25,9 @@ from array import array
 
 from micropython import const
 
+from .fixed import gcd
+from .vehicle import scaled
+
 # accumulator indices (whole, remainder pairs, then plain counters)
 DIST = const(0)
 FUEL = const(2)
@@ -77,14 +80,16 @@ class Economy:
         self.acc = array("i", bytes(4 * N_ACC))
         s = roles.slot["speed"]
         self.s_speed = s
+        sn, sd = scaled(gen, s)[:2] if s >= 0 else (1, 1)  # km/h per raw
         # raw * sn * dt100 / (sd * 36000) metres
-        self.speed_mul = gen.SCALE_NUM[s] if s >= 0 else 1
-        self.dist_div = (gen.SCALE_DEN[s] * 36000) if s >= 0 else 36000
+        self.speed_mul = sn
+        self.dist_div = sd * 36000
         f = roles.slot["fuel_rate"]
         self.s_fuel = f
-        self.fuel_mul = gen.SCALE_NUM[f] if f >= 0 else 1
-        # raw L/h * sn/sd * dt100 * 1e-4 / 3600 * 1000 mL
-        self.fuel_div = (gen.SCALE_DEN[f] * 36000) if f >= 0 else 36000
+        fn, fd = scaled(gen, f)[:2] if f >= 0 else (1, 1)  # L/h per raw
+        self.fuel_mul = fn
+        # raw L/h * fn/fd * dt100 * 1e-4 / 3600 * 1000 mL
+        self.fuel_div = fd * 36000
         v = roles.slot["pack_v"]
         i = roles.slot["pack_i"]
         self.s_v = v
@@ -92,12 +97,19 @@ class Economy:
         self.s_regen = roles.slot["regen"]
         self.s_idle_stop = roles.slot["idle_stop"]
         if v >= 0 and i >= 0:
-            quanta = 10 if roles.name["pack_v"].startswith("LIB_") else 1  # per W
-            num = gen.SCALE_NUM[v] * gen.SCALE_NUM[i] * quanta
-            den = gen.SCALE_DEN[v] * gen.SCALE_DEN[i]
-            # power quantum = raw_v * raw_i * num / den, made an integer divisor
-            self.p_div = den // num if den % num == 0 else 1
-            self.p_mul = 1 if den % num == 0 else num // den
+            vn, vd = scaled(gen, v)[:2]
+            cn, cd = scaled(gen, i)[:2]
+            # Power in 0.1 W for a pack whose largest power (the DBC's maxima) stays
+            # under 20 kW, a mild hybrid's, else in W: a power quantum times a
+            # tick's 100 us units (at most 10000) stays below 2**31.
+            top = max(abs(gen.MAX[v]), abs(gen.MIN[v])) * max(abs(gen.MAX[i]), abs(gen.MIN[i]))
+            quanta = 10 if top < 20000 else 1  # per W
+            num = vn * cn * quanta
+            den = vd * cd
+            g = gcd(num, den)
+            # power quantum = round(raw_v * raw_i * p_mul / p_div), an exact fraction
+            self.p_mul = num // g
+            self.p_div = den // g
             self.e_div = 36000000 * quanta
             self.quanta = quanta
         else:
@@ -108,7 +120,7 @@ class Economy:
         self.idle_raw = 0  # speed below which the car counts as stopped (raw)
         if s >= 0:
             # 1 km/h in raw units
-            self.idle_raw = gen.SCALE_DEN[s] // gen.SCALE_NUM[s] if gen.SCALE_NUM[s] else 1
+            self.idle_raw = sd // sn if sn else 1
         p = array("i", bytes(4 * N_P))
         p[P_S_SPEED] = s
         p[P_SPEED_MUL] = self.speed_mul

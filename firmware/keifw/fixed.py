@@ -60,21 +60,20 @@ def ratio_milli(whole, milli, den, digits):
 def scale_of(gen, slot, unit):
     """(A, B, C) so that (raw * A + B) // C is the physical value times ``unit``.
 
-    From the generated module's exact SCALE/OFFSET fractions; reduced so the
-    products stay small.
+    From the generated module's exact SCALE/OFFSET fractions, in the role's
+    unit (vehicle.scaled); reduced so the products stay small.
     """
-    sn = gen.SCALE_NUM[slot]
-    sd = gen.SCALE_DEN[slot]
-    on = gen.OFFSET_NUM[slot]
-    od = gen.OFFSET_DEN[slot]
+    from .vehicle import scaled  # vehicle.py imports gcd from here
+
+    sn, sd, on, od = scaled(gen, slot)
     a = sn * unit * od
     b = on * sd * unit
     c = sd * od
-    g = _gcd(_gcd(abs(a), abs(b)), c)
+    g = gcd(gcd(abs(a), abs(b)), c)
     return a // g, b // g, c // g
 
 
-def _gcd(a, b):
+def gcd(a, b):
     while b:
         a, b = b, a % b
     return a if a else 1

@@ -1,31 +1,20 @@
 """Which signal of the generated decoder module plays which role.
 
-The same firmware serves an engine car, a mild hybrid and an EV: roles are
-looked up by "MESSAGE.Signal" name in the generated ``SLOT`` table; a role
-whose signal the vehicle DBC does not have is -1 and everything that needs it
-is skipped.
+The same firmware serves an engine car, a mild hybrid and an EV. The
+generated module says which "MESSAGE.Signal" plays each role (its ``ROLES``
+table, compiled from the vehicle's roles file) and in which unit
+(``ROLE_UNITS``, the DBC's unit string unless the roles file overrides it);
+no signal name is known here. A role the module does not name is -1 and
+everything that needs it is skipped.
 """
 
-ROLE_CANDIDATES = {
-    "speed": ("VEHICLE_SPEED.VehicleSpeed",),
-    "wheel_fl": ("WHEEL_SPEEDS.WheelSpeedFL",),
-    "wheel_fr": ("WHEEL_SPEEDS.WheelSpeedFR",),
-    "wheel_rl": ("WHEEL_SPEEDS.WheelSpeedRL",),
-    "wheel_rr": ("WHEEL_SPEEDS.WheelSpeedRR",),
-    "fuel_rate": ("ENGINE_2.FuelRate",),
-    "rpm": ("ENGINE_1.EngineSpeed",),
-    "pedal": ("ENGINE_1.AccelPedal", "VCU_1.AccelPedal"),
-    "boost": ("ENGINE_2.BoostPressure",),
-    "coolant": ("ENGINE_3.CoolantTemp",),
-    "motor_temp": ("MOTOR_STATUS.MotorTemp",),
-    "running": ("ENGINE_1.EngineRunning", "EV_STATE.ReadyState"),
-    "fuel_cut": ("ENGINE_1.FuelCutActive",),
-    "pack_v": ("BATTERY_STATUS.PackVoltage", "LIB_STATUS.PackVoltage"),
-    "pack_i": ("BATTERY_STATUS.PackCurrent", "LIB_STATUS.PackCurrent"),
-    "idle_stop": ("HYBRID_STATE.IdleStopActive",),
-    "regen": ("HYBRID_STATE.RegenActive", "EV_STATE.RegenActive"),
-    "assist": ("HYBRID_STATE.AssistActive",),
-}
+from .fixed import gcd
+
+# every role the firmware reads; the compiler's roles files name these
+ROLE_NAMES = (
+    "speed", "wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr", "fuel_rate", "rpm", "pedal", "boost",
+    "coolant", "motor_temp", "running", "fuel_cut", "pack_v", "pack_i", "idle_stop", "regen", "assist",
+)
 
 # roles whose message must be valid for the figures and warnings
 REQUIRED = ("speed", "fuel_rate", "rpm", "pedal", "pack_v")
@@ -34,6 +23,41 @@ KIND_ICE = 0
 KIND_HYBRID = 1
 KIND_EV = 2
 
+# A unit string -> (num, den): its value times num/den is the value in the
+# unit the firmware computes in (km/h, %, L/h; every other unit it reads -
+# rpm, kPa, degC, V, A - is used as the DBC states it). Exact fractions:
+# 1 mph = 1.609344 km/h = 25146/15625, 1 m/s = 3.6 km/h, 1 mL/s = 3.6 L/h.
+_UNIT_FRACTIONS = {
+    "mph": (25146, 15625),
+    "m/s": (18, 5),
+    "fraction": (100, 1),
+    "mL/s": (18, 5),
+}
+
+
+def unit_fraction(gen, slot):
+    """(num, den) converting the role signal at ``slot`` into the firmware's unit."""
+    targets = getattr(gen, "ROLES", None) or {}
+    units = getattr(gen, "ROLE_UNITS", None) or {}
+    for role in targets:
+        if gen.SLOT.get(targets[role], -1) == slot:
+            return _UNIT_FRACTIONS.get(units.get(role), (1, 1))
+    return 1, 1
+
+
+def scaled(gen, slot):
+    """(sn, sd, on, od): the physical value in the firmware's unit is
+    raw * sn/sd + on/od, from the module's exact SCALE/OFFSET fractions and the
+    role's unit; each fraction reduced so products stay within 31 bits."""
+    un, ud = unit_fraction(gen, slot)
+    sn = gen.SCALE_NUM[slot] * un
+    sd = gen.SCALE_DEN[slot] * ud
+    g = gcd(abs(sn), sd)
+    on = gen.OFFSET_NUM[slot] * un
+    od = gen.OFFSET_DEN[slot] * ud
+    h = gcd(abs(on), od)
+    return sn // g, sd // g, on // h, od // h
+
 
 class Roles:
     def __init__(self, gen):
@@ -41,16 +65,12 @@ class Roles:
         self.slot = {}
         self.name = {}
         self.msg = {}
-        for role, candidates in ROLE_CANDIDATES.items():
-            slot = -1
-            name = ""
-            for cand in candidates:
-                if cand in gen.SLOT:
-                    slot = gen.SLOT[cand]
-                    name = cand
-                    break
+        targets = getattr(gen, "ROLES", None) or {}
+        for role in ROLE_NAMES:
+            name = targets.get(role, "")
+            slot = gen.SLOT.get(name, -1) if name else -1
             self.slot[role] = slot
-            self.name[role] = name
+            self.name[role] = name if slot >= 0 else ""
             self.msg[role] = gen.MSG_INDEX_BY_NAME[name.split(".")[0]] if slot >= 0 else -1
         if self.slot["fuel_rate"] < 0 and self.slot["pack_v"] >= 0:
             self.kind = KIND_EV

@@ -105,7 +105,8 @@ def firmware_modules() -> list[tuple[Path, tuple[Path, ...]]]:
 
 
 def compile_firmware_module(inputs: tuple[Path, ...]) -> str:
-    return compile_dbc(list(inputs), node=FIRMWARE_NODE)
+    """The vehicle DBC's roles file sits beside it (dbc/kei_ev.toml for dbc/kei_ev.dbc)."""
+    return compile_dbc(list(inputs), node=FIRMWARE_NODE, roles_path=inputs[0].with_suffix(".toml"))
 
 
 def regenerate_firmware() -> list[Path]:

@@ -45,7 +45,7 @@ def firmware_roles() -> tuple[str, ...]:
     """The roles the firmware looks up, from its own table."""
     from . import import_firmware_module
 
-    return tuple(import_firmware_module("keifw.vehicle").ROLE_CANDIDATES)
+    return tuple(import_firmware_module("keifw.vehicle").ROLE_NAMES)
 
 
 def _table(document: dict, name: str, path: Path) -> dict:

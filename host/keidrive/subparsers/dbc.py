@@ -22,7 +22,7 @@ def _compile(args: argparse.Namespace) -> int:
             # The module list is the compiler's; the trees are the checkout's.
             target = root / "firmware" / output.relative_to(installed_fw)
             sources = [root / "dbc" / source.relative_to(installed_dbc) for source in inputs]
-            dbccompiler.write_module(dbccompiler.compile_dbc(sources, node=dbccompiler.FIRMWARE_NODE), target)
+            dbccompiler.write_module(dbccompiler.compile_firmware_module(tuple(sources)), target)
             _readable(target)
             print(f"wrote {target}")
         return 0
