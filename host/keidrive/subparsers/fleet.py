@@ -34,7 +34,8 @@ def add_subparser(subparsers) -> None:
         "be readable on the workers); or `report` to read the database back",
     )
     matrix = parser.add_argument_group("simulated drives")
-    matrix.add_argument("--vehicles", metavar="A,B", help="vehicle presets or TOML files (with only --cycles: nbox-turbo)")
+    matrix.add_argument("--vehicles", metavar="A,B",
+                        help="vehicle presets or TOML files (with only --cycles: nbox-turbo)")
     matrix.add_argument("--cycles", metavar="C,D", help="drive cycles or CSV files (with only --vehicles: wltc-jp)")
     matrix.add_argument("--profiles", metavar="P,Q", default="jp-expressway",
                         help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
@@ -131,6 +132,7 @@ def _run_with_progress(client, specs, db, run_id, console):
 
     failures = []
     done = [0]
+    writer = store.TripWriter(db, run_id)
     started = time.perf_counter()
     with Progress(
         TextColumn("fleet"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
@@ -140,15 +142,18 @@ def _run_with_progress(client, specs, db, run_id, console):
         task = progress.add_task("drives", total=len(specs), failed=0, rate=0.0)
 
         def on_row(index, row):
-            store.add_trip(db, run_id, index + 1, row)
+            writer.add(index + 1, row)
             if not row["ok"]:
                 failures.append(row)
             done[0] += 1
             progress.update(task, completed=done[0], failed=len(failures),
                             rate=done[0] / max(time.perf_counter() - started, 1e-9))
 
-        wall = cluster.run_all(client, specs, on_row)
-    return wall, failures
+        try:
+            cluster.run_all(client, specs, on_row)
+        finally:
+            writer.flush()  # what finished is kept, even when the run is stopped
+    return time.perf_counter() - started, failures
 
 
 def _describe(args, specs) -> str:
