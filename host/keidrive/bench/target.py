@@ -108,5 +108,11 @@ def target_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profi
     })
     for name, hz in BOARDS.items():
         figures[f"{name}_frames_per_s_estimate"] = round(hz / board) if board > 0 else None
-    figures["estimate_assumptions"] = ASSUMPTIONS
+    from . import mcp2515  # the MCP2515 driver's own cost, on the image without the application
+
+    mcp = mcp2515.measure(target.base or target.path)
+    figures["instr_per_frame_mcp2515"] = mcp["instr_per_frame_mcp2515"]
+    for name in BOARDS:
+        figures[f"{name}_mcp2515_drain_frames_per_s_estimate"] = mcp[f"max_frames_per_s_{name}"]
+    figures["estimate_assumptions"] = ASSUMPTIONS + "; MCP2515 drain: " + "; ".join(mcp2515.ASSUMPTIONS)
     return figures
