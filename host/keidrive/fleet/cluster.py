@@ -67,7 +67,13 @@ def worker_count(client) -> int:
 def _warm(client) -> None:
     """Imports and caches on every worker before the clock starts, so drives
     per second measure drives, not a worker's first imports."""
-    client.run(_import_drive_code)
+    try:
+        client.run(_import_drive_code)
+    except Exception as error:  # noqa: BLE001  whatever a worker raises, it cannot drive
+        raise KeidriveError(
+            f"a Dask worker cannot run keidrive's drives ({type(error).__name__}: {error}); every worker needs "
+            f"keidrive and its firmware runtime: {INSTALL_HINT} where `dask worker` runs"
+        ) from None
 
 
 def _import_drive_code() -> None:
