@@ -136,7 +136,7 @@ def add_trips(db, run_id: int, trips: list[tuple[int, dict]]) -> None:
 
 class TripWriter:
     """Trips stored as they arrive, in batches: every ``flush_rows`` rows or
-    once ``flush_s`` has passed since the last write, and at ``close``. A
+    once ``flush_s`` has passed since the last write, and on ``flush``. A
     run stopped part-way keeps every trip stored by then."""
 
     def __init__(self, db, run_id: int, flush_rows: int = 500, flush_s: float = 1.0):
