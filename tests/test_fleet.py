@@ -251,3 +251,34 @@ def test_bad_files_are_one_line_before_any_drive(tmp_path, monkeypatch):
 def test_report_of_an_unknown_run(fleet):
     status, _, err = _main(["fleet", "report", "--db", str(fleet["db"]), "--run", "99"])
     assert status == 2 and "no run 99 in the fleet database (runs: 1" in err
+
+
+def test_trips_are_stored_in_batches_and_read_back_whole(tmp_path):
+    """The batched writer: every row and warning event lands, in batches of
+    flush_rows and a last one on flush."""
+    from keidrive.fleet import store, tasks
+
+    db = store.connect(tmp_path / "batches.duckdb")
+    run_id = store.begin_run(db, "batches", "none", 0)
+    spec = tasks.simulated("alto-na", "hwfet", PROFILE, "micropython", [])
+    events = [{"kind": "overspeed", "level": "caution", "start_s": 1.5, "end_s": 9.0},
+              {"kind": "idle", "level": "advisory", "start_s": 20.0, "end_s": None}]
+    outcome = {"truth": {"distance_km": 16.5}, "trip": {}, "frames": 100, "vehicle": "alto-na", "cycle": "hwfet",
+               "firmware": {"distance_km": 16.4, "fuel_l": 0.5, "km_per_l": 32.8, "energy_kwh": 0.0, "eco_score": 90,
+                            "warnings": events}}
+    writer = store.TripWriter(db, run_id, flush_rows=500, flush_s=3600)
+    for trip_id in range(1, 1201):
+        writer.add(trip_id, tasks.trip_row(spec, outcome if trip_id % 3 else None, "a reason", 1, 1.0, "w"))
+        if trip_id == 1000:
+            assert db.execute("SELECT count(*) FROM trips").fetchone()[0] == 1000  # two full batches
+    writer.flush()
+    assert db.execute("SELECT count(*), count(*) FILTER (WHERE ok), max(trip_id) FROM trips").fetchone() == (
+        1200, 800, 1200)
+    assert db.execute("SELECT distance_km, warnings, warnings_by_kind, truth_distance_km, error FROM trips "
+                      "WHERE trip_id = 2").fetchone() == (16.4, 2, {"idle": 1, "overspeed": 1}, 16.5, None)
+    assert db.execute("SELECT ok, error, warnings_by_kind FROM trips WHERE trip_id = 3").fetchone() == (
+        False, "a reason", {})
+    assert db.execute("SELECT count(*), count(end_s) FROM warnings").fetchone() == (1600, 800)
+    assert db.execute("SELECT kind, level, start_s, end_s FROM warnings WHERE trip_id = 2 ORDER BY start_s"
+                      ).fetchall() == [tuple(event.values()) for event in events]
+    db.close()
