@@ -129,7 +129,7 @@ class FramedReader:
                 import gc
 
                 self.heap_free_min = min(self.heap_free_min, gc.mem_free())  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
-            kept = _compact(buf, total, CRC_TABLE, st)
+            kept = _compact(buf, total, CRC_TABLE, st)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
             if st[1]:
                 self.fw.lost_frames += st[1]
             end = st[2]
