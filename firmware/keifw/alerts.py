@@ -111,6 +111,7 @@ class Alerts:
         self.is_ev = is_ev
         self.alarms = [Alarm() for _ in range(N_KINDS)]
         self.events = bytearray(N_KINDS)  # EV_* of the last tick per kind
+        self.n_events = 0  # how many of them are not EV_NONE
         # speed history, 10 Hz, 5 s, for cannot_hold_speed
         self.hist = array("i", bytes(4 * 50))
         self.hpos = 0
@@ -233,9 +234,12 @@ class Alerts:
                     not self.has_boost or boost < self.boost_limit - 100)
                 level = 3 if hot else 2
             ev[ENGINE_STRESS] = alarms[ENGINE_STRESS].step(on, off, level, 50 if not hot else 30, 50)
+        n = 0
         for k in range(N_KINDS):
             if ev[k]:
+                n += 1
                 self._record(k, ev[k], t_ds)
+        self.n_events = n
 
     def close_all(self, t_ds):
         for k in range(N_KINDS):

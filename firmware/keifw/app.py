@@ -84,16 +84,14 @@ def run_stream(fw, rx, virtual=True):
     fw.finish()
 
 
-def run_port(fw, port, stop=None, now=None):
-    """Boards: poll the port forever on the real clock (``now``: the clock,
-    us modulo 2**30; benches pass the frames' own).
+def run_port(fw, port, stop=None):
+    """Boards: poll the port forever on the real clock (``now_us``).
 
     Per pass: the clock (due ticks), then up to a block of frames from the
     port into stream records, all scanned in one call at that time."""
     from .canport import Frame, fill
 
-    if now is None:
-        now = now_us
+    now = now_us  # looked up per call: benches set the module's clock to the frames' own
     block = fw.block
     nmax = len(block) // record.SIZE
     read = getattr(port, "read", None)

@@ -18,6 +18,7 @@ from . import scan as _scan
 from .compat import tadd, tdiff
 from .eco import Eco
 from .figures import Windows
+from . import inputs as _inputs
 from .inputs import Inputs
 from .telemetry import Writer
 from .transmit import Transmitter
@@ -33,6 +34,25 @@ _CATCH_UP_TICKS = const(600)
 
 _C_T = _scan.C_T
 _C_WHY = _scan.C_WHY
+# the tick's offsets, as consts here (a module attribute costs a lookup each
+# time on a board): economy's accumulators and scanner parameters, inputs' readings
+_TICKS = const(14)
+_IDLE_TICKS = const(15)
+_ECO_SUM = const(16)
+_ECO_N = const(17)
+_MOVING_TICKS = const(18)
+_P_STOPPED = const(14)
+_P_SPEED_OK = const(15)
+_O_SPEED_OK = const(0)
+_O_V = const(1)
+_O_A = const(2)
+_O_ENG_OK = const(3)
+_O_RPM = const(4)
+_O_PEDAL_OK = const(5)
+_O_PEDAL = const(6)
+_O_BOOST = const(7)
+_O_TEMP = const(8)
+_O_RUNNING = const(9)
 
 
 class Firmware:
@@ -57,6 +77,8 @@ class Firmware:
         self.tx = Transmitter(gen, port) if bool(cfg.get("transmit")) and port is not None else None
         self.block = bytearray(24 * 32)  # frames from a port, as stream records
         assert _econ.P_STOPPED == 14 and _econ.P_SPEED_OK == 15 and _econ.H_IDLE_STOP == 4  # the scanner's layout
+        assert (_econ.TICKS, _econ.IDLE_TICKS, _econ.ECO_SUM, _econ.ECO_N, _econ.MOVING_TICKS) == (14, 15, 16, 17, 18)
+        assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_TEMP) == (0, 1, 8)  # the tick's layout
         for role in roles.slot:
             if roles.slot[role] >= 0:
                 val.watch[roles.msg[role]] = 1
@@ -228,40 +250,43 @@ class Firmware:
     # 10 Hz
     # ------------------------------------------------------------------
     def tick(self, t):
-        econ = self.econ
-        acc = econ.acc
-        acc[_econ.TICKS] += 1
+        acc = self.econ.acc
+        acc[_TICKS] += 1
         val = self.val
         n_ev = val.check_timeouts(t)  # timeouts, VALID flags, lost/restored
         inp = self.inputs
-        speed_ok = inp.read(val.vb, self.values)
-        ep = econ.p
-        ep[_econ.P_SPEED_OK] = 1 if speed_ok else 0
-        stopped = ep[_econ.P_STOPPED]
-        running = inp.running
+        inp.read(val.vb, self.values)
+        o = inp.o
+        speed_ok = o[_O_SPEED_OK] != 0
+        ep = self.econ.p
+        ep[_P_SPEED_OK] = 1 if speed_ok else 0
+        stopped = ep[_P_STOPPED]
+        running = o[_O_RUNNING]
         idling = speed_ok and stopped and running and inp.engine
         if idling:
-            acc[_econ.IDLE_TICKS] += 1
+            acc[_IDLE_TICKS] += 1
         if speed_ok and not stopped:
-            acc[_econ.MOVING_TICKS] += 1
+            acc[_MOVING_TICKS] += 1
         # eco score (needs speed; engine terms only with valid engine data)
-        eng_ok = inp.eng_ok
+        eng_ok = o[_O_ENG_OK] != 0
+        v = o[_O_V]
         if speed_ok and (eng_ok or not inp.engine):
-            s = self.eco.update(inp.v, inp.a, inp.rpm if eng_ok else -1, inp.pedal,
-                                inp.boost if eng_ok else -1, idling)
+            s = self.eco.update(v, o[_O_A], o[_O_RPM] if eng_ok else -1, o[_O_PEDAL],
+                                o[_O_BOOST] if eng_ok else -1, idling)
             if running or not stopped:
-                acc[_econ.ECO_SUM] += s
-                acc[_econ.ECO_N] += 1
-                if acc[_econ.ECO_N] >= 10000000:
-                    acc[_econ.ECO_SUM] //= 2
-                    acc[_econ.ECO_N] //= 2
-        t_ds = acc[_econ.TICKS]
+                acc[_ECO_SUM] += s
+                acc[_ECO_N] += 1
+                if acc[_ECO_N] >= 10000000:
+                    acc[_ECO_SUM] //= 2
+                    acc[_ECO_N] //= 2
+        t_ds = acc[_TICKS]
         al = self.alerts
-        al.update(t_ds, speed_ok, inp.v, inp.pedal_ok, inp.pedal, eng_ok, inp.rpm, inp.boost, inp.temp)
-        ev = al.events
-        for k in range(_alerts.N_KINDS):
-            if ev[k]:
-                lines.warning(self, k, ev[k], t_ds)
+        al.update(t_ds, speed_ok, v, o[_O_PEDAL_OK] != 0, o[_O_PEDAL], eng_ok, o[_O_RPM], o[_O_BOOST], o[_O_TEMP])
+        if al.n_events:
+            ev = al.events
+            for k in range(_alerts.N_KINDS):
+                if ev[k]:
+                    lines.warning(self, k, ev[k], t_ds)
         # signal lost / restored (sweep() found them)
         if n_ev:
             events = val.events
@@ -285,7 +310,7 @@ class Firmware:
             self.sec_cnt = 0
             m = inp.m_fuel
             obd = self.obd
-            self.windows.second(econ, (m >= 0 and val.vb[m] and speed_ok) or (obd is not None and obd.integ.have_prev))
+            self.windows.second(self.econ, (m >= 0 and val.vb[m] and speed_ok) or (obd is not None and obd.integ.have_prev))
         self.status_cnt += 1
         if self.status_cnt >= self.status_every:
             self.status_cnt = 0
