@@ -39,11 +39,11 @@ from .canport import Backoff, STATE_ACTIVE, STATE_BUS_OFF, STATE_PASSIVE, STATE_
 from .compat import now_us, tdiff
 
 try:
-    from time import sleep_us
+    from time import sleep_us  # pyright: ignore[reportAssignmentType]  (the except branch's stand-in differs)
 except ImportError:  # CPython
     from time import sleep as _sleep_s  # pyright: ignore[reportAttributeAccessIssue]
 
-    def sleep_us(us):
+    def sleep_us(us):  # CPython's stand-in for MicroPython's
         _sleep_s(us / 1000000)
 
 
