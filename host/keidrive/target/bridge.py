@@ -51,14 +51,18 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
-def _records(args):
-    """Chunks of whole records from the chosen source, up to the end of the drive."""
+def _open_source(args):
+    """The source's read function. A hub's socket is connected before the
+    board boots: the harness waits only so long for the firmware to attach."""
     if args.stdin:
-        read = sys.stdin.buffer.read1
-    else:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(args.socket)
-        read = sock.recv
+        return sys.stdin.buffer.read1
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(args.socket)
+    return sock.recv
+
+
+def _records(read):
+    """Chunks of whole records from the source, up to the end of the drive."""
     pending = b""
     while True:
         data = read(CHUNK_RECORDS * record.SIZE)
@@ -116,6 +120,7 @@ def serve(args) -> int:
 
     if args.clock != "virtual":
         raise KeidriveError("the qemu runtime runs on the virtual clock only (no --realtime)")
+    read = _open_source(args)
     cfg = json.loads(Path(args.config).read_text())
     cfg.pop("transmit", None)  # the UART carries records in, telemetry out: nothing goes back on the bus
     heap = args.heap or (MPY_HEAP if args.runtime == "qemu-mpy" else None)
@@ -137,10 +142,10 @@ def serve(args) -> int:
     with Machine(image) as machine:
         session = Session(machine)
         session.start(script(cfg, args.watch_heap, len(romfs)))
-        return _relay(args, session, romfs)
+        return _relay(read, session, romfs)
 
 
-def _relay(args, session, romfs: bytes = b"") -> int:
+def _relay(read, session, romfs: bytes = b"") -> int:
     out = sys.stdout.buffer
     stop = threading.Event()
     ready = threading.Event()
@@ -150,7 +155,7 @@ def _relay(args, session, romfs: bytes = b"") -> int:
     pending: queue.Queue = queue.Queue()
 
     def drain():
-        for chunk in _records(args):
+        for chunk in _records(read):
             pending.put(chunk)
         pending.put(None)
 
