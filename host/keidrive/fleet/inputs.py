@@ -88,7 +88,9 @@ def given_options(args) -> list[list[str]]:
     """The drive options of the command line, as the single commands spell them."""
     options = []
     if args.dbc:
-        options.append(["--dbc", args.dbc])
+        options.append(["--dbc", _absolute(args.dbc)])
+    if args.roles:
+        options.append(["--roles", _absolute(args.roles)])
     if args.obd:
         options.append(["--obd"])
     return options
@@ -109,6 +111,6 @@ def takes(kind: str, option: list[str]) -> bool:
 
 def passthrough(args, kind: str) -> list[str]:
     """The options each drive of ``kind`` (run, replay) gets: those its
-    single command takes (today --dbc goes to replays, --obd to simulated
-    drives)."""
+    single command takes (--obd and --roles go to simulated drives, --dbc to
+    replays and, where `keidrive run` takes it, to simulated drives too)."""
     return [word for option in given_options(args) if takes(kind, option) for word in option]

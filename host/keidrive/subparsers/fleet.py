@@ -10,7 +10,7 @@ import sys
 JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
 # The options of one mode only (the shared parser holds both).
 REPORT_ONLY = ("run", "compare", "plot")
-DRIVE_ONLY = ("vehicles", "cycles", "dbc", "scheduler", "workers", "parquet")  # and --obd, a flag
+DRIVE_ONLY = ("vehicles", "cycles", "dbc", "roles", "scheduler", "workers", "parquet")  # and --obd, a flag
 
 
 def add_subparser(subparsers) -> None:
@@ -40,7 +40,10 @@ def add_subparser(subparsers) -> None:
     matrix.add_argument("--profiles", metavar="P,Q", default="jp-expressway",
                         help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
     drive = parser.add_argument_group("passed to every drive")
-    drive.add_argument("--dbc", metavar="NAME", help="vehicle DBC of the logs (as keidrive replay --dbc)")
+    drive.add_argument("--dbc", metavar="NAME|FILE.dbc",
+                       help="the vehicle DBC of the logs (as keidrive replay --dbc); with --roles, the DBC the "
+                       "simulated drives' bus speaks (as keidrive run --dbc), for the drives whose command takes it")
+    drive.add_argument("--roles", metavar="ROLES.toml", help="the roles file for --dbc (as keidrive run --roles)")
     drive.add_argument("--obd", action="store_true",
                        help="simulated drives with the firmware as an OBD-II tester (as keidrive run --obd)")
     drive.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH",
@@ -161,7 +164,7 @@ def _describe(args, specs) -> str:
     parts = [f"{len(specs)} drives"]
     if logs:
         parts.append(f"{logs} replays")
-    for name in ("vehicles", "cycles", "profiles", "dbc", "runtime"):
+    for name in ("vehicles", "cycles", "profiles", "dbc", "roles", "runtime"):
         if getattr(args, name):
             parts.append(f"--{name} {getattr(args, name)}")
     if args.obd:
