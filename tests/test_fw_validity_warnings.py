@@ -7,6 +7,7 @@ or corrupted.
 
 import cantools
 import numpy as np
+import pytest
 from conftest import micropython_or_skip
 from keidrive.dbccompiler.checksum import ALGORITHMS
 from keidrive.harness import run_firmware
@@ -150,5 +151,23 @@ def test_below_minimum_on_us_interstate():
     crafted = [w for w in out.trip["warnings"] if 980 <= w["start_s"] <= 1120]
     assert [w["kind"] for w in crafted] == ["below_minimum"]  # (wltc-jp's own high phase may add more later)
     w = crafted[0]
-    assert 1050 <= w["start_s"] <= 1060 and w["level"] == "caution"
+    # the crafted step (100 -> 55 km/h in one frame) is faster than a car: the
+    # speed check takes it after 25 frames (0.5 s), hence up to a second later
+    assert 1050 <= w["start_s"] <= 1062 and w["level"] == "caution"
     assert w["end_s"] > 1100  # cleared only after the speed came back / the car left the highway
+
+
+@pytest.mark.parametrize("t0,t1", [(300.0, 300.02), (300.0, 310.0)])  # one frame; 10 s of them
+def test_a_speed_no_car_reaches_that_fast_is_not_integrated(t0, t1):
+    # CHECKSUM and COUNTER valid (re-encoded), only the value is impossible:
+    # 250 km/h from a standstill or city speed within one 20 ms cycle
+    clean = run(frames_of("nbox-turbo", "wltc-jp"), "nbox-turbo")
+    f = rewrite(frames_of("nbox-turbo", "wltc-jp"), "kei_turbo_660", "VEHICLE_SPEED", t0, t1,
+                lambda t, s: {"VehicleSpeed": 250})
+    out = run(f, "nbox-turbo")
+    a, b = clean.trip, out.trip
+    # a lasting step is taken after 25 agreeing frames; the wheel speeds then
+    # disagree and the tick stops integrating within 3 ticks
+    assert b["implausible_frames"] >= min(24, int((t1 - t0) / 0.02)) and a["implausible_frames"] == 0
+    assert b["distance_km"] <= a["distance_km"] * 1.003
+    assert kinds(out) == kinds(clean) == []

@@ -65,7 +65,19 @@ P_S_REGEN = const(12)
 P_S_IDLE_STOP = const(13)
 P_STOPPED = const(14)   # state: the last speed frame was below 1 km/h
 P_SPEED_OK = const(15)  # state: set by the loop, speed valid and plausible
-N_P = const(16)
+# speed plausibility per frame: a change faster than 1.2 g (42.4 km/h per s,
+# in raw units x 1000 per 100 us), plus 5 km/h of slack, is not a car's
+P_PREV_SPEED = const(16)  # state: the last plausible raw speed
+P_DV_MUL = const(17)
+P_DV_SLACK = const(18)
+P_HAVE_PREV = const(19)   # state: P_PREV_SPEED holds one
+P_SPEED_JUMPS = const(20)  # count: speed frames rejected as implausible
+P_REJECT_RUN = const(21)  # state: consecutive rejected frames agreeing with each other
+P_REJECTED = const(22)    # state: the last rejected raw speed
+N_P = const(23)
+# so many consecutive rejected frames that agree with each other are a real
+# change (a sensor back from a fault, a crafted step): the new reference
+SPEED_RESYNC_FRAMES = const(25)
 
 # handler kinds per message (which integration a frame of it runs)
 H_NONE = const(0)
@@ -137,6 +149,9 @@ class Economy:
         p[P_S_REGEN] = self.s_regen
         p[P_S_IDLE_STOP] = self.s_idle_stop
         p[P_STOPPED] = 1
+        # raw per km/h: sd / sn (0.00424 km/h per 100 us, x 1000)
+        p[P_DV_MUL] = 4240 * sd // sn // 1000 if s >= 0 and sn else 0
+        p[P_DV_SLACK] = 5 * sd // sn if s >= 0 and sn else 0
         self.p = p
 
     # VEHICLE_SPEED valid and plausible (set by the loop's 10 Hz tick)

@@ -194,6 +194,28 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
             raw = values[p[0]]
             if (raw >> 31) == 1:  # zero-extended negative (64-bit port)
                 raw -= (raw >> 31) << 16 << 16
+            if d100 and p[19]:
+                # faster than a car changes speed since the previous frame:
+                # neither integrated nor seen by the tick (economy.P_DV_*)
+                lim = d100 * p[17] // 1000 + p[18]
+                dv = raw - p[16]
+                if dv < 0:
+                    dv = 0 - dv
+                if dv > lim:
+                    # consecutive rejects that agree with each other: after
+                    # SPEED_RESYNC_FRAMES (25) they are the new reference
+                    dr = raw - p[22]
+                    if dr < 0:
+                        dr = 0 - dr
+                    p[21] = p[21] + 1 if dr <= lim else 1
+                    p[22] = raw
+                    if p[21] < 25:
+                        values[p[0]] = p[16]
+                        p[20] += 1
+                        continue
+            p[21] = 0
+            p[16] = raw
+            p[19] = 1
             p[14] = 1 if raw < p[3] else 0
             if d100 and p[15]:
                 k = 0
