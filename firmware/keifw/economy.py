@@ -98,7 +98,8 @@ class Economy:
         self.dist_div = sd * 36000
         f = roles.slot["fuel_rate"]
         self.s_fuel = f
-        fn, fd = scaled(gen, f)[:2] if f >= 0 else (1, 1)  # L/h per raw
+        # L/h per raw; with no fuel signal on the bus in mL/h, the unit an OBD-II fuel rate comes in
+        fn, fd = scaled(gen, f)[:2] if f >= 0 else (1, 1000)
         self.fuel_mul = fn
         # raw L/h * fn/fd * dt100 * 1e-4 / 3600 * 1000 mL
         self.fuel_div = fd * 36000

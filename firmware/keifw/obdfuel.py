@@ -130,9 +130,10 @@ class Integrator:
                 dt100 = dt // 100
                 econ = self.econ
                 acc = econ.acc
-                x = (self.v_prev + speed) * dt100 * self.dist_k + self.dist_half
-                self.dist_half = x & 1
-                _carry(acc, _econ.DIST, x >> 1, econ.dist_div)
+                if not econ.p[_econ.P_SPEED_OK]:  # a valid speed on the bus (the DBC's) has the distance
+                    x = (self.v_prev + speed) * dt100 * self.dist_k + self.dist_half
+                    self.dist_half = x & 1
+                    _carry(acc, _econ.DIST, x >> 1, econ.dist_div)
                 y = (self.f_prev + rate) * dt100 + self.fuel_half
                 self.fuel_half = y & 1
                 _carry(acc, _econ.FUEL, y >> 1, econ.fuel_div)

@@ -41,12 +41,20 @@ EPOCH_S = 1.0       # a firmware that does not echo a SYNC for this long is stuc
 
 def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = None,
               runtime: str = "micropython", faults: dict | None = None, seed: int = 0,
-              timeout: float = 3600.0, on_event=None, extended: bool = False) -> tuple[FirmwareReport, dict]:
+              timeout: float = 3600.0, on_event=None, extended: bool = False,
+              tree=None, vehicle_module: str | None = None, bus_frames: dict | None = None,
+              ) -> tuple[FirmwareReport, dict]:
     """The firmware polling ``result``'s engine ECU for the whole drive
     (``extended``: an ECU on 29-bit identifiers): its report, and figures
-    (``frames`` on the bus, ``barriers``)."""
+    (``frames`` on the bus, ``barriers``). ``bus_frames`` (frame arrays in drive
+    time): other traffic on the same bus, for the firmware tree ``tree`` whose
+    ``vehicle_module`` decodes it (keidrive.byodbc)."""
     ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
+    if vehicle_module is not None:
+        cfg["vehicle"] = vehicle_module
+    bus = record.from_frames(bus_frames) if bus_frames is not None else np.zeros(0, record.DTYPE)
+    bus["timestamp_us"] += np.uint64(round(EPOCH_S * 1e6))  # on the lockstep's clock (_us)
     # a unit is plugged in at no particular moment: its 10 Hz ticks keep a
     # phase of their own to the drive (the simulator's trace changes slope
     # on whole seconds; ticks locked to them would sample in step with it)
@@ -58,7 +66,8 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
         server.bind(path)
         server.listen(1)
         server.settimeout(CONNECT_TIMEOUT_S)
-        firmware = FirmwareProcess(cfg, runtime=runtime, socket_path=path, clock="virtual", on_event=on_event)
+        firmware = FirmwareProcess(cfg, runtime=runtime, socket_path=path, clock="virtual", on_event=on_event,
+                                   tree=tree)
         try:
             try:
                 conn, _ = server.accept()
@@ -66,7 +75,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
                 firmware.kill()
                 raise KeidriveError(firmware.wait(1).failure()) from None
             conn.settimeout(SILENCE_S)
-            figures = _lockstep(conn, ecu, start, end, firmware)
+            figures = _lockstep(conn, ecu, start, end, firmware, bus)
             conn.sendall(record.control(record.CONTROL_END_OF_DRIVE))
             report = firmware.wait(timeout)
             conn.close()
@@ -76,8 +85,9 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
     return report, figures
 
 
-def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware) -> dict:
+def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware, bus) -> dict:
     frames = 0
+    bus_next = 0  # the first of ``bus`` not yet sent
     barriers = 0
     pending = bytearray()
     next_tick = start
@@ -91,6 +101,10 @@ def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware) -> dict:
         ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
         chunk = bytearray()
         stamp = barrier
+        bus_due = int(np.searchsorted(bus["timestamp_us"], _us(barrier), side="right"))
+        chunk += bus[bus_next:bus_due].tobytes()  # the bus's own traffic up to the barrier, in time order
+        frames += bus_due - bus_next
+        bus_next = bus_due
         for can_id, ext, data in out:
             chunk += record.pack(_us(stamp), can_id, record.FLAG_EXTENDED if ext else 0, len(data), data)
             stamp += FRAME_S

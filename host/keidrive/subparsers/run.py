@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 
 def add_subparser(subparsers) -> None:
@@ -32,6 +33,12 @@ def add_subparser(subparsers) -> None:
         help="the firmware as an OBD-II tester: it polls the simulated engine ECU (no DBC traffic) and takes fuel "
         "from what the ECU supports (lockstep on a private bus)",
     )
+    parser.add_argument(
+        "--dbc", type=Path, metavar="DBC",
+        help="drive the preset on a bus in this DBC's format (with --roles): the simulator encodes the role "
+             "signals, the firmware runs the DBC compiled with the roles file",
+    )
+    parser.add_argument("--roles", type=Path, metavar="ROLES.toml", help="the roles file for --dbc")
     parser.add_argument(
         "--config", metavar="FILE.json",
         help="firmware config keys to use on top of the run's (e.g. obd_ve_pct written by keidrive calibrate)",
@@ -157,6 +164,8 @@ def drive(args, vehicle, cycle, config, on_event=None):
     from ..errors import KeidriveError
     from ..harness import feed_over_bus
 
+    if getattr(args, "dbc", None) is not None or getattr(args, "roles", None) is not None:
+        return _drive_dbc(args, vehicle, cycle, config, on_event)
     if getattr(args, "obd", False):
         return _drive_obd(args, vehicle, cycle, config, on_event)
     result = sim.simulate(vehicle, cycle)
@@ -167,6 +176,51 @@ def drive(args, vehicle, cycle, config, on_event=None):
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
     return result, firmware, figures
+
+
+def _drive_dbc(args, vehicle, cycle, config, on_event):
+    """The preset's drive on a bus in --dbc's format, the firmware running that DBC
+    compiled with --roles (keidrive.byodbc), records on the virtual clock."""
+    import sys
+    import tempfile
+    import threading
+
+    from .. import byodbc, record, sim
+    from ..errors import KeidriveError
+    from ..harness import FirmwareProcess
+
+    if args.dbc is None or args.roles is None:
+        raise KeidriveError("--dbc and --roles go together")
+    if args.bus is not None or args.realtime:
+        raise KeidriveError("--dbc drives the firmware on its virtual clock: --bus and --realtime do not apply")
+    if not args.dbc.is_file():
+        raise KeidriveError(f"{args.dbc}: no such file")
+    result = sim.simulate(vehicle, cycle)
+    with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
+        tree, name, roles = byodbc.build_tree(args.dbc, args.roles, Path(folder))
+        frames = byodbc.translate(result, args.dbc, roles)
+        if args.obd:  # the DBC's traffic and the engine ECU's OBD-II replies on one bus
+            from ..obdloop import drive_obd
+
+            report, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
+                                        on_event=on_event, tree=tree, vehicle_module=name, bus_frames=frames)
+            if not report.ok:
+                raise KeidriveError(report.failure())
+            result.truth["frames"] = figures["frames"]
+            return result, report, figures
+        for figure in byodbc.missing_figures(roles):
+            print(f"keidrive: {figure} cannot be computed: {args.roles.name} names no signal for it "
+                  "(--obd: from OBD-II)", file=sys.stderr)
+        result.truth["frames"] = len(frames["timestamp"])
+        firmware = FirmwareProcess({**config, "vehicle": name}, runtime=args.runtime, tree=tree, on_event=on_event)
+        records = record.from_frames(frames).tobytes()
+        writer = threading.Thread(target=lambda: (firmware.write(records), firmware.close_input()), daemon=True)
+        writer.start()
+        report = firmware.wait(3600.0)
+        writer.join(timeout=5)
+    if not report.ok:
+        raise KeidriveError(report.failure())
+    return result, report, {}
 
 
 def _drive_obd(args, vehicle, cycle, config, on_event):

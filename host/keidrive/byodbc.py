@@ -1,0 +1,129 @@
+"""Bring your own DBC: a preset's drive on a bus in another DBC's format.
+
+``keidrive run --vehicle PRESET --dbc DBC --roles ROLES.toml``: the DBC is
+compiled with its roles file into a temporary copy of the firmware tree (the
+firmware loads that vehicle module), and the simulator's traffic is carried
+into the DBC's format role by role: each role signal of the preset's own DBC
+(its roles file ``dbc/<name>.toml``) is decoded from the simulated frames,
+converted into the unit the other DBC states, and encoded into the message
+the roles file names, at the cadence of the frames it came from; the other
+signals of that message keep their initial values, a signal named COUNTER
+counts (sim/frames.py's codec). A role the DBC lacks is reported as a figure
+that cannot be computed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cantools
+import numpy as np
+
+from .dbccompiler import compile_dbc, write_module
+from .dbccompiler.read import load_dbc
+from .dbccompiler.roles import RolesFile, load_roles
+from .errors import KeidriveError
+from .paths import dbc_dir, firmware_dir
+from .sim.frames import MessageCodec
+
+# A unit string -> the factor taking it to the unit the simulator states (km/h, %, L/h), as
+# keifw/vehicle.py converts it the other way on the firmware side.
+_TO_SIM_UNIT = {"mph": 1.609344, "m/s": 3.6, "fraction": 100.0, "mL/s": 3.6}
+# figures that need a role, for the line naming what cannot be computed
+_FIGURE_ROLES = {"fuel": ("fuel_rate",), "eco score": ("pedal",), "rpm warnings": ("rpm",)}
+
+
+def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, RolesFile]:
+    """A firmware tree in ``folder`` whose vehicle module is ``dbc`` compiled with its roles;
+    (tree, vehicle module name, roles)."""
+    roles = load_roles(roles_path)
+    text = compile_dbc([dbc], roles_path=roles_path, warn=False)
+    tree = folder / "firmware"
+    shutil.copytree(firmware_dir(), tree, ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
+    name = "byo_" + "".join(c if c.isalnum() else "_" for c in dbc.stem)
+    write_module(text, tree / "keifw" / "vehicles" / f"{name}.py")
+    # the copy's config accepts the module as its vehicle (the bundled firmware knows its own three)
+    config = tree / "keifw" / "config.py"
+    source = config.read_text(encoding="utf-8")
+    if "\nVEHICLES = (" not in source:
+        raise KeidriveError(f"{config}: no VEHICLES tuple to add the vehicle module {name} to")
+    config.write_text(source.replace("\nVEHICLES = (", f"\nVEHICLES = ({name!r}, ", 1), encoding="utf-8")
+    return tree, name, roles
+
+
+def missing_figures(roles: RolesFile) -> list[str]:
+    return [figure for figure, needed in _FIGURE_ROLES.items() if not all(r in roles.roles for r in needed)]
+
+
+def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps, physical values) of one signal of the preset's DBC in the simulated frames."""
+    mask = (frames["arbitration_id"] == source.frame_id) & (frames["is_extended"] == source.is_extended_frame)
+    sig = next(s for s in MessageCodec(source).signals if s.name == signal_name)
+    data = frames["data"][mask].astype(np.uint64)
+    le = np.zeros(len(data), np.uint64)
+    be = np.zeros(len(data), np.uint64)
+    for i in range(8):
+        le |= data[:, i] << np.uint64(8 * i)
+        be |= data[:, i] << np.uint64(8 * (7 - i))
+    raw = (((be if sig.big else le) >> np.uint64(sig.shift)) & np.uint64(sig.mask)).astype(np.int64)
+    if sig.signed:
+        raw = np.where(raw >> (sig.length - 1), raw - (1 << sig.length), raw)
+    return frames["timestamp"][mask], raw * sig.scale + sig.offset
+
+
+def translate(result, dbc: Path, roles: RolesFile) -> dict:
+    """The simulated drive's frames in ``dbc``'s format: frame arrays for record.from_frames."""
+    own_dbc = dbc_dir() / result.vehicle.dbc
+    own_roles = load_roles(own_dbc.with_suffix(".toml"))
+    own = cantools.database.load_file(str(own_dbc), strict=False)
+    target = load_dbc(Path(dbc)).database
+    by_message: dict[str, list[tuple[str, str]]] = {}
+    for role, where in roles.roles.items():
+        message, signal = where.split(".", 1)
+        by_message.setdefault(message, []).append((role, signal))
+    parts = []
+    for message_name, role_signals in by_message.items():
+        message = target.get_message_by_name(message_name)
+        codec = MessageCodec(message)
+        if message_name in roles.checksums:
+            raise KeidriveError(f"{dbc.name}: message {message_name}: the simulator does not fill its CHECKSUM yet")
+        series = []
+        for role, signal in role_signals:
+            if role not in own_roles.roles:
+                raise KeidriveError(
+                    f"{dbc.name}: role {role} ({message_name}.{signal}): the preset {result.vehicle.name} has no such "
+                    "signal to drive it with"
+                )
+            own_message, own_signal = own_roles.roles[role].split(".", 1)
+            t, value = _decode(result.frames, own.get_message_by_name(own_message), own_signal)
+            unit = roles.units.get(role) or message.get_signal_by_name(signal).unit or ""
+            series.append((signal, t, value / _TO_SIM_UNIT.get(unit, 1.0)))
+        stamps = series[0][1]
+        if len(stamps) == 0:
+            continue
+        values = {}
+        for signal, t, value in series:  # sample and hold onto the first role's cadence
+            index = np.clip(np.searchsorted(t, stamps, side="right") - 1, 0, len(t) - 1)
+            values[signal] = value[index]
+        counter = roles.counters.get(message_name)
+        if counter is not None:
+            codec.counter = next(s for s in codec.signals if s.name == counter)
+            codec.value_signals = [s for s in codec.signals if s is not codec.counter]
+        data = codec.encode(values, np.arange(len(stamps)))
+        n = len(stamps)
+        padded = np.zeros((n, 8), np.uint8)
+        padded[:, : data.shape[1]] = data
+        parts.append((stamps, np.full(n, message.frame_id, np.uint32), np.full(n, message.is_extended_frame),
+                      np.full(n, message.length, np.uint8), padded))
+    if not parts:
+        raise KeidriveError(f"{dbc.name}: none of the roles' messages carries a value in this drive")
+    stamps = np.concatenate([p[0] for p in parts])
+    order = np.argsort(stamps, kind="stable")
+    return {
+        "timestamp": stamps[order],
+        "arbitration_id": np.concatenate([p[1] for p in parts])[order],
+        "is_extended": np.concatenate([p[2] for p in parts])[order],
+        "dlc": np.concatenate([p[3] for p in parts])[order],
+        "data": np.concatenate([p[4] for p in parts])[order],
+    }
