@@ -217,7 +217,6 @@ def test_a_worker_that_dies_fails_its_drive_only(fleet, tmp_path):
     (["fleet", "/nonexistent/*.blf"], "no log matches /nonexistent/*.blf"),
     (["fleet", "--vehicles", "alto-na,no-such-car"], "no-such-car"),
     (["fleet", "--cycles", "hwfet", "--profiles", "autobahn"], "autobahn"),
-    (["fleet", "--cycles", "hwfet", "--dbc", "kei_ev"], "--dbc: no drive here takes it (keidrive run does not)"),
     (["fleet", "/nonexistent*.blf", "--obd"], "no log matches"),
     (["fleet", "--cycles", "hwfet", "--run", "2"], "--run belongs to `keidrive fleet report`"),
     (["fleet", "--cycles", "hwfet", "--workers", "0"], "--workers must be at least 1"),
