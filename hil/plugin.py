@@ -13,7 +13,10 @@ Fixtures for your own scenarios:
   recorded pace.
 * ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``;
   ``obd=True`` drives the firmware as an OBD-II tester against the simulated
-  engine ECU instead (``obd_faults``: ``keidrive.sim.obd_ecu`` faults)
+  engine ECU instead (``obd_faults``: ``keidrive.sim.obd_ecu`` faults);
+  ``dbc=DBC, roles=ROLES.toml`` puts the drive on the bus in that DBC's format
+  for the firmware compiled with the roles file (with ``obd=True``, the ECU
+  answers beside it)
   simulates the drive, puts it on the bus with the device attached, and
   returns a :class:`Drive` with the ground truth and what the firmware said.
   ``mutate(records) -> records`` edits the traffic first (drop a signal,
@@ -92,14 +95,15 @@ class SilDevice:
         self.runtime = runtime
         self.bus = bus
 
-    def run(self, records, config: dict):
-        return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime)
+    def run(self, records, config: dict, tree=None):
+        return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime, tree=tree)
 
-    def run_obd(self, result, config: dict, faults=None):
-        """The firmware polling the simulated engine ECU (lockstep, keidrive.obdloop)."""
+    def run_obd(self, result, config: dict, faults=None, **dbc_bus):
+        """The firmware polling the simulated engine ECU (lockstep, keidrive.obdloop); ``dbc_bus``:
+        drive_obd's tree, vehicle_module and bus_frames for a DBC's traffic beside it."""
         from keidrive.obdloop import drive_obd
 
-        return drive_obd(result, config=config, runtime=self.runtime, faults=faults)
+        return drive_obd(result, config=config, runtime=self.runtime, faults=faults, **dbc_bus)
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""
@@ -251,9 +255,11 @@ def drive(dut):
     cache: dict = {}
 
     def run(vehicle="nbox-turbo", cycle="wltc-jp", profile="jp-expressway", config=None, mutate=None,
-            faults=None, fault_seed=0, obd=False, obd_faults=None):
+            faults=None, fault_seed=0, obd=False, obd_faults=None, dbc=None, roles=None):
         key = (vehicle, cycle, profile, tuple(sorted((config or {}).items())), mutate,
-               tuple(faults or ()), fault_seed, obd, tuple(sorted((obd_faults or {}).items())))
+               tuple(faults or ()), fault_seed, obd, tuple(sorted((obd_faults or {}).items())), dbc, roles)
+        if key not in cache and dbc is not None:
+            cache[key] = _drive_dbc(dut, vehicle, cycle, profile, config, obd, dbc, roles)
         if key not in cache and obd:
             if not hasattr(dut, "run_obd"):
                 pytest.skip("OBD-II drives run against the SIL firmware only (the ECU is simulated in lockstep)")
@@ -276,6 +282,28 @@ def drive(dut):
         return cache[key]
 
     return run
+
+
+def _drive_dbc(dut, vehicle, cycle, profile, config, obd, dbc, roles):
+    """The preset on a bus in ``dbc``'s format through the roles file ``roles`` (keidrive.byodbc)."""
+    import tempfile
+    from pathlib import Path
+
+    from keidrive import byodbc
+
+    if not isinstance(dut, SilDevice):
+        pytest.skip("drives in another DBC's format run the SIL firmware (its tree is compiled for the drive)")
+    result = sim.simulate(vehicle, cycle)
+    settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
+    with tempfile.TemporaryDirectory(prefix="keidrive-hil-dbc-") as folder:
+        tree, name, parsed = byodbc.build_tree(Path(dbc), Path(roles), Path(folder))
+        frames = byodbc.translate(result, Path(dbc), parsed)
+        if obd:
+            report, figures = dut.run_obd(result, settings, tree=tree, vehicle_module=name, bus_frames=frames)
+        else:
+            report, figures = dut.run(record.from_frames(frames), {**settings, "vehicle": name}, tree=tree)
+    assert report.ok, report.failure()
+    return Drive(result.truth, result.trace, report, figures)
 
 
 @pytest.fixture(scope="session")

@@ -306,8 +306,10 @@ def feed_over_bus(
     on_sent=None,
     timeout: float = 3600.0,
     clock: str | None = None,
+    tree=None,
 ) -> tuple[FirmwareReport, dict]:
-    """Put ``records`` (numpy, ``record.DTYPE``) on a bus the firmware listens to.
+    """Put ``records`` (numpy, ``record.DTYPE``) on a bus the firmware listens to
+    (``tree``: the firmware tree to run, default the bundled one).
 
     ``bus`` None: a private channel of the keidrive virtual bus;
     ``keidrive:NAME``: that channel, so ``cantools monitor -i keidrive -c NAME``
@@ -337,7 +339,7 @@ def feed_over_bus(
             # the firmware is there once the count rises above this.
             attached = sender.bus_stats()["clients"]
             firmware = FirmwareProcess(
-                config, runtime=runtime, socket_path=socket_path(channel), clock=clock, on_event=on_event,
+                config, runtime=runtime, socket_path=socket_path(channel), clock=clock, on_event=on_event, tree=tree,
             )
             try:
                 _wait_for_listener(sender, firmware, attached)
@@ -355,7 +357,7 @@ def feed_over_bus(
     # Any other python-can bus: play onto it, bridge what it delivers.
     transmitter = open_bus(bus)
     receiver = open_bus(bus)
-    firmware = FirmwareProcess(config, runtime=runtime, clock=clock, on_event=on_event)
+    firmware = FirmwareProcess(config, runtime=runtime, clock=clock, on_event=on_event, tree=tree)
     bridged = [0]
     stop = threading.Event()
 

@@ -180,19 +180,18 @@ def drive(args, vehicle, cycle, config, on_event=None):
 
 def _drive_dbc(args, vehicle, cycle, config, on_event):
     """The preset's drive on a bus in --dbc's format, the firmware running that DBC
-    compiled with --roles (keidrive.byodbc), records on the virtual clock."""
+    compiled with --roles (keidrive.byodbc)."""
     import sys
     import tempfile
-    import threading
 
     from .. import byodbc, record, sim
     from ..errors import KeidriveError
-    from ..harness import FirmwareProcess
+    from ..harness import feed_over_bus
 
     if args.dbc is None or args.roles is None:
         raise KeidriveError("--dbc and --roles go together")
-    if args.bus is not None or args.realtime:
-        raise KeidriveError("--dbc drives the firmware on its virtual clock: --bus and --realtime do not apply")
+    if args.obd and (args.bus is not None or args.realtime):
+        raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")
     if not args.dbc.is_file():
         raise KeidriveError(f"{args.dbc}: no such file")
     result = sim.simulate(vehicle, cycle)
@@ -212,15 +211,11 @@ def _drive_dbc(args, vehicle, cycle, config, on_event):
             print(f"keidrive: {figure} cannot be computed: {args.roles.name} names no signal for it "
                   "(--obd: from OBD-II)", file=sys.stderr)
         result.truth["frames"] = len(frames["timestamp"])
-        firmware = FirmwareProcess({**config, "vehicle": name}, runtime=args.runtime, tree=tree, on_event=on_event)
-        records = record.from_frames(frames).tobytes()
-        writer = threading.Thread(target=lambda: (firmware.write(records), firmware.close_input()), daemon=True)
-        writer.start()
-        report = firmware.wait(3600.0)
-        writer.join(timeout=5)
+        report, figures = feed_over_bus(record.from_frames(frames), {**config, "vehicle": name}, bus=args.bus,
+                                        runtime=args.runtime, realtime=args.realtime, on_event=on_event, tree=tree)
     if not report.ok:
         raise KeidriveError(report.failure())
-    return result, report, {}
+    return result, report, figures
 
 
 def _drive_obd(args, vehicle, cycle, config, on_event):
