@@ -10,7 +10,6 @@ a role found only by a name the firmware knows would be missed.
 from fractions import Fraction
 
 import pytest
-
 from conftest import run_micropython
 from keidrive.dbccompiler import compile_dbc, exec_generated, import_firmware_module
 from keidrive.paths import firmware_dir
@@ -98,3 +97,21 @@ def test_pack_power_quantum_is_an_exact_fraction_in_micropython(module_text, tmp
     assert Fraction(speed_mul, dist_div) == Fraction(5, 1000) * Fraction(1609344, 10**6) / 36000
     assert Fraction(fuel_mul, fuel_div) == Fraction(36, 100000) / 36000
     assert idle_raw == int(1 / (Fraction(5, 1000) * Fraction(1609344, 10**6)))  # 1 km/h in raw units
+
+
+def test_the_firmware_names_no_signal_of_the_project_dbcs():
+    """Roles come from the generated module: no message or signal a roles file
+    names appears in the firmware's own code (the generated vehicles/ aside)."""
+    import re
+    import tomllib
+
+    from keidrive.paths import dbc_dir
+
+    names = set()
+    for roles_file in dbc_dir().glob("kei_*.toml"):
+        for target in tomllib.loads(roles_file.read_text())["roles"].values():
+            names.update(target.split("."))
+    sources = [firmware_dir() / "main.py", *(firmware_dir() / "keifw").glob("*.py")]
+    found = {(path.name, name) for path in sources for name in names
+             if re.search(rf"\b{re.escape(name)}\b", path.read_text(encoding="utf-8"))}
+    assert len(names) > 20 and not found

@@ -155,7 +155,7 @@ class Economy:
         p[P_DV_SLACK] = 5 * sd // sn if s >= 0 and sn else 0
         self.p = p
 
-    # VEHICLE_SPEED valid and plausible (set by the loop's 10 Hz tick)
+    # the speed role's message valid and plausible (set by the loop's 10 Hz tick)
     @property
     def speed_ok(self):
         return self.p[P_SPEED_OK] != 0

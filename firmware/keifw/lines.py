@@ -127,7 +127,7 @@ def status(fw):
     w.close_list()
     w.open_list(b'"implausible":')
     if inp.implausible:
-        w.item_str(b"VEHICLE_SPEED.VehicleSpeed")
+        w.item_str(fw.speed_name)
         all_ok = False
     w.close_list()
     w.kbool(b'"valid":', all_ok)

@@ -84,6 +84,7 @@ class Firmware:
                 val.watch[roles.msg[role]] = 1
         self.msg_names = [name.encode() for name in gen.MSG_NAMES]
         self.required = []  # (msg index, b"MSG.Signal")
+        self.speed_name = roles.name["speed"].encode()  # what an implausible speed is called in status lines
         for role in REQUIRED + ("wheel_fl",):
             if roles.has(role):
                 self.required.append((roles.msg[role], roles.name[role].encode()))
