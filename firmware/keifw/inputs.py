@@ -3,7 +3,8 @@
 Internal units: speed 0.01 km/h, acceleration cm/s2 over the last second,
 rpm, pedal 0.1 %, boost 0.1 kPa, temperature 0.1 degC. Speed is
 plausible while it agrees with the mean wheel speed within 2 m/s (7.2 km/h):
-implausible after 3 disagreeing ticks, plausible again after 10 agreeing.
+implausible after 3 disagreeing ticks, plausible again after 10 agreeing. A temperature more than 2 degC from
+the last accepted one is held back until it has held for a second.
 
 The reading is one viper call (``_read``) over the raw values: on a
 Cortex-M the same in Python cost about 18k instructions per tick. Its
@@ -39,7 +40,9 @@ O_BOOST = const(7)
 O_TEMP = const(8)
 O_RUNNING = const(9)
 O_IMPLAUSIBLE = const(10)
-_O_LEN = const(14)
+# 11..13: speed plausibility state; 14..16: the temperature's (last accepted,
+# a candidate that differs, ticks it has held)
+_O_LEN = const(17)
 
 
 @micropython.viper
@@ -66,7 +69,10 @@ def _read(values: ptr32, vb: ptr8, q: ptr32, o: ptr32, vh: ptr32):
                     x -= (x >> 31) << 16 << 16
                 wsum += x
                 k += 1
-            wv = (wsum * q[10] + 4 * q[11]) // q[12] // 4  # four wheels, four offsets
+            wb = q[11]  # the offset, sign-fixed as the raw words
+            if (wb >> 31) == 1:
+                wb -= (wb >> 31) << 16 << 16
+            wv = (wsum * q[10] + 4 * wb) // q[12] // 4  # four wheels, four offsets
             dv = wv - v
             if dv > 720 or dv < -720:  # _WHEEL_TOLERANCE
                 o[12] = 0
@@ -119,7 +125,34 @@ def _read(values: ptr32, vb: ptr8, q: ptr32, o: ptr32, vh: ptr32):
             x = values[sl]
             if (x >> 31) == 1:
                 x -= (x >> 31) << 16 << 16
-            r = (x * q[base + 1] + q[base + 2]) // q[base + 3]
+            b = q[base + 2]  # a negative offset (degC) loads zero-extended too
+            if (b >> 31) == 1:
+                b -= (b >> 31) << 16 << 16
+            r = (x * q[base + 1] + b) // q[base + 3]
+        if k == 3 and sl >= 0 and sl < 0x10000:
+            # a coolant / motor temperature moves slowly: a reading more than
+            # 2 degC from the last accepted (a foreign frame on an id without
+            # CHECKSUM) is held back until it has held for 1 s
+            if o[16] == 0:
+                o[14] = r
+                o[16] = 1
+            else:
+                dt = r - o[14]
+                if dt > 20 or dt < -20:
+                    dc = r - o[15]
+                    if dc > 20 or dc < -20:
+                        o[15] = r
+                        o[16] = 1
+                    else:
+                        o[16] += 1
+                    if o[16] >= 11:
+                        o[14] = r
+                        o[16] = 1
+                    else:
+                        r = o[14]
+                else:
+                    o[14] = r
+                    o[16] = 1
         o[dst] = r
         k += 1
     m = q[19]
