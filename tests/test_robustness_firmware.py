@@ -133,7 +133,9 @@ def test_a_flood_at_full_bus_load_leaves_the_firmware_processing_its_own_ids():
     figures = robustness.flood_figures(window_s=2.0, at_s=300.0)
     assert not figures["crashed"]
     assert figures["flood_bus_load"] > 0.97
-    assert figures["unknown_frames"] == figures["flood_frames"]
+    # every flood frame is unknown (the vehicle modules decode the role messages
+    # only, so the car's other messages count as unknown too)
+    assert figures["unknown_frames"] >= figures["flood_frames"]
     # the flood starves the car's frames for its 2 s: at most that much driving
     # (100 km/h) is lost, none is integrated from stale data
     assert 0 <= figures["clean_distance_km"] - figures["distance_km"] <= 2.0 * 100 / 3600
