@@ -7,6 +7,7 @@ report and comparison read from the file."""
 
 import json
 import os
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -89,7 +90,7 @@ def test_the_run_reports_its_figures_and_the_corrupt_log(fleet):
     assert list(summary) == ["trips", "failed", "workers", "wall_s", "trips_per_s", "db"]
     assert summary["trips"] == 4 and summary["failed"] == 1 and summary["workers"] == 2
     assert summary["db"] == str(fleet["db"]) and summary["wall_s"] > 0
-    assert summary["trips_per_s"] == round(4 / summary["wall_s"], 3)
+    assert summary["trips_per_s"] == pytest.approx(4 / summary["wall_s"], rel=2e-3)  # both rounded to 3 places
     [failure] = [line for line in err.splitlines() if "drive failed" in line]
     assert str(fleet["corrupt"]) in failure and "not a readable .blf file" in failure
 
@@ -148,6 +149,26 @@ def test_obd_passes_through_to_the_simulated_drives(fleet, tmp_path):
     single = keidrive_json("run", "--vehicle", "alto-hybrid", "--cycle", str(fleet["cycle"]), "--obd",
                            "--profile", PROFILE, "--json")
     assert row["options"] == "--obd" and row["frames"] == single["frames"]
+    assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
+
+
+def test_dbc_and_roles_pass_through_to_the_simulated_drives(fleet, tmp_path):
+    """A preset driven on a bus in a production DBC's format (keidrive run --dbc --roles)."""
+    from keidrive.paths import dbc_dir
+
+    if not os.environ.get("KEIDRIVE_OPENDBC"):
+        pytest.skip("set KEIDRIVE_OPENDBC to the opendbc folder (toyota_2017_ref_pt.dbc) to run this")
+    dbc = str(Path(os.environ["KEIDRIVE_OPENDBC"]) / "toyota_2017_ref_pt.dbc")
+    roles = str(dbc_dir() / "roles" / "toyota_2017_ref_pt.toml")
+    db = tmp_path / "roles.duckdb"
+    status, _, err = _main(["fleet", "--vehicles", "alto-hybrid", "--cycles", str(fleet["cycle"]), "--dbc", dbc,
+                            "--roles", roles, "--profiles", PROFILE, "--scheduler", fleet["cluster"].scheduler_address,
+                            "--db", str(db), "--json"])
+    assert status == 0, err
+    [row] = _trips(db)
+    single = keidrive_json("run", "--vehicle", "alto-hybrid", "--cycle", str(fleet["cycle"]), "--dbc", dbc,
+                           "--roles", roles, "--profile", PROFILE, "--json")
+    assert row["options"] == f"--dbc {dbc} --roles {roles}" and row["frames"] == single["frames"]
     assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
 
 
