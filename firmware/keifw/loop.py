@@ -221,7 +221,9 @@ class Firmware:
         data = self.listener_data  # a copy: a memoryview slice per frame would allocate
         for k in range(8):
             data[k] = buf[o + 16 + k]
-        self.scanner.listener(key, data, buf[o + 13], self.ctx[_C_T])
+        handler = self.scanner.listener
+        if handler is not None:  # _scan hands back listener frames only once one is set
+            handler(key, data, buf[o + 13], self.ctx[_C_T])
 
     def clock(self, t):
         """Advance firmware time to t, running the 10 Hz ticks that fall due."""

@@ -41,7 +41,7 @@ def unit_fraction(gen, slot):
     units = getattr(gen, "ROLE_UNITS", None) or {}
     for role in targets:
         if gen.SLOT.get(targets[role], -1) == slot:
-            return _UNIT_FRACTIONS.get(units.get(role), (1, 1))
+            return _UNIT_FRACTIONS.get(units.get(role, ""), (1, 1))
     return 1, 1
 
 
