@@ -168,9 +168,18 @@ def vehicle_ids() -> dict[str, frozenset]:
     for dbc in sorted(dbc_dir().glob("*.dbc")):
         if dbc.name == FIRMWARE_DBC:
             continue
-        database = cantools.database.load_file(str(dbc))
-        known[dbc.stem] = frozenset((m.frame_id, m.is_extended_frame) for m in database.messages)
+        known[dbc.stem] = dbc_file_ids(dbc)
     return known
+
+
+def dbc_file_ids(path) -> frozenset:
+    """Frame keys (id, extended) a DBC file defines, read as the DBC compiler reads
+    it (UTF-8 or cp1252, non-strict where cantools' strict check fails), so any DBC
+    the compiler accepts can explain a log."""
+    from .dbccompiler.read import load_dbc
+
+    database = load_dbc(Path(path)).database
+    return frozenset((m.frame_id, m.is_extended_frame) for m in database.messages)
 
 
 @cache
@@ -203,7 +212,7 @@ def guess_vehicle_dbc(messages, path="log") -> str:
 def coverage(messages, dbc: str) -> tuple[int, float]:
     """(unknown frames, share of the log's frames that ``dbc`` or the
     firmware's own DBC define); error frames are not frames of the car."""
-    ids = vehicle_ids().get(Path(dbc).stem)
+    ids = dbc_file_ids(dbc) if Path(dbc).suffix == ".dbc" and Path(dbc).is_file() else vehicle_ids().get(Path(dbc).stem)
     if ids is None:
         raise KeidriveError(f"unknown vehicle DBC {dbc!r}: one of {', '.join(sorted(vehicle_ids()))}")
     seen = _frame_keys(messages)

@@ -1,5 +1,7 @@
 """keidrive flash: base MicroPython image (optional), the application, the config, reset."""
 
+from pathlib import Path
+
 
 def add_subparser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,6 +20,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--uf2-drive", metavar="DIR", help="RP2040: where the RPI-RP2 drive is mounted")
     p.add_argument("--vehicle", metavar="V",
                    help="vehicle DBC decoder: a module under keifw/vehicles (kei_turbo_660) or a preset (nbox-turbo)")
+    p.add_argument("--dbc", type=Path, metavar="FILE.dbc",
+                   help="your car's DBC (with --roles): deploy it compiled with the roles file as the vehicle module")
+    p.add_argument("--roles", type=Path, metavar="ROLES.toml", help="the roles file for --dbc")
     p.add_argument("--profile", metavar="P", help="speed profile (jp-expressway, us-interstate, ...)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the inputs and print the plan without touching the board (none need be attached)")
@@ -31,6 +36,27 @@ def add_subparser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import tempfile
+
+    from .. import byodbc
+    from ..errors import KeidriveError
+
+    if args.dbc is None and args.roles is None:
+        return _flash(args, None, None)
+    if args.dbc is None or args.roles is None:
+        raise KeidriveError("--dbc and --roles go together")
+    if args.vehicle:
+        raise KeidriveError("--vehicle or --dbc with --roles: the board runs one vehicle module")
+    if not args.dbc.is_file():
+        raise KeidriveError(f"{args.dbc}: no such file")
+    with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
+        tree, name, _ = byodbc.build_tree(args.dbc, args.roles, Path(folder))
+        return _flash(args, tree, name)
+
+
+def _flash(args, tree, byo_vehicle) -> int:
+    """The flash from ``tree`` (None: the bundled firmware); ``byo_vehicle`` the
+    vehicle module compiled into that tree from --dbc and --roles, for the config."""
     from ..board import deploy, image, settings
     from ..board.boards import board_kind
 
@@ -51,7 +77,7 @@ def run(args) -> int:
     if args.json and not args.dry_run:
         raise KeidriveError("flash --json prints a plan: use it with --dry-run")
     if args.dry_run:
-        return _dry_run(args, kind, changes)
+        return _dry_run(args, kind, changes, tree, byo_vehicle)
     if not args.port:
         raise KeidriveError("flash needs --port (the board's serial port), or --dry-run for the plan alone")
 
@@ -66,12 +92,12 @@ def run(args) -> int:
         identity = board.identity()
         say(f"board: {identity.describe()}")
         arch, note = deploy.check_identity(identity, kind, args.port)
-        files = deploy.build_application(arch)
+        files = deploy.build_application(arch, tree=tree)
         step = "preparing the board"
         board.exec(deploy.BOARD_HELPERS)
         deploy.recover(board, say)
         current = deploy.parse_board_config(board.read_file(deploy.CONFIG), args.port) or {}
-        config = deploy.merged_config(current, _wanted(kind, current, changes))
+        config = _config(current, _wanted(kind, current, changes), byo_vehicle)
         plan = deploy.Plan(kind=kind, arch=arch, arch_note=note, files=files, config=config)
         step = "comparing with the board's manifest"
         deploy.compare(board, plan)
@@ -114,14 +140,26 @@ def _wanted(kind, current: dict, changes: dict) -> dict:
     return wanted
 
 
-def _dry_run(args, kind, changes) -> int:
+def _config(current: dict, wanted: dict, byo_vehicle: str | None) -> dict:
+    """The config the flash writes: ``current`` with ``wanted``, validated; a vehicle
+    module compiled from --dbc is known to the deployed tree's schema only, so it is
+    set past the bundled schema's check (replacing the board's vehicle)."""
+    from ..board import deploy
+
+    if byo_vehicle is None:
+        return deploy.merged_config(current, wanted)
+    kept = {k: v for k, v in current.items() if k != "vehicle"}
+    return {**deploy.merged_config(kept, wanted), "vehicle": byo_vehicle}
+
+
+def _dry_run(args, kind, changes, tree, byo_vehicle) -> int:
     import json
 
     from ..board import deploy, image
 
     arch = kind.archs[0]
-    files = deploy.build_application(arch)
-    config = deploy.merged_config({}, _wanted(kind, {}, changes))
+    files = deploy.build_application(arch, tree=tree)
+    config = _config({}, _wanted(kind, {}, changes), byo_vehicle)
     if args.json:
         print(json.dumps({
             "board": kind.name,

@@ -19,9 +19,13 @@ def add_subparser(subparsers) -> None:
     )
     parser.add_argument("log", metavar="LOG", help="drive log: .asc .blf .log (candump) .trc .csv .mf4 ...")
     parser.add_argument(
-        "--dbc", metavar="NAME",
+        "--dbc", metavar="NAME|FILE.dbc",
         help="vehicle DBC of the log (kei_turbo_660, kei_hybrid_660, kei_ev; default: the one whose "
-        "messages the log carries)",
+        "messages the log carries), or your car's DBC file with --roles",
+    )
+    parser.add_argument(
+        "--roles", type=Path, metavar="ROLES.toml",
+        help="the roles file for a --dbc FILE: the firmware runs that DBC compiled with it",
     )
     parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
     parser.add_argument(
@@ -63,6 +67,11 @@ def run(args) -> int:
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
+    if args.roles is not None:
+        if args.dbc is None:
+            raise KeidriveError("--roles needs --dbc: the DBC file whose signals the roles file names")
+        if not Path(args.dbc).is_file():
+            raise KeidriveError(f"{args.dbc}: no such file")
     if args.plot:
         report.check_plot_path(args.plot)
     truth = _load_truth(args.truth) if args.truth else None
@@ -151,7 +160,9 @@ def drive(args, messages):
     from ..harness import feed_over_bus, firmware_command, firmware_config
 
     vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
-    config = require_valid(firmware_config(vehicle_dbc, args.profile))
+    roles = getattr(args, "roles", None)  # fleet's drives carry no such option
+    # a --roles vehicle module exists only in the compiled tree: its name joins the config there
+    config = require_valid(firmware_config(vehicle_dbc, args.profile) if roles is None else {"profile": args.profile})
     firmware_command(args.runtime)  # a missing runtime fails before the replay starts
     records = record.from_messages(messages)
     # As fast as possible into the firmware; at recorded pace onto a bus.
@@ -161,10 +172,20 @@ def drive(args, messages):
         raise KeidriveError(f"--speed {speed:g} with the firmware on {args.bus}: only recorded pace (1) works there")
     # The firmware integrates on the frames' own time (virtual clock); the
     # pace only spaces their delivery, so --speed never rescales the trip.
-    firmware, figures = feed_over_bus(
-        records, config, bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed,
-        clock="virtual",
-    )
+    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual")
+    if roles is None:
+        firmware, figures = feed_over_bus(records, config, **feed)
+    else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does
+        import tempfile
+
+        from .. import byodbc
+
+        with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
+            tree, name, roles_file = byodbc.build_tree(Path(args.dbc), roles, Path(folder))
+            for figure in byodbc.missing_figures(roles_file):
+                print(f"keidrive: {figure} cannot be computed: {roles.name} names no signal for it", file=sys.stderr)
+            firmware, figures = feed_over_bus(records, {**config, "vehicle": name}, tree=tree, **feed)
+        vehicle_dbc = Path(args.dbc).stem
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
     return vehicle_dbc, records, firmware, figures
