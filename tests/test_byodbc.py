@@ -134,3 +134,14 @@ def test_flash_roles_without_dbc_is_one_clear_line():
     result = keidrive("flash", "--board", "esp32", "--dry-run", "--roles", str(ROLES), timeout=120)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == ["keidrive: error: --dbc and --roles go together"]
+
+
+def test_replay_dbc_file_without_roles_is_one_clear_line(tmp_path):
+    log, dbc = tmp_path / "empty.asc", tmp_path / "mycar.dbc"
+    log.write_text("")
+    dbc.write_text('VERSION ""\n')
+    result = keidrive("replay", str(log), "--dbc", str(dbc), "--json", timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"keidrive: error: --dbc {dbc}: a DBC file of your own car needs --roles ROLES.toml"
+    ]

@@ -60,13 +60,15 @@ def run(args) -> int:
 
     from .. import report
     from ..busio import open_bus, play
-    from ..drivelog import read_drive_log, require_same_drive
+    from ..drivelog import read_drive_log, require_same_drive, vehicle_ids
     from ..errors import KeidriveError
     from ..harness import firmware_command
     from ..pacing import describe
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
+    if args.roles is None and args.dbc and Path(args.dbc).suffix == ".dbc" and Path(args.dbc).stem not in vehicle_ids():
+        raise KeidriveError(f"--dbc {args.dbc}: a DBC file of your own car needs --roles ROLES.toml")
     if args.roles is not None:
         if args.dbc is None:
             raise KeidriveError("--roles needs --dbc: the DBC file whose signals the roles file names")
