@@ -171,3 +171,49 @@ def test_a_speed_no_car_reaches_that_fast_is_not_integrated(t0, t1):
     assert b["implausible_frames"] >= min(24, int((t1 - t0) / 0.02)) and a["implausible_frames"] == 0
     assert b["distance_km"] <= a["distance_km"] * 1.003
     assert kinds(out) == kinds(clean) == []
+
+
+def _statuses_between(out, t0, t1):
+    return [s for s in out.statuses if t0 <= s["t_s"] <= t1]
+
+
+def test_a_fuel_rate_no_kei_engine_burns_is_not_integrated():
+    # the DBC's largest FuelRate (65.535 L/h) for 10 s, CHECKSUM and COUNTER
+    # valid: above the 29.3 L/h a 47 kW engine can burn (economy.FUEL_CEILING_MLPH)
+    clean = run(frames_of("nbox-turbo", "wltc-jp"), "nbox-turbo")
+    f = rewrite(frames_of("nbox-turbo", "wltc-jp"), "kei_turbo_660", "ENGINE_2", 300.0, 310.0,
+                lambda t, s: {"FuelRate": 65.535})
+    out = run(f, "nbox-turbo")
+    a, b = clean.trip, out.trip
+    assert a["implausible_frames"] == 0 and b["implausible_frames"] >= 499  # 10 s of 20 ms frames
+    assert b["fuel_l"] <= a["fuel_l"]  # the window's true fuel is lost, never the forged one counted
+    assert b["fuel_l"] >= a["fuel_l"] * 0.97
+    during = _statuses_between(out, 301.0, 309.0)
+    assert during and all(s["implausible"] == ["ENGINE_2.FuelRate"] and not s["valid"] for s in during)
+    assert all(s["implausible"] == [] for s in _statuses_between(out, 312.0, 400.0))
+
+
+def test_fuel_with_the_engine_at_rest_is_not_integrated():
+    # the hybrid's idle stops: the engine reports 0 rpm (valid), a forged
+    # FuelRate of 2 L/h in those frames disagrees with it
+    frames = frames_of("alto-hybrid", "wltc-jp")
+    db = cantools.database.load_file(str(dbc_dir() / "kei_hybrid_660.dbc"))
+    e1 = db.get_message_by_name("ENGINE_1")
+    sel = np.nonzero(frames["arbitration_id"] == e1.frame_id)[0]
+    t_rpm = frames["timestamp"][sel]
+    rpm = np.array([e1.decode(bytes(frames["data"][i]), decode_choices=False)["EngineSpeed"] for i in sel])
+
+    def at_rest(t):
+        k = np.searchsorted(t_rpm, t, side="right") - 1
+        return k >= 0 and rpm[k] == 0
+
+    stopped = [t for t in frames["timestamp"][frames["arbitration_id"] == 0x140] if at_rest(t)]
+    assert len(stopped) > 500  # wltc-jp's stops: the hybrid's engine rests
+    clean = run(frames_of("alto-hybrid", "wltc-jp"), "alto-hybrid")
+    f = rewrite(frames, "kei_hybrid_660", "ENGINE_2", 0.0, 1e9,
+                lambda t, s: {"FuelRate": 2.0} if at_rest(t) else {})
+    out = run(f, "alto-hybrid")
+    a, b = clean.trip, out.trip
+    # 2 L/h over the stops would add 0.56 mL a second
+    assert a["implausible_frames"] == 0 and b["implausible_frames"] >= len(stopped) * 0.99
+    assert abs(b["fuel_l"] - a["fuel_l"]) <= 0.001

@@ -26,6 +26,7 @@ from array import array
 from micropython import const
 
 from .fixed import gcd
+from .validity import STRIDE, VALID
 from .vehicle import scaled
 
 # accumulator indices (whole, remainder pairs, then plain counters)
@@ -71,10 +72,25 @@ P_PREV_SPEED = const(16)  # state: the last plausible raw speed
 P_DV_MUL = const(17)
 P_DV_SLACK = const(18)
 P_HAVE_PREV = const(19)   # state: P_PREV_SPEED holds one
-P_SPEED_JUMPS = const(20)  # count: speed frames rejected as implausible
+P_SPEED_JUMPS = const(20)  # count: speed and fuel frames rejected as implausible
 P_REJECT_RUN = const(21)  # state: consecutive rejected frames agreeing with each other
 P_REJECTED = const(22)    # state: the last rejected raw speed
-N_P = const(23)
+# fuel plausibility per frame (the scanner's literals 23..26): a rate above
+# what the engine can burn, or any fuel while the engine stands (a valid rpm
+# of 0), is not integrated and counts in P_SPEED_JUMPS (implausible_frames)
+P_FUEL_MAX = const(23)    # raw fuel rate ceiling (FUEL_CEILING_MLPH)
+P_S_RPM = const(24)       # the rpm's value slot (-1: none)
+P_FUEL_RUN = const(25)    # state: consecutive implausible fuel frames
+P_RPM_VALID = const(26)   # the rpm message's VALID word in validity.st (-1: none)
+N_P = const(27)
+# so many consecutive implausible fuel frames mark the fuel rate implausible
+# in status lines (until a plausible one)
+FUEL_IMPLAUSIBLE_FRAMES = const(3)
+# The most fuel a kei engine can burn: kei rules cap engine power at 47 kW;
+# at full load a petrol engine runs rich, its efficiency no lower than 18 %
+# (a brake-specific consumption near 450 g/kWh), and petrol holds 8.9 kWh/L:
+# 47 / (0.18 * 8.9) = 29.3 L/h. The simulated turbo car peaks at 22 L/h.
+FUEL_CEILING_MLPH = const(29338)  # 47 kW / (0.18 * 8.9 kWh/L), mL/h
 # so many consecutive rejected frames that agree with each other are a real
 # change (a sensor back from a fault, a crafted step): the new reference
 SPEED_RESYNC_FRAMES = const(25)
@@ -153,6 +169,10 @@ class Economy:
         # raw per km/h: sd / sn (0.00424 km/h per 100 us, x 1000)
         p[P_DV_MUL] = 4240 * sd // sn // 1000 if s >= 0 and sn else 0
         p[P_DV_SLACK] = 5 * sd // sn if s >= 0 and sn else 0
+        # raw per L/h: fd / fn; the ceiling below 2**31 for any fraction a DBC gives
+        p[P_FUEL_MAX] = min(FUEL_CEILING_MLPH * fd // (1000 * fn), 0x3FFFFFFF) if f >= 0 and fn else 0x3FFFFFFF
+        p[P_S_RPM] = roles.slot["rpm"]
+        p[P_RPM_VALID] = roles.msg["rpm"] * STRIDE + VALID if roles.slot["rpm"] >= 0 else -1
         self.p = p
 
     # the speed role's message valid and plausible (set by the loop's 10 Hz tick)
@@ -163,6 +183,11 @@ class Economy:
     @speed_ok.setter
     def speed_ok(self, ok):
         self.p[P_SPEED_OK] = 1 if ok else 0
+
+    # a run of fuel frames above the ceiling or with the engine stopped
+    @property
+    def fuel_implausible(self):
+        return self.p[P_FUEL_RUN] >= FUEL_IMPLAUSIBLE_FRAMES
 
     # the last speed frame said below 1 km/h
     @property

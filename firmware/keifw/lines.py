@@ -129,6 +129,9 @@ def status(fw):
     if inp.implausible:
         w.item_str(fw.speed_name)
         all_ok = False
+    if fw.econ.fuel_implausible:
+        w.item_str(fw.fuel_name)
+        all_ok = False
     w.close_list()
     w.kbool(b'"valid":', all_ok)
     w.kstr(b'"bus":', BUS_NAMES[fw.bus_state])
@@ -239,7 +242,7 @@ def trip(fw):
     w.kint(b'"skipped_frames":', fw.skipped)  # remote and error frames
     w.kint(b'"lost_frames":', fw.lost_frames)  # lost on a byte link (keifw/link.py)
     w.kint(b'"clock_jumps":', fw.clock_jumps)  # timestamp discontinuities absorbed
-    w.kint(b'"implausible_frames":', fw.econ.p[_econ.P_SPEED_JUMPS])  # speed changes no car makes
+    w.kint(b'"implausible_frames":', fw.econ.p[_econ.P_SPEED_JUMPS])  # speed changes no car makes, fuel no engine burns
     w.kint(b'"tx_frames":', fw.tx_frames)
     if fw.obd is not None:
         from .obdlines import write_trip

@@ -85,6 +85,7 @@ class Firmware:
         self.msg_names = [name.encode() for name in gen.MSG_NAMES]
         self.required = []  # (msg index, b"MSG.Signal")
         self.speed_name = roles.name["speed"].encode()  # what an implausible speed is called in status lines
+        self.fuel_name = roles.name["fuel_rate"].encode()  # ... and an implausible fuel rate
         for role in REQUIRED + ("wheel_fl",):
             if roles.has(role):
                 self.required.append((roles.msg[role], roles.name[role].encode()))

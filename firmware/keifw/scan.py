@@ -222,11 +222,22 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
                 x = raw * p[1] * d100
                 div = p[2]
         elif h == 2:  # fuel rate: fuel, and idle fuel while stopped
+            x = values[p[4]]
+            if (x >> 31) == 1:
+                x -= (x >> 31) << 16 << 16
+            # more than the engine can burn, or fuel with the engine at rest
+            # (economy.P_FUEL_*): not integrated, counted
+            sr = p[24]
+            sv = p[26]
+            if x > p[23] or (x > 0 and sr >= 0 and sr < 0x10000 and values[sr] == 0
+                             and sv >= 0 and sv < 0x1000000 and st[sv]):
+                p[20] += 1
+                if p[25] < 255:
+                    p[25] += 1
+                continue
+            p[25] = 0
             if d100:
                 k = 2
-                x = values[p[4]]
-                if (x >> 31) == 1:
-                    x -= (x >> 31) << 16 << 16
                 x = x * p[5] * d100
                 div = p[6]
                 if p[14] and p[15]:
