@@ -217,3 +217,24 @@ def test_fuel_with_the_engine_at_rest_is_not_integrated():
     # 2 L/h over the stops would add 0.56 mL a second
     assert a["implausible_frames"] == 0 and b["implausible_frames"] >= len(stopped) * 0.99
     assert abs(b["fuel_l"] - a["fuel_l"]) <= 0.001
+
+
+def test_a_message_arriving_faster_than_its_cycle_time_is_not_decoded_while_it_lasts():
+    # HYBRID_STATE (100 ms, no CHECKSUM or COUNTER) flooded by a foreign node
+    # for 20 s at 5 % bus load (about 225 frames/s of random data, half of
+    # them saying idle stop): more than twice its 10 frames a second
+    from keidrive import faults, record
+
+    records = record.from_frames(frames_of("alto-hybrid", "wltc-jp"))
+    flooded = faults.apply(records, [faults.Flood(can_id=0x1D8, load=0.05, t0=300.0, duration=20.0)])
+    clean = run(records, "alto-hybrid")
+    out = run(flooded, "alto-hybrid")
+    a, b = clean.trip, out.trip
+    assert a["implausible_frames"] == 0 and b["implausible_frames"] >= 4000
+    # the forged idle stops are not counted, but for the 20 frames a window
+    # decodes before it passes the limit
+    assert b["idle_stop_s"] <= a["idle_stop_s"] + 0.2  # +9.2 s forged without the check
+    during = _statuses_between(out, 301.0, 319.0)
+    assert during and all("HYBRID_STATE" in s["implausible"] and not s["valid"] for s in during)
+    assert all(s["implausible"] == [] for s in _statuses_between(out, 323.0, 400.0))
+    assert kinds(out) == kinds(clean)

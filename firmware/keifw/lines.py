@@ -132,6 +132,10 @@ def status(fw):
     if fw.econ.fuel_implausible:
         w.item_str(fw.fuel_name)
         all_ok = False
+    for i in range(len(fw.msg_names)):
+        if fw.scanner.flooded(i):
+            w.item_str(fw.msg_names[i])
+            all_ok = False
     w.close_list()
     w.kbool(b'"valid":', all_ok)
     w.kstr(b'"bus":', BUS_NAMES[fw.bus_state])

@@ -174,10 +174,11 @@ class Firmware:
         p = sc.p
         acc = sc.acc
         dec = sc.dec
+        rate = sc.rate
         scan = _scan._scan
         j = 0
         while True:
-            j = scan(buf, j, n, ctx, tab, st, values, p, acc, dec)  # pyright: ignore[reportArgumentType]
+            j = scan(buf, j, n, ctx, tab, st, values, p, acc, dec, rate)  # pyright: ignore[reportArgumentType]
             if j >= n:
                 break
             why = ctx[_C_WHY]

@@ -47,6 +47,15 @@ WHY_LISTENER = const(3)  # a frame for a listener
 MAX_STEP_US = const(5000000)
 JITTER_US = const(100000)
 
+# rate (array('i')): per message, R_STRIDE words: the arrival window's start
+# (firmware time), frames in it, the most a window may hold (twice the
+# DBC's cycle time's count; 0: no cycle time, not checked), flooded (1: the
+# message's frames are not decoded)
+R_STRIDE = const(4)
+R_LIMIT = const(2)
+R_FLOODED = const(3)
+RATE_WINDOW_US = const(1000000)
+
 # tab (bytearray): message index + 1 by 11-bit id (0: unknown, LISTENED: a
 # listener's), then per message its DLC, then its economy handler kind
 T_LEN = const(2048)
@@ -56,7 +65,8 @@ _I_LISTENED = const(254)
 
 
 @micropython.viper
-def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32, acc: ptr32, dec) -> int:
+def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32, acc: ptr32, dec,
+          rate: ptr32) -> int:
     """Process stream records j..n-1 of bufo; returns the index of the first
     record left for Python (ctx[C_WHY] says why), n when all are done.
     Words read back from int arrays are zero-extended on 64-bit ports:
@@ -130,12 +140,40 @@ def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32
         if i < 0:
             ctx[4] += 1
             continue
+        # arrival rate (the R_* layout): more frames in a 1 s window than
+        # twice the DBC's cycle time allows are foreign frames on the id:
+        # none of its frames of the right DLC is decoded until a window
+        # within the limit
+        r = i * 4
+        lim = rate[r + 2]
+        flood = 0
+        if lim:
+            dw = ((t - rate[r] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+            if dw >= 1000000 or dw < 0:
+                rate[r + 3] = 1 if rate[r + 1] > lim else 0
+                rate[r] = t
+                rate[r + 1] = 0
+            rate[r + 1] += 1
+            if rate[r + 1] > lim:
+                rate[r + 3] = 1
+            flood = rate[r + 3]
         b = i * 13
         # bad: 1 before decoding (wrong DLC or CHECKSUM: not decoded, and the
         # next frame's COUNTER is the new reference), 2 a COUNTER that did
         # not advance by one
         bad = 0
-        if buf[o + 13] != tab[2048 + i] or int(dec(i, bufo, o + 16, valo)) < 0:
+        if buf[o + 13] != tab[2048 + i]:
+            bad = 1
+        elif flood:
+            # and invalid, as after bad frames (lost latched): nothing reads
+            # its stale values as current
+            if st[b + 7]:
+                st[b + 12] = 1
+            st[b + 7] = 0
+            st[b + 9] = 0
+            p[20] += 1
+            continue
+        elif int(dec(i, bufo, o + 16, valo)) < 0:
             bad = 1
         else:
             cs = st[b + 3]
@@ -324,6 +362,11 @@ class Scanner:
             tab[T_LEN + i] = gen.MSG_LEN[i]  # the DLC a frame must have
             tab[T_LEN + n + i] = kinds[i]
         self.tab = tab
+        rate = array("i", bytes(4 * R_STRIDE * n))
+        for i in range(n):
+            c = gen.MSG_CYCLE_MS[i]
+            rate[R_STRIDE * i + R_LIMIT] = 2 * RATE_WINDOW_US // 1000 // c if c > 0 else 0
+        self.rate = rate
         ctx = array("i", bytes(4 * (C_EXT + 2 * len(far))))
         ctx[C_NMSG] = n
         ctx[C_NEXT] = len(far)
@@ -340,6 +383,10 @@ class Scanner:
         self.dec = gen.decode_at
         self.listener = None
 
+    def flooded(self, i):
+        """Message i arrives faster than its cycle time allows (see R_*)."""
+        return self.rate[R_STRIDE * i + R_FLOODED] != 0
+
     def listen(self, keys, handler, ext_mask=0, ext_value=-1):
         """Hand frames of the 11-bit ``keys`` and of the 29-bit keys k with
         ``k & ext_mask == ext_value`` (key flag included) to
@@ -354,4 +401,4 @@ class Scanner:
 
     def scan(self, buf, j, n):
         """Records j..n-1 of buf; the first left for Python (see C_WHY), or n."""
-        return _scan(buf, j, n, self.ctx, self.tab, self.st, self.values, self.p, self.acc, self.dec)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        return _scan(buf, j, n, self.ctx, self.tab, self.st, self.values, self.p, self.acc, self.dec, self.rate)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
