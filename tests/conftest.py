@@ -53,6 +53,26 @@ def interpreter(request):
     return run_micropython if request.param == "micropython" else run_cpython
 
 
+
+# --- the keidrive command, as a user runs it -------------------------------------
+
+# A 34 s drive: a quick cycle for CLI tests.
+SHORT_CYCLE = "time_s,speed_kmh\n0,0\n2,0\n10,50\n25,50\n32,0\n34,0\n"
+
+
+def keidrive(*args, env, cwd=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "keidrive", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
+
+
+def one_line_error(result, words):
+    """A user's mistake: a non-zero exit and one line on stderr naming ``words``, no traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
 # --- DBC compiler -----------------------------------------------------------------
 
 DBC_DIR = ROOT / "dbc"

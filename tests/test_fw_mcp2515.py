@@ -12,20 +12,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import keidrive.board
-from keidrive.errors import KeidriveError
+from conftest import micropython_or_skip
 from keidrive.paths import firmware_dir
-from keidrive.runtime import micropython_command
 
 VBOARD = Path(keidrive.board.__file__).resolve().parent / "vboard"
 
-try:
-    MP = micropython_command()
-except KeidriveError:
-    MP = None
-pytestmark = pytest.mark.skipif(MP is None, reason="needs the MicroPython unix port (or $KEIDRIVE_MICROPYTHON)")
+MP = micropython_or_skip()
 
 HEADER = r"""
 import sys, json

@@ -17,20 +17,13 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import keidrive.board
-from keidrive.errors import KeidriveError
+from conftest import micropython_or_skip
 from keidrive.paths import firmware_dir
-from keidrive.runtime import micropython_command
 
 VBOARD = Path(keidrive.board.__file__).resolve().parent / "vboard"
 
-try:
-    MP = micropython_command()
-except KeidriveError:
-    MP = None
-pytestmark = pytest.mark.skipif(MP is None, reason="needs the MicroPython unix port (or $KEIDRIVE_MICROPYTHON)")
+MP = micropython_or_skip()
 
 CALL_NS = 45_000      # one driver SPI call on a 125 MHz board (half of ~11k instructions per frame)
 FRAME_NS = 150_000    # decoding and integrating one frame
@@ -100,7 +93,6 @@ def report(chip, port, got, sent):
 def bus_messages() -> str:
     """[(id, extended, dlc, cycle_ms, offset_ms)] of the turbo DBC, all in phase."""
     import cantools
-
     from keidrive.paths import dbc_dir
 
     db = cantools.database.load_file(str(dbc_dir() / "kei_turbo_660.dbc"))

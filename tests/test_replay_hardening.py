@@ -4,12 +4,10 @@ paths that fail, a missing optional writer, which runtime ran."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-
-SHORT_CYCLE = "time_s,speed_kmh\n0,0\n2,0\n10,50\n25,50\n32,0\n34,0\n"
+from conftest import SHORT_CYCLE, keidrive, one_line_error
 
 
 @pytest.fixture
@@ -17,19 +15,6 @@ def env(tmp_path):
     environment = dict(os.environ)
     environment["KEIDRIVE_BUS_DIR"] = str(tmp_path / "bus")
     return environment
-
-
-def keidrive(*args, env, cwd=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "keidrive", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
-    )
-
-
-def one_line_error(result, words):
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and words in lines[0], result.stderr
 
 
 @pytest.fixture(scope="module")

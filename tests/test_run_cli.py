@@ -12,10 +12,8 @@ import threading
 import time
 
 import pytest
-
+from conftest import SHORT_CYCLE, keidrive
 from keidrive.paths import dbc_dir
-
-SHORT_CYCLE = "time_s,speed_kmh\n0,0\n2,0\n10,50\n25,50\n32,0\n34,0\n"
 
 
 @pytest.fixture
@@ -23,12 +21,6 @@ def env(tmp_path):
     environment = dict(os.environ)
     environment["KEIDRIVE_BUS_DIR"] = str(tmp_path / "bus")
     return environment
-
-
-def keidrive(*args, env, cwd=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "keidrive", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
-    )
 
 
 def test_run_json_contract_and_plot(tmp_path, env):
