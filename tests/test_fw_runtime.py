@@ -28,13 +28,11 @@ fw, cfg = app.build(cfg_obj={"vehicle": sys.argv[3], "profile": sys.argv[4], "tr
 fw.debug_bounds = True  # every tick: accumulators and clock inside the 31-bit range
 K = 256
 buf = bytearray(K * 24)
-mv = memoryview(buf)
-views = [mv[j * 24 + 16:j * 24 + 24] for j in range(K)]
 src = open(sys.argv[2], "rb")  # file readinto: no allocation
 done = 0
 while done < 5000 * 24:
     n = src.readinto(buf)
-    fw.records(buf, views, n // 24, True)
+    fw.records(buf, n // 24, True)
     done += n
 frames = 0
 err = "none"
@@ -44,7 +42,7 @@ try:
         n = src.readinto(buf)
         if not n:
             break
-        fw.records(buf, views, n // 24, True)
+        fw.records(buf, n // 24, True)
         frames += n // 24
 except MemoryError:
     err = "MemoryError"

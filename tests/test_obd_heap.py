@@ -28,8 +28,6 @@ def rec(buf, j, t, cid, flags, data):
     for k in range(8): buf[o + 16 + k] = data[k] if k < len(data) else 0
 N = 64
 buf = bytearray(24 * N)
-mv = memoryview(buf)
-views = [mv[j * 24 + 16:j * 24 + 24] for j in range(N)]
 sup = bytes([0x06, 0x41, 0x00, 0xBE, 0x3F, 0xA8, 0x13])
 def block(t0, data):
     # SYNC, reply, SYNC ... one block
@@ -41,16 +39,16 @@ def block(t0, data):
         t += 50000
     return t
 t = block(0, sup)
-fw.records(buf, views, N, True)   # warm up: discovery, first allocations
+fw.records(buf, N, True)   # warm up: discovery, first allocations
 t = block(t, bytes([0x05, 0x41, 0x0D, 50, 0x5E, 0x00, 0x40]))
-fw.records(buf, views, N, True)
+fw.records(buf, N, True)
 t = block(t, bytes([0x05, 0x41, 0x0D, 50, 0x5E, 0x00, 0x40]))
 gc.collect()
 before = gc.mem_free()
 micropython.heap_lock()
 err = None
 try:
-    fw.records(buf, views, N, True)
+    fw.records(buf, N, True)
 except MemoryError as e:
     err = e
 micropython.heap_unlock()

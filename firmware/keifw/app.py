@@ -63,7 +63,6 @@ def run_stream(fw, rx, virtual=True):
     size = record.SIZE
     buf = bytearray(BLOCK_RECORDS * size)
     mv = memoryview(buf)
-    views = [mv[j * size + record.OFF_DATA:j * size + record.OFF_DATA + 8] for j in range(BLOCK_RECORDS)]
     readinto = rx.readinto
     records = fw.records
     while True:
@@ -78,7 +77,7 @@ def run_stream(fw, rx, virtual=True):
             n += m
         if not virtual:
             fw.clock(now_us())
-        records(buf, views, n // size, virtual)
+        records(buf, n // size, virtual)
         if fw.ended:
             break
     fw.finish()

@@ -160,8 +160,8 @@ class Firmware:
                 self._listener(buf, j)
             j += 1  # a control record from a port is nothing
 
-    def records(self, buf, views, n, virtual):
-        """Process n stream records held in buf (views: unused, kept for callers)."""
+    def records(self, buf, n, virtual):
+        """Process n stream records held in buf."""
         # The count a status line reports is the records before it, however
         # the stream happened to be cut into blocks: runs stay bit-identical.
         counted = self.frames

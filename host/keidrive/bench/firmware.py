@@ -46,15 +46,13 @@ def one(lock):
     fw, _ = app.build(cfg_obj=cfg, out=Null())
     K = 256
     buf = bytearray(K * 24)
-    mv = memoryview(buf)
-    views = [mv[j * 24 + 16:j * 24 + 24] for j in range(K)]
     src = io.BytesIO(data)
     done = 0
     while done < warm:
         n = src.readinto(buf)
         if not n:
             break
-        fw.records(buf, views, n // 24, True)
+        fw.records(buf, n // 24, True)
         done += n
     gc.collect()
     a0 = gc.mem_alloc()
@@ -68,7 +66,7 @@ def one(lock):
             n = src.readinto(buf)
             if not n:
                 break
-            fw.records(buf, views, n // 24, True)
+            fw.records(buf, n // 24, True)
             frames += n // 24
     except MemoryError:
         err = 1

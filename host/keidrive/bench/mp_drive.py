@@ -170,7 +170,7 @@ def run(records_path, vehicle, profile, path="stream", lock=True, chunk=64):
         t0 = time.ticks_us()
         try:
             if port is None:
-                fw.records(buf, None, n, True)
+                fw.records(buf, n, True)
             else:
                 app.run_port(fw, port, port.done)
         except MemoryError:

@@ -66,11 +66,9 @@ def instr_per_frame_stream(src, stamps, n):
     """Firmware.records over blocks of records (the SIL and stream path)."""
     fw, _ = app.build(cfg_obj=CFG, out=Null())
     buf = bytearray(256 * 24)
-    mv = memoryview(buf)
-    views = [mv[j * 24 + 16:j * 24 + 24] for j in range(256)]
     src.seek(0)
     src.readinto(buf)
-    fw.records(buf, views, WARMUP, True)
+    fw.records(buf, WARMUP, True)
     gc.collect()
     a0 = gc.mem_alloc()
     frames = 0
@@ -79,7 +77,7 @@ def instr_per_frame_stream(src, stamps, n):
         k = src.readinto(buf)
         if not k:
             break
-        fw.records(buf, views, k // 24, True)
+        fw.records(buf, k // 24, True)
         frames += k // 24
     t1 = time.ticks_us()
     _alloc(a0, frames)

@@ -250,8 +250,6 @@ cfg = {"vehicle": sys.argv[3], "profile": "jp-expressway"}
 fw, _ = app.build(cfg_obj=cfg, out=Null())
 K = 256
 buf = bytearray(K * 24)
-mv = memoryview(buf)
-views = [mv[j * 24 + 16:j * 24 + 24] for j in range(K)]
 dm = memoryview(data)
 arr = array.array("i", bytes(4 * n))
 for k in range(n):
@@ -273,7 +271,7 @@ while i < n:
     m = j - i
     buf[0:m * 24] = dm[i * 24:j * 24]
     fw.clock(now_us())
-    fw.records(buf, views, m, False)
+    fw.records(buf, m, False)
     done = ticks_diff(ticks_us(), start)
     for k in range(i, j):
         lat[k] = done - arr[k]
