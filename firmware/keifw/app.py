@@ -4,6 +4,7 @@ import sys
 
 from . import config as _config
 from . import record
+from .canport import Frame, fill
 from .compat import now_us
 from .loop import Firmware
 
@@ -88,20 +89,18 @@ def run_port(fw, port, stop=None):
 
     Per pass: the clock (due ticks), then up to a block of frames from the
     port into stream records, all scanned in one call at that time."""
-    from .canport import Frame, fill
-
     now = now_us  # looked up per call: benches set the module's clock to the frames' own
     block = fw.block
     nmax = len(block) // record.SIZE
-    read = getattr(port, "read", None)
-    fr = Frame()
-    poll = port.poll
+    read = getattr(port, "read", None)  # a port that hands out whole blocks
+    poll = None if read is not None else port.poll
+    fr = Frame() if poll is not None else None
     clock = fw.clock
     at = fw.at
     while stop is None or not stop():
         t = now()
         clock(t)
-        n = read(block, nmax) if read is not None else fill(poll, fr, block, nmax)
+        n = read(block) if read is not None else fill(poll, fr, block, nmax)
         if n:
             fw.frames += n
             at(block, n, t)

@@ -1,8 +1,8 @@
 """CAN ports: one small interface over three very different sources.
 
     poll(frame) -> bool   fill the preallocated Frame, True if one was read
-    read(block, nmax) -> n  optional: up to nmax frames as stream records
-                          straight into block (else the loop polls, see fill)
+    read(block) -> n      or instead: up to len(block) // 24 frames as stream
+                          records straight into block (the loop polls otherwise, see fill)
     send(id, extended, buf, n) -> bool
     state() -> 0 active, 1 warning, 2 passive, 3 bus-off, 4 stopped
     restart()
@@ -55,9 +55,35 @@ class StreamPort:
         self.rx = rx
         self.tx = tx
         self.rec = bytearray(record.SIZE)
-        self.rec_data = memoryview(self.rec)[record.OFF_DATA:record.OFF_DATA + 8]
         self.out = bytearray(record.SIZE)
+        # a record cut by a short read is completed through one of these
+        # (preallocated: a memoryview slice per short read would allocate)
+        rec = memoryview(self.rec)
+        self.rest = [rec[:k] for k in range(record.SIZE)]
         self.eof = False
+
+    def read(self, block):
+        """Whole records straight into block: they are stream records already,
+        so nothing is decoded or copied per frame. How many (0: none, or the
+        end of the stream)."""
+        n = self.rx.readinto(block)
+        if not n:
+            self.eof = True
+            return 0
+        cut = n % record.SIZE
+        if cut:  # a pipe's short read ended inside a record: complete it
+            missing = record.SIZE - cut
+            got = 0
+            while got < missing:
+                m = self.rx.readinto(self.rest[missing - got])
+                if not m:
+                    self.eof = True
+                    return n // record.SIZE
+                for k in range(m):
+                    block[n + k] = self.rec[k]
+                n += m
+                got += m
+        return n // record.SIZE
 
     def echo(self, buf, j):
         """Record j of buf back to the host unchanged (a SYNC's answer)."""
@@ -71,27 +97,6 @@ class StreamPort:
             self.tx.write(o)
         except OSError:
             pass
-
-    def poll(self, fr):
-        n = self.rx.readinto(self.rec)
-        if not n:
-            self.eof = True
-            return False
-        while n < record.SIZE:  # short read from a pipe
-            m = self.rx.readinto(memoryview(self.rec)[n:])
-            if not m:
-                self.eof = True
-                return False
-            n += m
-        r = self.rec
-        key = r[8] | (r[9] << 8) | (r[10] << 16) | (r[11] << 24)
-        if r[12] & record.FLAG_EXTENDED:
-            key |= record.KEY_EXTENDED
-        fr.key = key
-        fr.flags = r[12]
-        fr.dlc = r[13]
-        fr.data = self.rec_data
-        return True
 
     def send(self, can_id, extended, buf, n):
         if self.tx is None:
