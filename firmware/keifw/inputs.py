@@ -6,7 +6,7 @@ plausible while it agrees with the mean wheel speed within 2 m/s (7.2 km/h):
 implausible after 3 disagreeing ticks, plausible again after 10 agreeing. A temperature more than 2 degC from
 the last accepted one is held back until it has held for a second.
 
-The reading is one viper call (``_read``) over the raw values: on a
+The reading is one viper call (``read``, the tick's) over the raw values: on a
 Cortex-M the same in Python cost about 18k instructions per tick. Its
 readings are the words of ``Inputs.o`` (the O_* offsets).
 """
@@ -46,8 +46,9 @@ _O_LEN = const(17)
 
 
 @micropython.viper
-def _read(values: ptr32, vb: ptr8, q: ptr32, o: ptr32, vh: ptr32):
-    """The readings into o (see Inputs.q for q's layout). Raw words are
+def read(values: ptr32, vb: ptr8, q: ptr32, o: ptr32, vh: ptr32):
+    """This tick's readings into o (an Inputs' ``o``; q, vh: its ``q`` and
+    ``vhist``) from the raw values and the VALID flags vb. Raw words are
     sign-fixed (a 64-bit port's ptr32 loads zero-extend)."""
     m = q[0]
     sp_valid = 0
@@ -194,13 +195,6 @@ class Inputs:
         self.q = q
         self.o = array("i", bytes(4 * _O_LEN))
         self.vhist = array("i", bytes(4 * 10))
-
-    def read(self, valid, values):
-        """This tick's readings (into ``o``) from the VALID flags and the raw
-        values; returns speed_ok."""
-        o = self.o
-        _read(values, valid, self.q, o, self.vhist)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-        return o[0] != 0
 
     # the readings lines and transmit use
     @property

@@ -15,16 +15,17 @@ from . import alerts as _alerts
 from . import economy as _econ
 from . import lines
 from . import scan as _scan
-from .compat import tadd, tdiff
+from .compat import TICKS_MASK, tadd, tdiff
 from .eco import Eco
 from .figures import Windows
 from . import inputs as _inputs
 from .inputs import Inputs
 from .telemetry import Writer
 from .transmit import Transmitter
-from .validity import Validity, rec_time
+from .validity import Validity, rec_time, sweep as _sweep
 from .vehicle import Roles, REQUIRED, KIND_EV
 
+import micropython
 from micropython import const
 
 TICK_US = const(100000)
@@ -32,17 +33,18 @@ TICK_US = const(100000)
 # board's clock that jumped, a stream without virtual time)
 _CATCH_UP_TICKS = const(600)
 
-_C_T = _scan.C_T
-_C_WHY = _scan.C_WHY
+_C_T = const(2)  # the scanner's ctx words (asserted against keifw.scan below)
+_C_NT = const(0)
+_C_STARTED = const(1)
+_C_STAMP = const(7)
+_C_WHY = const(9)
+_LAST_BEFORE_WRAP = const(0x3FFFFFFF - 100000)  # TICKS_MASK - TICK_US
+_WRAP_AFTER_TICK = const(0x3FFFFFFF - 100000 + 1)
 # the tick's offsets, as consts here (a module attribute costs a lookup each
 # time on a board): economy's accumulators and scanner parameters, inputs' readings
 _TICKS = const(14)
-_IDLE_TICKS = const(15)
 _ECO_SUM = const(16)
 _ECO_N = const(17)
-_MOVING_TICKS = const(18)
-_P_STOPPED = const(14)
-_P_SPEED_OK = const(15)
 _O_SPEED_OK = const(0)
 _O_V = const(1)
 _O_A = const(2)
@@ -52,7 +54,37 @@ _O_PEDAL_OK = const(5)
 _O_PEDAL = const(6)
 _O_BOOST = const(7)
 _O_TEMP = const(8)
-_O_RUNNING = const(9)
+
+
+# _count's answer: what else the tick runs
+_F_ECO = const(1)      # an eco sample: speed valid, and engine data valid on an engine car
+_F_IDLING = const(2)   # stopped with the engine running
+_F_SCORED = const(4)   # the sample counts towards the trip's score (not parked with the engine off)
+
+
+@micropython.viper
+def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int) -> int:
+    """The tick's counters (economy accumulators TICKS, IDLE_TICKS,
+    MOVING_TICKS; the scanner's P_SPEED_OK) from this tick's readings
+    (Inputs.o) and the scanner's stopped flag; returns _F_* bits. The
+    offsets are the consts above, asserted in Firmware.__init__."""
+    acc[14] += 1
+    speed_ok = o[0]
+    p[15] = speed_ok
+    stopped = p[14]
+    running = o[9]
+    f = 0
+    if speed_ok:
+        if not stopped:
+            acc[18] += 1
+        elif running and engine:
+            acc[15] += 1
+            f = 2
+        if o[3] or not engine:
+            f |= 1
+            if running or not stopped:
+                f |= 4
+    return f
 
 
 class Firmware:
@@ -68,6 +100,11 @@ class Firmware:
         self.val = val = Validity(gen)
         self.econ = econ = _econ.Economy(gen, roles)
         self.inputs = Inputs(gen, roles)
+        # the tick's arrays, one attribute away
+        self.acc = econ.acc
+        self.ep = econ.p
+        self.o = self.inputs.o
+        self.engine = 1 if self.inputs.engine else 0
         self.eco = Eco()
         self.alerts = _alerts.Alerts(cfg, roles.has("boost"), roles.kind == KIND_EV)
         self.windows = Windows()
@@ -76,12 +113,15 @@ class Firmware:
         self.ctx = self.scanner.ctx
         self.tx = Transmitter(gen, port) if bool(cfg.get("transmit")) and port is not None else None
         self.block = bytearray(24 * 32)  # frames from a port, as stream records
+        assert (_scan.C_NT, _scan.C_STARTED, _scan.C_T, _scan.C_STAMP, _scan.C_WHY) == (0, 1, 2, 7, 9)
+        assert _LAST_BEFORE_WRAP == TICKS_MASK - TICK_US
         assert _econ.P_STOPPED == 14 and _econ.P_SPEED_OK == 15 and _econ.H_IDLE_STOP == 4  # the scanner's layout
         assert (_econ.TICKS, _econ.IDLE_TICKS, _econ.ECO_SUM, _econ.ECO_N, _econ.MOVING_TICKS) == (14, 15, 16, 17, 18)
-        assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_TEMP) == (0, 1, 8)  # the tick's layout
+        assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_A, _inputs.O_ENG_OK, _inputs.O_RPM, _inputs.O_PEDAL_OK,
+                _inputs.O_PEDAL, _inputs.O_BOOST, _inputs.O_TEMP, _inputs.O_RUNNING) == tuple(range(10))  # the tick's layout
         for role in roles.slot:
             if roles.slot[role] >= 0:
-                val.watch[roles.msg[role]] = 1
+                val.watch(roles.msg[role])
         self.msg_names = [name.encode() for name in gen.MSG_NAMES]
         self.required = []  # (msg index, b"MSG.Signal")
         self.speed_name = roles.name["speed"].encode()  # what an implausible speed is called in status lines
@@ -231,54 +271,48 @@ class Firmware:
         """Advance firmware time to t, running the 10 Hz ticks that fall due."""
         ctx = self.ctx
         ctx[_C_T] = t
-        if not ctx[_scan.C_STARTED]:
-            ctx[_scan.C_STARTED] = 1
-            ctx[_scan.C_STAMP] = t
-            ctx[_scan.C_NT] = tadd(t, TICK_US)
+        if not ctx[_C_STARTED]:
+            ctx[_C_STARTED] = 1
+            ctx[_C_STAMP] = t
+            ctx[_C_NT] = tadd(t, TICK_US)
             return
-        nt = ctx[_scan.C_NT]
-        k = 0
+        nt = ctx[_C_NT]
         # tdiff(t, nt) >= 0, inline: t - nt of two 30-bit clock values stays
         # a small int on 32 bits (t - nt + 2**29 would not)
         d = t - nt
+        k = 0
         while (d >= 0 and d < 0x20000000) or d < -0x20000000:
             self.tick(nt)
-            nt = tadd(nt, TICK_US)
+            # tadd(nt, TICK_US), inline (a call per tick costs a board more
+            # than the sum): nt + TICK_US past the 30-bit period would box
+            nt = nt - _WRAP_AFTER_TICK if nt > _LAST_BEFORE_WRAP else nt + TICK_US
             k += 1
             if k >= _CATCH_UP_TICKS:  # over a minute behind: resynchronise
                 nt = tadd(t, TICK_US)
                 break
             d = t - nt
-        ctx[_scan.C_NT] = nt
+        ctx[_C_NT] = nt
 
     # ------------------------------------------------------------------
     # 10 Hz
     # ------------------------------------------------------------------
     def tick(self, t):
-        acc = self.econ.acc
-        acc[_TICKS] += 1
         val = self.val
-        n_ev = val.check_timeouts(t)  # timeouts, VALID flags, lost/restored
+        flags = val.flags
+        # timeouts, VALID flags, lost/restored; then the physical inputs
+        n_ev = _sweep(val.st, val.n, t, flags)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
         inp = self.inputs
-        inp.read(val.vb, self.values)
-        o = inp.o
+        _inputs.read(self.values, flags, inp.q, self.o, inp.vhist)  # pyright: ignore[reportArgumentType]
+        acc = self.acc
+        o = self.o
+        f = _count(o, self.ep, acc, self.engine)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
         speed_ok = o[_O_SPEED_OK] != 0
-        ep = self.econ.p
-        ep[_P_SPEED_OK] = 1 if speed_ok else 0
-        stopped = ep[_P_STOPPED]
-        running = o[_O_RUNNING]
-        idling = speed_ok and stopped and running and inp.engine
-        if idling:
-            acc[_IDLE_TICKS] += 1
-        if speed_ok and not stopped:
-            acc[_MOVING_TICKS] += 1
-        # eco score (needs speed; engine terms only with valid engine data)
         eng_ok = o[_O_ENG_OK] != 0
         v = o[_O_V]
-        if speed_ok and (eng_ok or not inp.engine):
+        if f & _F_ECO:
             s = self.eco.update(v, o[_O_A], o[_O_RPM] if eng_ok else -1, o[_O_PEDAL],
-                                o[_O_BOOST] if eng_ok else -1, idling)
-            if running or not stopped:
+                                o[_O_BOOST] if eng_ok else -1, f & _F_IDLING)
+            if f & _F_SCORED:
                 acc[_ECO_SUM] += s
                 acc[_ECO_N] += 1
                 if acc[_ECO_N] >= 10000000:
@@ -294,9 +328,8 @@ class Firmware:
                     lines.warning(self, k, ev[k], t_ds)
         # signal lost / restored (sweep() found them)
         if n_ev:
-            events = val.events
             for i in range(val.n):
-                e = events[i]
+                e = val.event(i)
                 if e & 1:
                     lines.signal(self, i, b"lost", t_ds)
                 if e & 2:
@@ -313,7 +346,7 @@ class Firmware:
         self.sec_cnt += 1
         if self.sec_cnt >= 10:
             self.sec_cnt = 0
-            m = inp.m_fuel
+            m = self.inputs.m_fuel
             obd = self.obd
             self.windows.second(self.econ, (m >= 0 and val.vb[m] and speed_ok) or (obd is not None and obd.integ.have_prev))
         self.status_cnt += 1

@@ -5,11 +5,11 @@ A message is valid after 2 good frames in a row; it turns invalid after
 by one, wrong DLC) or when no frame arrived for 10x its DBC cycle time
 (1 s for a message without a cycle time). Frames with a bad CHECKSUM are not
 decoded at all. Lost/restored events are reported at the next 10 Hz tick by
-comparing with ``reported``.
+comparing with the REPORTED row of ``Validity.flags``.
 
 All per-message state lives in one ``array('i')`` (STRIDE words per
-message): the per-frame bookkeeping runs in the loop's viper frame scanner
-(``loop._scan``), the 10 Hz timeout and lost/restored sweep in ``sweep``.
+message): the per-frame bookkeeping runs in the viper frame scanner
+(``scan._scan``), the 10 Hz timeout and lost/restored sweep in ``sweep``.
 
 Viper is spelt ``@micropython.viper``: the compiler recognises the
 decorator by name (``from micropython import viper`` does not exist), and
@@ -42,21 +42,12 @@ RESYNC = const(11)
 LOST = const(12)  # latched when VALID drops, cleared by the tick that reports it
 
 
-@micropython.viper
-def mark_bad(st: ptr32, i: int):
-    """A frame rejected before decoding (CHECKSUM, DLC): counted bad, and the
-    next frame's COUNTER is taken as the new reference (the rejected frames'
-    counters were never read)."""
-    b = i * 13
-    st[b + 11] = 1
-    st[b + 10] += 1
-    st[b + 9] = 0
-    if st[b + 8] < 255:
-        st[b + 8] += 1
-    if st[b + 8] >= 5:
-        if st[b + 7]:
-            st[b + 12] = 1
-        st[b + 7] = 0
+# Validity.flags: five rows of n bytes, one viper argument for the sweep
+VB = const(0)        # VALID as of the last sweep (the row lines and inputs read)
+WATCH = const(1)     # messages whose loss is reported
+REPORTED = const(2)  # reported valid
+EVER = const(3)      # ever reported valid
+EVENTS = const(4)    # the last sweep's event: 1 lost, 2 restored
 
 
 class Validity:
@@ -72,24 +63,16 @@ class Validity:
             c = gen.MSG_CYCLE_MS[i]
             st[b + TIMEOUT] = TIMEOUT_CYCLES * (c if c > 0 else 100) * 1000
         self.st = st
-        self.has_ck = bytearray([1 if s >= 0 else 0 for s in gen.MSG_CHECKSUM_SLOT])
-        self.ever = bytearray(n)
-        self.reported = bytearray(n)
-        self.watch = bytearray(n)  # messages whose loss is reported
-        self.vb = bytearray(n)  # VALID flags, refreshed by check_timeouts()
-        self.events = bytearray(n)  # per message: 1 lost, 2 restored (check_timeouts())
+        self.flags = bytearray(5 * n)
+        self.vb = self.flags  # VALID flags: its first row (indices below n)
 
-    def take_lost(self, i):
-        b = i * STRIDE + LOST
-        x = self.st[b]
-        self.st[b] = 0
-        return x
+    def watch(self, i):
+        """Report message i's losses and restorations."""
+        self.flags[WATCH * self.n + i] = 1
 
-    def valid(self, i):
-        return self.st[i * STRIDE + VALID]
-
-    def bad(self, i):
-        mark_bad(self.st, i)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+    def event(self, i):
+        """Message i's event in the last sweep: 1 lost, 2 restored, 0 none."""
+        return self.flags[EVENTS * self.n + i]
 
     def bad_total(self):
         t = 0
@@ -98,21 +81,19 @@ class Validity:
             t += st[i * STRIDE + BAD_TOTAL]
         return t
 
-    def check_timeouts(self, t, tdiff=None):
-        """Timeouts at time t and the VALID flags in vb (the 10 Hz sweep);
-        returns how many watched messages have a lost/restored event in
-        ``events`` (bit 0 lost, bit 1 restored)."""
-        return sweep(self.st, self.n, t, self.vb, self.watch, self.reported, self.ever, self.events)  # pyright: ignore[reportArgumentType]
-
 
 @micropython.viper
-def sweep(st: ptr32, n: int, t: int, vb: ptr8, watch: ptr8, rep: ptr8, ever: ptr8, ev: ptr8) -> int:
-    """The 10 Hz sweep: a message silent for longer than its timeout turns
-    invalid; vb[i] = VALID; for the watched messages, ev[i] = 1 (lost: it
-    was reported valid and went invalid, or dropped since) | 2 (restored:
-    valid again after having been valid before), updating ``rep`` (reported
-    valid) and ``ever``, and taking the LOST latch. Returns the number of
-    messages with an event."""
+def sweep(st: ptr32, n: int, t: int, flags: ptr8) -> int:
+    """The 10 Hz sweep at time t: a message silent for longer than its
+    timeout turns invalid; row VB = VALID; for the watched messages, row
+    EVENTS = 1 (lost: it was reported valid and went invalid, or dropped
+    since) | 2 (restored: valid again after having been valid before),
+    updating rows REPORTED and EVER, and taking the LOST latch. Returns the
+    number of messages with an event."""
+    watch = n
+    rep = 2 * n
+    ever = 3 * n
+    ev = 4 * n
     cnt = 0
     i = 0
     while i < n:
@@ -122,20 +103,20 @@ def sweep(st: ptr32, n: int, t: int, vb: ptr8, watch: ptr8, rep: ptr8, ever: ptr
             st[b + 7] = 0
             st[b + 9] = 0
         valid = st[b + 7]
-        vb[i] = valid
+        flags[i] = valid
         e = 0
-        if watch[i]:
+        if flags[watch + i]:
             lost = st[b + 12]
             st[b + 12] = 0
-            if rep[i] and (lost or not valid):
-                rep[i] = 0
+            if flags[rep + i] and (lost or not valid):
+                flags[rep + i] = 0
                 e = 1
-            if valid and not rep[i]:
-                rep[i] = 1
-                if ever[i]:
+            if valid and not flags[rep + i]:
+                flags[rep + i] = 1
+                if flags[ever + i]:
                     e |= 2
-                ever[i] = 1
-        ev[i] = e
+                flags[ever + i] = 1
+        flags[ev + i] = e
         if e:
             cnt += 1
         i += 1
