@@ -218,7 +218,7 @@ class Firmware:
         scan = _scan._scan
         j = 0
         while True:
-            j = scan(buf, j, n, ctx, tab, st, values, p, acc, dec, rate)  # pyright: ignore[reportArgumentType]
+            j = scan(buf, st, j, n, ctx, tab, buf, values, p, acc, dec, rate)  # pyright: ignore[reportArgumentType]
             if j >= n:
                 break
             why = ctx[_C_WHY]

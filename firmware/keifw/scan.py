@@ -65,14 +65,16 @@ _I_LISTENED = const(254)
 
 
 @micropython.viper
-def _scan(bufo, j: int, n: int, ctx: ptr32, tab: ptr8, st: ptr32, valo, p: ptr32, acc: ptr32, dec,
+def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, valo, p: ptr32, acc: ptr32, dec,
           rate: ptr32) -> int:
-    """Process stream records j..n-1 of bufo; returns the index of the first
-    record left for Python (ctx[C_WHY] says why), n when all are done.
+    """Process stream records j..n-1 of buf (bufo: the same buffer, passed
+    on to the decoder); returns the index of the first record left for
+    Python (ctx[C_WHY] says why), n when all are done. The record buffer
+    and the validity words come first: viper keeps its first three locals
+    in registers on a Cortex-M, the rest on the stack.
     Words read back from int arrays are zero-extended on 64-bit ports:
     values that may be negative are range-checked or sign-fixed before use.
     """
-    buf = ptr8(bufo)
     values = ptr32(valo)
     nm = ctx[6]
     virtual = ctx[3]
@@ -401,4 +403,4 @@ class Scanner:
 
     def scan(self, buf, j, n):
         """Records j..n-1 of buf; the first left for Python (see C_WHY), or n."""
-        return _scan(buf, j, n, self.ctx, self.tab, self.st, self.values, self.p, self.acc, self.dec, self.rate)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        return _scan(buf, self.st, j, n, self.ctx, self.tab, buf, self.values, self.p, self.acc, self.dec, self.rate)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
