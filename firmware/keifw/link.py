@@ -16,6 +16,8 @@ memoryview or slice is taken; a record cut by the end of a read waits in
 itself landing behind it through MicroPython's ``readinto(buf, nbytes)``.
 """
 
+import gc
+
 import micropython
 from micropython import const
 
@@ -126,23 +128,15 @@ class FramedReader:
 
         self.rx = rx
         self.fw = fw
-        self.gc = None
-        self.heap_free_min = None
-        if watch_heap:
-            import gc
-
-            self.gc = gc
-            self.heap_free_min = 1 << 30
+        self.watch_heap = watch_heap
+        self.heap_free_min = 1 << 30
         self.tail = bytearray(record.SIZE)  # a record cut by the end of a read
         self.tail_n = 0
         self.st = array("i", (0, 0, 0))
 
     def sample_heap(self):
-        gc = self.gc
         gc.collect()
-        free = gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
-        if free < self.heap_free_min:
-            self.heap_free_min = free
+        self.heap_free_min = min(self.heap_free_min, gc.mem_free())  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
 
     def readinto(self, buf):
         st = self.st
@@ -163,7 +157,7 @@ class FramedReader:
                 _copy(buf, c, buf, 0, n)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
                 _copy(buf, 0, tail, 0, c)  # pyright: ignore[reportArgumentType]
             total = c + n
-            if self.gc is not None:
+            if self.watch_heap:
                 self.sample_heap()
             kept = _compact(buf, total, CRC_TABLE, st)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
             if st[1]:
