@@ -30,9 +30,9 @@ class Chunks:
         self.data = data
         self.at = 0
         self.step = 0
-    def readinto(self, buf):
+    def readinto(self, buf, nbytes=None):
         self.step = self.step % 7 + 1
-        n = min(len(buf), len(self.data) - self.at, 997 * self.step)
+        n = min(len(buf) if nbytes is None else nbytes, len(self.data) - self.at, 997 * self.step)
         buf[:n] = self.data[self.at:self.at + n]
         self.at += n
         return n

@@ -9,8 +9,14 @@ again, and counts the frames the gap cost in ``Firmware.lost_frames``
 (reported in the status and trip lines).
 
 It works in place, in the caller's block buffer, so a clean stream costs
-one check per record and no copy, and nothing is allocated per read.
+one check per record and no copy. Nothing is allocated per read (proven
+under ``micropython.heap_lock()`` by tests/test_target_heap.py): no
+memoryview or slice is taken; a record cut by the end of a read waits in
+``tail`` and goes in front of the next read by a viper copy, the read
+itself landing behind it through MicroPython's ``readinto(buf, nbytes)``.
 """
+
+import gc
 
 import micropython
 from micropython import const
@@ -90,13 +96,31 @@ def _compact(buf: ptr8, total: int, table: ptr8, st: ptr32) -> int:
     return kept
 
 
+@micropython.viper
+def _copy(dst: ptr8, d: int, src: ptr8, s: int, n: int):
+    """dst[d:d + n] = src[s:s + n], last byte first: a move to a later
+    place in the same buffer (d > s) keeps what it has not copied yet."""
+    k = n
+    while k > 0:
+        k -= 1
+        dst[d + k] = src[s + k]
+
+
 class FramedReader:
     """``readinto(buf)``: whole checked records into buf (a multiple of 24
     bytes long), their byte count returned, 0 at the end of the link.
 
+    ``rx`` is a MicroPython stream (a board's stdin, a UART, a BytesIO):
+    after a read that ended inside a record it is read with
+    ``readinto(buf, nbytes)``, room left in front for that record's start.
     ``rx.readinto`` may block until it has filled what it was given (a
     board's stdin does): the host ends a drive with an end-of-drive record
     and a block of padding, so the last read always completes.
+
+    ``watch_heap`` (benches): ``heap_free_min`` is the lowest
+    ``gc.mem_free()`` right after a ``gc.collect()`` at every read, i.e.
+    the most the firmware held live between blocks (garbage not counted);
+    ``sample_heap()`` takes one more.
     """
 
     def __init__(self, rx, fw, watch_heap=False):
@@ -104,38 +128,44 @@ class FramedReader:
 
         self.rx = rx
         self.fw = fw
-        # the lowest gc.mem_free() seen at each read (benches; None: not watched)
-        self.heap_free_min = 1 << 30 if watch_heap else None
+        self.watch_heap = watch_heap
+        self.heap_free_min = 1 << 30
         self.tail = bytearray(record.SIZE)  # a record cut by the end of a read
         self.tail_n = 0
         self.st = array("i", (0, 0, 0))
 
+    def sample_heap(self):
+        gc.collect()
+        self.heap_free_min = min(self.heap_free_min, gc.mem_free())  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
+
     def readinto(self, buf):
-        mv = memoryview(buf)
         st = self.st
+        tail = self.tail
         while True:
             c = self.tail_n
             if c:
-                mv[:c] = memoryview(self.tail)[:c]
-            n = self.rx.readinto(mv[c:])
+                n = self.rx.readinto(buf, len(buf) - c)
+            else:
+                n = self.rx.readinto(buf)
             if not n:
                 if st[0] or c:  # the link ended inside a gap or a record
                     self.fw.lost_frames += 1
                     st[0] = 0
                     self.tail_n = 0
                 return 0
+            if c:
+                _copy(buf, c, buf, 0, n)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+                _copy(buf, 0, tail, 0, c)  # pyright: ignore[reportArgumentType]
             total = c + n
-            if self.heap_free_min is not None:
-                import gc
-
-                self.heap_free_min = min(self.heap_free_min, gc.mem_free())  # pyright: ignore[reportAttributeAccessIssue]  (MicroPython's gc)
+            if self.watch_heap:
+                self.sample_heap()
             kept = _compact(buf, total, CRC_TABLE, st)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
             if st[1]:
                 self.fw.lost_frames += st[1]
             end = st[2]
             self.tail_n = total - end
             if self.tail_n:
-                self.tail[:self.tail_n] = mv[end:total]
+                _copy(tail, 0, buf, end, self.tail_n)  # pyright: ignore[reportArgumentType]
             if kept:
                 return kept * 24
 
@@ -144,7 +174,7 @@ def run_serial(cfg, virtual=True, watch_heap=False):
     """A target whose only link is its serial REPL (the qemu board): the
     host runs this over the raw REPL, then streams framed records into
     stdin; telemetry lines go out on stdout. ``watch_heap``: an info line
-    with the lowest free heap seen follows the trip."""
+    with the lowest free heap seen (FramedReader) follows the trip."""
     from . import app
 
     # Records are binary: a 0x03 in one must not raise KeyboardInterrupt.
@@ -157,6 +187,7 @@ def run_serial(cfg, virtual=True, watch_heap=False):
     try:
         app.run_stream(fw, reader, virtual)
         if watch_heap:
+            reader.sample_heap()  # after the trip line too
             fw.info(b'"heap_free_min":', b"%d" % reader.heap_free_min)
     finally:
         if kbd_intr is not None:

@@ -5,9 +5,14 @@ Instruction counts come from the emulator's virtual clock under
 same on every run and machine. The window of records measured is a slice of
 the simulated drive held in the board's RAM, so the link's speed does not
 enter them; ``instr_per_frame_transport`` is what the framed reader adds.
-``heap_free_min`` is the lowest free heap the reader saw during a whole drive
-brought in over the UART (that part takes minutes: the emulated UART moves
-about 800 records a second).
+``heap_free_min`` is the lowest free heap during a whole drive brought in
+over the UART (that part takes minutes: the emulated UART moves about 800
+records a second): ``gc.mem_free()`` right after a ``gc.collect()``, taken by
+the link's reader (keifw/link.py) at every block it reads and once after the
+trip line. After a collection, because MicroPython collects only when an
+allocation finds no room: between collections mem_free() counts garbage as
+used. So it is the most the firmware held live at a block boundary; the
+paths allocate nothing inside a block (proven under heap_lock by the tests).
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def method(figures: dict) -> str:
     """How the figures were taken, for the text report."""
     return (f"Cortex-M3 instructions counted by qemu-system-arm -icount shift=0 on the MPS2-AN385 image with the "
             f"firmware frozen; counts over {WINDOW_RECORDS} records of the drive from {WINDOW_START_S:.0f} s held "
-            f"in RAM (256 warm-up records first); heap_free_min over the whole drive through the UART link")
+            f"in RAM (256 warm-up records first); heap_free_min over the whole drive through the UART link, "
+            f"gc.mem_free() after a gc.collect() at every block read")
 
 
 def target_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profile: str = "jp-expressway",

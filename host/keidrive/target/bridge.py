@@ -47,7 +47,7 @@ def _parse(argv):
     p.add_argument("--data")
     p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
     p.add_argument("--heap", type=int)
-    p.add_argument("--watch-heap", action="store_true", help="report the lowest free heap after the trip")
+    p.add_argument("--watch-heap", action="store_true", help="after the trip, the lowest free heap seen after a collection at each block read")
     return p.parse_args(argv)
 
 
