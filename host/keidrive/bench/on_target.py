@@ -101,9 +101,6 @@ def _board(src, stamps, n):
     src.seek(0)
     port = StreamPort(src)
     app.run_port(fw, port, lambda: src.seek(0, 1) >= WARMUP * 24)
-    # up to the last record, not the end of the stream: the pass that finds
-    # nothing waits a millisecond, which is the board's idle time, not work
-    stop = lambda: src.seek(0, 1) >= n * 24  # noqa: E731  (made before the allocations are counted)
     gc.collect()
     return fw, port
 
@@ -113,8 +110,14 @@ def instr_per_frame_board(src, stamps, n):
     records in RAM; the clock is each pass's next record's time, so ticks and
     status lines fall as in the drive)."""
     fw, port = _board(src, stamps, n)
+
+    def last():
+        # up to the last record, not the end of the stream: the pass that
+        # finds nothing waits a millisecond, the board's idle time, not work
+        return src.seek(0, 1) >= n * 24
+
     t0 = time.ticks_us()
-    app.run_port(fw, port, stop)
+    app.run_port(fw, port, last)
     t1 = time.ticks_us()
     # The allocation, in a second run off the clock: gc.mem_alloc() at the
     # first pass and at the last, so run_port's start-up (its Frame, bound
