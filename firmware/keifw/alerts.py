@@ -141,7 +141,6 @@ def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal:
     highest = 0
     mask = 0
     for k in range(N_KINDS):
-        ev[k] = EV_NONE
         # this kind's conditions: valid, on, off, level, dwells
         valid = 0
         on = 0
@@ -239,9 +238,9 @@ def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal:
                             e = EV_ESCALATED
                     else:
                         st[a + A_UP] = 0
+        ev[k] = e
         if e != EV_NONE:
             # the trip log: kind, level, start_ds, end_ds (-1 while active)
-            ev[k] = e
             n += 1
             if e == EV_RAISED:
                 st[a + A_START] = t_ds
@@ -356,15 +355,16 @@ class Alerts:
         return self.st[S_MASK]
 
     @micropython.viper
-    def update(self, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal: int, eng_ok: int, rpm: int, boost: int,
-               temp: int):
+    def update(self, t_ds, speed_ok, v, pedal_ok, pedal, eng_ok, rpm, boost, temp):
         """One 10 Hz tick (see ``tick``): self.events[k] the EV_* code of each kind this tick.
 
         Viper, not Python: a Python method this size gets its frame from the
         heap on every call (more than 11 words of state; MicroPython's
-        objfun.c) and frees it again. self.n_events is stored only when it
-        changes: a store on a class with properties looks the name up in
-        the class first (about 1,800 instructions on a Cortex-M3).
+        objfun.c) and frees it again. The arguments stay objects, handed on
+        to tick as they came (typed, each would be unboxed here and boxed
+        again for the call). self.n_events is stored only when it changes:
+        a store on a class with properties looks the name up in the class
+        first (about 1,800 instructions on a Cortex-M3).
         """
         sto = self.st
         before = int(ptr32(sto)[S_N_EVENTS])
