@@ -54,7 +54,7 @@ def config(i):
 def reference_source():
     """keifw/alerts.py at REFERENCE_COMMIT, importing keifw.fixed absolutely."""
     shown = subprocess.run(["git", "show", f"{REFERENCE_COMMIT}:firmware/keifw/alerts.py"], cwd=ROOT,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if shown.returncode != 0:
         message = f"the reference implementation needs the git history ({shown.stderr.strip()})"
         if os.environ.get("CI") == "true":
@@ -289,7 +289,7 @@ def test_same_as_reference_on_micropython(modules, reference_file, tmp_path, por
                 "rpm_limit", "boost_limit_kpa", "coolant_limit_c")
         cfgs.append(",".join(f"{k}={cfg[k]}" for k in keys) + f",has_boost={int(has_boost)},is_ev={int(is_ev)}")
     done = subprocess.run([str(runtime), "-c", MP_REPLAY, str(firmware_dir()), str(reference_file.parent),
-                           str(tmp_path / "ticks.bin"), *cfgs], capture_output=True, text=True, timeout=600)
+                           str(tmp_path / "ticks.bin"), *cfgs], capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.split("\n")[:-1]
     assert len(lines) == len(CONFIGS) and all(line.startswith("ok ") for line in lines), done.stdout

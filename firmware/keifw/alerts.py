@@ -9,7 +9,7 @@ dwell counters are frozen: nothing is raised, nothing cleared.
 
 The whole tick is one viper call (``tick``) over one int array holding the
 four warnings' counters, the thresholds, the 5 s speed history and the
-open log entries (the S_* layout), and the trip log array: per tick it
+open log entries (the _S_* layout), and the trip log array: per tick it
 costs what a handful of Python attribute loads would.
 """
 
@@ -51,40 +51,40 @@ def mph_to_ckmh(mph):
 
 MAX_LOG = const(64)
 
-# The state array (array('i')). Per warning k, at k * A_STRIDE:
-A_ACTIVE = const(0)
-A_LEVEL = const(1)
-A_ON = const(2)     # ticks the on condition has held (while not active)
-A_OFF = const(3)    # ticks the off condition has held (while active)
-A_UP = const(4)     # ticks a higher level has held (while active)
-A_START = const(5)  # t_ds it was raised
-A_STRIDE = const(6)
+# The state array (array('i')). Per warning k, at k * _A_STRIDE:
+_A_ACTIVE = const(0)
+_A_LEVEL = const(1)
+_A_ON = const(2)      # ticks the on condition has held (while not active)
+_A_OFF = const(3)     # ticks the off condition has held (while active)
+_A_UP = const(4)      # ticks a higher level has held (while active)
+_A_START = const(5)   # t_ds it was raised
+_A_STRIDE = const(6)
 # then the thresholds, set once (all >= 0: config.py bounds them) ...
-S_LIMIT = const(24)       # 0.01 km/h
-S_THR = const(25)         # overspeed threshold: the limit, or the kei advisory speed below it
-S_MIN = const(26)         # 0.01 km/h; 0: no below_minimum warning
-S_RPM = const(27)
-S_BOOST = const(28)       # 0.1 kPa
-S_TEMP = const(29)        # 0.1 degC
-S_HAS_BOOST = const(30)
-S_IS_EV = const(31)
+_S_LIMIT = const(24)       # 0.01 km/h
+_S_THR = const(25)         # overspeed threshold: the limit, or the kei advisory speed below it
+_S_MIN = const(26)         # 0.01 km/h; 0: no below_minimum warning
+_S_RPM = const(27)
+_S_BOOST = const(28)       # 0.1 kPa
+_S_TEMP = const(29)        # 0.1 degC
+_S_HAS_BOOST = const(30)
+_S_IS_EV = const(31)
 # ... the tick's own state ...
-S_HPOS = const(32)        # speed history: next slot
-S_HN = const(33)          # speed history: samples held (up to H_LEN)
-S_ON_HIGHWAY = const(34)
-S_HW_CNT = const(35)      # ticks at minimum + 20 km/h, up to HW_TICKS (only ">=" is asked)
-S_LOW_CNT = const(36)     # ticks below 20 km/h, up to LOW_TICKS
-S_LOG_N = const(37)
-S_LOG_TOTAL = const(38)
-S_HIGHEST = const(39)     # highest level of the active warnings
-S_MASK = const(40)        # bit k: warning k active
-S_N_EVENTS = const(41)    # kinds with an event in the last tick
-S_OPEN = const(42)        # per kind: its open log entry, -1: none
-S_HIST = const(46)        # speed history, 10 Hz, 5 s (for the steadiness and the loss of speed)
-H_LEN = const(50)
-S_LEN = const(96)
-HW_TICKS = const(300)
-LOW_TICKS = const(100)
+_S_HPOS = const(32)        # speed history: next slot
+_S_HN = const(33)          # speed history: samples held (up to _H_LEN)
+_S_ON_HIGHWAY = const(34)
+_S_HW_CNT = const(35)      # ticks at minimum + 20 km/h, up to _HW_TICKS (only ">=" is asked)
+_S_LOW_CNT = const(36)     # ticks below 20 km/h, up to _LOW_TICKS
+_S_LOG_N = const(37)
+_S_LOG_TOTAL = const(38)
+_S_HIGHEST = const(39)     # highest level of the active warnings
+_S_MASK = const(40)        # bit k: warning k active
+_S_N_EVENTS = const(41)    # kinds with an event in the last tick
+_S_OPEN = const(42)        # per kind: its open log entry, -1: none
+_S_HIST = const(46)        # speed history, 10 Hz, 5 s (for the steadiness and the loss of speed)
+_H_LEN = const(50)
+_S_LEN = const(96)
+_HW_TICKS = const(300)
+_LOW_TICKS = const(100)
 
 
 @micropython.viper
@@ -99,44 +99,44 @@ def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal:
     st = ptr32(sto)
     log = ptr32(logo)
     ev = ptr8(evo)
-    mn = st[S_MIN]
+    mn = st[_S_MIN]
     old = 0
     full = 0
     if speed_ok:
-        hpos = st[S_HPOS]
-        hn = st[S_HN]
-        if hn == H_LEN:
-            old = st[S_HIST + hpos]
+        hpos = st[_S_HPOS]
+        hn = st[_S_HN]
+        if hn == _H_LEN:
+            old = st[_S_HIST + hpos]
         else:
-            old = st[S_HIST]
+            old = st[_S_HIST]
         if (old >> 31) == 1:  # zero-extended negative (64-bit port)
             old -= (old >> 31) << 16 << 16
-        st[S_HIST + hpos] = v
+        st[_S_HIST + hpos] = v
         hpos += 1
-        if hpos == H_LEN:
+        if hpos == _H_LEN:
             hpos = 0
-        st[S_HPOS] = hpos
-        if hn < H_LEN:
+        st[_S_HPOS] = hpos
+        if hn < _H_LEN:
             hn += 1
-            st[S_HN] = hn
-        if hn == H_LEN:
+            st[_S_HN] = hn
+        if hn == _H_LEN:
             full = 1
         if mn > 0:
             if v >= mn + 2000:
-                if st[S_HW_CNT] < HW_TICKS:
-                    st[S_HW_CNT] += 1
-                if st[S_HW_CNT] >= HW_TICKS:
-                    st[S_ON_HIGHWAY] = 1
+                if st[_S_HW_CNT] < _HW_TICKS:
+                    st[_S_HW_CNT] += 1
+                if st[_S_HW_CNT] >= _HW_TICKS:
+                    st[_S_ON_HIGHWAY] = 1
             else:
-                st[S_HW_CNT] = 0
+                st[_S_HW_CNT] = 0
             if v < 2000:
-                if st[S_LOW_CNT] < LOW_TICKS:
-                    st[S_LOW_CNT] += 1
-                if st[S_LOW_CNT] >= LOW_TICKS:
-                    st[S_ON_HIGHWAY] = 0
+                if st[_S_LOW_CNT] < _LOW_TICKS:
+                    st[_S_LOW_CNT] += 1
+                if st[_S_LOW_CNT] >= _LOW_TICKS:
+                    st[_S_ON_HIGHWAY] = 0
             else:
-                st[S_LOW_CNT] = 0
-    on_highway = st[S_ON_HIGHWAY]
+                st[_S_LOW_CNT] = 0
+    on_highway = st[_S_ON_HIGHWAY]
     n = 0
     highest = 0
     mask = 0
@@ -151,8 +151,8 @@ def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal:
         if k == OVERSPEED:
             if speed_ok:
                 valid = 1
-                limit = st[S_LIMIT]
-                thr = st[S_THR]
+                limit = st[_S_LIMIT]
+                thr = st[_S_THR]
                 if v > thr + 100:
                     on = 1
                 if v < thr - 300:
@@ -185,91 +185,91 @@ def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal:
         elif eng_ok:  # ENGINE_STRESS: the engine / motor messages only
             valid = 1
             off_dwell = 50
-            tl = st[S_TEMP]
+            tl = st[_S_TEMP]
             hot = 0
             if temp > tl:
                 hot = 1
                 level = 3
             else:
                 on_dwell = 50
-            if st[S_IS_EV]:
+            if st[_S_IS_EV]:
                 level = 3
                 on = hot
                 if temp < tl - 50:
                     off = 1
             else:
-                rl = st[S_RPM]
-                bl = st[S_BOOST]
-                has_boost = st[S_HAS_BOOST]
+                rl = st[_S_RPM]
+                bl = st[_S_BOOST]
+                has_boost = st[_S_HAS_BOOST]
                 if hot or rpm > rl or (has_boost and boost > bl):
                     on = 1
                 if temp < tl - 50 and rpm < rl - 500 and ((not has_boost) or boost < bl - 100):
                     off = 1
-        a = k * A_STRIDE
+        a = k * _A_STRIDE
         e = EV_NONE
         if valid:
             # the dwell rules (one warning, one tick with valid inputs)
-            if not st[a + A_ACTIVE]:
+            if not st[a + _A_ACTIVE]:
                 if on:
-                    st[a + A_ON] += 1
-                    if st[a + A_ON] >= on_dwell:
-                        st[a + A_ACTIVE] = 1
-                        st[a + A_LEVEL] = level
-                        st[a + A_OFF] = 0
-                        st[a + A_UP] = 0
+                    st[a + _A_ON] += 1
+                    if st[a + _A_ON] >= on_dwell:
+                        st[a + _A_ACTIVE] = 1
+                        st[a + _A_LEVEL] = level
+                        st[a + _A_OFF] = 0
+                        st[a + _A_UP] = 0
                         e = EV_RAISED
                 else:
-                    st[a + A_ON] = 0
+                    st[a + _A_ON] = 0
             else:
                 if off:
-                    st[a + A_OFF] += 1
-                    if st[a + A_OFF] >= off_dwell:
-                        st[a + A_ACTIVE] = 0
-                        st[a + A_ON] = 0
+                    st[a + _A_OFF] += 1
+                    if st[a + _A_OFF] >= off_dwell:
+                        st[a + _A_ACTIVE] = 0
+                        st[a + _A_ON] = 0
                         e = EV_CLEARED
                 else:
-                    st[a + A_OFF] = 0
+                    st[a + _A_OFF] = 0
                 if e == EV_NONE:
-                    if on and level > st[a + A_LEVEL]:
-                        st[a + A_UP] += 1
-                        if st[a + A_UP] >= on_dwell:
-                            st[a + A_LEVEL] = level
-                            st[a + A_UP] = 0
+                    if on and level > st[a + _A_LEVEL]:
+                        st[a + _A_UP] += 1
+                        if st[a + _A_UP] >= on_dwell:
+                            st[a + _A_LEVEL] = level
+                            st[a + _A_UP] = 0
                             e = EV_ESCALATED
                     else:
-                        st[a + A_UP] = 0
+                        st[a + _A_UP] = 0
         ev[k] = e
         if e != EV_NONE:
             # the trip log: kind, level, start_ds, end_ds (-1 while active)
             n += 1
             if e == EV_RAISED:
-                st[a + A_START] = t_ds
-                st[S_LOG_TOTAL] += 1
-                j = st[S_LOG_N]
+                st[a + _A_START] = t_ds
+                st[_S_LOG_TOTAL] += 1
+                j = st[_S_LOG_N]
                 if j < MAX_LOG:
                     log[j * 4] = k
-                    log[j * 4 + 1] = st[a + A_LEVEL]
+                    log[j * 4 + 1] = st[a + _A_LEVEL]
                     log[j * 4 + 2] = t_ds
                     log[j * 4 + 3] = -1
-                    st[S_OPEN + k] = j
-                    st[S_LOG_N] = j + 1
+                    st[_S_OPEN + k] = j
+                    st[_S_LOG_N] = j + 1
                 else:
-                    st[S_OPEN + k] = -1
+                    st[_S_OPEN + k] = -1
             else:
-                j = st[S_OPEN + k]
+                j = st[_S_OPEN + k]
                 if j >= 0 and j < MAX_LOG:
                     if e == EV_ESCALATED:
-                        log[j * 4 + 1] = st[a + A_LEVEL]
+                        log[j * 4 + 1] = st[a + _A_LEVEL]
                     else:
                         log[j * 4 + 3] = t_ds
-                        st[S_OPEN + k] = -1
-        if st[a + A_ACTIVE]:
+                        st[_S_OPEN + k] = -1
+        if st[a + _A_ACTIVE]:
             mask |= 1 << k
-            if st[a + A_LEVEL] > highest:
-                highest = st[a + A_LEVEL]
-    st[S_HIGHEST] = highest
-    st[S_MASK] = mask
-    st[S_N_EVENTS] = n
+            if st[a + _A_LEVEL] > highest:  # noqa: PLR1730  (max() in viper: a runtime call on objects)
+                highest = st[a + _A_LEVEL]
+    st[_S_HIGHEST] = highest
+    st[_S_MASK] = mask
+    st[_S_N_EVENTS] = n
     return n
 
 
@@ -278,19 +278,19 @@ class AlarmView:
 
     def __init__(self, st, k):
         self.st = st
-        self.base = k * A_STRIDE
+        self.base = k * _A_STRIDE
 
     @property
     def active(self):
-        return self.st[self.base + A_ACTIVE] != 0
+        return self.st[self.base + _A_ACTIVE] != 0
 
     @property
     def level(self):
-        return self.st[self.base + A_LEVEL]
+        return self.st[self.base + _A_LEVEL]
 
     @property
     def start_ds(self):
-        return self.st[self.base + A_START]
+        return self.st[self.base + _A_START]
 
 
 class Alerts:
@@ -314,18 +314,18 @@ class Alerts:
         self.temp_limit = (150 if is_ev else cfg["coolant_limit_c"]) * 10
         self.has_boost = has_boost
         self.is_ev = is_ev
-        self.st = st = array("i", bytes(4 * S_LEN))
-        st[S_LIMIT] = self.limit
-        st[S_THR] = KEI_ADVISORY_CKMH if self.interstate and KEI_ADVISORY_CKMH < self.limit else self.limit
-        st[S_MIN] = self.minimum
-        st[S_RPM] = self.rpm_limit
-        st[S_BOOST] = self.boost_limit
-        st[S_TEMP] = self.temp_limit
-        st[S_HAS_BOOST] = 1 if has_boost else 0
-        st[S_IS_EV] = 1 if is_ev else 0
+        self.st = st = array("i", bytes(4 * _S_LEN))
+        st[_S_LIMIT] = self.limit
+        st[_S_THR] = KEI_ADVISORY_CKMH if self.interstate and KEI_ADVISORY_CKMH < self.limit else self.limit
+        st[_S_MIN] = self.minimum
+        st[_S_RPM] = self.rpm_limit
+        st[_S_BOOST] = self.boost_limit
+        st[_S_TEMP] = self.temp_limit
+        st[_S_HAS_BOOST] = 1 if has_boost else 0
+        st[_S_IS_EV] = 1 if is_ev else 0
         for k in range(N_KINDS):
-            st[S_OPEN + k] = -1
-        self.log_open = memoryview(st)[S_OPEN:S_OPEN + N_KINDS]
+            st[_S_OPEN + k] = -1
+        self.log_open = memoryview(st)[_S_OPEN:_S_OPEN + N_KINDS]
         self.alarms = [AlarmView(st, k) for k in range(N_KINDS)]
         self.events = bytearray(N_KINDS)  # EV_* of the last tick per kind
         self.n_events = 0  # how many of them are not EV_NONE
@@ -334,25 +334,25 @@ class Alerts:
 
     @property
     def log_n(self):
-        return self.st[S_LOG_N]
+        return self.st[_S_LOG_N]
 
     @log_n.setter
     def log_n(self, n):
-        self.st[S_LOG_N] = n
+        self.st[_S_LOG_N] = n
 
     @property
     def log_total(self):
-        return self.st[S_LOG_TOTAL]
+        return self.st[_S_LOG_TOTAL]
 
     @log_total.setter
     def log_total(self, n):
-        self.st[S_LOG_TOTAL] = n
+        self.st[_S_LOG_TOTAL] = n
 
     def highest_level(self):
-        return self.st[S_HIGHEST]
+        return self.st[_S_HIGHEST]
 
     def active_mask(self):
-        return self.st[S_MASK]
+        return self.st[_S_MASK]
 
     @micropython.viper
     def update(self, t_ds, speed_ok, v, pedal_ok, pedal, eng_ok, rpm, boost, temp):
@@ -367,7 +367,7 @@ class Alerts:
         first (about 1,800 instructions on a Cortex-M3).
         """
         sto = self.st
-        before = int(ptr32(sto)[S_N_EVENTS])
+        before = ptr32(sto)[_S_N_EVENTS]
         n = tick(sto, self.log, self.events, t_ds, speed_ok, v, pedal_ok, pedal, eng_ok, rpm, boost, temp)
         if int(n) != before:
             self.n_events = n
