@@ -88,17 +88,37 @@ _LOW_TICKS = const(100)
 
 
 @micropython.viper
-def tick(sto, logo, evo, t_ds: int, speed_ok: int, v: int, pedal_ok: int, pedal: int, eng_ok: int, rpm: int,
-         boost: int, temp: int) -> int:
+def tick(sto, logo, evo, t_ds: int, ro) -> int:
     """One 10 Hz tick over the state array sto, the log logo and the events
-    bytearray evo (EV_* per kind). v 0.01 km/h, pedal 0.1 %, rpm, boost
-    0.1 kPa, temp 0.1 degC; the *_ok flags 0 / 1. Returns how many kinds
-    have an event. Words read back from int arrays are zero-extended on
-    64-bit ports: the speed history is sign-fixed, open entries range-checked.
+    bytearray evo (EV_* per kind), from the readings ro (an int array in
+    keifw.inputs' O_* layout, asserted in Alerts: 0 speed_ok, 1 v 0.01 km/h,
+    3 eng_ok, 4 rpm, 5 pedal_ok, 6 pedal 0.1 %, 7 boost 0.1 kPa, 8 temp
+    0.1 degC; the *_ok flags 0 / 1). Returns how many kinds have an event.
+    Words read back from int arrays are zero-extended on 64-bit ports: the
+    readings and the speed history are sign-fixed, open entries range-checked.
     """
     st = ptr32(sto)
     log = ptr32(logo)
     ev = ptr8(evo)
+    r = ptr32(ro)
+    speed_ok = r[0]
+    eng_ok = r[3]
+    pedal_ok = r[5]
+    v = r[1]
+    if (v >> 31) == 1:
+        v -= (v >> 31) << 16 << 16
+    rpm = r[4]
+    if (rpm >> 31) == 1:
+        rpm -= (rpm >> 31) << 16 << 16
+    pedal = r[6]
+    if (pedal >> 31) == 1:
+        pedal -= (pedal >> 31) << 16 << 16
+    boost = r[7]
+    if (boost >> 31) == 1:
+        boost -= (boost >> 31) << 16 << 16
+    temp = r[8]
+    if (temp >> 31) == 1:
+        temp -= (temp >> 31) << 16 << 16
     mn = st[_S_MIN]
     old = 0
     full = 0
@@ -328,6 +348,7 @@ class Alerts:
         self.log_open = memoryview(st)[_S_OPEN:_S_OPEN + N_KINDS]
         self.alarms = [AlarmView(st, k) for k in range(N_KINDS)]
         self.events = bytearray(N_KINDS)  # EV_* of the last tick per kind
+        self.readings = array("i", bytes(4 * 9))  # update's arguments, in tick's layout
         self.n_events = 0  # how many of them are not EV_NONE
         # trip log: kind, level, start_ds, end_ds (-1 while active)
         self.log = array("i", bytes(4 * 4 * MAX_LOG))
@@ -367,8 +388,17 @@ class Alerts:
         first (about 1,800 instructions on a Cortex-M3).
         """
         sto = self.st
+        r = ptr32(self.readings)
+        r[0] = int(speed_ok)
+        r[1] = int(v)
+        r[3] = int(eng_ok)
+        r[4] = int(rpm)
+        r[5] = int(pedal_ok)
+        r[6] = int(pedal)
+        r[7] = int(boost)
+        r[8] = int(temp)
         before = ptr32(sto)[_S_N_EVENTS]
-        n = tick(sto, self.log, self.events, t_ds, speed_ok, v, pedal_ok, pedal, eng_ok, rpm, boost, temp)
+        n = tick(sto, self.log, self.events, t_ds, self.readings)
         if int(n) != before:
             self.n_events = n
 
