@@ -107,6 +107,22 @@ def test_eco_starts_as_before():
     assert [eco.level_of(s) for s in range(-5, 106)] == [ref.level_of(s) for s in range(-5, 106)]
 
 
+def test_eco_state_stays_small():
+    """The largest penalties held (every accel term: 105 points a tick, and
+    the other three at their caps), then none: the leaky sums settle below
+    16 * 106, the ring's sum never passes 600 * 100, the idling count holds."""
+    e = eco.Eco()
+    worst = (13000, 1000, 9000, 1000, 1000, True)
+    calm = (5000, 0, 2000, 300, 0, False)
+    top = [0] * eco.N_ST
+    for t in [worst] * 3000 + [(13000, -1000, -1, -1, -1, True)] * 3000 + [calm] * 1200:
+        e.update(*t)
+        top = [max(x, y) for x, y in zip(top, e.st)]
+    assert max(top[eco.S_LEAK:eco.S_LEAK + 4]) < 16 * 106
+    assert top[eco.S_SUM] == 600 * 100 and top[eco.S_IDLE] == 101 and top[eco.S_N] == 600
+    assert (e.sample, e.score, e.hint) == (100, 100, eco.H_SMOOTH)
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.integers(0, (1 << 30) - 1), st.integers(1, (1 << 30) - 1), st.integers(0, 8))
 def test_ratio_digits_matches_the_previous_implementation_in_cpython(num, den, digits):
