@@ -8,11 +8,19 @@ when the figure cannot be computed.
 
 from array import array
 
+import micropython
 from micropython import const
 
-from .fixed import ratio_digits, ratio_milli, ODO_PERIOD
+from .fixed import ODO_PERIOD, ratio_digits, ratio_milli
 
 WINDOW_S = const(300)
+_SLOTS = const(301)  # WINDOW_S + 1 snapshots: the ends of a 300 s window
+_ODO = const(1048576000)  # fixed.ODO_PERIOD, folded into the viper code
+# Windows.snaps (array('i')): the next slot, snapshots held, then the mm and the uL rings
+_W_POS = const(0)
+_W_N = const(1)
+_W_DIST = const(2)
+_W_FUEL = const(2 + _SLOTS)
 
 
 def trip_kmpl_x1000(econ):
@@ -52,18 +60,53 @@ def wh_per_km_x10(econ):
     return -r if neg else r
 
 
-def kmpl_x100(dmm, ful):
-    """km/L x 100 over a window of odometer differences (mm, uL; they wrap)."""
-    if dmm < 0:
-        dmm += ODO_PERIOD
-    if ful < 0:
-        ful += ODO_PERIOD
-    if ful <= 0:
-        return -2 if dmm > 0 else -1  # -2: coasting on fuel cut
-    if ful >= 100000000:
-        return -1
-    r = ratio_digits(dmm, ful, 2)  # mm / uL = km/L
-    return r if r < 20475 else 20475
+@micropython.viper
+def _second(self, econ, ok) -> int:
+    """Windows.second: this second's odometers into the rings, then km/L x 100
+    over the last 1 s and the last 300 s (-1: no figure; -2: distance on no
+    fuel, coasting on fuel cut), capped at 204.75. Ring words are odometer
+    readings, never negative (a 64-bit port zero-extends the words it reads)."""
+    d = int(econ.dist_odo())
+    f = int(econ.fuel_odo())
+    w = ptr32(self.snaps)
+    p = w[_W_POS]
+    n = w[_W_N]
+    w[_W_DIST + p] = d
+    w[_W_FUEL + p] = f
+    instant = -1
+    rolling = -1
+    if n >= 1 and bool(ok):
+        k = 0
+        while k < 2:  # the newest snapshot before this one, then the oldest
+            j = p - 1 if k == 0 else p - n
+            if j < 0:
+                j += _SLOTS
+            dmm = d - w[_W_DIST + j]
+            if dmm < 0:
+                dmm += _ODO
+            ful = f - w[_W_FUEL + j]
+            if ful < 0:
+                ful += _ODO
+            x = -1
+            if ful <= 0:
+                if dmm > 0:
+                    x = -2
+            elif ful < 100000000:
+                x = int(ratio_digits(dmm, ful, 2))  # mm / uL = km/L
+                if x > 20475:
+                    x = 20475
+            if k == 0:
+                instant = x
+            else:
+                rolling = x
+            k += 1
+    self.instant_x100 = instant
+    self.rolling_x100 = rolling
+    p += 1
+    w[_W_POS] = 0 if p == _SLOTS else p
+    if n < WINDOW_S:
+        w[_W_N] = n + 1
+    return 0
 
 
 class Windows:
@@ -71,28 +114,12 @@ class Windows:
     (instant) and the last 300 s (rolling) km/L."""
 
     def __init__(self):
-        self.dist = array("i", bytes(4 * (WINDOW_S + 1)))
-        self.fuel = array("i", bytes(4 * (WINDOW_S + 1)))
-        self.pos = 0
-        self.n = 0
+        assert _ODO == ODO_PERIOD and _SLOTS == WINDOW_S + 1
+        self.snaps = array("i", bytes(4 * (_W_FUEL + _SLOTS)))
         self.instant_x100 = -1
         self.rolling_x100 = -1
 
-    def second(self, econ, ok):
-        """One second passed; ok: speed and fuel rate valid (else no figure)."""
-        d = econ.dist_odo()
-        f = econ.fuel_odo()
-        p = self.pos
-        self.dist[p] = d
-        self.fuel[p] = f
-        n = self.n
-        last = (p - 1) % (WINDOW_S + 1)
-        first = (p - n) % (WINDOW_S + 1)
-        self.instant_x100 = -1
-        self.rolling_x100 = -1
-        if n >= 1 and ok:
-            self.instant_x100 = kmpl_x100(d - self.dist[last], f - self.fuel[last])
-            self.rolling_x100 = kmpl_x100(d - self.dist[first], f - self.fuel[first])
-        self.pos = (p + 1) % (WINDOW_S + 1)
-        if n < WINDOW_S:
-            self.n = n + 1
+    # second(econ, ok): one second passed; ok: speed and fuel rate valid (else
+    # no figure). The viper function itself: a Python method around it would
+    # cost a call more, once a second.
+    second = _second

@@ -6,6 +6,7 @@ split into a whole part and an exact remainder (see economy.py), and ratios
 are long divisions whose intermediate values stay below 10 * divisor.
 """
 
+import micropython
 from micropython import const
 
 LIMIT = const(0x3FFFFFFF)
@@ -14,14 +15,37 @@ LIMIT = const(0x3FFFFFFF)
 ODO_PERIOD = const(1048576000)
 
 
-def ratio_digits(num, den, digits):
-    """num * 10**digits // den for 0 <= num < 2**30, 0 < den < 10**8."""
+@micropython.viper
+def ratio_digits(num: int, den: int, digits: int) -> int:
+    """num * 10**digits // den for 0 <= num < 2**30, 0 < den < 2**30;
+    saturates at 10**8 (once a digit takes it past).
+
+    A digit is 10 * r // den. For den above 2**31 / 10, where 10 * r would
+    leave 31 bits, it is r added ten times, reduced modulo den as it goes
+    (nothing exceeds 2 * den).
+    """
+    if den <= 0:
+        raise ZeroDivisionError
     q = num // den
     r = num - q * den
     while digits > 0:
-        r *= 10
-        d = r // den
-        r -= d * den
+        if q > 10000000:  # q * 10 + digit > 10**8, without forming it
+            return 100000000
+        d = 0
+        if den <= 214748364:
+            r *= 10
+            d = r // den
+            r -= d * den
+        else:
+            x = 0
+            k = 0
+            while k < 10:
+                x += r
+                if x >= den:
+                    x -= den
+                    d += 1
+                k += 1
+            r = x
         q = q * 10 + d
         digits -= 1
         if q > 100000000:  # saturate: the figure is meaningless anyway
