@@ -71,14 +71,36 @@ def level_of(score):
 
 
 @micropython.viper
-def step(eco, v: int, a: int, rpm: int, pedal: int, boost: int, idling: int) -> int:
-    """One 10 Hz sample into an Eco's state; returns the sample (Eco.update).
+def step(eco, ro, idling: int) -> int:
+    """One 10 Hz sample into an Eco's state; returns the sample.
 
-    v: 0.01 km/h; a: cm/s2; rpm (-1 unknown); pedal 0.1 % (-1); boost 0.1 kPa
-    (-1 none). Each term tests its cap before it multiplies, so no product
-    exceeds 6 000 whatever the input. State words are never negative (a
-    64-bit port zero-extends the words it reads back).
+    ro: this tick's readings, an int array in keifw.inputs' O_* layout (the
+    tick's Inputs.o): 1 v 0.01 km/h, 2 a cm/s2, 3 engine data valid, 4 rpm,
+    6 pedal 0.1 % (-1 unknown), 7 boost 0.1 kPa (-1 none); rpm and boost
+    count only with valid engine data. Each term tests its cap before it
+    multiplies, so no product exceeds 6 000 whatever the input. State words
+    are never negative; the readings are sign-fixed (a 64-bit port
+    zero-extends the words it reads back).
     """
+    r = ptr32(ro)
+    v = r[1]
+    if (v >> 31) == 1:
+        v -= (v >> 31) << 16 << 16
+    a = r[2]
+    if (a >> 31) == 1:
+        a -= (a >> 31) << 16 << 16
+    pedal = r[6]
+    if (pedal >> 31) == 1:
+        pedal -= (pedal >> 31) << 16 << 16
+    rpm = -1
+    boost = -1
+    if r[3]:
+        rpm = r[4]
+        if (rpm >> 31) == 1:
+            rpm -= (rpm >> 31) << 16 << 16
+        boost = r[7]
+        if (boost >> 31) == 1:
+            boost -= (boost >> 31) << 16 << 16
     st = ptr32(eco.st)
     buf = ptr8(eco.buf)
     p_accel = 0
@@ -176,15 +198,26 @@ class Eco:
         st[S_SCORE] = 100
         st[S_LEVEL] = level_of(100)
         st[S_HINT] = H_SMOOTH
+        self.readings = array("i", bytes(4 * 8))  # update's arguments, in step's layout
         self.buf = buf = bytearray(_WINDOW + 101)
         for score in range(101):
             buf[_WINDOW + score] = level_of(score)
 
-    # the viper function itself, not a Python method calling it: such a
-    # method's frame (7 arguments, then a 7-argument call) is over 11 words,
-    # which MicroPython takes from the heap on every call (py/objfun.c,
-    # VM_MAX_STATE_ON_STACK): 1 900 Cortex-M3 instructions more per tick
-    update = step
+    @micropython.viper
+    def update(self, v, a, rpm, pedal, boost, idling) -> int:
+        """One sample from scalars (v 0.01 km/h, a cm/s2, rpm -1 unknown,
+        pedal 0.1 % -1 unknown, boost 0.1 kPa -1 none): ``step`` over them
+        put in the readings' layout. The 10 Hz tick calls ``step`` with its
+        readings directly. Viper, not Python: a Python method with this
+        many words of state takes its frame from the heap on every call."""
+        r = ptr32(self.readings)
+        r[1] = int(v)
+        r[2] = int(a)
+        r[3] = 1
+        r[4] = int(rpm)
+        r[6] = int(pedal)
+        r[7] = int(boost)
+        return int(step(self, self.readings, int(idling)))
 
     # read once per status line or transmitted frame: from the state words
     @property

@@ -11,7 +11,10 @@ Modules that need frames the DBC does not describe (an OBD-II client) take
 them with ``listen`` and get a call per tick with ``on_tick``.
 """
 
+from array import array
+
 from . import alerts as _alerts
+from . import eco as _eco
 from . import economy as _econ
 from . import lines
 from . import scan as _scan
@@ -41,50 +44,78 @@ _C_WHY = const(9)
 _LAST_BEFORE_WRAP = const(0x3FFFFFFF - 100000)  # TICKS_MASK - TICK_US
 _WRAP_AFTER_TICK = const(0x3FFFFFFF - 100000 + 1)
 # the tick's offsets, as consts here (a module attribute costs a lookup each
-# time on a board): economy's accumulators and scanner parameters, inputs' readings
+# time on a board): economy's tick count, inputs' speed_ok
 _TICKS = const(14)
-_ECO_SUM = const(16)
-_ECO_N = const(17)
 _O_SPEED_OK = const(0)
-_O_V = const(1)
-_O_A = const(2)
-_O_ENG_OK = const(3)
-_O_RPM = const(4)
-_O_PEDAL_OK = const(5)
-_O_PEDAL = const(6)
-_O_BOOST = const(7)
-_O_TEMP = const(8)
-
 
 # _count's answer: what else the tick runs
 _F_ECO = const(1)      # an eco sample: speed valid, and engine data valid on an engine car
 _F_IDLING = const(2)   # stopped with the engine running
 _F_SCORED = const(4)   # the sample counts towards the trip's score (not parked with the engine off)
+_F_SIGNALS = const(8)  # lost / restored events to report
 
 
 @micropython.viper
-def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int) -> int:
+def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int, events: int) -> int:
     """The tick's counters (economy accumulators TICKS, IDLE_TICKS,
     MOVING_TICKS; the scanner's P_SPEED_OK) from this tick's readings
-    (Inputs.o) and the scanner's stopped flag; returns _F_* bits. The
-    offsets are the consts above, asserted in Firmware.__init__."""
+    (Inputs.o) and the scanner's stopped flag; returns _F_* bits (events:
+    how many lost / restored events the sweep found). The offsets are the
+    consts above, asserted in Firmware.__init__."""
     acc[14] += 1
     speed_ok = o[0]
     p[15] = speed_ok
     stopped = p[14]
     running = o[9]
     f = 0
+    if events:
+        f = 8
     if speed_ok:
         if not stopped:
             acc[18] += 1
         elif running and engine:
             acc[15] += 1
-            f = 2
+            f |= 2
         if o[3] or not engine:
             f |= 1
             if running or not stopped:
                 f |= 4
     return f
+
+
+@micropython.viper
+def _score(acc: ptr32, s: int):
+    """An eco sample into the trip's score (ECO_SUM, ECO_N; halved before
+    they could leave 31 bits)."""
+    acc[16] += s
+    acc[17] += 1
+    if acc[17] >= 10000000:
+        acc[16] //= 2
+        acc[17] //= 2
+
+
+# periods (array('i')): per _DUE_* bit k, ticks counted at 2k and the
+# period at 2k + 1 (0: never)
+_DUE_SECOND = const(1)
+_DUE_STATUS = const(2)
+_DUE_SAVE = const(4)
+
+
+@micropython.viper
+def _periods(pr: ptr32) -> int:
+    """One tick on each period counter; the _DUE_* bits of those due."""
+    due = 0
+    k = 0
+    while k < 3:
+        every = pr[2 * k + 1]
+        if every:
+            c = pr[2 * k] + 1
+            if c >= every:
+                c = 0
+                due |= 1 << k
+            pr[2 * k] = c
+        k += 1
+    return due
 
 
 class Firmware:
@@ -130,14 +161,21 @@ class Firmware:
             if roles.has(role):
                 self.required.append((roles.msg[role], roles.name[role].encode()))
         self.tickers = []  # on_tick callbacks
+        # what the tick reads, one attribute away
+        self.vst = val.st
+        self.nmsg = val.n
+        self.flags = val.flags
+        self.q = self.inputs.q
+        self.vhist = self.inputs.vhist
+        self.al_st = self.alerts.st
+        self.al_log = self.alerts.log
+        self.al_events = self.alerts.events
+        self.chores = port is not None or gpio is not None or self.tx is not None  # see _chores
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
         self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
-        self.status_every = 10 * cfg.get("status_interval_s", 1)
-        self.save_every = 10 * cfg.get("save_interval_s", 60)
-        self.status_cnt = 0
-        self.save_cnt = 0
-        self.sec_cnt = 0
+        self.periods = array("i", (0, 10, 0, 10 * cfg.get("status_interval_s", 1),
+                                   0, 10 * cfg.get("save_interval_s", 60) if store is not None else 0))
         self.frames = 0
         self.lost_frames = 0  # records a byte link lost (keifw/link.py counts them)
         self.bus_state = 0
@@ -174,6 +212,7 @@ class Firmware:
     def on_tick(self, fn):
         """``fn(t_ds)`` at every 10 Hz tick, after the warnings."""
         self.tickers.append(fn)
+        self.chores = True
 
     # ------------------------------------------------------------------
     # frames in
@@ -190,10 +229,9 @@ class Firmware:
         ctx = self.ctx
         ctx[_C_T] = t
         ctx[_scan.C_VIRTUAL] = 0
-        sc = self.scanner
         j = 0
         while True:
-            j = sc.scan(buf, j, n)
+            j = self.scanner.scan(buf, j, n)
             if j >= n:
                 return
             if ctx[_C_WHY] == _scan.WHY_LISTENER:
@@ -296,68 +334,76 @@ class Firmware:
     # ------------------------------------------------------------------
     # 10 Hz
     # ------------------------------------------------------------------
+    # The tick in small methods: MicroPython takes the call state of a Python
+    # function with more than 11 words of locals and stack from the heap on
+    # every call (py/objfun.c, VM_MAX_STATE_ON_STACK) and frees it on
+    # return, a cost that also varies with the heap's layout. Each method
+    # below stays within 11 words (tests/test_fw_call_states.py).
     def tick(self, t):
-        val = self.val
-        flags = val.flags
-        # timeouts, VALID flags, lost/restored; then the physical inputs
-        n_ev = _sweep(val.st, val.n, t, flags)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-        inp = self.inputs
-        _inputs.read(self.values, flags, inp.q, self.o, inp.vhist)  # pyright: ignore[reportArgumentType]
-        acc = self.acc
-        o = self.o
-        f = _count(o, self.ep, acc, self.engine)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-        speed_ok = o[_O_SPEED_OK] != 0
-        eng_ok = o[_O_ENG_OK] != 0
-        v = o[_O_V]
+        f = self._measure(t)
         if f & _F_ECO:
-            s = self.eco.update(v, o[_O_A], o[_O_RPM] if eng_ok else -1, o[_O_PEDAL],
-                                o[_O_BOOST] if eng_ok else -1, f & _F_IDLING)
-            if f & _F_SCORED:
-                acc[_ECO_SUM] += s
-                acc[_ECO_N] += 1
-                if acc[_ECO_N] >= 10000000:
-                    acc[_ECO_SUM] //= 2
-                    acc[_ECO_N] //= 2
-        t_ds = acc[_TICKS]
-        al = self.alerts
-        al.update(t_ds, speed_ok, v, o[_O_PEDAL_OK] != 0, o[_O_PEDAL], eng_ok, o[_O_RPM], o[_O_BOOST], o[_O_TEMP])
-        if al.n_events:
-            ev = al.events
-            for k in range(_alerts.N_KINDS):
-                if ev[k]:
-                    lines.warning(self, k, ev[k], t_ds)
-        # signal lost / restored (sweep() found them)
-        if n_ev:
-            for i in range(val.n):
-                e = val.event(i)
-                if e & 1:
-                    lines.signal(self, i, b"lost", t_ds)
-                if e & 2:
-                    lines.signal(self, i, b"restored", t_ds)
+            self._eco_sample(f)
+        t_ds = self.acc[_TICKS]
+        if _alerts.tick(self.al_st, self.al_log, self.al_events, t_ds, self.o):  # pyright: ignore[reportArgumentType]
+            self._warnings(t_ds)
+        if f & _F_SIGNALS:
+            self._signals(t_ds)
+        if self.chores:
+            self._chores(t_ds)
+        f = _periods(self.periods)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        if f:  # (one variable for both: a twelfth word of state would put the call state on the heap)
+            self._periodic(f)
+
+    def _measure(self, t):
+        """Timeouts and VALID flags, this tick's readings, the tick's counters: _count's bits."""
+        n = _sweep(self.vst, self.nmsg, t, self.flags)  # pyright: ignore[reportArgumentType]
+        _inputs.read(self.values, self.flags, self.q, self.o, self.vhist)  # pyright: ignore[reportArgumentType]
+        return _count(self.o, self.ep, self.acc, self.engine, n)  # pyright: ignore[reportArgumentType]
+
+    def _eco_sample(self, f):
+        s = _eco.step(self.eco, self.o, f & _F_IDLING)  # pyright: ignore[reportArgumentType]
+        if f & _F_SCORED:
+            _score(self.acc, s)  # pyright: ignore[reportArgumentType]
+
+    def _warnings(self, t_ds):
+        ev = self.al_events
+        for k in range(_alerts.N_KINDS):
+            if ev[k]:
+                lines.warning(self, k, ev[k], t_ds)
+
+    def _signals(self, t_ds):
+        """Lost / restored lines for the events the sweep found."""
+        val = self.val
+        for i in range(val.n):
+            e = val.event(i)
+            if e & 1:
+                lines.signal(self, i, b"lost", t_ds)
+            if e & 2:
+                lines.signal(self, i, b"restored", t_ds)
+
+    def _chores(self, t_ds):
+        """What a board or a listener adds: on_tick callbacks, the bus state,
+        the indicators, transmit."""
         for fn in self.tickers:
             fn(t_ds)
         if self.port is not None:
             self.poll_bus()
         if self.gpio is not None:
-            self.gpio.show(al.highest_level())
+            self.gpio.show(self.alerts.highest_level())
         if self.tx is not None:
             self.tx.send_status(self)
-        # 1 Hz: windows
-        self.sec_cnt += 1
-        if self.sec_cnt >= 10:
-            self.sec_cnt = 0
+
+    def _periodic(self, due):
+        """Once a second the km/L windows; the status line; the trip save."""
+        if due & _DUE_SECOND:
             m = self.inputs.m_fuel
             obd = self.obd
-            self.windows.second(self.econ, (m >= 0 and val.vb[m] and speed_ok) or (obd is not None and obd.integ.have_prev))
-        self.status_cnt += 1
-        if self.status_cnt >= self.status_every:
-            self.status_cnt = 0
+            ok = (m >= 0 and self.flags[m] and self.o[_O_SPEED_OK]) or (obd is not None and obd.integ.have_prev)
+            self.windows.second(self.econ, ok)
+        if due & _DUE_STATUS:
             lines.status(self)
-        if self.store is not None:
-            self.save_cnt += 1
-            if self.save_cnt >= self.save_every:
-                self.save_cnt = 0
-                self.save()
+        if due & _DUE_SAVE:
+            self.save()
         if self.debug_bounds:
             self.check_bounds()
 
