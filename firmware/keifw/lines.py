@@ -3,13 +3,33 @@ formatted into the Writer's preallocated buffer: the 10 Hz ones allocate
 nothing. Keys and fields are documented in docs/firmware.md.
 """
 
+from micropython import const
+
 from . import alerts as _alerts
 from . import economy as _econ
+from . import inputs as _inputs
+from . import scan as _scan
 from .eco import HINTS
-from .figures import trip_kmpl_x1000, mpg_x100, wh_per_km_x10
+from .figures import mpg_x100, trip_kmpl_x1000, wh_per_km_x10
 from .fixed import ratio_digits
 from .telemetry import ABSENT, NULL, template
 from .vehicle import KIND_EV, KIND_HYBRID
+
+# the status line reads these slots of the economy's, the inputs' and the
+# scanner's arrays directly (an attribute or property call costs ~1,000
+# Cortex-M instructions, the line ~100 of them): their layouts, checked here
+_TICKS = const(14)
+_DIST = const(0)
+_FUEL = const(2)
+_O_SPEED_OK = const(0)
+_O_V = const(1)
+_O_IMPLAUSIBLE = const(10)
+_C_UNKNOWN = const(4)
+_R_STRIDE = const(4)
+_R_FLOODED = const(3)
+assert (_econ.TICKS, _econ.DIST, _econ.FUEL) == (_TICKS, _DIST, _FUEL)
+assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_IMPLAUSIBLE) == (_O_SPEED_OK, _O_V, _O_IMPLAUSIBLE)
+assert (_scan.C_UNKNOWN, _scan.R_STRIDE, _scan.R_FLOODED) == (_C_UNKNOWN, _R_STRIDE, _R_FLOODED)
 
 BUS_NAMES = (b"active", b"warning", b"passive", b"bus_off", b"stopped")
 STATES = (b"", b"raised", b"cleared", b"escalated")
@@ -82,34 +102,33 @@ def info(w, key, value):
     w.end()
 
 
-def _or_null(x):
-    """A figure that is negative when it cannot be computed."""
-    return x if x >= 0 else NULL
-
-
 def status(fw):
     w = fw.w
     v = w.vals
     s = w.objs
     econ = fw.econ
     acc = econ.acc
-    inp = fw.inputs
+    o = fw.inputs.o
     valid = fw.val.vb
     obd = fw.obd
     obd_speed = obd is not None and obd.integ.have_prev
-    v[0] = acc[_econ.TICKS]
-    if inp.speed_ok:
-        v[1] = inp.v
+    kind = fw.kind
+    v[0] = acc[_TICKS]
+    if o[_O_SPEED_OK]:
+        v[1] = o[_O_V]
     elif obd_speed:
         v[1] = obd.integ.v_prev * 100  # OBD-II PID 0x0D, whole km/h
     else:
         v[1] = NULL
-    v[2] = econ.dist_m()
-    if fw.kind != KIND_EV:
-        v[3] = econ.fuel_ml()
-        fuel_ok = (inp.m_fuel >= 0 and valid[inp.m_fuel]) or obd_speed
-        v[4] = _or_null(fw.windows.instant_x100) if fuel_ok else NULL
-        v[5] = _or_null(fw.windows.rolling_x100)
+    v[2] = acc[_DIST]
+    if kind != KIND_EV:
+        v[3] = acc[_FUEL]
+        m = fw.inputs.m_fuel
+        win = fw.windows
+        x = win.instant_x100 if (m >= 0 and valid[m]) or obd_speed else -1
+        v[4] = x if x >= 0 else NULL  # negative: no figure
+        x = win.rolling_x100
+        v[5] = x if x >= 0 else NULL
         k = trip_kmpl_x1000(econ)
         if k > 0:
             v[6] = k // 10
@@ -119,7 +138,7 @@ def status(fw):
             v[6] = v[7] = v[8] = NULL
     else:
         v[3] = v[4] = v[5] = v[6] = v[7] = v[8] = ABSENT
-    if fw.kind == KIND_EV or fw.kind == KIND_HYBRID:
+    if kind == KIND_EV or kind == KIND_HYBRID:
         v[9] = econ.net_wh()
         x = wh_per_km_x10(econ)
         v[10] = NULL if x is None else x
@@ -149,16 +168,16 @@ def status(fw):
         j += 1
     v[14] = j - m
     m = j
-    if inp.implausible:
+    if o[_O_IMPLAUSIBLE]:
         s[j] = fw.speed_name
         j += 1
     if econ.fuel_implausible:
         s[j] = fw.fuel_name
         j += 1
+    rate = fw.scanner.rate  # Scanner.flooded(i), for every message
     names = fw.msg_names
-    sc = fw.scanner
     for i in range(len(names)):
-        if sc.flooded(i):
+        if rate[i * _R_STRIDE + _R_FLOODED]:
             s[j] = names[i]
             j += 1
     v[15] = j - m
@@ -167,25 +186,21 @@ def status(fw):
     s[j + 1] = fw.profile
     v[17] = fw.frames
     v[18] = fw.lost_frames
-    _port_counters(fw, v)
-    w.line(STATUS)
-
-
-def _port_counters(fw, v):
-    """The CAN controller's side of the status line: frames it lost to
-    overruns (MCP2515: RXnOVR flags seen, at least a frame each; machine.CAN:
-    recv's overrun flag),
-    frames that passed its filters but no decoder wants, transmit frames it
-    refused, and its error counters where it has them (MCP2515 TEC / REC)."""
+    # the CAN controller's side: frames it lost to overruns (MCP2515: RXnOVR
+    # flags seen, at least a frame each; machine.CAN: recv's overrun flag),
+    # frames that passed its filters but no decoder wants, transmit frames it
+    # refused, and its error counters where it has them (MCP2515 TEC / REC)
     port = fw.port
     v[19] = getattr(port, "overruns", 0)
-    v[20] = fw.unknown
-    v[21] = fw.tx.dropped if fw.tx is not None else 0
+    v[20] = fw.ctx[_C_UNKNOWN]
+    tx = fw.tx
+    v[21] = tx.dropped if tx is not None else 0
     if hasattr(port, "tec"):
         v[22] = port.tec
         v[23] = port.rec
     else:
         v[22] = v[23] = ABSENT
+    w.line(STATUS)
 
 
 def trip(fw):

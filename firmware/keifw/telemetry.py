@@ -35,7 +35,9 @@ STR = const(9)
 RAW = const(10)
 LIST = const(11)
 PAD3 = const(12)
-_MARKERS = (b"%0", b"%1", b"%2", b"%3", b"%4", b"%5", b"%6", b"%b", b"%s", b"%r", b"%l", b"%p")
+_END = const(0)
+_MARKERS = (b"%0", b"%1", b"%2", b"%3", b"%4", b"%5", b"%6", b"%b", b"%s", b"%r", b"%l", b"%p")  # FIX + k
+_COMPILED = const(-1)  # _emit's tail for a template from template()
 
 # values with a meaning of their own (no figure comes near them): NULL is
 # written null; ABSENT leaves its whole element out, key and comma (fields
@@ -48,156 +50,185 @@ N_OBJS = const(48)
 
 
 def template(text):
-    """Slot bytes for the markers in ``text``: %0..%6 a number with so many
-    decimals, %b a bool, %s a string, %r raw bytes, %l a list of strings,
-    %p three digits. Start-up only (allocates)."""
-    for k in range(len(_MARKERS)):
-        text = text.replace(_MARKERS[k], bytes((FIX + k,)))
-    return text
+    """``text`` with markers for its values compiled for _emit: %0..%6 a
+    number with so many decimals, %b a bool, %s a string, %r raw bytes, %l a
+    list of strings, %p three digits. The result is runs of literal bytes,
+    each as its length (one byte), the bytes and the slot byte after it
+    (_END after the last). Start-up only (allocates)."""
+    out = bytearray()
+    runs = text.split(b"%")
+    for j in range(len(runs)):
+        run = runs[j]
+        if j:
+            out.append(FIX + _MARKERS.index(b"%" + run[:1]))
+            run = run[1:]
+        if len(run) > 255:
+            raise ValueError("template run over 255 bytes")
+        out.append(len(run))
+        out.extend(run)
+    out.append(_END)
+    return bytes(out)
 
 
 @micropython.viper
 def _emit(buf: ptr8, st: ptr32, tpl, tail: int, valso, objs):
-    """Append ``tpl`` at st[0] (st[1]: the buffer's size), then one slot of
-    kind ``tail`` (0: none), the values from the start of ``valso``
-    (array('i')) and ``objs`` (a list). A comma goes first when ``tpl`` starts
-    a key, a string or an object right after a value. What would not fit,
-    8 bytes spare, is dropped (an element's value, a string, a list item)."""
+    """Append at st[0] (st[1]: the buffer's size) the template ``tpl``
+    (tail _COMPILED), or the bytes ``tpl`` then one slot of kind ``tail``
+    (0: none); the values from the start of ``valso`` (array('i')) and of
+    ``objs`` (a list of bytes). A comma goes first when what comes starts a
+    key, a string or an object right after a value. What would not fit, 8
+    bytes spare, is dropped (a run of the template, a value, a string)."""
     vals = ptr32(valso)
     t = ptr8(tpl)
-    nt = int(len(tpl))
     n = st[0]
     size = st[1] - 8
-    jv = 0
-    jo = 0
+    compiled = tail == _COMPILED
+    o = 0  # read position in tpl
+    m = 0  # this run's length
+    if compiled:
+        m = t[0]
+        o = 1
+    else:
+        m = int(len(tpl))
     first = tail
-    if nt:
-        first = t[0]
+    if m:
+        first = t[o]
     if n > 0 and (first == 34 or first == 123 or first == STR):  # " {
-        p = buf[n - 1]
-        if p != 123 and p != 91 and p != 44 and p != 58 and n < size:  # { [ , :
+        c = buf[n - 1]
+        if c != 123 and c != 91 and c != 44 and c != 58 and n < size:  # { [ , :
             buf[n] = 44
             n += 1
-    mark = n  # where the element being written began (its comma)
-    i = 0
-    while i <= nt:
-        c = tail
-        if i < nt:
-            c = t[i]
-        elif c == 0:
-            break
-        i += 1
-        if c >= 32:
-            if c == 44:
-                mark = n
-            if n < size:
-                buf[n] = c
+    jv = 0
+    jo = 0
+    while True:
+        # a run of literal bytes (its comma, if any, starts it: an ABSENT
+        # value goes back to the run's start), four at a time
+        mark = n
+        if n + m < size:
+            e = o + m
+            while o + 4 <= e:
+                buf[n] = t[o]
+                buf[n + 1] = t[o + 1]
+                buf[n + 2] = t[o + 2]
+                buf[n + 3] = t[o + 3]
+                n += 4
+                o += 4
+            while o < e:
+                buf[n] = t[o]
                 n += 1
-            continue
+                o += 1
+        else:
+            o += m
+        c = tail
+        if compiled:
+            c = t[o]
+            o += 1
+        if c == _END:
+            break
         if c == STR or c == RAW:
-            o = objs[jo]
+            s = objs[jo]
             jo += 1
-            m = int(len(o))
-            if n + m + 2 < size:
-                src = ptr8(o)
+            k = int(len(s))
+            if n + k + 2 < size:
+                src = ptr8(s)
                 if c == STR:
                     buf[n] = 34  # "
                     n += 1
-                k = 0
-                while k < m:
-                    buf[n + k] = src[k]
-                    k += 1
-                n += m
+                q = 0
+                while q < k:
+                    buf[n + q] = src[q]
+                    q += 1
+                n += k
                 if c == STR:
                     buf[n] = 34
                     n += 1
-            continue
-        v = vals[jv]
-        jv += 1
-        if (v >> 31) == 1:  # zero-extended negative (64-bit port)
-            v -= (v >> 31) << 16 << 16
-        if c == LIST:
-            if n < size:
-                buf[n] = 91  # [
-                n += 1
-            k = 0
-            while k < v:
-                o = objs[jo]
-                jo += 1
-                m = int(len(o))
-                if n + m + 3 < size:
-                    src = ptr8(o)
-                    if k:
-                        buf[n] = 44
+        else:
+            v = vals[jv]
+            jv += 1
+            if (v >> 31) == 1:  # zero-extended negative (64-bit port)
+                v -= (v >> 31) << 16 << 16
+            if c == LIST:
+                if n < size:
+                    buf[n] = 91  # [
+                    n += 1
+                j = 0
+                while j < v:
+                    s = objs[jo]
+                    jo += 1
+                    k = int(len(s))
+                    if n + k + 3 < size:
+                        src = ptr8(s)
+                        if j:
+                            buf[n] = 44
+                            n += 1
+                        buf[n] = 34
                         n += 1
-                    buf[n] = 34
+                        q = 0
+                        while q < k:
+                            buf[n + q] = src[q]
+                            q += 1
+                        n += k
+                        buf[n] = 34
+                        n += 1
+                    j += 1
+                if n < size:
+                    buf[n] = 93  # ]
                     n += 1
-                    q = 0
-                    while q < m:
-                        buf[n + q] = src[q]
-                        q += 1
-                    n += m
-                    buf[n] = 34
-                    n += 1
-                k += 1
-            if n < size:
-                buf[n] = 93  # ]
-                n += 1
-            continue
-        if v == ABSENT:
-            n = mark
-            continue
-        if v == NULL or c == BOOL:
-            w = ptr8(b"nulltruefalse")
-            o0 = 0  # null
-            m = 4
-            if v != NULL:
-                if v:
-                    o0 = 4  # true
-                else:
-                    o0 = 8  # false
-                    m = 5
-            if n + m < size:
-                k = 0
-                while k < m:
-                    buf[n + k] = w[o0 + k]
-                    k += 1
-                n += m
-            continue
-        # a number: at least ``width`` digits, the point ``dec`` from the right
-        dec = c - FIX
-        width = dec + 1
-        if c == PAD3:
-            dec = 0
-            width = 3
-        if v < 0:
-            if n < size:
-                buf[n] = 45  # -
-                n += 1
-            v = 0 - v
-        nd = 0
-        x = v
-        while True:
-            nd += 1
-            x = x // 10
-            if x == 0:
-                break
-        if nd < width:
-            nd = width
-        total = nd + (1 if dec else 0)
-        if n + total < size:
-            pos = n + total - 1
-            k = 0
-            while k < nd:
-                if dec and k == dec:
-                    buf[pos] = 46  # .
-                    pos -= 1
-                x = v // 10
-                buf[pos] = 48 + v - x * 10
-                v = x
-                pos -= 1
-                k += 1
-            n += total
+            elif v == ABSENT:
+                n = mark
+            elif v == NULL or c == BOOL:
+                w = ptr8(b"nulltruefalse")
+                q = 0  # null
+                k = 4
+                if v != NULL:
+                    if v:
+                        q = 4  # true
+                    else:
+                        q = 8  # false
+                        k = 5
+                if n + k < size:
+                    j = 0
+                    while j < k:
+                        buf[n + j] = w[q + j]
+                        j += 1
+                    n += k
+            else:
+                # a number: at least ``width`` digits, the point ``dec`` from the right
+                dec = c - FIX
+                width = dec + 1
+                if c == PAD3:
+                    dec = 0
+                    width = 3
+                if v < 0:
+                    if n < size:
+                        buf[n] = 45  # -
+                        n += 1
+                    v = 0 - v
+                nd = 1
+                x = 10
+                while nd < 10 and v >= x:
+                    nd += 1
+                    x *= 10
+                if nd < width:
+                    nd = width
+                total = nd + (1 if dec else 0)
+                if n + total < size:
+                    pos = n + total - 1
+                    j = 0
+                    while j < nd:
+                        if dec and j == dec:
+                            buf[pos] = 46  # .
+                            pos -= 1
+                        x = v // 10
+                        buf[pos] = 48 + v - x * 10
+                        v = x
+                        pos -= 1
+                        j += 1
+                    n += total
+        if not compiled:
+            break
+        m = t[o]
+        o += 1
     st[0] = n
 
 
@@ -220,19 +251,19 @@ class Writer:
         """The line ``tpl`` (a template from ``{`` to ``}``) with the values
         and strings the caller put in vals and objs, sent."""
         self.st[0] = 0
-        _emit(self.buf, self.st, tpl, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        _emit(self.buf, self.st, tpl, _COMPILED, self.vals, self.objs)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
         self._send()
 
     def start(self, tpl):
         """The first piece (from ``{``) of a line put together from
         templates: part() the next ones, end() closes and sends it."""
         self.st[0] = 0
-        _emit(self.buf, self.st, tpl, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
+        _emit(self.buf, self.st, tpl, _COMPILED, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     def part(self, tpl):
         """A template's piece of a line begun with start() or begin() (vals
         and objs from their start again)."""
-        _emit(self.buf, self.st, tpl, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
+        _emit(self.buf, self.st, tpl, _COMPILED, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     # ---- one element at a time -----------------------------------------
     def begin(self, type_key):
