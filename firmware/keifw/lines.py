@@ -156,7 +156,7 @@ def status(fw):
             s[j] = _alerts.KINDS[k]
             j += 1
     v[13] = j - 1
-    s[j] = _alerts.LEVELS[al.highest_level()]
+    s[j] = _alerts.LEVELS[al.highest_level() if j > 1 else 0]  # none active: none
     j += 1
     m = j
     for i, name in fw.required:
@@ -175,11 +175,12 @@ def status(fw):
         s[j] = fw.fuel_name
         j += 1
     rate = fw.scanner.rate  # Scanner.flooded(i), for every message
-    names = fw.msg_names
-    for i in range(len(names)):
-        if rate[i * _R_STRIDE + _R_FLOODED]:
-            s[j] = names[i]
+    i = _R_FLOODED
+    for name in fw.msg_names:
+        if rate[i]:
+            s[j] = name
             j += 1
+        i += _R_STRIDE
     v[15] = j - m
     v[16] = 1 if v[14] == 0 and v[15] == 0 else 0  # valid: nothing missing or implausible
     s[j] = BUS_NAMES[fw.bus_state]

@@ -195,7 +195,7 @@ def _emit(buf: ptr8, st: ptr32, tpl, tail: int, valso, objs):
             else:
                 # a number: at least ``width`` digits, the point ``dec`` from the right
                 dec = c - FIX
-                width = dec + 1
+                width = 1
                 if c == PAD3:
                     dec = 0
                     width = 3
@@ -204,21 +204,40 @@ def _emit(buf: ptr8, st: ptr32, tpl, tail: int, valso, objs):
                         buf[n] = 45  # -
                         n += 1
                     v = 0 - v
+                # its digits (a chain of tests costs less than a loop of
+                # multiplications), then written from the right: the
+                # decimals, the point, the whole part
                 nd = 1
-                x = 10
-                while nd < 10 and v >= x:
-                    nd += 1
-                    x *= 10
+                if v >= 10:
+                    nd = 2
+                    if v >= 100:
+                        nd = 3
+                        if v >= 1000:
+                            nd = 4
+                            if v >= 10000:
+                                nd = 5
+                                x = 100000
+                                while nd < 10 and v >= x:
+                                    nd += 1
+                                    x *= 10
+                if nd <= dec:
+                    nd = dec + 1
                 if nd < width:
                     nd = width
                 total = nd + (1 if dec else 0)
                 if n + total < size:
                     pos = n + total - 1
                     j = 0
+                    while j < dec:
+                        x = v // 10
+                        buf[pos] = 48 + v - x * 10
+                        v = x
+                        pos -= 1
+                        j += 1
+                    if dec:
+                        buf[pos] = 46  # .
+                        pos -= 1
                     while j < nd:
-                        if dec and j == dec:
-                            buf[pos] = 46  # .
-                            pos -= 1
                         x = v // 10
                         buf[pos] = 48 + v - x * 10
                         v = x
