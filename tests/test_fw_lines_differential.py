@@ -8,9 +8,12 @@ warning, signal, trip) must be the same bytes. Presets of each powertrain,
 several profiles, and faults that put the lines' rarer fields to work:
 a message lost and restored (missing, null speed), a flooded message and a
 forged fuel rate (implausible), warnings raised, escalated and cleared.
-The OBD-II mode's lines are compared as parsed objects, in key order."""
+The OBD-II mode's lines are compared as parsed objects, in key order. On
+the 32-bit unix port the same drives run under ``heap_lock`` (status lines
+allocate nothing) and hash the same as the reference on the 64-bit one."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -115,3 +118,33 @@ def test_the_obd_mode_lines_read_the_same(reference_tree):
     assert ours.ok and theirs.ok
     assert any("OBD-II" in s["missing"] for s in ours.statuses)
     assert [list(e.items()) for e in ours.events] == [list(e.items()) for e in theirs.events]
+
+
+def _hashed_drive(binary, tree, path, vehicle, profile):
+    """host/keidrive/bench/mp_drive.py over the records at ``path``: chunks
+    processed under heap_lock, every line hashed."""
+    bench = os.path.join(os.path.dirname(record.__file__), "bench")
+    script = (f"import sys; sys.path[:0] = [{str(tree)!r}, {bench!r}]; import mp_drive; "
+              f"mp_drive.run({str(path)!r}, {vehicle!r}, {profile!r}, 'stream')")
+    proc = subprocess.run([binary, "-X", "heapsize=1M", "-c", script], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout.splitlines()[0])
+
+
+@pytest.mark.parametrize("name", ["ev-us06-interstate", "hybrid-wltc-flooded", "turbo-wltc-speed-lost"])
+def test_the_lines_allocate_nothing_on_the_32bit_unix_port(name, reference_tree, tmp_path):
+    if not os.environ.get("KEIDRIVE_MICROPYTHON_SRC"):
+        pytest.skip("the 32-bit unix port is built from a MicroPython v1.28 source: set KEIDRIVE_MICROPYTHON_SRC")
+    from keidrive.target.builder import build
+
+    preset, cycle, profile, drive_faults = DRIVES[name]
+    records = faults.apply(record.from_frames(simulate(load_vehicle(preset), load_cycle(cycle)).frames),
+                           drive_faults)
+    path = tmp_path / "drive.bin"
+    path.write_bytes(records.tobytes())
+    vehicle = firmware_config(preset)["vehicle"]
+    ours = _hashed_drive(build("unix32").path, firmware_dir(), path, vehicle, profile)
+    theirs = _hashed_drive(micropython_or_skip(), reference_tree, path, vehicle, profile)
+    assert ours["err"] == "none" and ours["frames"] == len(records)
+    assert ours["lines"] == theirs["lines"] > 500 and ours["hash"] == theirs["hash"]
