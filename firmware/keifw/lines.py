@@ -12,7 +12,7 @@ from . import scan as _scan
 from .eco import HINTS
 from .figures import mpg_x100, trip_kmpl_x1000, wh_per_km_x10
 from .fixed import ratio_digits
-from .telemetry import ABSENT, NULL, template
+from .telemetry import ABSENT, N_OBJS, NULL, template
 from .vehicle import KIND_EV, KIND_HYBRID
 
 # the status line reads these slots of the economy's, the inputs' and the
@@ -177,7 +177,7 @@ def status(fw):
     rate = fw.scanner.rate  # Scanner.flooded(i), for every message
     i = _R_FLOODED
     for name in fw.msg_names:
-        if rate[i]:
+        if rate[i] and j < N_OBJS - 2:  # room kept for bus and profile
             s[j] = name
             j += 1
         i += _R_STRIDE

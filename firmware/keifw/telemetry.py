@@ -1,20 +1,24 @@
 """JSON-lines telemetry formatted into one preallocated bytearray.
 
-A line is a template: its bytes as they go out, with a slot byte (below 32,
-so never in a key) where each value goes; ``template()`` turns readable
-markers (``%1``, ``%s``...) into slot bytes once, at import. Numbers come
-from the Writer's ``vals`` (integers, fixed point with the slot's number of
-decimals), strings from its ``objs`` (bytes built once at start-up), both
-preallocated and filled in slot order; one viper call (``_emit``) formats a
-whole line, so a status line allocates nothing. The line goes out with the
-stream extension ``write(buf, n)``; on CPython with a memoryview slice.
+A line is a template: its bytes as they go out, with a marker (``%1``,
+``%s``...) where each value goes, compiled once at import by
+``template()`` into runs of literal bytes, each followed by a slot byte.
+Numbers come from the Writer's ``vals`` (integers, fixed point with the
+slot's number of decimals), strings from its ``objs`` (bytes built once at
+start-up), both preallocated and filled in slot order; one viper call
+(``_emit``) formats a whole line, so a status line allocates nothing. The
+line goes out with the stream extension ``write(buf, n)``; on CPython with a
+memoryview slice.
 
 Why whole lines: on a Cortex-M each Python call costs about 440
-instructions, and a status line put together a key at a time (a method and
-a viper call per element, ~2,600 instructions each) cost ~160,000 a second.
+instructions; a status line put together a key at a time (a method and a
+viper call per element, ~2,600 instructions each) cost ~160,000 on qemu,
+from its template ~65,000 of which the formatting is under half. Viper's
+code moves every value through memory: a byte copied costs ~20 instructions
+even four to a loop pass, a digit ~60 (its division is a runtime call).
 
-The per-element methods (begin, kstr, kfix, ..., end) go through the same
-call, one key and value at a time, for lines written in pieces
+The per-element methods (begin, key, raw, kfix, kstr, end) go through the
+same call, one key and value at a time, for lines written in pieces
 (keifw/obdlines.py) and the rare ones (error, info).
 """
 
@@ -292,36 +296,22 @@ class Writer:
         _emit(self.buf, self.st, type_key, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     def key(self, k):
-        """k: b'"name":' (the value follows with fixed / raw)"""
+        """k: b'"name":' (its value follows with raw())"""
         _emit(self.buf, self.st, k, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     def raw(self, s):
         self.objs[0] = s
         _emit(self.buf, self.st, b"", RAW, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
-    def fixed(self, v, decimals):
-        """v / 10**decimals with exactly ``decimals`` digits after the point (after key())."""
-        self.vals[0] = v
-        _emit(self.buf, self.st, b"", FIX + decimals, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
-
     def kfix(self, k, v, decimals):
+        """v / 10**decimals with exactly ``decimals`` digits after the point."""
         self.vals[0] = v
         _emit(self.buf, self.st, k, FIX + decimals, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
-
-    def kint(self, k, v):
-        self.kfix(k, v, 0)
-
-    def kbool(self, k, v):
-        self.vals[0] = 1 if v else 0
-        _emit(self.buf, self.st, k, BOOL, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     def kstr(self, k, s):
         """s: bytes already JSON-safe, quotes added here."""
         self.objs[0] = s
         _emit(self.buf, self.st, k, STR, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
-
-    def knull(self, k):
-        self.kfix(k, NULL, 0)
 
     def end(self):
         n = self.st[0]
