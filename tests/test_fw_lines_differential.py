@@ -148,3 +148,57 @@ def test_the_lines_allocate_nothing_on_the_32bit_unix_port(name, reference_tree,
     theirs = _hashed_drive(micropython_or_skip(), reference_tree, path, vehicle, profile)
     assert ours["err"] == "none" and ours["frames"] == len(records)
     assert ours["lines"] == theirs["lines"] > 500 and ours["hash"] == theirs["hash"]
+
+
+LINES_OF_A_PORT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from keifw import app, lines
+class Out:
+    def write(self, b, n=None):
+        sys.stdout.write(bytes(b[:n] if n is not None else b).decode())
+        return n
+class Port:  # an MCP2515's counters
+    overruns = 3
+    tec = 17
+    rec = 128
+    def state(self):
+        return 0
+fw, _ = app.build(cfg_obj={"vehicle": sys.argv[3], "profile": "us-interstate"}, out=Out(), port=Port())
+buf = bytearray(256 * 24)
+src = open(sys.argv[2], "rb")
+for _ in range(40):
+    fw.records(buf, src.readinto(buf) // 24, True)
+lines.status(fw)
+fw.frames = 1073741823  # the largest small int of a 32-bit port
+fw.econ.acc[0] = 1073741823
+lines.status(fw)
+for k in range(4):
+    for ev in range(1, 4):
+        lines.warning(fw, k, ev, 12345)
+lines.signal(fw, 0, b"lost", 0)
+lines.error(fw.w, 'a "quoted" \\ path\x01' + "x" * 400)
+lines.info(fw.w, b'"event":', b"trip_restored")
+lines.trip(fw)
+"""
+
+
+@pytest.mark.parametrize("preset", ["nbox-turbo", "sakura-ev", "alto-hybrid"])
+def test_a_ports_counters_and_the_rare_lines_read_the_same(preset, reference_tree, tmp_path):
+    # tec / rec (a port that has them), every warning kind and state, an
+    # error line to escape and cut, an info line, figures at 2**30 - 1
+    path = tmp_path / "drive.bin"
+    path.write_bytes(record.from_frames(simulate(load_vehicle(preset), load_cycle("us06")).frames).tobytes())
+    script = tmp_path / "lines.py"
+    script.write_text(LINES_OF_A_PORT)
+    vehicle = firmware_config(preset)["vehicle"]
+    out = []
+    for tree in (firmware_dir(), reference_tree):
+        proc = subprocess.run([micropython_or_skip(), str(script), str(tree), str(path), vehicle],
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+        out.append(proc.stdout.splitlines())
+    crafted = out[0][-(2 + 12 + 4):]
+    assert '"tec":17,"rec":128' in crafted[0] and '"frames":1073741823' in crafted[1]
+    assert crafted[-1].startswith('{"type":"trip"') and '"distance_km":1073741.823' in crafted[-1]
+    assert out[0] == out[1]
