@@ -103,6 +103,10 @@ def info(w, key, value):
 
 
 def status(fw):
+    # vals in STATUS's slot order: 0 t_s, 1 speed, 2 distance, 3 fuel, 4-5
+    # instant / rolling km/L, 6-8 trip km/L, L/100 km, mpg, 9-10 energy,
+    # Wh/km, 11-12 eco score and level, 13-15 the three lists' lengths, 16
+    # valid, 17-18 frames, lost, 19-23 the port's counters
     w = fw.w
     v = w.vals
     s = w.objs
