@@ -120,7 +120,7 @@ def status(fw):
     v[0] = acc[_TICKS]
     if o[_O_SPEED_OK]:
         v[1] = o[_O_V]
-    elif obd_speed:
+    elif obd_speed and obd is not None:  # implied by obd_speed; spelt out for pyright
         v[1] = obd.integ.v_prev * 100  # OBD-II PID 0x0D, whole km/h
     else:
         v[1] = NULL
