@@ -3,44 +3,86 @@ formatted into the Writer's preallocated buffer: the 10 Hz ones allocate
 nothing. Keys and fields are documented in docs/firmware.md.
 """
 
+from micropython import const
+
 from . import alerts as _alerts
 from . import economy as _econ
+from . import inputs as _inputs
+from . import scan as _scan
 from .eco import HINTS
-from .figures import trip_kmpl_x1000, mpg_x100, wh_per_km_x10
+from .figures import mpg_x100, trip_kmpl_x1000, wh_per_km_x10
 from .fixed import ratio_digits
+from .telemetry import ABSENT, N_OBJS, NULL, template
 from .vehicle import KIND_EV, KIND_HYBRID
 
-BUS_NAMES = (b"active", b"warning", b"passive", b"bus_off", b"stopped")
+# the status line reads these slots of the economy's, the inputs' and the
+# scanner's arrays directly (an attribute or property call costs ~1,000
+# Cortex-M instructions, the line ~100 of them): their layouts, checked here
+_TICKS = const(14)
+_DIST = const(0)
+_FUEL = const(2)
+_O_SPEED_OK = const(0)
+_O_V = const(1)
+_O_IMPLAUSIBLE = const(10)
+_C_UNKNOWN = const(4)
+_R_STRIDE = const(4)
+_R_FLOODED = const(3)
+assert (_econ.TICKS, _econ.DIST, _econ.FUEL) == (_TICKS, _DIST, _FUEL)
+assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_IMPLAUSIBLE) == (_O_SPEED_OK, _O_V, _O_IMPLAUSIBLE)
+assert (_scan.C_UNKNOWN, _scan.R_STRIDE, _scan.R_FLOODED) == (_C_UNKNOWN, _R_STRIDE, _R_FLOODED)
 
-T_STATUS = b'"type":"status"'
-T_WARNING = b'"type":"warning"'
-T_SIGNAL = b'"type":"signal"'
-T_TRIP = b'"type":"trip"'
+BUS_NAMES = (b"active", b"warning", b"passive", b"bus_off", b"stopped")
+STATES = (b"", b"raised", b"cleared", b"escalated")
+
+# Each line's elements in order; vals and objs (the Writer's) are filled in
+# slot order below each template. %1 a number with 1 decimal, %s a string,
+# %l a list of strings, %b a bool, %r raw bytes, %p three more digits.
+WARNING = template(b'{"type":"warning","kind":%s,"level":%s,"state":%s,"t_s":%1,"speed_kmh":%2}')
+SIGNAL = template(b'{"type":"signal","state":%s,"name":%s,"t_s":%1}')
+# the fuel figures (engine cars), the energy ones (hybrid, EV) and tec / rec
+# (a port with error counters) ABSENT where they do not apply
+STATUS = template(
+    b'{"type":"status","t_s":%1,"speed_kmh":%2,"distance_km":%3,"fuel_l":%3,"instant_km_per_l":%2,'
+    b'"rolling_km_per_l":%2,"trip_km_per_l":%2,"l_per_100km":%2,"mpg_us":%2,"energy_kwh":%3,"wh_per_km":%1,'
+    b'"eco_score":%0,"eco_level":%0,"eco_hint":%s,"warnings":%l,"warning_level":%s,"missing":%l,'
+    b'"implausible":%l,"valid":%b,"bus":%s,"frames":%0,"lost_frames":%0,"overruns":%0,"filtered_out":%0,'
+    b'"tx_dropped":%0,"tec":%0,"rec":%0,"profile":%s}')
+TRIP_HEAD = template(
+    b'{"type":"trip","vehicle":%s,"profile":%s,"duration_s":%1,"distance_km":%3%p,"fuel_l":%3%p,'
+    b'"km_per_l":%3,"l_per_100km":%3,"mpg_us":%2,"idle_fuel_l":%3%p,"idle_s":%1,"idle_stop_s":%1,'
+    b'"energy_kwh":%r%3%p,"energy_out_kwh":%6,"energy_in_kwh":%6,"assist_kwh":%6,"regen_kwh":%6,'
+    b'"wh_per_km":%1,"mpge":%1,"eco_score":%0,"warnings":[')
+TRIP_WARNING = template(b'{"kind":%s,"level":%s,"start_s":%1,"end_s":%1}')
+TRIP_COUNTS = template(
+    b'],"warning_count":%0,"frames":%0,"bad_frames":%0,"unknown_frames":%0,"skipped_frames":%0,'
+    b'"lost_frames":%0,"clock_jumps":%0,"implausible_frames":%0,"tx_frames":%0')
+TRIP_TAIL = template(b',"restored":%b')  # after the OBD-II client's part; end() closes the line
 T_ERROR = b'"type":"error"'
 T_INFO = b'"type":"info"'
-STATES = (b"", b"raised", b"cleared", b"escalated")
 
 
 def warning(fw, k, ev, t_ds):
     w = fw.w
-    al = fw.alerts
-    w.begin(T_WARNING)
-    w.kstr(b'"kind":', _alerts.KINDS[k])
-    w.kstr(b'"level":', _alerts.LEVELS[al.alarms[k].level])
-    w.kstr(b'"state":', STATES[ev])
-    w.kfix(b'"t_s":', t_ds, 1)
+    v = w.vals
+    s = w.objs
+    s[0] = _alerts.KINDS[k]
+    s[1] = _alerts.LEVELS[fw.alerts.alarms[k].level]
+    s[2] = STATES[ev]
+    v[0] = t_ds
     if k == _alerts.OVERSPEED or k == _alerts.BELOW_MIN or k == _alerts.CANNOT_HOLD:
-        w.kfix(b'"speed_kmh":', fw.inputs.v, 2)
-    w.end()
+        v[1] = fw.inputs.v
+    else:
+        v[1] = ABSENT
+    w.line(WARNING)
 
 
 def signal(fw, i, state, t_ds):
     w = fw.w
-    w.begin(T_SIGNAL)
-    w.kstr(b'"state":', state)
-    w.kstr(b'"name":', fw.msg_names[i])
-    w.kfix(b'"t_s":', t_ds, 1)
-    w.end()
+    s = w.objs
+    s[0] = state
+    s[1] = fw.msg_names[i]
+    w.vals[0] = t_ds
+    w.line(SIGNAL)
 
 
 def error(w, message):
@@ -60,197 +102,184 @@ def info(w, key, value):
     w.end()
 
 
-def _kmpl_field(w, key, x100):
-    if x100 >= 0:
-        w.kfix(key, x100, 2)
-    else:
-        w.knull(key)
-
-
 def status(fw):
+    # vals in STATUS's slot order: 0 t_s, 1 speed, 2 distance, 3 fuel, 4-5
+    # instant / rolling km/L, 6-8 trip km/L, L/100 km, mpg, 9-10 energy,
+    # Wh/km, 11-12 eco score and level, 13-15 the three lists' lengths, 16
+    # valid, 17-18 frames, lost, 19-23 the port's counters
     w = fw.w
+    v = w.vals
+    s = w.objs
     econ = fw.econ
-    inp = fw.inputs
+    acc = econ.acc
+    o = fw.inputs.o
     valid = fw.val.vb
-    w.begin(T_STATUS)
-    w.kfix(b'"t_s":', econ.acc[_econ.TICKS], 1)
-    if inp.speed_ok:
-        w.kfix(b'"speed_kmh":', inp.v, 2)
-    elif fw.obd is not None and fw.obd.integ.have_prev:
-        w.kfix(b'"speed_kmh":', fw.obd.integ.v_prev * 100, 2)  # OBD-II PID 0x0D, whole km/h
+    obd = fw.obd
+    obd_speed = obd is not None and obd.integ.have_prev
+    kind = fw.kind
+    v[0] = acc[_TICKS]
+    if o[_O_SPEED_OK]:
+        v[1] = o[_O_V]
+    elif obd_speed and obd is not None:  # implied by obd_speed; spelt out for pyright
+        v[1] = obd.integ.v_prev * 100  # OBD-II PID 0x0D, whole km/h
     else:
-        w.knull(b'"speed_kmh":')
-    w.key(b'"distance_km":')
-    w.fixed(econ.dist_m(), 3)
-    if fw.kind != KIND_EV:
-        w.key(b'"fuel_l":')
-        w.fixed(econ.fuel_ml(), 3)
-        obd = fw.obd
-        fuel_ok = (inp.m_fuel >= 0 and valid[inp.m_fuel]) or (obd is not None and obd.integ.have_prev)
-        _kmpl_field(w, b'"instant_km_per_l":', fw.windows.instant_x100 if fuel_ok else -1)
-        _kmpl_field(w, b'"rolling_km_per_l":', fw.windows.rolling_x100)
+        v[1] = NULL
+    v[2] = acc[_DIST]
+    if kind != KIND_EV:
+        v[3] = acc[_FUEL]
+        m = fw.inputs.m_fuel
+        win = fw.windows
+        x = win.instant_x100 if (m >= 0 and valid[m]) or obd_speed else -1
+        v[4] = x if x >= 0 else NULL  # negative: no figure
+        x = win.rolling_x100
+        v[5] = x if x >= 0 else NULL
         k = trip_kmpl_x1000(econ)
         if k > 0:
-            w.kfix(b'"trip_km_per_l":', k // 10, 2)
-            w.kfix(b'"l_per_100km":', 10000000 // k, 2)
-            w.kfix(b'"mpg_us":', mpg_x100(k), 2)
+            v[6] = k // 10
+            v[7] = 10000000 // k
+            v[8] = mpg_x100(k)
         else:
-            w.knull(b'"trip_km_per_l":')
-            w.knull(b'"l_per_100km":')
-            w.knull(b'"mpg_us":')
-    if fw.kind == KIND_EV or fw.kind == KIND_HYBRID:
-        w.kfix(b'"energy_kwh":', econ.net_wh(), 3)
+            v[6] = v[7] = v[8] = NULL
+    else:
+        v[3] = v[4] = v[5] = v[6] = v[7] = v[8] = ABSENT
+    if kind == KIND_EV or kind == KIND_HYBRID:
+        v[9] = econ.net_wh()
         x = wh_per_km_x10(econ)
-        if x is None:
-            w.knull(b'"wh_per_km":')
-        else:
-            w.kfix(b'"wh_per_km":', x, 1)
-    w.kint(b'"eco_score":', fw.eco.score)
-    w.kint(b'"eco_level":', fw.eco.level)
-    w.kstr(b'"eco_hint":', HINTS[fw.eco.hint])
+        v[10] = NULL if x is None else x
+    else:
+        v[9] = v[10] = ABSENT
+    eco = fw.eco
+    v[11] = eco.score
+    v[12] = eco.level
+    s[0] = HINTS[eco.hint]
+    j = 1  # objs: the warnings' names, then the rest in slot order
     al = fw.alerts
-    w.open_list(b'"warnings":')
+    alarms = al.alarms
     for k in range(_alerts.N_KINDS):
-        if al.alarms[k].active:
-            w.item_str(_alerts.KINDS[k])
-    w.close_list()
-    w.kstr(b'"warning_level":', _alerts.LEVELS[al.highest_level()])
-    all_ok = True
-    w.open_list(b'"missing":')
+        if alarms[k].active:
+            s[j] = _alerts.KINDS[k]
+            j += 1
+    v[13] = j - 1
+    s[j] = _alerts.LEVELS[al.highest_level() if j > 1 else 0]  # none active: none
+    j += 1
+    m = j
     for i, name in fw.required:
         if not valid[i]:
-            w.item_str(name)
-            all_ok = False
-    if fw.obd is not None and fw.obd.lost:
-        w.item_str(b"OBD-II")
-        all_ok = False
-    w.close_list()
-    w.open_list(b'"implausible":')
-    if inp.implausible:
-        w.item_str(fw.speed_name)
-        all_ok = False
-    if fw.econ.fuel_implausible:
-        w.item_str(fw.fuel_name)
-        all_ok = False
-    for i in range(len(fw.msg_names)):
-        if fw.scanner.flooded(i):
-            w.item_str(fw.msg_names[i])
-            all_ok = False
-    w.close_list()
-    w.kbool(b'"valid":', all_ok)
-    w.kstr(b'"bus":', BUS_NAMES[fw.bus_state])
-    w.kint(b'"frames":', fw.frames)
-    w.kint(b'"lost_frames":', fw.lost_frames)
-    port_counters(w, fw)
-    w.kstr(b'"profile":', fw.profile)
-    w.end()
-
-
-def port_counters(w, fw):
-    """The CAN controller's side of the status line: frames it lost to
-    overruns (MCP2515: RXnOVR flags seen, at least a frame each; machine.CAN:
-    recv's overrun flag),
-    frames that passed its filters but no decoder wants, transmit frames it
-    refused, and its error counters where it has them (MCP2515 TEC / REC)."""
+            s[j] = name
+            j += 1
+    if obd is not None and obd.lost:
+        s[j] = b"OBD-II"
+        j += 1
+    v[14] = j - m
+    m = j
+    if o[_O_IMPLAUSIBLE]:
+        s[j] = fw.speed_name
+        j += 1
+    if econ.fuel_implausible:
+        s[j] = fw.fuel_name
+        j += 1
+    rate = fw.scanner.rate  # Scanner.flooded(i), for every message
+    i = _R_FLOODED
+    for name in fw.msg_names:
+        if rate[i] and j < N_OBJS - 2:  # room kept for bus and profile
+            s[j] = name
+            j += 1
+        i += _R_STRIDE
+    v[15] = j - m
+    v[16] = 1 if v[14] == 0 and v[15] == 0 else 0  # valid: nothing missing or implausible
+    s[j] = BUS_NAMES[fw.bus_state]
+    s[j + 1] = fw.profile
+    v[17] = fw.frames
+    v[18] = fw.lost_frames
+    # the CAN controller's side: frames it lost to overruns (MCP2515: RXnOVR
+    # flags seen, at least a frame each; machine.CAN: recv's overrun flag),
+    # frames that passed its filters but no decoder wants, transmit frames it
+    # refused, and its error counters where it has them (MCP2515 TEC / REC)
     port = fw.port
-    w.kint(b'"overruns":', getattr(port, "overruns", 0))
-    w.kint(b'"filtered_out":', fw.unknown)
-    w.kint(b'"tx_dropped":', fw.tx.dropped if fw.tx is not None else 0)
+    v[19] = getattr(port, "overruns", 0)
+    v[20] = fw.ctx[_C_UNKNOWN]
+    tx = fw.tx
+    v[21] = tx.dropped if tx is not None else 0
     if hasattr(port, "tec"):
-        w.kint(b'"tec":', port.tec)
-        w.kint(b'"rec":', port.rec)
-
-
-def _pad3(x):
-    return b"%03d" % x
+        v[22] = port.tec
+        v[23] = port.rec
+    else:
+        v[22] = v[23] = ABSENT
+    w.line(STATUS)
 
 
 def trip(fw):
     """The trip summary line (end of input, on demand)."""
     w = fw.w
+    v = w.vals
+    s = w.objs
     econ = fw.econ
     acc = econ.acc
     kind = fw.kind
-    w.begin(T_TRIP)
-    w.kstr(b'"vehicle":', fw.vehicle)
-    w.kstr(b'"profile":', fw.profile)
-    w.kfix(b'"duration_s":', acc[_econ.TICKS], 1)
-    w.key(b'"distance_km":')
-    w.fixed(econ.dist_m(), 3)
-    w.raw(_pad3(econ.dist_sub_mm()))
-    w.key(b'"fuel_l":')
-    w.fixed(econ.fuel_ml(), 3)
-    w.raw(_pad3(econ.fuel_sub_ul()))
+    s[0] = fw.vehicle
+    s[1] = fw.profile
+    v[0] = acc[_econ.TICKS]
+    v[1] = econ.dist_m()
+    v[2] = econ.dist_sub_mm()
+    v[3] = econ.fuel_ml()
+    v[4] = econ.fuel_sub_ul()
     k = trip_kmpl_x1000(econ) if kind != KIND_EV else -1
     if k > 0:
-        w.kfix(b'"km_per_l":', k, 3)
-        w.kfix(b'"l_per_100km":', 100000000 // k, 3)
-        w.kfix(b'"mpg_us":', mpg_x100(k), 2)
+        v[5] = k
+        v[6] = 100000000 // k
+        v[7] = mpg_x100(k)
     else:
-        w.knull(b'"km_per_l":')
-        w.knull(b'"l_per_100km":')
-        w.knull(b'"mpg_us":')
-    w.key(b'"idle_fuel_l":')
-    w.fixed(econ.fuel_ml(_econ.IDLE_FUEL), 3)
-    w.raw(_pad3(econ.fuel_sub_ul(_econ.IDLE_FUEL)))
-    w.kfix(b'"idle_s":', acc[_econ.IDLE_TICKS], 1)
-    w.kfix(b'"idle_stop_s":', econ.idle_stop_s10(), 1)
+        v[5] = v[6] = v[7] = NULL
+    v[8] = econ.fuel_ml(_econ.IDLE_FUEL)
+    v[9] = econ.fuel_sub_ul(_econ.IDLE_FUEL)
+    v[10] = acc[_econ.IDLE_TICKS]
+    v[11] = econ.idle_stop_s10()
     wh = econ.net_wh()
     mwh = econ.net_sub_mwh()
-    w.key(b'"energy_kwh":')
+    s[2] = b""
     if wh < 0:
-        w.raw(b"-")
+        s[2] = b"-"
         wh, mwh = -wh - 1, 1000 - mwh
         if mwh == 1000:
             wh, mwh = wh + 1, 0
-    w.fixed(wh, 3)
-    w.raw(_pad3(mwh))
-    w.kfix(b'"energy_out_kwh":', econ.energy_mwh(_econ.E_POS), 6)
-    w.kfix(b'"energy_in_kwh":', econ.energy_mwh(_econ.E_NEG), 6)
-    if kind == KIND_HYBRID:
-        w.kfix(b'"assist_kwh":', econ.energy_mwh(_econ.E_POS), 6)
-    else:
-        w.knull(b'"assist_kwh":')
-    w.kfix(b'"regen_kwh":', econ.energy_mwh(_econ.E_REGEN), 6)
+    v[12] = wh
+    v[13] = mwh
+    v[14] = econ.energy_mwh(_econ.E_POS)
+    v[15] = econ.energy_mwh(_econ.E_NEG)
+    v[16] = econ.energy_mwh(_econ.E_POS) if kind == KIND_HYBRID else NULL
+    v[17] = econ.energy_mwh(_econ.E_REGEN)
     x = wh_per_km_x10(econ) if kind != 0 else None
-    if x is None:
-        w.knull(b'"wh_per_km":')
-        w.knull(b'"mpge":')
-    else:
-        w.kfix(b'"wh_per_km":', x, 1)
+    v[18] = v[19] = NULL
+    if x is not None:
+        v[18] = x
         if kind == KIND_EV and x > 0:
             # MPGe = 33705 Wh/gal / (Wh/km * 1.609344 km/mi)
-            w.kfix(b'"mpge":', ratio_digits(33705, x, 2) * 10000 // 16093, 1)
-        else:
-            w.knull(b'"mpge":')
+            v[19] = ratio_digits(33705, x, 2) * 10000 // 16093
     n = acc[_econ.ECO_N]
-    w.kint(b'"eco_score":', acc[_econ.ECO_SUM] // n if n else 100)
+    v[20] = acc[_econ.ECO_SUM] // n if n else 100
+    w.start(TRIP_HEAD)
     al = fw.alerts
-    w.open_list(b'"warnings":')
     log = al.log
     for j in range(al.log_n):
-        w.open_obj()
-        w.kstr(b'"kind":', _alerts.KINDS[log[j * 4]])
-        w.kstr(b'"level":', _alerts.LEVELS[log[j * 4 + 1]])
-        w.kfix(b'"start_s":', log[j * 4 + 2], 1)
-        if log[j * 4 + 3] >= 0:
-            w.kfix(b'"end_s":', log[j * 4 + 3], 1)
-        else:
-            w.knull(b'"end_s":')
-        w.close_obj()
-    w.close_list()
-    w.kint(b'"warning_count":', al.log_total)
-    w.kint(b'"frames":', fw.frames)
-    w.kint(b'"bad_frames":', fw.val.bad_total())
-    w.kint(b'"unknown_frames":', fw.unknown)
-    w.kint(b'"skipped_frames":', fw.skipped)  # remote and error frames
-    w.kint(b'"lost_frames":', fw.lost_frames)  # lost on a byte link (keifw/link.py)
-    w.kint(b'"clock_jumps":', fw.clock_jumps)  # timestamp discontinuities absorbed
-    w.kint(b'"implausible_frames":', fw.econ.p[_econ.P_SPEED_JUMPS])  # speed changes no car makes, fuel no engine burns
-    w.kint(b'"tx_frames":', fw.tx_frames)
+        s[0] = _alerts.KINDS[log[j * 4]]
+        s[1] = _alerts.LEVELS[log[j * 4 + 1]]
+        v[0] = log[j * 4 + 2]
+        v[1] = log[j * 4 + 3] if log[j * 4 + 3] >= 0 else NULL
+        w.part(TRIP_WARNING)
+    v[0] = al.log_total
+    v[1] = fw.frames
+    v[2] = fw.val.bad_total()
+    v[3] = fw.unknown
+    v[4] = fw.skipped  # remote and error frames
+    v[5] = fw.lost_frames  # lost on a byte link (keifw/link.py)
+    v[6] = fw.clock_jumps  # timestamp discontinuities absorbed
+    v[7] = fw.econ.p[_econ.P_SPEED_JUMPS]  # speed changes no car makes, fuel no engine burns
+    v[8] = fw.tx_frames
+    w.part(TRIP_COUNTS)
     if fw.obd is not None:
         from .obdlines import write_trip
 
         write_trip(fw.obd, w)
-    w.kbool(b'"restored":', fw.restored)
+    v[0] = 1 if fw.restored else 0
+    w.part(TRIP_TAIL)
     w.end()
