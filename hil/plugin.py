@@ -48,9 +48,10 @@ import threading
 import time
 
 from keidrive import faults as _faults
-from keidrive import record, sim
-from keidrive.busio import open_bus, play
-from keidrive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
+from keidrive import sim
+from keidrive.drive.busio import open_bus, play
+from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
+from keidrive.io import record
 
 
 def pytest_addoption(parser):
@@ -99,9 +100,9 @@ class SilDevice:
         return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime, tree=tree)
 
     def run_obd(self, result, config: dict, faults=None, **dbc_bus):
-        """The firmware polling the simulated engine ECU (lockstep, keidrive.obdloop); ``dbc_bus``:
+        """The firmware polling the simulated engine ECU (lockstep, keidrive.drive.obdloop); ``dbc_bus``:
         drive_obd's tree, vehicle_module and bus_frames for a DBC's traffic beside it."""
-        from keidrive.obdloop import drive_obd
+        from keidrive.drive.obdloop import drive_obd
 
         return drive_obd(result, config=config, runtime=self.runtime, faults=faults, **dbc_bus)
 
@@ -285,11 +286,11 @@ def drive(dut):
 
 
 def _drive_dbc(dut, vehicle, cycle, profile, config, obd, dbc, roles):
-    """The preset on a bus in ``dbc``'s format through the roles file ``roles`` (keidrive.byodbc)."""
+    """The preset on a bus in ``dbc``'s format through the roles file ``roles`` (keidrive.drive.byodbc)."""
     import tempfile
     from pathlib import Path
 
-    from keidrive import byodbc
+    from keidrive.drive import byodbc
 
     if not isinstance(dut, SilDevice):
         pytest.skip("drives in another DBC's format run the SIL firmware (its tree is compiled for the drive)")

@@ -509,7 +509,7 @@ def test_hil_serial_device_drives_the_board_on_the_bus(board, flashed, env, monk
     """``--dut serial:PORT --bus keidrive:CHANNEL``: the HIL plugin configures
     the board, plays a drive onto its bus at recorded pace and reads back
     what it saw (a short drive: it runs in real time)."""
-    from keidrive import record
+    from keidrive.io import record
     from keidrive.sim import simulate as sim_drive
     from keidrive_hil import SerialDevice
 

@@ -80,7 +80,8 @@ def write_toyota_log(path: Path) -> dict:
     """alto-hybrid's WLTC drive as a log of the Toyota bus (the frames ``keidrive run --dbc
     --roles`` drives the firmware with), written by python-can; the simulator's truth."""
     import can
-    from keidrive import byodbc, sim
+    from keidrive import sim
+    from keidrive.drive import byodbc
     from keidrive.dbccompiler.roles import load_roles
 
     result = sim.simulate(sim.load_vehicle("alto-hybrid"), sim.load_cycle("wltc-jp"))

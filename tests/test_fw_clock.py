@@ -14,8 +14,8 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import micropython_or_skip
-from keidrive import record
-from keidrive.harness import run_records
+from keidrive.drive.harness import run_records
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 

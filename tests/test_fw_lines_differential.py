@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import micropython_or_skip
-from keidrive import faults, record
-from keidrive.harness import firmware_command, firmware_config
-from keidrive.obdloop import drive_obd
+from keidrive import faults
+from keidrive.drive.harness import firmware_command, firmware_config
+from keidrive.drive.obdloop import drive_obd
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 

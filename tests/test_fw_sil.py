@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import micropython_or_skip
-from keidrive import record
-from keidrive.harness import run_firmware, run_records
+from keidrive.drive.harness import run_firmware, run_records
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 

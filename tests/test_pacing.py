@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from keidrive.pacing import Pacer
+from keidrive.drive.pacing import Pacer
 
 
 def test_high_rate_replay_keeps_pace_and_reports_its_error():

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from keidrive import faults, record, sim
+from keidrive import faults, sim
+from keidrive.io import record
 from keidrive.sim.frames import CRC_TABLE, codecs_for
 
 
@@ -170,7 +171,7 @@ def test_the_firmware_degrades_boundedly_under_a_flood(drive):
     frame times late and the trip stays within 0.5 %; at 100 % the car's
     frames starve, the firmware says its signals are lost and integrates
     nothing of the window: the trip is the one with the window cut out."""
-    from keidrive.harness import firmware_config, run_records
+    from keidrive.drive.harness import firmware_config, run_records
 
     config = firmware_config("nbox-turbo", "jp-expressway")
 

@@ -70,8 +70,9 @@ def test_every_kind_of_bad_config_gives_a_clear_error_and_safe_defaults(tmp_path
 
 
 def test_a_bad_config_still_runs_a_whole_drive(tmp_path):
-    from keidrive import record, sim
-    from keidrive.harness import run_records
+    from keidrive import sim
+    from keidrive.drive.harness import run_records
+    from keidrive.io import record
 
     res = sim.simulate("nbox-turbo", "hwfet")
     out = run_records(record.from_frames(res.frames).tobytes(),

@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from keidrive import record
-from keidrive.harness import firmware_config, run_records
+from keidrive.drive.harness import firmware_config, run_records
+from keidrive.io import record
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from keidrive.target import build, link
 from test_target import micropython_source

@@ -10,8 +10,8 @@ import time
 import can
 import numpy as np
 import pytest
-from keidrive import record
-from keidrive.busio import open_bus
+from keidrive.drive.busio import open_bus
+from keidrive.io import record
 from keidrive.errors import KeidriveError
 from vbus_helpers import attached
 

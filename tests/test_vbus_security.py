@@ -12,8 +12,8 @@ import time
 
 import can
 import pytest
-from keidrive import record
-from keidrive.busio import open_bus
+from keidrive.drive.busio import open_bus
+from keidrive.io import record
 from keidrive.errors import KeidriveError
 from vbus_helpers import attached, connect, raw_stats, start_hub
 

@@ -17,7 +17,7 @@ import time
 import can
 import numpy as np
 
-from .. import record
+from ..io import record
 from ..vbus import hub
 
 BULK_FRAMES = 200_000

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
-from .. import record, sim
-from ..harness import feed_over_bus, firmware_config
+from .. import sim
+from ..drive.harness import feed_over_bus, firmware_config
+from ..io import record
 
 
 def loop_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", runtime: str = "micropython") -> dict:

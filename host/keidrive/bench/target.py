@@ -23,9 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import record
+from ..drive.harness import firmware_config
 from ..errors import KeidriveError
-from ..harness import firmware_config
+from ..io import record
 
 WINDOW_RECORDS = 1024  # records held in the board's RAM for the counts (24 KiB)
 WINDOW_START_S = 600.0  # where in the drive the window starts (suburban phase: every message, ticks, status lines)

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from .traffic import US
 
@@ -128,7 +128,7 @@ def busoff_recovery(vehicle: str = "nbox-turbo", cycle: str = "hwfet", *, off_at
     """
     from .. import sim
     from ..fwconfig import schema_module
-    from ..harness import firmware_config
+    from ..drive.harness import firmware_config
     from ..paths import firmware_dir
     from ..runtime import micropython_command
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
+from ..io import record
 from .traffic import BLOCK_RECORDS, US
 
 # ---------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def run_with_power_cuts(records: np.ndarray, config: dict, cuts, *, workdir=None
     device had been given minus the time restored. Records must come from one
     drive without gaps over 60 s (the tick count is computed from timestamps).
     """
-    from ..harness import FirmwareProcess
+    from ..drive.harness import FirmwareProcess
 
     rng = np.random.default_rng(seed)
     save_s = int(config.get("save_interval_s", 60))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from .arbitration import NOMINAL_BITRATE, arbitrate
 

@@ -72,7 +72,7 @@ def drive_specs(args) -> list[dict]:
     for spec in {spec["kind"]: spec for spec in specs}.values():
         tasks.command_args(spec)  # an option that command does not take fails here, once
     if args.scheduler is None and args.runtime:
-        from ..harness import firmware_command
+        from ..drive.harness import firmware_command
 
         firmware_command(args.runtime)  # the local workers' runtime; a remote cluster's is checked per drive
     return specs

@@ -70,7 +70,7 @@ def drive_once(spec: dict) -> dict:
     """Run the drive; what its single command's ``--json`` would report
     (truth, firmware, frames) plus the names it resolved."""
     from .. import report
-    from ..drivelog import read_drive_log
+    from ..io.drivelog import read_drive_log
     from ..subparsers import replay, run
 
     args = command_args(spec)

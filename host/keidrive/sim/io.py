@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..busio import open_bus, play
+from ..drive.busio import open_bus, play
 from ..errors import KeidriveError
 
 LOG_SUFFIXES = (".asc", ".blf", ".log", ".trc", ".csv")
@@ -32,7 +32,7 @@ def check_output_path(path) -> Path:
     """Raise KeidriveError for an unknown suffix or an unwritable location."""
     from importlib.util import find_spec
 
-    from ..drivelog import log_suffix
+    from ..io.drivelog import log_suffix
 
     path = Path(path)
     suffix = log_suffix(path)

@@ -38,7 +38,7 @@ def add_subparser(subparsers) -> None:
 def run(args) -> int:
     import tempfile
 
-    from .. import byodbc
+    from ..drive import byodbc
     from ..errors import KeidriveError
 
     if args.dbc is None and args.roles is None:

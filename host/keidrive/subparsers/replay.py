@@ -59,11 +59,11 @@ def run(args) -> int:
     from rich.console import Console
 
     from .. import report
-    from ..busio import open_bus, play
-    from ..drivelog import read_drive_log, require_same_drive, vehicle_ids
+    from ..drive.busio import open_bus, play
+    from ..io.drivelog import read_drive_log, require_same_drive, vehicle_ids
     from ..errors import KeidriveError
-    from ..harness import firmware_command
-    from ..pacing import describe
+    from ..drive.harness import firmware_command
+    from ..drive.pacing import describe
 
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
@@ -140,7 +140,7 @@ def explained(args, messages):
     """The log's vehicle DBC, its unknown frames and the share of the log
     that DBC explains; a log it mostly does not explain fails here, before
     the firmware starts (``keidrive fleet`` checks each log through this)."""
-    from ..drivelog import MIN_EXPLAINED_SHARE, guess_vehicle_dbc, require_coverage
+    from ..io.drivelog import MIN_EXPLAINED_SHARE, guess_vehicle_dbc, require_coverage
 
     log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
     minimum = getattr(args, "min_explained", None)  # fleet's drives carry no such option
@@ -155,11 +155,11 @@ def drive(args, messages):
     DBC, records, firmware report, bus figures). ``keidrive fleet`` replays
     each of its logs through this, so a fleet trip is the trip of the same
     ``keidrive replay``. A firmware that fails raises with its reason."""
-    from .. import record
-    from ..drivelog import guess_vehicle_dbc
+    from ..io import record
+    from ..io.drivelog import guess_vehicle_dbc
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_command, firmware_config
+    from ..drive.harness import feed_over_bus, firmware_command, firmware_config
 
     vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
     roles = getattr(args, "roles", None)  # fleet's drives carry no such option
@@ -180,7 +180,7 @@ def drive(args, messages):
     else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does
         import tempfile
 
-        from .. import byodbc
+        from ..drive import byodbc
 
         with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
             tree, name, roles_file = byodbc.build_tree(Path(args.dbc), roles, Path(folder))

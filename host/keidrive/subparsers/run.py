@@ -72,8 +72,8 @@ def run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .. import report
-    from ..harness import firmware_command
-    from ..pacing import describe
+    from ..drive.harness import firmware_command
+    from ..drive.pacing import describe
 
     vehicle, cycle, config = prepare(args)
     executable = firmware_command(args.runtime)[0]
@@ -142,7 +142,7 @@ def prepare(args):
     fleet trip is the trip of the same ``keidrive run``."""
     from .. import sim
     from ..fwconfig import require_valid
-    from ..harness import firmware_command, firmware_config
+    from ..drive.harness import firmware_command, firmware_config
 
     vehicle = sim.load_vehicle(args.vehicle)
     cycle = sim.load_cycle(args.cycle)
@@ -160,9 +160,10 @@ def drive(args, vehicle, cycle, config, on_event=None):
     """Simulate the drive and feed its traffic to the firmware over the bus:
     (simulator result, firmware report, bus figures). A firmware that fails
     raises with its reason."""
-    from .. import record, sim
+    from .. import sim
+    from ..io import record
     from ..errors import KeidriveError
-    from ..harness import feed_over_bus
+    from ..drive.harness import feed_over_bus
 
     if getattr(args, "dbc", None) is not None or getattr(args, "roles", None) is not None:
         return _drive_dbc(args, vehicle, cycle, config, on_event)
@@ -180,13 +181,15 @@ def drive(args, vehicle, cycle, config, on_event=None):
 
 def _drive_dbc(args, vehicle, cycle, config, on_event):
     """The preset's drive on a bus in --dbc's format, the firmware running that DBC
-    compiled with --roles (keidrive.byodbc)."""
+    compiled with --roles (keidrive.drive.byodbc)."""
     import sys
     import tempfile
 
-    from .. import byodbc, record, sim
+    from .. import sim
+    from ..drive import byodbc
+    from ..io import record
     from ..errors import KeidriveError
-    from ..harness import feed_over_bus
+    from ..drive.harness import feed_over_bus
 
     if args.dbc is None or args.roles is None:
         raise KeidriveError("--dbc and --roles go together")
@@ -199,7 +202,7 @@ def _drive_dbc(args, vehicle, cycle, config, on_event):
         tree, name, roles = byodbc.build_tree(args.dbc, args.roles, Path(folder))
         frames = byodbc.translate(result, args.dbc, roles)
         if args.obd:  # the DBC's traffic and the engine ECU's OBD-II replies on one bus
-            from ..obdloop import drive_obd
+            from ..drive.obdloop import drive_obd
 
             report, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
                                         on_event=on_event, tree=tree, vehicle_module=name, bus_frames=frames)
@@ -221,7 +224,7 @@ def _drive_dbc(args, vehicle, cycle, config, on_event):
 def _drive_obd(args, vehicle, cycle, config, on_event):
     from .. import sim
     from ..errors import KeidriveError
-    from ..obdloop import drive_obd
+    from ..drive.obdloop import drive_obd
 
     if args.bus is not None or args.realtime:
         raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")

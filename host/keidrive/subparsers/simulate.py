@@ -28,8 +28,8 @@ def add_subparser(subparsers) -> None:
 
 def run(args) -> int:
     from .. import sim
-    from ..busio import open_bus
-    from ..pacing import describe
+    from ..drive.busio import open_bus
+    from ..drive.pacing import describe
     from ..report import check_plot_path
     from ..sim.io import check_output_path
 

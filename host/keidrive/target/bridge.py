@@ -24,7 +24,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from . import link
 

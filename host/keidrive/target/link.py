@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import record
+from ..io import record
 from ..dbccompiler.checksum import ALGORITHMS
 
 SYNC = 0xA5

@@ -13,7 +13,7 @@ import time
 
 import can
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from . import hub, wire
 

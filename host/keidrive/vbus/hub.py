@@ -24,7 +24,7 @@ import sys
 import time
 from collections import deque
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from . import wire
 from .channel import bus_dir, check_bus_dir, ensure_hub, socket_path

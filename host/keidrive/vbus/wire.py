@@ -1,7 +1,7 @@
 """Framing on the hub's streams: every record is checked before it reaches
 the bus, and a stream that stray bytes knocked out of step finds its way back.
 
-A record (``keidrive.record``, 24 bytes) is valid when its flags are known
+A record (``keidrive.io.record``, 24 bytes) is valid when its flags are known
 ones, its DLC is 0-8 with zero padding after the data, its identifier fits
 its format (11 bits, or 29 for an extended or error frame) and a control
 record's command fits a byte.
@@ -20,7 +20,7 @@ board) get the other checks only.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import record
+from ..io import record
 
 SYNC = 0xA5
 SIZE = record.SIZE

@@ -5,7 +5,7 @@
 # CAN follows the upstream machine.CAN API (MicroPython v1.28+): CAN(id,
 # bitrate, mode=...), set_filters, recv(list), send, state, restart, deinit,
 # with the controller's wire being a keidrive virtual CAN hub (24-byte frame
-# records over a Unix socket, see keidrive/record.py). MODE_SILENT never puts
+# records over a Unix socket, see keidrive/io/record.py). MODE_SILENT never puts
 # a frame on the bus; filters are applied as a controller's acceptance filters.
 
 import socket

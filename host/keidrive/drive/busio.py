@@ -3,7 +3,7 @@ frames onto it at a recorded pace."""
 
 import can
 
-from .errors import KeidriveError
+from ..errors import KeidriveError
 from .pacing import Pacer
 
 

@@ -26,10 +26,10 @@ import tempfile
 
 import numpy as np
 
-from . import record
-from .errors import KeidriveError
+from ..errors import KeidriveError
+from ..io import record
+from ..sim.obd_ecu import EngineEcu
 from .harness import FirmwareProcess, FirmwareReport, firmware_config
-from .sim.obd_ecu import EngineEcu
 
 TICK_S = 0.1
 FRAME_S = 0.00025      # one 8-byte frame at 500 kbit/s, stuffing included
@@ -48,7 +48,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
     (``extended``: an ECU on 29-bit identifiers): its report, and figures
     (``frames`` on the bus, ``barriers``). ``bus_frames`` (frame arrays in drive
     time): other traffic on the same bus, for the firmware tree ``tree`` whose
-    ``vehicle_module`` decodes it (keidrive.byodbc)."""
+    ``vehicle_module`` decodes it (keidrive.drive.byodbc)."""
     ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
     if vehicle_module is not None:

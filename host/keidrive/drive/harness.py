@@ -3,7 +3,7 @@
 The firmware runs in a child process — the MicroPython unix port by default,
 CPython (``runtime="cpython"``) for debugging and coverage, or the user's own
 micropython build (``runtime="/path/to/micropython"``) — and reads 24-byte
-frame records (``keidrive.record``) through its stream port: from a hub of
+frame records (``keidrive.io.record``) through its stream port: from a hub of
 the keidrive virtual bus over a Unix socket, or from its stdin. Telemetry
 comes back as JSON lines on its stdout.
 
@@ -29,11 +29,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import record
-from .errors import KeidriveError
+from ..errors import KeidriveError
+from ..io import record
+from ..paths import firmware_dir
+from ..runtime import micropython_command, target_command
 from .pacing import Pacer
-from .paths import firmware_dir
-from .runtime import micropython_command, target_command
 
 # unix32, qemu (firmware frozen) and qemu-mpy (.mpy files): the 32-bit
 # targets ``keidrive target build`` makes (keidrive.target)
@@ -234,7 +234,7 @@ def firmware_config(vehicle: str, profile: str = "jp-expressway", overrides: dic
     """The firmware's config.json for a run: the generated decoder module of
     ``vehicle`` (a preset name, a vehicle TOML or a DBC file/module name) and
     the speed profile."""
-    from . import sim
+    from .. import sim
 
     name = Path(vehicle).stem
     if not (firmware_dir() / "keifw" / "vehicles" / f"{name}.py").is_file():
@@ -325,8 +325,8 @@ def feed_over_bus(
     frames, bus load where the bus reports it).
     """
     from .busio import open_bus, parse_bus, play
-    from .vbus.bus import KeidriveBus
-    from .vbus.hub import socket_path
+    from ..vbus.bus import KeidriveBus
+    from ..vbus.hub import socket_path
 
     clock = clock or ("real" if realtime else "virtual")
     pace = (speed or 1.0) if realtime else None

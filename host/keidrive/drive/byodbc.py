@@ -20,12 +20,12 @@ from pathlib import Path
 import cantools
 import numpy as np
 
-from .dbccompiler import compile_dbc, write_module
-from .dbccompiler.read import load_dbc
-from .dbccompiler.roles import RolesFile, load_roles
-from .errors import KeidriveError
-from .paths import dbc_dir, firmware_dir
-from .sim.frames import MessageCodec
+from ..dbccompiler import compile_dbc, write_module
+from ..dbccompiler.read import load_dbc
+from ..dbccompiler.roles import RolesFile, load_roles
+from ..errors import KeidriveError
+from ..paths import dbc_dir, firmware_dir
+from ..sim.frames import MessageCodec
 
 # A unit string -> the factor taking it to the unit the simulator states (km/h, %, L/h), as
 # keifw/vehicle.py converts it the other way on the firmware side.

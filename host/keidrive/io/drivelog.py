@@ -17,8 +17,8 @@ from pathlib import Path
 import can
 import cantools
 
-from .errors import KeidriveError
-from .paths import dbc_dir
+from ..errors import KeidriveError
+from ..paths import dbc_dir
 
 # The firmware's own frames say nothing about the vehicle.
 FIRMWARE_DBC = "keidrive_fw.dbc"
@@ -176,7 +176,7 @@ def dbc_file_ids(path) -> frozenset:
     """Frame keys (id, extended) a DBC file defines, read as the DBC compiler reads
     it (UTF-8 or cp1252, non-strict where cantools' strict check fails), so any DBC
     the compiler accepts can explain a log."""
-    from .dbccompiler.read import load_dbc
+    from ..dbccompiler.read import load_dbc
 
     database = load_dbc(Path(path)).database
     return frozenset((m.frame_id, m.is_extended_frame) for m in database.messages)
@@ -240,7 +240,7 @@ def require_same_drive(truth: dict, dbc: str, log: DriveLog, path) -> None:
     """Refuse a ground truth of another vehicle or cycle than the log: its
     vehicle's DBC must be the log's, its duration the log's (at least, for
     a log that was cut)."""
-    from . import sim
+    from .. import sim
 
     try:
         truth_dbc = Path(sim.load_vehicle(truth.get("vehicle", "")).dbc).stem
