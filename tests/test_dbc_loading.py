@@ -34,7 +34,8 @@ def test_unused_val_entries_are_left_out_one_line_each(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "keidrive: warning: unused_val.dbc: line 28 ignored: VAL_ 1000 Ghost 0 \"none\" ;: names no message of the file",
+        "keidrive: warning: unused_val.dbc: line 28 ignored: VAL_ 1000 Ghost 0 \"none\" ;: "
+        "names no message of the file",
         "keidrive: warning: unused_val.dbc: line 27 ignored: VAL_ 568 MapSpeedLimit 31 \"SNA\" 30 \"UNLIMITED\" ;: "
         "message ROAD_SIGN has no signal MapSpeedLimit (cantools refuses it)",
     ]

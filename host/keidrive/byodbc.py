@@ -41,7 +41,8 @@ def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, Ro
     text = compile_dbc([dbc], roles_path=roles_path, warn=False)
     tree = folder / "firmware"
     shutil.copytree(firmware_dir(), tree, ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
-    name = "byo_" + "".join(c if c.isalnum() else "_" for c in dbc.stem)
+    # an ASCII identifier whatever the file is called: MicroPython's lexer takes no other
+    name = "byo_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in dbc.stem)
     write_module(text, tree / "keifw" / "vehicles" / f"{name}.py")
     # the copy's config accepts the module as its vehicle (the bundled firmware knows its own three)
     config = tree / "keifw" / "config.py"
