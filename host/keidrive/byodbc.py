@@ -20,16 +20,13 @@ from pathlib import Path
 import cantools
 import numpy as np
 
-from .dbccompiler import compile_dbc, write_module
+from .dbccompiler import compile_dbc, units, write_module
 from .dbccompiler.read import load_dbc
 from .dbccompiler.roles import RolesFile, load_roles
 from .errors import KeidriveError
 from .paths import dbc_dir, firmware_dir
 from .sim.frames import MessageCodec
 
-# A unit string -> the factor taking it to the unit the simulator states (km/h, %, L/h), as
-# keifw/vehicle.py converts it the other way on the firmware side.
-_TO_SIM_UNIT = {"mph": 1.609344, "m/s": 3.6, "fraction": 100.0, "mL/s": 3.6}
 # figures that need a role, for the line naming what cannot be computed
 _FIGURE_ROLES = {"fuel": ("fuel_rate",), "eco score": ("pedal",), "rpm warnings": ("rpm",)}
 
@@ -99,7 +96,8 @@ def translate(result, dbc: Path, roles: RolesFile) -> dict:
             own_message, own_signal = own_roles.roles[role].split(".", 1)
             t, value = _decode(result.frames, own.get_message_by_name(own_message), own_signal)
             unit = roles.units.get(role) or message.get_signal_by_name(signal).unit or ""
-            series.append((signal, t, value / _TO_SIM_UNIT.get(unit, 1.0)))
+            # the simulator states what the firmware computes in (km/h, %, L/h...): the DBC's unit from it
+            series.append((signal, t, value / float(units.factor(role, unit, roles.tyre) or 1)))
         stamps = series[0][1]
         if len(stamps) == 0:
             continue

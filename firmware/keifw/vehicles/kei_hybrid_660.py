@@ -287,7 +287,9 @@ MSG_CHECKSUM_SEED = (
     255, 255, 0, 255, 0, 255, 0, 255, 255, 0,
 )
 
-# From the roles file kei_hybrid_660.toml: role -> "MESSAGE.Signal", and its unit.
+# From the roles file kei_hybrid_660.toml: role -> "MESSAGE.Signal", its unit as stated, and the
+# exact factor (num, den) from that unit to the firmware's (km/h, L/h, rpm, %, kPa, degC, V, A)
+# where it is not 1.
 ROLES = {
     'speed': 'VEHICLE_SPEED.VehicleSpeed',
     'wheel_fl': 'WHEEL_SPEEDS.WheelSpeedFL',
@@ -325,6 +327,8 @@ ROLE_UNITS = {
     'idle_stop': '',
     'regen': '',
     'assist': '',
+}
+ROLE_FACTORS = {
 }
 
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it

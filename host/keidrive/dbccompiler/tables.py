@@ -4,7 +4,8 @@ Literals only (tuples, bytes, dicts), read by the two generated viper
 functions, the shared runtime keifw/dbcrt.py and the firmware.
 """
 
-from . import checksum
+from ..errors import KeidriveError
+from . import checksum, units
 from .filters import DEFAULT_MAX_FILTERS, SearchWork, machine_can_filters, mcp2515_filters
 from .load import MessageSpec, Mux
 from .read import LoadedDbc
@@ -243,17 +244,51 @@ class TableWriter:
     def role_tables(self) -> list[str]:
         if self.roles is None:
             return []
-        units = {}
+        stated, factors = {}, {}
         for role, target in self.roles.roles.items():
             message, signal = target.split(".", 1)
-            spec = next(s for m in self.messages if m.name == message for s in m.signals if s.name == signal)
-            units[role] = self.roles.units.get(role, spec.unit)
+            owner = next(m for m in self.messages if m.name == message)
+            spec = next(s for s in owner.signals if s.name == signal)
+            stated[role] = self.roles.units.get(role, spec.unit)
+            factors[role] = self._role_factor(role, target, stated[role], spec, owner)
         source = comment(self.roles.path.name)
-        lines = ["", f"# From the roles file {source}: role -> \"MESSAGE.Signal\", and its unit."]
+        lines = ["", f"# From the roles file {source}: role -> \"MESSAGE.Signal\", its unit as stated, and the"]
+        lines.append("# exact factor (num, den) from that unit to the firmware's (km/h, L/h, rpm, %, kPa, degC, V, A)")
+        lines.append("# where it is not 1.")
         lines.append("ROLES = {")
         lines += [f"    {role!r}: {target!r}," for role, target in self.roles.roles.items()]
         lines.append("}")
         lines.append("ROLE_UNITS = {")
-        lines += [f"    {role!r}: {unit!r}," for role, unit in units.items()]
+        lines += [f"    {role!r}: {unit!r}," for role, unit in stated.items()]
+        lines.append("}")
+        lines.append("ROLE_FACTORS = {")
+        lines += [f"    {role!r}: ({f.numerator}, {f.denominator})," for role, f in factors.items() if f != 1]
         lines.append("}")
         return lines
+
+    def _role_factor(self, role: str, target: str, unit: str, spec, message: MessageSpec):
+        """The unit's exact factor (units.py); where the factor times the signal's scale is a
+        fraction the firmware's arithmetic cannot hold, the closest it can, with a warning."""
+        where = f"{self.roles.path}: role {role} = {target!r}"
+        try:
+            factor = units.factor(role, unit, self.roles.tyre)
+        except KeidriveError as error:
+            raise KeidriveError(f"{where}: {error}") from None
+        if factor is None:
+            said = f"unit {unit!r}" if unit else "no unit"
+            raise KeidriveError(f"{where}: the DBC gives {said}, not a known unit of {units.ROLE_QUANTITY[role]}: "
+                                f"state it in the roles file's [units] ({', '.join(units.spellings(role))})")
+        if factor == 1 or spec.scale == 0:
+            return factor
+        raw_max = (1 << (spec.length - 1)) if spec.is_signed else (1 << spec.length) - 1
+        if spec.minimum is not None and spec.maximum is not None and spec.maximum > spec.minimum:
+            # the range the DBC gives the value, in raw steps
+            raw_max = min(raw_max, int(max(abs(spec.minimum - spec.offset), abs(spec.maximum - spec.offset))
+                                       / abs(spec.scale)) + 1)
+        exact = spec.scale * factor
+        held = units.fit(role, exact, raw_max, message.cycle_ms)
+        if held != exact:
+            self.loaded[0].warnings.append(
+                f"{where}: {unit} x scale {spec.scale} = {exact} per raw step, held as {held} (relative error "
+                f"{float(abs(held - exact) / abs(exact)):.1e}) within the firmware's 31-bit arithmetic")
+        return held / spec.scale
