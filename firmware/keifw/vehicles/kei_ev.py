@@ -91,6 +91,10 @@ MSG_KEY = {
     0x6e1: 7,  # KD_WARNING
     0x6e2: 8,  # KD_TRIP_SUMMARY
 }
+# Per J1939 message index: the key bits its frames share (parameter group, and a pinned
+# source address): a frame key k is the message's when k & mask == MSG_KEY's key & mask.
+MSG_KEY_MASK = {
+}
 
 SLOT = {
     'VEHICLE_SPEED.VehicleSpeed': 0,

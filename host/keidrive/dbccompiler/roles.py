@@ -12,6 +12,8 @@
                                           # (load.py) does not find it
     [tyre]
     radius_m = 0.279                      # or circumference_m: for wheel speeds in rad/s or rpm
+    [source]
+    EEC1 = 0                              # per J1939 message: only frames from this source address
 
 The compile then emits only the messages the roles name (and, with
 ``--node``, the messages that node sends), with filters for them, and the
@@ -38,6 +40,7 @@ class RolesFile:
     checksums: dict[str, str] = field(default_factory=dict)  # message -> algorithm name
     counters: dict[str, str] = field(default_factory=dict)   # message -> its COUNTER signal
     tyre: Tyre | None = None
+    sources: dict[str, int] = field(default_factory=dict)    # J1939 message -> source address
 
     @property
     def messages(self) -> set[str]:
@@ -67,11 +70,10 @@ def load_roles(path: Path) -> RolesFile:
         raise KeidriveError(f"{path}: cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise KeidriveError(f"{path}: not valid TOML: {error}") from None
-    unknown_tables = sorted(set(document) - {"roles", "units", "checksum", "counter", "tyre"})
+    unknown_tables = sorted(set(document) - {"roles", "units", "checksum", "counter", "tyre", "source"})
     if unknown_tables:
-        raise KeidriveError(
-            f"{path}: unknown table [{unknown_tables[0]}] (valid: [roles], [units], [checksum], [counter], [tyre])"
-        )
+        raise KeidriveError(f"{path}: unknown table [{unknown_tables[0]}] "
+                            "(valid: [roles], [units], [checksum], [counter], [tyre], [source])")
     roles, stated, checksums, counters = (
         _table(document, name, path) for name in ("roles", "units", "checksum", "counter")
     )
@@ -96,12 +98,16 @@ def load_roles(path: Path) -> RolesFile:
             raise KeidriveError(f"{path}: [units] {role} = {unit!r} is not a known unit of "
                                 f"{units.ROLE_QUANTITY[role]} (valid: {', '.join(units.spellings(role))})")
     role_messages = {target.split(".", 1)[0] for target in roles.values()}
-    for name, table in (("checksum", checksums), ("counter", counters)):
+    sources = document.get("source", {})
+    if not isinstance(sources, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 253 for v in sources.values()):
+        raise KeidriveError(f"{path}: [source] must map messages to J1939 source addresses 0 to 253")
+    for name, table in (("checksum", checksums), ("counter", counters), ("source", sources)):
         for message in table:
             if message not in role_messages:
                 raise KeidriveError(f"{path}: [{name}] {message} is not a message of a role")
     return RolesFile(Path(path), roles, stated, {m: checksum.canonical_name(a) for m, a in checksums.items()},
-                     counters, tyre)
+                     counters, tyre, sources)
 
 
 def _tyre(table, path: Path) -> Tyre | None:

@@ -7,7 +7,7 @@ functions, the shared runtime keifw/dbcrt.py and the firmware.
 from ..errors import KeidriveError
 from . import checksum, units
 from .filters import DEFAULT_MAX_FILTERS, SearchWork, machine_can_filters, mcp2515_filters
-from .load import MessageSpec, Mux
+from .load import FULL_KEY_MASK, MessageSpec, Mux
 from .read import LoadedDbc
 
 # machine.CAN.FLAG_EXT_ID (extmod/machine_can_port.h: RTR is bit 0, EXT_ID bit 1).
@@ -158,6 +158,12 @@ class TableWriter:
         lines.append("MSG_KEY = {")
         lines += [f"    {m.key:#x}: {m.index},  # {comment(m.name)}" for m in messages]
         lines.append("}")
+        lines.append("# Per J1939 message index: the key bits its frames share (parameter group, and a pinned")
+        lines.append("# source address): a frame key k is the message's when k & mask == MSG_KEY's key & mask.")
+        lines.append("MSG_KEY_MASK = {")
+        lines += [f"    {m.index}: {m.key_mask:#x},  # {comment(m.name)}"
+                  for m in messages if m.key_mask != FULL_KEY_MASK]
+        lines.append("}")
         return lines
 
     def slot_tables(self) -> list[str]:
@@ -185,8 +191,11 @@ class TableWriter:
     def filter_tables(self) -> list[str]:
         standard = {m.frame_id for m in self.messages if m.rx and not m.extended}
         extended = {m.frame_id for m in self.messages if m.rx and m.extended}
-        can_filters = machine_can_filters(standard, extended, self.max_filters, self.work)
-        masks, mcp_filters = mcp2515_filters(standard, extended, self.work)
+        # J1939 parameter groups: the bits no sender fixes pass whatever they hold
+        wide = {m.frame_id: m.key_mask & 0x1FFFFFFF for m in self.messages
+                if m.rx and m.key_mask != FULL_KEY_MASK}
+        can_filters = machine_can_filters(standard, extended, self.max_filters, self.work, wide)
+        masks, mcp_filters = mcp2515_filters(standard, extended, self.work, wide)
         lines = [
             "",
             "# machine.CAN.FLAG_EXT_ID as defined in extmod/machine_can_port.h.",
