@@ -8,7 +8,8 @@ into the DBC's format role by role: each role signal of the preset's own DBC
 converted into the unit the other DBC states, and encoded into the message
 the roles file names, at the cadence of the frames it came from; the other
 signals of that message keep their initial values, a signal named COUNTER
-counts (sim/frames.py's codec). A role the DBC lacks is reported as a figure
+counts and a CHECKSUM is filled by the algorithm the DBC or the roles file
+names (sim/frames.py's codec). A role the DBC lacks is reported as a figure
 that cannot be computed.
 """
 
@@ -83,9 +84,7 @@ def translate(result, dbc: Path, roles: RolesFile) -> dict:
     parts = []
     for message_name, role_signals in by_message.items():
         message = target.get_message_by_name(message_name)
-        codec = MessageCodec(message)
-        if message_name in roles.checksums:
-            raise KeidriveError(f"{dbc.name}: message {message_name}: the simulator does not fill its CHECKSUM yet")
+        codec = MessageCodec(message, roles.checksums.get(message_name))
         series = []
         for role, signal in role_signals:
             if role not in own_roles.roles:
