@@ -29,10 +29,12 @@ def micropython_or_skip() -> str:
         pytest.skip(str(error), allow_module_level=True)
 
 
-def run_micropython(script: str, *args: str, timeout: float = 120) -> str:
-    """Run ``script`` in the MicroPython unix port; its stdout (fails the test on error)."""
+def run_micropython(script: str, *args: str, timeout: float = 120, heap: str | None = None) -> str:
+    """Run ``script`` in the MicroPython unix port; its stdout (fails the test on error).
+    ``heap``: the port's heap size (``-X heapsize=``, e.g. "64M") for a module larger than a board's."""
+    options = ["-X", f"heapsize={heap}"] if heap else []
     result = subprocess.run(
-        [micropython_command(), "-c", script, *args], capture_output=True, text=True, timeout=timeout
+        [micropython_command(), *options, "-c", script, *args], capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, f"micropython failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout

@@ -6,7 +6,10 @@ import pytest
 
 from keidrive import sim
 from keidrive.paths import dbc_dir
-from keidrive.sim.frames import MessageCodec, crc8_sae_j1850
+from keidrive.dbccompiler.checksum import ALGORITHMS
+from keidrive.sim.frames import MessageCodec
+
+crc8_sae_j1850 = ALGORITHMS["CRC8_SAEJ1850"].compute
 
 DBCS = ["kei_turbo_660.dbc", "kei_hybrid_660.dbc", "kei_ev.dbc"]
 

@@ -175,11 +175,20 @@ def vehicle_ids() -> dict[str, frozenset]:
 def dbc_file_ids(path) -> frozenset:
     """Frame keys (id, extended) a DBC file defines, read as the DBC compiler reads
     it (UTF-8 or cp1252, non-strict where cantools' strict check fails), so any DBC
-    the compiler accepts can explain a log."""
+    the compiler accepts can explain a log; a J1939 message as (its parameter group, "j1939"),
+    which frames of any priority and source address share."""
+    from ..dbccompiler import j1939
     from ..dbccompiler.read import load_dbc
 
     database = load_dbc(Path(path)).database
-    return frozenset((m.frame_id, m.is_extended_frame) for m in database.messages)
+    return frozenset((j1939.parameter_group(m.frame_id), "j1939") if j1939.is_j1939(m)
+                     else (m.frame_id, m.is_extended_frame) for m in database.messages)
+
+
+def _explained(key, known) -> bool:
+    from ..dbccompiler import j1939
+
+    return key in known or (key[1] and (j1939.parameter_group(key[0]), "j1939") in known)
 
 
 @cache
@@ -218,7 +227,7 @@ def coverage(messages, dbc: str) -> tuple[int, float]:
     seen = _frame_keys(messages)
     total = sum(seen.values())
     known = ids | firmware_ids()
-    unknown = sum(count for key, count in seen.items() if key not in known)
+    unknown = sum(count for key, count in seen.items() if not _explained(key, known))
     return unknown, round((total - unknown) / total, 4) if total else 0.0
 
 
