@@ -276,11 +276,12 @@ def test_report_of_an_unknown_run(fleet):
 def test_trips_are_stored_in_batches_and_read_back_whole(tmp_path):
     """The batched writer: every row and warning event lands, in batches of
     flush_rows and a last one on flush."""
+    from keidrive.drive.spec import DriveSpec
     from keidrive.fleet import store, tasks
 
     db = store.connect(tmp_path / "batches.duckdb")
     run_id = store.begin_run(db, "batches", "none", 0)
-    spec = tasks.simulated("alto-na", "hwfet", PROFILE, "micropython", [])
+    spec = tasks.simulated(DriveSpec("alto-na", "hwfet", PROFILE))
     events = [{"kind": "overspeed", "level": "caution", "start_s": 1.5, "end_s": 9.0},
               {"kind": "idle", "level": "advisory", "start_s": 20.0, "end_s": None}]
     outcome = {"truth": {"distance_km": 16.5}, "trip": {}, "frames": 100, "vehicle": "alto-na", "cycle": "hwfet",

@@ -21,7 +21,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from . import checksum
 
 # Unit strings a role's value may be stated in, as DBCs spell them.
@@ -77,7 +77,7 @@ def load_roles(path: Path) -> RolesFile:
     known = firmware_roles()
     for role in list(roles) + list(units):
         if role not in known:
-            raise KeidriveError(f"{path}: unknown role {role!r} (valid: {', '.join(known)})")
+            raise KeidriveError(f"{path}: unknown role {role!r}{did_you_mean(role, known)} (valid: {', '.join(known)})")
     for role, target in roles.items():
         if target.count(".") < 1 or not all(target.split(".", 1)):
             raise KeidriveError(f"{path}: role {role} = {target!r} is not \"MESSAGE.Signal\"")
