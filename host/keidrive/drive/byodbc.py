@@ -52,8 +52,11 @@ def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, Ro
     return tree, name, roles
 
 
-def missing_figures(roles: RolesFile) -> list[str]:
-    return [figure for figure, needed in _FIGURE_ROLES.items() if not all(r in roles.roles for r in needed)]
+def missing_figures(roles_path: Path) -> list[str]:
+    """A line for each figure the roles file gives the firmware no signal for."""
+    roles = load_roles(roles_path).roles
+    return [f"{figure} cannot be computed: {Path(roles_path).name} names no signal for it"
+            for figure, needed in _FIGURE_ROLES.items() if not all(role in roles for role in needed)]
 
 
 def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndarray]:

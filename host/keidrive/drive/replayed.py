@@ -48,14 +48,11 @@ class LogReplay:
             require_same_drive(self.truth, self.log_dbc, self.log, truth_name)
         self.executable = firmware_command(runtime)[0]  # a missing runtime fails before the replay
         self.vehicle_dbc = bundled if self.roles is None and bundled else Path(self.log_dbc).stem
-        self.notes = [] if self.roles is None else self._missing_figures()
+        self.notes = []  # what cannot be computed, said before the replay
+        if self.roles is not None:
+            from .byodbc import missing_figures
 
-    def _missing_figures(self) -> list[str]:
-        from ..dbccompiler.roles import load_roles
-        from .byodbc import missing_figures
-
-        return [f"{figure} cannot be computed: {self.roles.name} names no signal for it"
-                for figure in missing_figures(load_roles(self.roles))]
+            self.notes = missing_figures(self.roles)
 
     @property
     def title(self) -> str:

@@ -41,17 +41,11 @@ class SimulatedDrive:
             raise KeidriveError(f"{self.pace:g}: a simulated drive goes as fast as the firmware takes it or at "
                                 "recorded pace (1), with the firmware on its own clock", option="pace")
         self.executable = firmware_command(spec.runtime)[0]  # a missing runtime fails before the drive
-        self.notes = self._missing_figures()
+        self.notes = []  # what cannot be computed, said before the drive
+        if self.dbc is not None and not spec.obd:
+            from .byodbc import missing_figures
 
-    def _missing_figures(self) -> list[str]:
-        """A line for each figure the roles file gives the firmware no signal for."""
-        if self.dbc is None or self.spec.obd:
-            return []
-        from ..dbccompiler.roles import load_roles
-        from .byodbc import missing_figures
-
-        return [f"{figure} cannot be computed: {self.roles.name} names no signal for it (OBD-II could give it: obd)"
-                for figure in missing_figures(load_roles(self.roles))]
+            self.notes = [f"{note} (OBD-II can give it)" for note in missing_figures(self.roles)]
 
     @property
     def title(self) -> str:

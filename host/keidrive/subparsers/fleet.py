@@ -93,11 +93,10 @@ def _refuse_misplaced(args, names, message: str) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-
     from ..errors import KeidriveError
     from ..fleet import cluster, store
     from ..fleet.inputs import drive_tasks
+    from . import screen
 
     _refuse_misplaced(args, REPORT_ONLY, "belongs to `keidrive fleet report`")
     if args.inputs[:1] == ["report"]:
@@ -113,11 +112,9 @@ def run(args) -> int:
         with cluster.open_client(args.scheduler, args.workers) as client:
             workers = cluster.worker_count(client)
             where = args.scheduler or f"local:{workers}"
-            err = Console(stderr=True)
+            err = screen.console(stderr=True)
             if not args.json or err.is_terminal:
-                from .screen import banner
-
-                banner(err, "fleet", f"{len(specs)} drives", f"on {where} ({workers} worker{'s' * (workers != 1)}), "
+                screen.banner(err, "fleet", f"{len(specs)} drives", f"on {where} ({workers} worker{'s' * (workers != 1)}), "
                        f"each on a private bus; trips into {args.db}")
             run_id = store.begin_run(db, _describe(args, specs), where, workers)
             wall, failures = _run_with_progress(client, specs, db, run_id, err)

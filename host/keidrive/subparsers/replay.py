@@ -57,10 +57,9 @@ def run(args) -> int:
 
 def _replay(args) -> int:
     from .. import report
-    from ..drive.pacing import describe
     from ..drive.replayed import LogReplay
     from ..io.drivelog import MIN_EXPLAINED_SHARE
-    from ..plot import check_plot_path, plot_drive
+    from ..plot import check_plot_path
     from . import screen
 
     pace = options.pace_of(args)
@@ -79,7 +78,6 @@ def _replay(args) -> int:
         _banner(err, replay, args)
     with screen.progress(err, replay.title, replay.duration_s) as advance:
         trip = replay.run(on_event=lambda event: advance(event["t_s"]) if event.get("type") == "status" else None)
-    # The report first: a plot that fails late must not lose it.
     out = screen.console()
     if args.json:
         print(json.dumps(trip.to_json(), indent=2))
@@ -90,13 +88,7 @@ def _replay(args) -> int:
         if replay.log.truncated:
             out.print(replay.log.describe_cut(args.log))
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s")
-        out.print(report.runtime_line(args.runtime, trip.runtime))
-        if trip.timing_error is not None:
-            out.print(f"pace: {describe(trip.bus)}")
-    if plot_path is not None:
-        plot_drive(plot_path, trip)
-        if not args.json:
-            out.print(f"plot: {plot_path}")
+    screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
 
 

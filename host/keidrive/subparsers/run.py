@@ -48,10 +48,9 @@ def add_subparser(subparsers) -> None:
 
 def run(args) -> int:
     from .. import report
-    from ..drive.pacing import describe
     from ..drive.simulated import SimulatedDrive
     from ..drive.spec import DriveSpec
-    from ..plot import check_plot_path, plot_drive
+    from ..plot import check_plot_path
     from . import screen
 
     overrides = None
@@ -82,7 +81,6 @@ def run(args) -> int:
                 advance(event["t_s"])
 
         trip = drive.run(on_event=on_event)
-    # The report first: a plot that fails late must not lose a drive that ran.
     out = screen.console(stderr=args.telemetry == "-")
     if args.json:
         print(json.dumps(trip.to_json(), indent=2))
@@ -90,13 +88,7 @@ def run(args) -> int:
         report.print_report(trip.summary, trip.truth, out, f"{trip.title} ({args.profile})")
         speedup = drive.duration_s / trip.wall_s if trip.wall_s else 0.0
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s ({speedup:.0f}x real time)")
-        out.print(report.runtime_line(args.runtime, trip.runtime))
-        if trip.timing_error is not None:
-            out.print(f"pace: {describe(trip.bus)}")
-    if plot_path is not None:
-        plot_drive(plot_path, trip)
-        if not args.json:
-            out.print(f"plot: {plot_path}")
+    screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
 
 

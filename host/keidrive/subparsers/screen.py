@@ -55,3 +55,21 @@ def progress(out: Console, label: str, total: float, unit: str = "s"):
             bar.update(task, completed=min(done, total))
 
         yield advance
+
+
+def finish_report(out: Console, trip, runtime: str, plot_path: str | None, as_json: bool) -> None:
+    """A drive's report ends alike for run and replay: the runtime and pace
+    lines, then the plot, written after the report so that a plot that fails
+    late loses no drive."""
+    from ..drive.pacing import describe
+    from ..plot import plot_drive
+    from ..report import runtime_line
+
+    if not as_json:
+        out.print(runtime_line(runtime, trip.runtime), highlight=False)
+        if trip.timing_error is not None:
+            out.print(f"pace: {describe(trip.bus)}", highlight=False)
+    if plot_path is not None:
+        plot_drive(plot_path, trip)
+        if not as_json:
+            out.print(f"plot: {plot_path}", highlight=False)
