@@ -93,6 +93,7 @@ def run(args) -> int:
 
 
 def _banner(err, drive) -> None:
+    from ..paths import dbc_dir
     from .screen import attach_hint, banner
 
     spec = drive.spec
@@ -100,9 +101,9 @@ def _banner(err, drive) -> None:
     where = f"on {spec.bus}" if spec.bus else "on a private bus"
     if spec.obd:
         where = "polling the simulated engine ECU over OBD-II on a private bus"
-    dbc = str(drive.dbc) if drive.dbc is not None else f"dbc/{drive.vehicle.dbc}"
+    dbc = drive.dbc if drive.dbc is not None else dbc_dir() / drive.vehicle.dbc
     banner(err, "run", f"{drive.title} ({spec.profile}), {drive.duration_s:.0f} s of driving",
-           f"firmware in {spec.runtime} {where}, {how}", attach_hint(spec.bus, dbc))
+           f"firmware in {spec.runtime} {where}, {how}", attach_hint(spec.bus, str(dbc)))
 
 
 def _open_telemetry(path: str | None):

@@ -42,11 +42,11 @@ def banner(out: Console, command: str, what: str, where: str, hint: str | None =
 def progress(out: Console, label: str, total: float, unit: str = "s"):
     """A progress bar with ETA on a terminal (nothing off one); yields
     ``advance(done)`` taking the work done so far, in ``unit``."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
         TextColumn(label), BarColumn(), TextColumn(f"{{task.completed:>7.0f}}/{total:.0f} {unit}"),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+        TimeRemainingColumn(), TextColumn("left"),
         console=out, transient=True, disable=not out.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=total)

@@ -40,6 +40,7 @@ def run(args) -> int:
     from ..drive.pacing import describe
     from ..drive.spec import check_bus
     from ..errors import KeidriveError
+    from ..paths import dbc_dir
     from ..plot import check_plot_path, plot_simulation
     from ..sim.io import check_output_path
     from . import screen
@@ -65,7 +66,7 @@ def run(args) -> int:
             how = "as fast as it goes" if pace is None else f"at {pace:g}x recorded pace"
             role = "the engine ECU answering OBD-II" if args.obd else f"{result.truth['frames']} frames"
             screen.banner(err, "simulate", f"{vehicle.name} on {cycle.name}, {cycle.duration_s:.0f} s",
-                          f"{role} on {args.bus}, {how}", screen.attach_hint(args.bus, f"dbc/{vehicle.dbc}"))
+                          f"{role} on {args.bus}, {how}", screen.attach_hint(args.bus, str(dbc_dir() / vehicle.dbc)))
         if bus is not None and args.obd:
             from ..sim.obd_bus import serve
 
