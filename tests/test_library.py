@@ -81,3 +81,18 @@ def test_errors_name_settings_in_the_library_and_flags_on_the_command_line(env):
                    "--roles r.toml: a roles file needs --dbc")
     with pytest.raises(library.KeidriveError, match="^pace 2 with the firmware on socketcan:vcan9"):
         library.run(library.DriveSpec(bus="socketcan:vcan9", pace=2))
+
+
+def test_a_bundled_dbc_needs_no_roles_file(env):
+    """One pairing rule for run and replay: a bundled vehicle DBC brings its roles file; a preset with no
+    signal for one of its roles is refused before the drive."""
+    folder, environment = env
+    cycle = str(folder / "short.csv")
+    trip = library.run(library.DriveSpec(vehicle="alto-hybrid", cycle=cycle, dbc="kei_turbo_660"))
+    assert trip.firmware["distance_km"] == pytest.approx(trip.truth["distance_km"], rel=0.01)
+    printed = keidrive("run", "--vehicle", "alto-hybrid", "--cycle", cycle, "--dbc", "kei_turbo_660", "--json",
+                       env=environment)
+    assert printed.returncode == 0, printed.stderr
+    _same_but_wall_time(trip.to_json(), json.loads(printed.stdout))
+    one_line_error(keidrive("run", "--vehicle", "nbox-turbo", "--cycle", cycle, "--dbc", "kei_ev", env=environment,
+                            cwd=folder), "the preset nbox-turbo has no such signal to drive it with")

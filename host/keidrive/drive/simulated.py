@@ -42,10 +42,13 @@ class SimulatedDrive:
                                 "recorded pace (1), with the firmware on its own clock", option="pace")
         self.executable = firmware_command(spec.runtime)[0]  # a missing runtime fails before the drive
         self.notes = []  # what cannot be computed, said before the drive
-        if self.dbc is not None and not spec.obd:
-            from .byodbc import missing_figures
+        if self.dbc is not None:
+            from ..dbccompiler.roles import load_roles
+            from .byodbc import missing_figures, require_drivable
 
-            self.notes = [f"{note} (OBD-II can give it)" for note in missing_figures(self.roles)]
+            require_drivable(self.vehicle, load_roles(self.roles), self.dbc)
+            if not spec.obd:
+                self.notes = [f"{note} (OBD-II can give it)" for note in missing_figures(self.roles)]
 
     @property
     def title(self) -> str:
