@@ -189,6 +189,8 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     alto = groups[("alto-na", PROFILE)]
     assert alto["warnings_per_100km"] == round(alto["warnings"] * 100 / alto["distance_km"], 2)
     assert [f["input"] for f in summary["failures"]] == [str(fleet["corrupt"])]
+    status, out, _ = _main(["fleet", "report", "--db", db, "--run", "1"])
+    assert status == 0 and "kei_hybrid_660" in out and "…" not in out  # off a terminal no column is cut short
 
     status, out, _ = _main(["fleet", "report", "--db", db, "--compare", "1", "2", "--json"])
     same = json.loads(out)

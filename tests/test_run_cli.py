@@ -46,6 +46,9 @@ def test_run_report_in_the_terminal(tmp_path, env):
     assert result.returncode == 0, result.stderr
     assert "ground truth" in result.stdout and "firmware" in result.stdout
     assert "Wh/km" in result.stdout and "overspeed" in result.stdout
+    # off a terminal nothing wraps inside a cell: no row goes on below an empty first cell
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows and not [row for row in rows if row.split("│")[1].strip() == ""], result.stdout
     plot_line = result.stdout.strip().splitlines()[-1]
     assert plot_line.startswith("plot: ") and (tmp_path / plot_line[len("plot: "):]).is_file()
 
