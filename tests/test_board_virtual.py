@@ -108,7 +108,7 @@ def wait_lines(command, env, predicate, timeout):
 
 def simulate(env, fast=True):
     args = [sys.executable, "-m", "keidrive", "simulate", "--vehicle", "nbox-turbo", "--cycle", "wltc-jp",
-            "--bus", f"keidrive:{CHANNEL}"] + (["--fast"] if fast else [])
+            "--bus", f"keidrive:{CHANNEL}", "--no-plot"] + (["--fast"] if fast else [])
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 

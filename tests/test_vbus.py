@@ -11,8 +11,8 @@ import can
 import numpy as np
 import pytest
 from keidrive.drive.busio import open_bus
-from keidrive.io import record
 from keidrive.errors import KeidriveError
+from keidrive.io import record
 from vbus_helpers import attached
 
 

@@ -13,8 +13,8 @@ import time
 import can
 import pytest
 from keidrive.drive.busio import open_bus
-from keidrive.io import record
 from keidrive.errors import KeidriveError
+from keidrive.io import record
 from vbus_helpers import attached, connect, raw_stats, start_hub
 
 

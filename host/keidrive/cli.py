@@ -43,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
     try:
         status = args.func(args)
     except KeidriveError as error:
-        print(f"keidrive: error: {error}", file=sys.stderr)
+        print(f"keidrive: error: {error.said(_flag_namer(args.func))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("keidrive: interrupted", file=sys.stderr)
@@ -56,3 +56,19 @@ def main(argv=None) -> None:
         # `keidrive ... | head` closed the pipe: not an error worth a traceback.
         sys.exit(0)
     sys.exit(status or 0)
+
+
+def _joined(argv: list[str]) -> list[str]:
+    """``fleet report ...`` as the one subcommand ``fleet report``, so it has
+    a parser, usage and ``--help`` of its own beside ``fleet``'s."""
+    if argv[:2] == ["fleet", "report"]:
+        return ["fleet report", *argv[2:]]
+    return argv
+
+
+def _flag_namer(func):
+    """How errors name a setting in the command ``func`` runs: as its flag
+    (``min_explained`` -> ``--min-explained``; a command's FLAGS say where
+    the flag's name is another)."""
+    flags = getattr(sys.modules[func.__module__], "FLAGS", {})
+    return lambda name: flags.get(name, "--" + name.replace("_", "-"))

@@ -6,13 +6,14 @@ array as ``keidrive fleet``, minus the database."""
 from __future__ import annotations
 
 from .. import sim
+from ..drive.spec import DriveSpec
 from ..fleet import cluster, tasks
 
 PROFILES = ("jp-expressway", "us-minitruck-55")
 
 
 def fleet_figures(cycle: str = "wltc-jp", runtime: str = "micropython") -> dict:
-    specs = [tasks.simulated(vehicle, cycle, profile, runtime, [])
+    specs = [tasks.simulated(DriveSpec(vehicle, cycle, profile, runtime=runtime))
              for vehicle in sim.list_vehicles() for profile in PROFILES]
     rates, failed = {}, 0
     for workers in (1, 2):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from ..fwconfig import schema_module
 from ..paths import firmware_dir
 
@@ -58,7 +58,10 @@ def resolve_vehicle(name: str) -> str:
         module = None
     choices = ", ".join(schema_module().VEHICLES)
     if module is None or module not in schema_module().VEHICLES:
-        raise KeidriveError(f"unknown vehicle {name!r}: a decoder module ({choices}) or a vehicle preset")
+        from ..sim import list_vehicles
+
+        hint = did_you_mean(name, [*schema_module().VEHICLES, *list_vehicles()])
+        raise KeidriveError(f"unknown vehicle {name!r}{hint}: a decoder module ({choices}) or a vehicle preset")
     return module
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from . import checksum, units
 from .units import Tyre
 
@@ -82,7 +82,7 @@ def load_roles(path: Path) -> RolesFile:
     known = firmware_roles()
     for role in list(roles) + list(stated):
         if role not in known:
-            raise KeidriveError(f"{path}: unknown role {role!r} (valid: {', '.join(known)})")
+            raise KeidriveError(f"{path}: unknown role {role!r}{did_you_mean(role, known)} (valid: {', '.join(known)})")
     for role, target in roles.items():
         if target.count(".") < 1 or not all(target.split(".", 1)):
             raise KeidriveError(f"{path}: role {role} = {target!r} is not \"MESSAGE.Signal\"")

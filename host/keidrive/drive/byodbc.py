@@ -51,8 +51,11 @@ def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, Ro
     return tree, name, roles
 
 
-def missing_figures(roles: RolesFile) -> list[str]:
-    return [figure for figure, needed in _FIGURE_ROLES.items() if not all(r in roles.roles for r in needed)]
+def missing_figures(roles_path: Path) -> list[str]:
+    """A line for each figure the roles file gives the firmware no signal for."""
+    roles = load_roles(roles_path).roles
+    return [f"{figure} cannot be computed: {Path(roles_path).name} names no signal for it"
+            for figure, needed in _FIGURE_ROLES.items() if not all(role in roles for role in needed)]
 
 
 def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -71,10 +74,22 @@ def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndar
     return frames["timestamp"][mask], raw * sig.scale + sig.offset
 
 
+def require_drivable(vehicle, roles: RolesFile, dbc: Path) -> RolesFile:
+    """The preset's own roles, when they hold a signal for every role ``roles``
+    names (the simulator drives ``dbc``'s signals with them); else one clear error."""
+    own_roles = load_roles((dbc_dir() / vehicle.dbc).with_suffix(".toml"))
+    for role, where in roles.roles.items():
+        if role not in own_roles.roles:
+            raise KeidriveError(
+                f"{Path(dbc).name}: role {role} ({where}): the preset {vehicle.name} has no such signal to drive it with"
+            )
+    return own_roles
+
+
 def translate(result, dbc: Path, roles: RolesFile) -> dict:
     """The simulated drive's frames in ``dbc``'s format: frame arrays for record.from_frames."""
     own_dbc = dbc_dir() / result.vehicle.dbc
-    own_roles = load_roles(own_dbc.with_suffix(".toml"))
+    own_roles = require_drivable(result.vehicle, roles, dbc)
     own = cantools.database.load_file(str(own_dbc), strict=False)
     target = load_dbc(Path(dbc)).database
     by_message: dict[str, list[tuple[str, str]]] = {}
@@ -87,11 +102,6 @@ def translate(result, dbc: Path, roles: RolesFile) -> dict:
         codec = MessageCodec(message, roles.checksums.get(message_name))
         series = []
         for role, signal in role_signals:
-            if role not in own_roles.roles:
-                raise KeidriveError(
-                    f"{dbc.name}: role {role} ({message_name}.{signal}): the preset {result.vehicle.name} has no such "
-                    "signal to drive it with"
-                )
             own_message, own_signal = own_roles.roles[role].split(".", 1)
             t, value = _decode(result.frames, own.get_message_by_name(own_message), own_signal)
             unit = roles.units.get(role) or message.get_signal_by_name(signal).unit or ""

@@ -324,9 +324,9 @@ def feed_over_bus(
     Returns the firmware's report and the bus figures (pace timing error,
     frames, bus load where the bus reports it).
     """
-    from .busio import open_bus, parse_bus, play
     from ..vbus.bus import KeidriveBus
     from ..vbus.hub import socket_path
+    from .busio import open_bus, parse_bus, play
 
     clock = clock or ("real" if realtime else "virtual")
     pace = (speed or 1.0) if realtime else None

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import record
 from ..errors import KeidriveError
+from ..io import record
 from .arbitration import NOMINAL_BITRATE, arbitrate
 
 US = 1_000_000

@@ -234,13 +234,13 @@ def coverage(messages, dbc: str) -> tuple[int, float]:
 def require_coverage(messages, dbc: str, path, minimum: float = MIN_EXPLAINED_SHARE) -> tuple[int, float]:
     """``coverage``, refusing a log the DBC explains less than ``minimum`` of."""
     if not 0 <= minimum <= 1:
-        raise KeidriveError(f"--min-explained must be a share from 0 to 1, got {minimum:g}")
+        raise KeidriveError(f"{minimum:g}: must be a share from 0 to 1", option="min_explained")
     unknown, share = coverage(messages, dbc)
     if share < minimum:
         raise KeidriveError(
             f"{path}: {Path(dbc).stem} explains only {share * 100:.1f} % of the log's frames ({unknown} unknown; "
-            f"at least {minimum * 100:.0f} % needed): a log of another car, or pass the right --dbc "
-            "(--min-explained for a bus that also carries other traffic)"
+            f"at least {minimum * 100:.0f} % needed): a log of another car, or pass the right {{dbc}} "
+            "({min_explained} for a bus that also carries other traffic)", mentions=("dbc", "min_explained"),
         )
     return unknown, share
 

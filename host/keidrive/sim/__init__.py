@@ -16,7 +16,7 @@ Library API (used by the firmware tests and the firmware-in-the-loop harness)::
     sim.load_cycle("wltc-jp") / sim.load_cycle("day.csv") -> Cycle
     sim.list_vehicles(), sim.list_cycles()
     sim.write_log(res, "out.blf")    # any python-can writer, by suffix
-    sim.stream(res, "socketcan:vcan0", realtime=True)
+    sim.stream(res, "socketcan:vcan0", speed=1.0)   # None: as fast as possible
 
 Truth is the physics: distance is the integral of the achieved speed and
 fuel the integral of the fuel rate, at the simulator's 10 ms step. The

@@ -74,15 +74,16 @@ def write_log(result, path) -> int:
     return n
 
 
-def stream(result, spec: str, realtime: bool = True, bus=None) -> dict:
-    """Send the frames on ``INTERFACE:CHANNEL`` (or an open ``bus``) at the
-    recorded pace (``realtime=False``: as fast as possible); returns the
-    frame count and the pace's timing error."""
+def stream(result, spec: str, speed: float | None = 1.0, bus=None, on_frame=None) -> dict:
+    """Send the frames on ``INTERFACE:CHANNEL`` (or an open ``bus``) at
+    ``speed`` times the recorded pace (None: as fast as possible); returns
+    the frame count and the pace's timing error. ``on_frame(count)``: see
+    ``keidrive.drive.busio.play``."""
     own = bus is None
     if own:
         bus = open_bus(spec)
     try:
-        return play(bus, result.messages(), speed=1.0 if realtime else None)
+        return play(bus, result.messages(), speed=speed, on_frame=on_frame)
     finally:
         if own:
             bus.shutdown()

@@ -8,7 +8,8 @@ def add_subparser(subparsers) -> None:
                     "normal REPL, the raw REPL and raw-paste mode as mpremote uses them, a folder as its file "
                     "system, soft reset re-running boot.py/main.py, and machine.CAN on the keidrive virtual bus. "
                     "The first output line ends with the pty path; it runs until interrupted.")
-    p.add_argument("--pty", action="store_true", required=True, help="serve the console on a new pseudo-terminal")
+    p.add_argument("--pty", action="store_true",
+                   help="serve the console on a new pseudo-terminal (what it always does: the flag may be left out)")
     p.add_argument("--board", default="esp32", choices=("esp32", "esp32s3", "rp2040", "stm32"),
                    help="the board family whose identity it shows (default: esp32)")
     p.add_argument("--root", metavar="DIR", help="folder holding the board's file system (default: a temporary "

@@ -29,9 +29,10 @@ def _target(p) -> None:
     p.add_argument("--no-reset", action="store_true",
                    help="leave the board at the REPL prompt; by default it is soft reset afterwards, so the "
                         "firmware (interrupted to reach the REPL) runs again, with the new config")
-    from ..board import CONFIG_DEADLINE_S, add_deadline_option
+    from ..board import CONFIG_DEADLINE_S
+    from .options import add_deadline
 
-    add_deadline_option(p, CONFIG_DEADLINE_S)
+    add_deadline(p, CONFIG_DEADLINE_S)
 
 
 def _read_board(board):

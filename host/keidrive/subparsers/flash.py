@@ -29,9 +29,10 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="with --dry-run: the plan as JSON {board, arch, config, files}; config is exactly what "
                         "/config.json will hold on a board that has none")
-    from ..board import FLASH_DEADLINE_S, add_deadline_option
+    from ..board import FLASH_DEADLINE_S
+    from .options import add_deadline
 
-    add_deadline_option(p, FLASH_DEADLINE_S)
+    add_deadline(p, FLASH_DEADLINE_S)
     p.set_defaults(func=run)
 
 
@@ -68,7 +69,9 @@ def _flash(args, tree, byo_vehicle) -> int:
     if args.vehicle:
         changes["vehicle"] = settings.parse_value("vehicle", settings.resolve_vehicle(args.vehicle))
     if args.profile:
-        changes["profile"] = settings.parse_value("profile", args.profile)
+        from ..fwconfig import require_profile
+
+        changes["profile"] = require_profile(args.profile)
     deploy.merged_config({}, changes)
     if args.base_firmware:
         image.check_image(args.base_firmware, kind)

@@ -24,8 +24,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..io import record
 from ..errors import KeidriveError
+from ..io import record
 from . import link
 
 RUNTIMES = ("qemu", "qemu-mpy")

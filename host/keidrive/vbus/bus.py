@@ -13,8 +13,8 @@ import time
 
 import can
 
-from ..io import record
 from ..errors import KeidriveError
+from ..io import record
 from . import hub, wire
 
 

@@ -24,8 +24,8 @@ import sys
 import time
 from collections import deque
 
-from ..io import record
 from ..errors import KeidriveError
+from ..io import record
 from . import wire
 from .channel import bus_dir, check_bus_dir, ensure_hub, socket_path
 from .wire import parse_stats, stats_record
