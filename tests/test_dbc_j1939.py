@@ -8,7 +8,6 @@ unix port (keidrive replay's path). The real case: CSS Electronics' truck
 log and J1939 demo DBC from $KEIDRIVE_SHARED (MF4, read with asammdf).
 """
 
-import argparse
 import os
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from conftest import micropython_or_skip
 from keidrive.dbccompiler import compile_dbc, exec_generated
 from keidrive.dbccompiler.filters import MaskFilter
-from keidrive.subparsers.replay import drive
+import keidrive
 
 DBC = """VERSION ""
 BS_:
@@ -65,12 +64,17 @@ def _frame(t, frame_id, data):
     return can.Message(timestamp=t, arbitration_id=frame_id, is_extended_id=True, data=data)
 
 
-def _args(dbc, roles):
-    return argparse.Namespace(dbc=str(dbc), roles=Path(roles), profile="jp-expressway", runtime="micropython",
-                              fast=True, speed=None, bus=None, log="frames")
+def _replay(messages, dbc, roles, folder):
+    """The frames as a log file (python-can's ASC writer) replayed into the firmware, as
+    `keidrive replay LOG --dbc DBC --roles ROLES` does: its trip."""
+    path = folder / "frames.asc"
+    with can.Logger(str(path)) as writer:
+        for message in messages:
+            writer.on_message_received(message)
+    return keidrive.replay(path, dbc=dbc, roles=roles, min_explained=0).summary
 
 
-def test_frames_of_any_priority_and_source_address_reach_the_firmware(car):
+def test_frames_of_any_priority_and_source_address_reach_the_firmware(car, tmp_path):
     micropython_or_skip()
     messages = []
     for k in range(600):  # 60 s: the engine at 1000 rpm, the truck at 36 km/h
@@ -79,8 +83,7 @@ def test_frames_of_any_priority_and_source_address_reach_the_firmware(car):
         messages.append(_frame(t + 0.01, 0x18FEF100, bytes([0, 0x00, 0x24, 0, 0, 0, 0, 0])))
         messages.append(_frame(t + 0.02, 0x0C000003 | (k % 3) << 8, bytes(8)))  # TSC1 to destinations 0..2
         messages.append(_frame(t + 0.03, 0x18FEF2EE, bytes(8)))  # another parameter group: unknown
-    _, _, firmware, _ = drive(_args(*car), messages)
-    trip = firmware.trip
+    trip = _replay(messages, *car, tmp_path)
     assert trip["unknown_frames"] == 600 and trip["bad_frames"] == 0
     assert 0.58 < trip["distance_km"] < 0.61  # 36 km/h for 60 s, less the first frames before valid
 
@@ -93,8 +96,7 @@ def test_a_roles_file_pins_a_source_address(car, tmp_path):
     assert gen["MSG_KEY_MASK"][gen["MSG_INDEX_BY_NAME"]["CCVS1"]] == 0x23FFFFFF
     messages = [_frame(k * 0.1, 0x18FEF100 if k % 2 else 0x18FEF117, bytes([0, 0x00, 0x24, 0, 0, 0, 0, 0]))
                 for k in range(100)]
-    _, _, firmware, _ = drive(_args(car[0], roles), messages)
-    assert firmware.trip["unknown_frames"] == 50  # the frames of source address 0x00
+    assert _replay(messages, car[0], roles, tmp_path)["unknown_frames"] == 50  # the frames of source address 0x00
 
 
 @pytest.mark.skipif(not SHARED, reason="set KEIDRIVE_SHARED to the shared folder (logs/css)")
@@ -114,8 +116,8 @@ def test_the_css_truck_log_matches_whatever_source_address_and_priority():
             pgns[pgn] += 1
     unknown, share = coverage(log.messages, str(dbc))
     assert unknown == len(log.messages) - sum(pgns.values())
-    _, _, firmware, _ = drive(_args(dbc, dbc_dir() / "roles" / "css_j1939_demo.toml"), log.messages)
-    trip = firmware.trip
+    trip = keidrive.replay(Path(SHARED) / "logs" / "css" / "j1939_idle_11111111.MF4", dbc=dbc,
+                           roles=dbc_dir() / "roles" / "css_j1939_demo.toml", min_explained=0.2).summary
     print(f"\n{len(log.messages)} frames, EEC1 {pgns[0xF004]}, CCVS1 {pgns[0xFEF1]}, explained {share:.4f}; "
           f"trip: {trip['duration_s']} s, {trip['distance_km']} km, idle {trip['idle_s']} s, "
           f"unknown {trip['unknown_frames']}")
