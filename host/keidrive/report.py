@@ -71,13 +71,16 @@ def _error(truth_value, firmware_value) -> str:
     return f"{(firmware_value - truth_value) / truth_value * 100:+.2f} %"
 
 
-def print_report(trip: dict, truth: dict | None, console: Console, title: str) -> None:
+def print_report(trip: dict, truth: dict | None, console: Console, title: str,
+                 columns: tuple = ("ground truth", "firmware vs physics")) -> None:
+    """The firmware's figures, beside ``truth`` (its column and the
+    difference's named by ``columns``) where there is one."""
     table = Table(title=title, title_justify="left")
     if truth is not None:
         table.add_column("figure")
-        table.add_column("ground truth", justify="right")
+        table.add_column(columns[0], justify="right")
         table.add_column("firmware", justify="right")
-        table.add_column("firmware vs physics", justify="right")
+        table.add_column(columns[1], justify="right")
     else:
         table.add_column("figure")
         table.add_column("firmware", justify="right")

@@ -27,6 +27,11 @@ def add_subparser(subparsers) -> None:
         "--roles", type=Path, metavar="ROLES.toml",
         help="the roles file for a --dbc FILE: the firmware runs that DBC compiled with it",
     )
+    parser.add_argument(
+        "--obd", action="store_true",
+        help="an OBD-II capture (requests and an ECU's replies): the firmware's OBD-II client polls an ECU that "
+        "answers from the recording, reported beside python-OBD's decode of the capture (docs/obd.md)",
+    )
     parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
     parser.add_argument(
         "--min-explained", type=float, metavar="SHARE",
@@ -65,6 +70,13 @@ def run(args) -> int:
     from ..drive.harness import firmware_command
     from ..drive.pacing import describe
 
+    if args.obd:
+        clash = [flag for flag, given in (("--dbc", args.dbc), ("--roles", args.roles), ("--bus", args.bus),
+                                          ("--no-firmware", args.no_firmware), ("--truth", args.truth),
+                                          ("--speed", args.speed), ("--min-explained", args.min_explained))
+                 if given not in (None, False)]
+        if clash:
+            raise KeidriveError(f"--obd replays in lockstep against python-OBD's decode: {clash[0]} does not apply")
     if args.speed is not None and args.speed <= 0:
         raise KeidriveError(f"--speed must be positive, got {args.speed}")
     if args.roles is None and args.dbc and Path(args.dbc).suffix == ".dbc" and Path(args.dbc).stem not in vehicle_ids():
@@ -84,6 +96,8 @@ def run(args) -> int:
     console = Console()
     started = time.perf_counter()
 
+    if args.obd:
+        return _replay_obd(args, log, console, started)
     if args.no_firmware:
         if not args.bus:
             raise KeidriveError("--no-firmware needs --bus: where should the log go?")
@@ -133,6 +147,35 @@ def run(args) -> int:
         report.plot(args.plot, firmware.statuses, trip, None, f"replay of {Path(args.log).name}")
         if not args.json:
             console.print(f"plot: {args.plot}")
+    return 0
+
+
+def _replay_obd(args, log, console, started) -> int:
+    from .. import report
+    from ..drive import obdreplay
+    from ..drive.harness import firmware_command
+
+    executable = firmware_command(args.runtime)[0]
+    out = obdreplay.replay_obd(log.messages, source=args.log, profile=args.profile, runtime=args.runtime)
+    trip = out["report"].trip
+    firmware = report.firmware_figures(trip)
+    if args.json:
+        print(json.dumps({
+            "firmware": firmware, "reference": out["reference"],
+            "difference_pct": obdreplay.compare(firmware, out["reference"]), "capture": out["capture"],
+            "frames": out["figures"]["frames"], "wall_s": round(time.perf_counter() - started, 3),
+            "runtime": executable, "truncated": log.truncated,
+        }, indent=2))
+    else:
+        reference = out["reference"]
+        report.print_report(trip, reference, console, f"OBD-II replay of {Path(args.log).name}",
+                            columns=(reference["decoder"], "firmware vs python-OBD"))
+        capture = out["capture"]
+        console.print(f"capture: {capture['replies']} replies from {capture['reply_id']} over "
+                      f"{capture['duration_s']:.0f} s, PIDs {' '.join(capture['pids'])}, each about every "
+                      f"{capture['poll_interval_s']} s; answered with the recorded reply nearest in time")
+        console.print(f"fuel method: {firmware['fuel_method']}; VIN {firmware['obd']['vin'] or '-'}")
+        console.print(report.runtime_line(args.runtime, executable))
     return 0
 
 
