@@ -4,6 +4,7 @@ machine-readable form behind ``--json``, and a PNG plot."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -47,6 +48,40 @@ def check_plot_path(path: str | Path) -> Path:
 def runtime_line(runtime: str, executable: str) -> str:
     """The report's line naming what the firmware ran in."""
     return f"runtime: {runtime} ({executable})" if runtime != executable else f"runtime: {executable}"
+
+
+class TripSoFar:
+    """Fed every telemetry event (an ``on_event``): the trip up to the
+    firmware's last status line. As a context around a drive, it prints
+    that on stderr when the drive is stopped before its end (Ctrl-C,
+    SIGTERM, SIGHUP)."""
+
+    def __init__(self):
+        self.status: dict | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, _value, _traceback):
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            print(f"keidrive: {self.line()}", file=sys.stderr)
+
+    def __call__(self, event: dict) -> None:
+        if event.get("type") == "status":
+            self.status = event
+
+    def line(self) -> str:
+        s = self.status
+        if s is None:
+            return "trip so far: none (the firmware had not reported a status line yet)"
+        figures = [f"{s['t_s']:.1f} s", f"{s['distance_km']:.3f} km"]
+        if s.get("fuel_l") is not None:
+            figures.append(f"{s['fuel_l']:.3f} L")
+        if s.get("energy_kwh") is not None:
+            figures.append(f"{s['energy_kwh']:.3f} kWh")
+        if s.get("warnings"):
+            figures.append("warnings " + ", ".join(s["warnings"]))
+        return "trip so far (the firmware's last status line): " + ", ".join(figures)
 
 
 def firmware_figures(trip: dict) -> dict:

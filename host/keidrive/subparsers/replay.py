@@ -120,7 +120,8 @@ def run(args) -> int:
     if truth is not None:
         require_same_drive(truth, log_dbc, log, args.truth)
     executable = firmware_command(args.runtime)[0]
-    vehicle_dbc, records, firmware, figures = drive(args, messages)
+    with report.TripSoFar() as so_far:
+        vehicle_dbc, records, firmware, figures = drive(args, messages, on_event=so_far)
     wall = time.perf_counter() - started
     trip = firmware.trip
     # The report first: a plot that fails late must not lose it.
@@ -156,7 +157,9 @@ def _replay_obd(args, log, console, started) -> int:
     from ..drive.harness import firmware_command
 
     executable = firmware_command(args.runtime)[0]
-    out = obdreplay.replay_obd(log.messages, source=args.log, profile=args.profile, runtime=args.runtime)
+    with report.TripSoFar() as so_far:
+        out = obdreplay.replay_obd(log.messages, source=args.log, profile=args.profile, runtime=args.runtime,
+                                   on_event=so_far)
     trip = out["report"].trip
     firmware = report.firmware_figures(trip)
     if args.json:
@@ -193,7 +196,7 @@ def explained(args, messages):
     return log_dbc, unknown, share
 
 
-def drive(args, messages):
+def drive(args, messages, on_event=None):
     """The log's ``messages`` into the firmware as ``args`` asks: (vehicle
     DBC, records, firmware report, bus figures). ``keidrive fleet`` replays
     each of its logs through this, so a fleet trip is the trip of the same
@@ -217,7 +220,8 @@ def drive(args, messages):
         raise KeidriveError(f"--speed {speed:g} with the firmware on {args.bus}: only recorded pace (1) works there")
     # The firmware integrates on the frames' own time (virtual clock); the
     # pace only spaces their delivery, so --speed never rescales the trip.
-    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual")
+    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual",
+                on_event=on_event)
     if roles is None:
         firmware, figures = feed_over_bus(records, config, **feed)
     else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does

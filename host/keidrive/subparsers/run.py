@@ -71,7 +71,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .. import report
+    from .. import report, stopping
     from ..drive.harness import firmware_command
     from ..drive.pacing import describe
 
@@ -85,16 +85,25 @@ def run(args) -> int:
     telemetry = _open_telemetry(args.telemetry)
     started = time.perf_counter()
     duration = cycle.duration_s
-    with Progress(
+    with report.TripSoFar() as so_far, Progress(
         TextColumn(f"{vehicle.name} on {cycle.name}"), BarColumn(), TextColumn("{task.fields[t]:>7.0f} s"),
         TimeRemainingColumn(), console=console, transient=True, disable=args.json and not console.is_terminal,
     ) as progress:
         task = progress.add_task("drive", total=duration, t=0.0)
 
         def on_event(event):
+            nonlocal telemetry
+            so_far(event)
             if telemetry is not None:
-                telemetry.write(json.dumps(event) + "\n")
-                telemetry.flush()
+                try:
+                    telemetry.write(json.dumps(event) + "\n")
+                    telemetry.flush()
+                except BrokenPipeError:  # its reader went away: the run has no one to tell
+                    telemetry = None
+                    if args.telemetry == "-":
+                        stopping.quiet_stdout()
+                    where = "stdout" if args.telemetry == "-" else args.telemetry
+                    stopping.stop(f"the telemetry reader closed {where}: the run stopped")
             if event.get("type") == "status":
                 progress.update(task, completed=min(event["t_s"], duration), t=event["t_s"])
 
