@@ -170,7 +170,11 @@ class SerialDevice:
         try:
             _wait_for(lambda: any(e.get("type") == "status" for e in events), 15.0, "the board sent no status line")
             figures = play(bus, record.to_messages(records), speed=1.0)
-            time.sleep(1.5)  # the status line after the last frame
+            # the board's figures once it has taken the last frame: the second
+            # status line from now (the first may have been on its way)
+            seen = sum(e.get("type") == "status" for e in events)
+            _wait_for(lambda: sum(e.get("type") == "status" for e in events) >= seen + 2, 15.0,
+                      "the board sent no status line after the drive")
         finally:
             stop.set()
             reader.join(timeout=5)

@@ -10,6 +10,7 @@ import time
 import can
 import numpy as np
 import pytest
+from conftest import Lines
 from keidrive.drive.busio import open_bus
 from keidrive.errors import KeidriveError
 from keidrive.io import record
@@ -52,7 +53,7 @@ bus.shutdown()
 
 def test_another_process_receives_every_frame_in_order():
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
-    assert receiver.stdout.readline().strip() == "ready"
+    assert (Lines(receiver.stdout).first(timeout=60) or "").strip() == "ready"
     sender = can.Bus(interface="keidrive", channel="x")
     count = 200_000
     sender.send_records(_records(count))
@@ -93,7 +94,7 @@ def test_can_logger_attaches_and_records(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert logger.stdout.readline().startswith("Connected to KeidriveBus")
+    assert (Lines(logger.stdout).first(timeout=60) or "").startswith("Connected to KeidriveBus")
     sender = can.Bus(interface="keidrive", channel="log0")
     for i in range(5):
         sender.send(can.Message(arbitration_id=0x1A0, data=[1, 2, 3, i], is_extended_id=False))

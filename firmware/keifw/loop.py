@@ -275,6 +275,9 @@ class Firmware:
             elif buf[j * 24 + 8] == 3 and virtual:  # record.CONTROL_SYNC
                 self.frames = counted + j
                 self._sync(buf, j)
+            elif buf[j * 24 + 8] == 4:  # record.CONTROL_ACK
+                self.frames = counted + j
+                lines.ack(self)
             j += 1
         self.frames = counted + n
 

@@ -40,6 +40,11 @@ CONTROL_END_OF_DRIVE = const(2)
 # to the record's timestamp, due ticks run (their requests go out), then the
 # record goes back through the port, after everything they sent.
 CONTROL_SYNC = const(3)
+# ACK: the harness asks what has been processed: the firmware prints
+# {"type":"ack","records":N}, N the records it has taken before this one
+# (all of them scanned, their due ticks run), so a host can wait for that
+# instead of for the firmware to look idle.
+CONTROL_ACK = const(4)
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

@@ -4,7 +4,7 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from . import __version__, stopping
 from .errors import KeidriveError
 
 # Order is the order of `keidrive --help`.
@@ -44,16 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
+    stopping.install()
     try:
         status = args.func(args)
     except KeidriveError as error:
         print(f"keidrive: error: {error.said(_flag_namer(args.func))}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("keidrive: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        # Ctrl-C, SIGTERM, SIGHUP or a run's own reason: every ``finally`` on
+        # the way here has cleaned up (keidrive.stopping)
+        why, status = (stop.why, stop.status) if isinstance(stop, stopping.Stopped) else ("interrupted", 130)
+        print(f"keidrive: {why}", file=sys.stderr)
+        sys.exit(status)
     except BrokenPipeError:
         # `keidrive ... | head` closed the pipe: not an error worth a traceback.
+        stopping.quiet_stdout()
         sys.exit(0)
     sys.exit(status or 0)
 

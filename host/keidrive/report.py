@@ -5,6 +5,7 @@ machine-readable form behind ``--json`` (the plot: ``keidrive.plot``)."""
 from __future__ import annotations
 
 import re
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +28,40 @@ RELATIVE_FROM_STEPS = 100
 def runtime_line(runtime: str, executable: str) -> str:
     """The report's line naming what the firmware ran in."""
     return f"runtime: {runtime} ({executable})" if runtime != executable else f"runtime: {executable}"
+
+
+class TripSoFar:
+    """Fed every telemetry event (an ``on_event``): the trip up to the
+    firmware's last status line. As a context around a drive, it prints
+    that on stderr when the drive is stopped before its end (Ctrl-C,
+    SIGTERM, SIGHUP)."""
+
+    def __init__(self):
+        self.status: dict | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, _value, _traceback):
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            print(f"keidrive: {self.line()}", file=sys.stderr)
+
+    def __call__(self, event: dict) -> None:
+        if event.get("type") == "status":
+            self.status = event
+
+    def line(self) -> str:
+        s = self.status
+        if s is None:
+            return "trip so far: none (the firmware had not reported a status line yet)"
+        figures = [f"{s['t_s']:.1f} s", f"{s['distance_km']:.3f} km"]
+        if s.get("fuel_l") is not None:
+            figures.append(f"{s['fuel_l']:.3f} L")
+        if s.get("energy_kwh") is not None:
+            figures.append(f"{s['energy_kwh']:.3f} kWh")
+        if s.get("warnings"):
+            figures.append("warnings " + ", ".join(s["warnings"]))
+        return "trip so far (the firmware's last status line): " + ", ".join(figures)
 
 
 def firmware_figures(trip: dict) -> dict:
@@ -56,13 +91,16 @@ def _error(truth_value, firmware_value, fmt: str) -> str:
     return fmt.replace("{:", "{:+").format(firmware_value - truth_value)
 
 
-def print_report(trip: dict, truth: dict | None, console: Console, title: str) -> None:
+def print_report(trip: dict, truth: dict | None, console: Console, title: str,
+                 columns: tuple = ("ground truth", "firmware vs physics")) -> None:
+    """The firmware's figures, beside ``truth`` (its column and the
+    difference's named by ``columns``) where there is one."""
     table = Table(title=title, title_justify="left")
     if truth is not None:
         table.add_column("figure")
-        table.add_column("ground truth", justify="right")
+        table.add_column(columns[0], justify="right")
         table.add_column("firmware", justify="right")
-        table.add_column("firmware vs physics", justify="right")
+        table.add_column(columns[1], justify="right")
     else:
         table.add_column("figure")
         table.add_column("firmware", justify="right")

@@ -218,16 +218,20 @@ class FirmwareProcess:
                 self.process.kill()
                 break
             time.sleep(0.05)
+        self.kill()
+        return FirmwareReport(self.process.returncode, self.events, "\n".join(self._stderr), timed_out)
+
+    def kill(self) -> None:
+        """Stop it now if it runs, and release what it holds: the process
+        reaped, its output read to the end, its own folder removed (only
+        once it has exited: a firmware still saving would race the removal)."""
+        if self.alive():
+            self.process.kill()
         self.process.wait()
         for reader in self._readers:
             reader.join(timeout=5)
         if self._owned_dir is not None:
             self._owned_dir.cleanup()
-        return FirmwareReport(self.process.returncode, self.events, "\n".join(self._stderr), timed_out)
-
-    def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
 
 
 def firmware_config(vehicle: str, profile: str = "jp-expressway", overrides: dict | None = None) -> dict:
@@ -289,7 +293,10 @@ def run_records(
     firmware = FirmwareProcess(config, runtime=runtime, workdir=workdir, tree=tree)
     writer = threading.Thread(target=lambda: (firmware.write(records), firmware.close_input()), daemon=True)
     writer.start()
-    report = firmware.wait(timeout, silence_limit)
+    try:
+        report = firmware.wait(timeout, silence_limit)
+    finally:
+        firmware.kill()
     writer.join(timeout=5)
     return report
 

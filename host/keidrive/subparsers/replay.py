@@ -26,6 +26,11 @@ def add_subparser(subparsers) -> None:
     options.add_profile(parser)
     options.add_dbc(parser)
     parser.add_argument(
+        "--obd", action="store_true",
+        help="an OBD-II capture (requests and an ECU's replies): the firmware's OBD-II client polls an ECU that "
+        "answers from the recording, reported beside python-OBD's decode of the capture (docs/obd.md)",
+    )
+    parser.add_argument(
         "--min-explained", type=float, metavar="SHARE",
         help="refuse a log the vehicle DBC explains less of than this share of frames (default 0.5: below it "
         "the log is of another car or the DBC is wrong; lower it for a bus that also carries other traffic)",
@@ -48,6 +53,16 @@ def add_subparser(subparsers) -> None:
 def run(args) -> int:
     from ..errors import KeidriveError
 
+    if args.obd:
+        clash = [flag for flag, given in (("--dbc", args.dbc), ("--roles", args.roles), ("--bus", args.bus),
+                                          ("--no-firmware", args.no_firmware), ("--truth", args.truth),
+                                          ("--speed", args.speed), ("--min-explained", args.min_explained))
+                 if given not in (None, False)]
+        if clash:
+            raise KeidriveError(f"--obd replays in lockstep against python-OBD's decode: {clash[0]} does not apply")
+
+    if args.obd:
+        return _replay_obd(args)
     if args.no_firmware:
         if not args.bus:
             raise KeidriveError("needs {bus}: where should the log go?", option="no_firmware", mentions=("bus",))
@@ -76,8 +91,13 @@ def _replay(args) -> int:
         err.print(f"keidrive: {note}", highlight=False)
     if not args.json or err.is_terminal:
         _banner(err, replay, args)
-    with screen.progress(err, replay.title, replay.duration_s) as advance:
-        trip = replay.run(on_event=lambda event: advance(event["t_s"]) if event.get("type") == "status" else None)
+    with report.TripSoFar() as so_far, screen.progress(err, replay.title, replay.duration_s) as advance:
+        def on_event(event):
+            so_far(event)
+            if event.get("type") == "status":
+                advance(event["t_s"])
+
+        trip = replay.run(on_event=on_event)
     out = screen.console()
     if args.json:
         print(json.dumps(trip.to_json(), indent=2))
@@ -89,6 +109,45 @@ def _replay(args) -> int:
             out.print(replay.log.describe_cut(args.log))
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s")
     screen.finish_report(out, trip, args.runtime, plot_path, args.json)
+    return 0
+
+
+def _replay_obd(args) -> int:
+    from .. import report
+    from ..drive import obdreplay
+    from ..drive.harness import firmware_command
+    from ..io.drivelog import read_drive_log
+    from . import screen
+
+    started = time.perf_counter()
+    log = read_drive_log(args.log)
+    err = screen.console(stderr=True)
+    if log.truncated:
+        err.print(f"keidrive: note: {log.describe_cut(args.log)}", highlight=False)
+    executable = firmware_command(args.runtime)[0]
+    with report.TripSoFar() as so_far:
+        out = obdreplay.replay_obd(log.messages, source=args.log, profile=args.profile, runtime=args.runtime,
+                                   on_event=so_far)
+    trip = out["report"].trip
+    firmware = report.firmware_figures(trip)
+    if args.json:
+        print(json.dumps({
+            "firmware": firmware, "reference": out["reference"],
+            "difference_pct": obdreplay.compare(firmware, out["reference"]), "capture": out["capture"],
+            "frames": out["figures"]["frames"], "wall_s": round(time.perf_counter() - started, 3),
+            "runtime": executable, "truncated": log.truncated,
+        }, indent=2))
+        return 0
+    console = screen.console()
+    reference = out["reference"]
+    report.print_report(trip, reference, console, f"OBD-II replay of {Path(args.log).name}",
+                        columns=(reference["decoder"], "firmware vs python-OBD"))
+    capture = out["capture"]
+    console.print(f"capture: {capture['replies']} replies from {capture['reply_id']} over "
+                  f"{capture['duration_s']:.0f} s, PIDs {' '.join(capture['pids'])}, each about every "
+                  f"{capture['poll_interval_s']} s; answered with the recorded reply nearest in time")
+    console.print(f"fuel method: {firmware['fuel_method']}; VIN {firmware['obd']['vin'] or '-'}")
+    console.print(report.runtime_line(args.runtime, executable))
     return 0
 
 

@@ -47,7 +47,7 @@ def add_subparser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .. import report
+    from .. import report, stopping
     from ..drive.simulated import SimulatedDrive
     from ..drive.spec import DriveSpec
     from ..plot import check_plot_path
@@ -72,11 +72,20 @@ def run(args) -> int:
         _banner(err, drive)
     for note in drive.notes:
         err.print(f"keidrive: {note}", highlight=False)
-    with screen.progress(err, drive.title, drive.duration_s) as advance:
+    with report.TripSoFar() as so_far, screen.progress(err, drive.title, drive.duration_s) as advance:
         def on_event(event):
+            nonlocal telemetry
+            so_far(event)
             if telemetry is not None:
-                telemetry.write(json.dumps(event) + "\n")
-                telemetry.flush()
+                try:
+                    telemetry.write(json.dumps(event) + "\n")
+                    telemetry.flush()
+                except BrokenPipeError:  # its reader went away: the run has no one to tell
+                    telemetry = None
+                    if args.telemetry == "-":
+                        stopping.quiet_stdout()
+                    where = "stdout" if args.telemetry == "-" else args.telemetry
+                    stopping.stop(f"the telemetry reader closed {where}: the run stopped")
             if event.get("type") == "status":
                 advance(event["t_s"])
 
