@@ -124,7 +124,7 @@ class Client:
         self.tls = tls
         self.user = user
         self.password = password
-        self.ca = ca  # the CA certificate's bytes (PEM or DER), or None
+        self.ca = ca  # the CA certificate (DER), or None: no check
         self.keepalive_s = keepalive_s
         self.will_topic = will_topic
         self.dns_server = dns_server
@@ -292,7 +292,7 @@ class Client:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.ca is not None:
             ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=self.ca if MICROPYTHON else _cpython_cadata(self.ca))
+            ctx.load_verify_locations(cadata=self.ca)
         else:
             if not MICROPYTHON:
                 ctx.check_hostname = False
@@ -494,11 +494,6 @@ def _header(tx, end, first, remaining):
 
 _REFUSED = (b"", b"protocol version", b"client id", b"server unavailable", b"bad user name or password",
             b"not authorised", b"unknown reason")
-
-
-def _cpython_cadata(ca):
-    """CPython wants PEM as text and DER as bytes."""
-    return ca.decode() if ca.lstrip().startswith(b"-----") else ca
 
 
 def _open_socket(host, port):

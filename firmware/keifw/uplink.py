@@ -96,7 +96,7 @@ class Uplink:
         self.online = prefix + b"online"
         self.client = _mqtt.Client(
             self.device, host, port, tls=tls, user=_b(cfg["mqtt_username"]), password=_b(cfg["mqtt_password"]),
-            ca=_read(cfg["mqtt_ca"]), keepalive_s=cfg["mqtt_keepalive_s"], will_topic=self.online,
+            ca=_ca(cfg["mqtt_ca"]), keepalive_s=cfg["mqtt_keepalive_s"], will_topic=self.online,
             payload_max=MAX_MESSAGE + _journal.TRAILER, dns_server=cfg["dns_server"], on_ack=self._ack,
             on_change=self._changed, connect=connect, link_up=link_up)
         self.rec = bytearray(HEADER + MAX_MESSAGE + _journal.TRAILER)
@@ -473,6 +473,18 @@ def _read(path):
         return f.read(16384)
 
 
+def _ca(path):
+    """The CA certificate at ``path`` as DER (MicroPython's TLS takes DER;
+    a PEM file's first certificate is decoded here)."""
+    data = _read(path)
+    if data is None or not data.lstrip().startswith(b"-----BEGIN"):
+        return data
+    import binascii
+
+    body = data.split(b"-----BEGIN CERTIFICATE-----", 1)[1].split(b"-----END", 1)[0]
+    return binascii.a2b_base64(b"".join(body.split()))
+
+
 def _url(url):
     from .config import parse_url
 
@@ -488,9 +500,9 @@ def _check_url(cfg):
             return "mqtts:// needs TLS, which this MicroPython build does not have"
     if cfg["mqtt_ca"] is not None:
         try:
-            _read(cfg["mqtt_ca"])
-        except OSError as e:
-            return "cannot read mqtt_ca %s (%s)" % (cfg["mqtt_ca"], e)
+            _ca(cfg["mqtt_ca"])
+        except (OSError, ValueError, IndexError) as e:
+            return "cannot read mqtt_ca %s as a PEM or DER certificate (%s)" % (cfg["mqtt_ca"], e)
     return None
 
 

@@ -62,8 +62,12 @@ def add_subparser(subparsers) -> None:
     plot.add_argument("--no-plot", action="store_true", help="write no plot")
     parser.add_argument(
         "--json", action="store_true",
-        help="print the report as JSON (truth, firmware, frames, wall_s, runtime); writes a plot only with --plot",
+        help="print the report as JSON (truth, firmware, frames, wall_s, runtime; uplink with --uplink); writes a "
+             "plot only with --plot",
     )
+    from .. import uplinkopts
+
+    uplinkopts.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -71,7 +75,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .. import report
+    from .. import report, uplinkopts
     from ..harness import firmware_command
     from ..pacing import describe
 
@@ -103,6 +107,7 @@ def run(args) -> int:
     trip = firmware.trip
     # The report first: a plot that fails late must not lose a drive that ran.
     out = Console(stderr=args.telemetry == "-")
+    uplink = uplinkopts.summary(firmware)
     if args.json:
         print(json.dumps({
             "truth": result.truth,
@@ -110,6 +115,7 @@ def run(args) -> int:
             "frames": result.truth["frames"],
             "wall_s": round(wall, 3),
             "runtime": executable,
+            **({"uplink": uplink} if uplink is not None else {}),
         }, indent=2))
     else:
         report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
@@ -118,6 +124,8 @@ def run(args) -> int:
         out.print(report.runtime_line(args.runtime, executable))
         if "mean_ms" in figures:
             out.print(f"pace: {describe(figures)}")
+        if uplink is not None:
+            out.print(uplinkopts.describe(uplink))
     if plot_path is not None:
         report.plot(plot_path, firmware.statuses, trip, result.trace, f"{vehicle.name} on {cycle.name}, {args.profile}")
         if not args.json:
@@ -140,7 +148,7 @@ def prepare(args):
     bad input fails here, before any work. ``keidrive fleet`` prepares and
     drives each of its simulated drives through this and ``drive``, so a
     fleet trip is the trip of the same ``keidrive run``."""
-    from .. import sim
+    from .. import sim, uplinkopts
     from ..fwconfig import require_valid
     from ..harness import firmware_command, firmware_config
 
@@ -151,6 +159,9 @@ def prepare(args):
         from ..obdcalibrate import read_config
 
         overrides = read_config(args.config)
+    uplink = uplinkopts.config(args, vehicle.name) if hasattr(args, "uplink") else {}
+    if uplink:
+        overrides = {**(overrides or {}), **uplink}
     config = require_valid(firmware_config(vehicle.dbc, args.profile, overrides))
     firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
     return vehicle, cycle, config
