@@ -10,6 +10,7 @@ tests that need it skip, and fail under CI=true.
 from __future__ import annotations
 
 import datetime
+import getpass
 import ipaddress
 import os
 import shutil
@@ -97,7 +98,10 @@ class Mosquitto:
             "user collector\ntopic read keidrive/#\n\n"
             "pattern readwrite keidrive/%u/#\n"
             "pattern write homeassistant/+/keidrive_%u/+/config\n")
+        # started by root, mosquitto would drop to the user "mosquitto", who
+        # cannot read a test's private folder: it stays whoever runs the test
         (folder / "mosquitto.conf").write_text(
+            f"user {getpass.getuser()}\n"
             "per_listener_settings false\nallow_anonymous false\npersistence false\n"
             f"password_file {folder / 'passwd'}\nacl_file {folder / 'acl'}\n"
             f"log_dest file {self.log}\nlog_type error\nlog_type warning\nlog_type notice\n"
@@ -182,3 +186,95 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class CollectorThread:
+    """keidrive.collect's Collector storing on a thread of its own (its
+    database is read after ``stop``)."""
+
+    def __init__(self, db_path, broker):
+        import threading
+
+        from keidrive.collect import Collector
+
+        self.lines: list = []
+        self.collector = Collector(db_path, broker, log=self.lines.append).start()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.collector.process(0.05)
+        while self.collector.process(0.05):
+            pass
+
+    @property
+    def distinct(self) -> int:
+        """(device, boot, seq) stored so far."""
+        return len(self.collector.store.seen)
+
+    def stop(self):
+        self._stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the collector did not stop"
+        self.collector.close()
+        return self.collector.stats
+
+
+class SteppedDrive:
+    """The SIL firmware (keidrive.harness.FirmwareProcess, virtual clock)
+    fed a drive's records in pieces over its stdin, so that a test can act
+    at given drive times: stop a broker, kill the firmware and start it again
+    on the same data folder (its flash), and so on."""
+
+    def __init__(self, records, config, workdir, runtime="micropython"):
+        self.records = records
+        self.config = config
+        self.workdir = workdir
+        self.runtime = runtime
+        self.pos = 0
+        self.lives: list = []  # the events of each firmware process, in order
+        self.firmware = None
+
+    def start(self):
+        from keidrive.harness import FirmwareProcess
+
+        self.firmware = FirmwareProcess(self.config, runtime=self.runtime, workdir=self.workdir)
+        self.fed = 0
+        self.lives.append(self.firmware.events)
+        return self
+
+    def feed_until(self, t_s: float, timeout: float = 120):
+        """Records up to drive time t_s, and wait until the firmware has
+        processed them (its status lines count the frames it has seen)."""
+        import numpy as np
+
+        end = int(np.searchsorted(self.records["timestamp_us"], int(t_s * 1e6)))
+        chunk = self.records[self.pos:end].tobytes()
+        assert self.firmware.write(chunk), "the firmware has gone"
+        self.fed += end - self.pos
+        self.pos = end
+
+        def processed():
+            assert self.firmware.alive(), f"the firmware died: {self.firmware.events[-3:]}"
+            frames = [e["frames"] for e in self.firmware.events[-50:] if e.get("type") == "status"]
+            return (frames[-1] if frames else 0) >= self.fed - 1000  # a status line a second: within 1000 frames
+        wait_for(processed, timeout, f"the firmware to process the drive up to {t_s} s")
+
+    def kill(self):
+        """A power cut: SIGKILL, nothing flushed."""
+        self.firmware.process.kill()
+        self.firmware.wait(30)
+
+    def finish(self, timeout: float = 300):
+        """The rest of the drive and the end of input: the last life's report."""
+        self.firmware.write(self.records[self.pos:].tobytes())
+        self.pos = len(self.records)
+        self.firmware.close_input()
+        report = self.firmware.wait(timeout)
+        assert report.ok, report.failure()
+        return report
+
+    def events(self, kind):
+        return [e for life in self.lives for e in life if e.get("type") == kind]

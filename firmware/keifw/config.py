@@ -57,10 +57,11 @@ SCHEMA = {
     "mqtt_password": ("text", None, (64, "any"), "MQTT password (secret: never printed)"),
     "mqtt_ca": ("text", None, (64, "path"), "CA certificate file on the board (PEM or DER) for mqtts:// (null: no TLS check)"),
     "mqtt_keepalive_s": ("int", 60, (10, 600), "MQTT keepalive; a ping unanswered for 10 s forces a reconnect"),
+    "mqtt_backoff_max_s": ("int", 60, (1, 600), "longest wait between connection attempts (1 s doubling, jittered)"),
     "device_id": ("text", None, (32, "id"), "the device's id in topics (null: machine.unique_id() in hex)"),
     "wifi_ssid": ("text", None, (32, "any"), "Wi-Fi network (ESP32, Pico W; null: no Wi-Fi)"),
     "wifi_password": ("text", None, (63, "any"), "Wi-Fi password (secret: never printed)"),
-    "dns_server": ("text", None, (15, "ipv4"), "DNS server for the broker's name (null: the network's, or /etc/resolv.conf)"),
+    "dns_server": ("text", None, (21, "ipv4"), "DNS server (a.b.c.d[:port]) for the broker's name (null: the network's)"),
     "uplink_status_s": ("int", 60, (10, 3600), "status message period while driving, seconds (and on change)"),
     "uplink_trip_min": ("int", 10, (1, 120), "trip message period while driving, minutes (and at trip end)"),
     "uplink_journal_kib": ("int", 128, (8, 2048), "flash journal bound, KiB (messages wait there until acknowledged)"),
@@ -74,7 +75,7 @@ TEXT_FORMS = {
     "any": "printable characters",
     "path": "an absolute path of printable characters",
     "url": "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
-    "ipv4": "an IPv4 address (a.b.c.d)",
+    "ipv4": "an IPv4 address (a.b.c.d), a port after a colon if not 53",
 }
 
 DEFAULTS = {key: spec[1] for key, spec in SCHEMA.items()}
@@ -109,6 +110,10 @@ _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
 
 def _ipv4(text):
+    if ":" in text:
+        text, port = text.split(":", 1)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return False
     parts = text.split(".")
     return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
 

@@ -3,7 +3,7 @@
 ``socket.getaddrinfo`` with a name blocks a board for as long as its DNS
 takes to answer or time out (seconds), so the uplink asks the server itself:
 ``query`` sends the question, ``answer`` looks once for the reply. The
-server is the config's ``dns_server``, else the network's (ESP32 / Pico W:
+server is the config's ``dns_server`` (``a.b.c.d[:port]``), else the network's (ESP32 / Pico W:
 ``WLAN.ifconfig()``), else the first IPv4 ``nameserver`` of /etc/resolv.conf
 (the unix port).
 """
@@ -46,15 +46,21 @@ class Resolver:
         if server is None:
             return b"DNS: no server known (set dns_server)"
         self.close()
-        self.id = (self.id * 75 + 74) % 65537 & 0xFFFF or 1
+        from .mqtt import random_below
+
+        self.id = random_below(65535) + 1  # unpredictable: a spoofed answer must guess it
         o = _question(buf, self.id, name)
         if o < 0:
             return b"DNS: the name is too long"
         self.qlen = o
+        port = 53
+        if ":" in server:
+            server, port = server.split(":")
+            port = int(port)
         try:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.setblocking(False)
-            sock.sendto(bytes(buf[:o]), socket.getaddrinfo(server, 53, 0, socket.SOCK_DGRAM)[0][-1])
+            sock.sendto(bytes(buf[:o]), socket.getaddrinfo(server, port, 0, socket.SOCK_DGRAM)[0][-1])
         except OSError as e:
             return b"DNS: " + str(e).encode()
         self.sock = sock

@@ -7,7 +7,8 @@ takes now; the rest on the next step) and reads (what has arrived). ``step``
 runs it all once a tick. A connection that stops answering is dropped: no
 CONNACK within 15 s, a ping unanswered for 10 s, a PUBLISH unacknowledged or
 a send buffer that takes nothing for 20 s; it is tried again after an
-exponential back-off (1 s doubling to 60 s) with jitter (a random half of
+exponential back-off (1 s doubling to 60 s, or the config's
+``mqtt_backoff_max_s``) with jitter (a random half of
 it). Times are real milliseconds: the network is real even when the
 firmware's own clock is a drive's timestamps.
 
@@ -117,7 +118,8 @@ class Client:
     ``link_up()`` says whether the network is there (Wi-Fi)."""
 
     def __init__(self, client_id, host, port, tls=False, user=None, password=None, ca=None, keepalive_s=60,
-                 will_topic=None, payload_max=1280, dns_server=None, on_ack=None, on_change=None, connect=None, link_up=None):
+                 will_topic=None, payload_max=1280, dns_server=None, on_ack=None, on_change=None, connect=None, link_up=None,
+                 backoff_max_ms=BACKOFF_MAX_MS):
         self.client_id = client_id
         self.host = host
         self.port = port
@@ -132,6 +134,7 @@ class Client:
         self.on_change = on_change
         self.open_socket = connect or _open_socket
         self.link_up = link_up  # Wi-Fi: whether the network is there yet
+        self.backoff_max_ms = backoff_max_ms
         self.tx = bytearray(HEAD_ROOM + payload_max)
         self.payload_max = payload_max
         self.rx = bytearray(_RX)
@@ -456,8 +459,8 @@ class Client:
         self.failures += 1
         k = self.failures - 1 if self.failures < 8 else 7
         delay = BACKOFF_MIN_MS << k
-        if delay > BACKOFF_MAX_MS:
-            delay = BACKOFF_MAX_MS
+        if delay > self.backoff_max_ms:
+            delay = self.backoff_max_ms
         self.wait_ms = delay // 2 + random_below(delay // 2)
         self.retry_at = later(self.wait_ms)
         self.state = WAIT

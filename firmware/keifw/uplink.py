@@ -98,7 +98,8 @@ class Uplink:
             self.device, host, port, tls=tls, user=_b(cfg["mqtt_username"]), password=_b(cfg["mqtt_password"]),
             ca=_ca(cfg["mqtt_ca"]), keepalive_s=cfg["mqtt_keepalive_s"], will_topic=self.online,
             payload_max=MAX_MESSAGE + _journal.TRAILER, dns_server=cfg["dns_server"], on_ack=self._ack,
-            on_change=self._changed, connect=connect, link_up=link_up)
+            on_change=self._changed, connect=connect, link_up=link_up,
+            backoff_max_ms=cfg["mqtt_backoff_max_s"] * 1000)
         self.rec = bytearray(HEADER + MAX_MESSAGE + _journal.TRAILER)
         self.tee = Tee(fw.w.stream, self)
         fw.w.stream = self.tee

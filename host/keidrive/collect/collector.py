@@ -100,6 +100,7 @@ class Collector:
         self.client = None
         self.refused: str | None = None
         self.connected = False
+        self.subscriptions = 0  # SUBACKs: from then on the broker routes the devices' messages here
 
     # ---- the connection ---------------------------------------------------
     def start(self) -> Collector:
@@ -119,6 +120,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.reconnect_delay_set(1, 30)
         try:
             client.connect(self.broker.host, self.broker.port, keepalive=30)
@@ -150,6 +152,9 @@ class Collector:
         if self.stats.messages:
             self.log(f"collect: connected again to {self.broker.url}")
         self.connected = True
+
+    def _on_subscribe(self, *_args):
+        self.subscriptions += 1
 
     def _on_disconnect(self, _client, _userdata, _flags, reason, _properties):
         if self.connected and reason.is_failure:

@@ -97,7 +97,10 @@ class Store:
     """Messages into the tables, a batch per transaction."""
 
     def __init__(self, db):
+        from collections import Counter
+
         self.db = db
+        self.types = Counter()  # messages stored, by type (status, trip, warning, signal, boot ...)
         self.seen = {(d, b, s) for d, b, s in db.execute("SELECT device, boot, seq FROM received").fetchall()}
 
     def apply(self, messages) -> tuple[int, int]:
@@ -124,8 +127,9 @@ class Store:
             db.execute("ROLLBACK")
             raise
         for message in messages:
-            if message.kind != "online":
+            if message.kind != "online" and message.key not in self.seen:
                 self.seen.add(message.key)
+                self.types[message.body["type"]] += 1
         return stored, duplicates
 
     def _store(self, message) -> None:

@@ -66,7 +66,7 @@ def run(args) -> int:
         print(line, file=sys.stderr, flush=True)
 
     stopping = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    previous = {sig: signal.signal(sig, lambda *_: stopping.append(True)) for sig in (signal.SIGTERM, signal.SIGINT)}
     collector = None
     try:
         collector = Collector(args.db, broker, client_id=args.client_id, log=log).start()
@@ -75,27 +75,24 @@ def run(args) -> int:
         stats = collector.stats
         shown = time.monotonic()
         window = [(time.monotonic(), 0)]
-        try:
-            while not stopping:
-                collector.process(0.2)
-                now = time.monotonic()
-                if args.idle_exit is not None and stats.last_at is not None and now - stats.last_at > args.idle_exit:
-                    break
-                if live and now - shown >= 0.5:
-                    shown = now
-                    window = [w for w in window if now - w[0] < 5] + [(now, stats.messages)]
-                    rate = (window[-1][1] - window[0][1]) / max(now - window[0][0], 1e-6)
-                    last = (f"last {stats.last_device} {now - stats.last_at:.0f} s ago" if stats.last_at
-                            else "nothing yet")
-                    console.print(f"collect: {stats.messages} messages ({rate:.1f}/s), {len(stats.devices)} devices, "
-                                  f"{stats.rejected} rejected, {stats.duplicates} duplicates; {last}",
-                                  end="\r", highlight=False)
-        except KeyboardInterrupt:
-            pass
+        while not stopping:  # SIGINT and SIGTERM stop it here, between batches
+            collector.process(0.2)
+            now = time.monotonic()
+            if args.idle_exit is not None and stats.last_at is not None and now - stats.last_at > args.idle_exit:
+                break
+            if live and now - shown >= 0.5:
+                shown = now
+                window = [w for w in window if now - w[0] < 5] + [(now, stats.messages)]
+                rate = (window[-1][1] - window[0][1]) / max(now - window[0][0], 1e-6)
+                last = f"last {stats.last_device} {now - stats.last_at:.0f} s ago" if stats.last_at else "nothing yet"
+                console.print(f"collect: {stats.messages} messages ({rate:.1f}/s), {len(stats.devices)} devices, "
+                              f"{stats.rejected} rejected, {stats.duplicates} duplicates; {last}",
+                              end="\r", highlight=False)
         while collector.process(0.05):  # what has arrived is stored before the end
             pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if collector is not None:
             collector.close()
         if embedded is not None:
