@@ -76,9 +76,10 @@ def connect(path: str | Path, read_only: bool = False):
         db = duckdb.connect(str(path), read_only=read_only)
         if not read_only:
             db.execute(SCHEMA)
-        elif not {"runs", "trips", "warnings"} <= {row[0] for row in db.execute("SHOW TABLES").fetchall()}:
+        elif not ({"runs", "trips", "warnings"} <= (tables := {row[0] for row in db.execute("SHOW TABLES").fetchall()})
+                  or {"devices", "trips", "warnings"} <= tables):
             db.close()
-            raise KeidriveError(f"{path}: a DuckDB file, but not one keidrive fleet wrote")
+            raise KeidriveError(f"{path}: a DuckDB file, but not one keidrive fleet or keidrive collect wrote")
     except duckdb.Error as error:
         raise KeidriveError(f"{path}: cannot open as a fleet database ({str(error).splitlines()[0]})") from None
     return db
@@ -190,6 +191,9 @@ def latest_run(db) -> int:
 
 
 def require_run(db, run_id: int) -> int:
+    if "runs" not in {row[0] for row in db.execute("SHOW TABLES").fetchall()}:
+        raise KeidriveError("collected trips have no runs to compare or plot (keidrive fleet report --db alone "
+                            "summarises them)")
     if db.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] == 0:
         known = [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
         raise KeidriveError(f"no run {run_id} in the fleet database (runs: {', '.join(map(str, known)) or 'none'})")
