@@ -13,7 +13,7 @@ it). Times are real milliseconds: the network is real even when the
 firmware's own clock is a drive's timestamps.
 
 Buffers are allocated once: ``tx`` holds one packet, its payload at a fixed
-offset (``payload()``) so a caller reads a message straight into it and the
+offset (HEAD_ROOM) so a caller reads a message straight into it and the
 header is written in front; ``rx`` the small packets a publisher receives
 (CONNACK, PUBACK, PINGRESP). Connecting allocates (socket, TLS context,
 CONNECT); publishing, acknowledging and idling do not.
@@ -137,9 +137,8 @@ class Client:
         self.backoff_max_ms = backoff_max_ms
         self.tx = bytearray(HEAD_ROOM + payload_max)
         self.payload_max = payload_max
-        self.rx = bytearray(_RX)
-        mv = memoryview(self.rx)
-        self.rx_views = [mv[k:] for k in range(_RX)]  # readinto at each fill level, no slice per read
+        self.rx = bytearray(2 * _RX)  # what has arrived and is not parsed yet
+        self.inb = bytearray(_RX)  # each read lands here first
         self.rx_n = 0
         self.skip = 0  # bytes of a packet we do not take (too large for rx), still to discard
         self.o = 0  # send position in tx
@@ -170,12 +169,8 @@ class Client:
         """Up with nothing being written: a PUBLISH may be queued."""
         return self.state == UP and self.o >= self.e
 
-    def payload(self):
-        """The tx buffer and the payload's offset in it (up to payload_max bytes)."""
-        return self.tx, HEAD_ROOM
-
     def publish(self, topic, n, qos=1, retain=False):
-        """Send the n payload bytes already at payload() under ``topic``
+        """Send the n payload bytes already in tx at HEAD_ROOM under ``topic``
         (bytes); the packet id (0 for QoS 0). Only when idle()."""
         pid = 0
         tx = self.tx
@@ -275,6 +270,7 @@ class Client:
             self._fail(b"connect: refused or unreachable")
             return
         if ev & 0x04:  # POLLOUT: connected
+            self.poller = None
             try:
                 if self.tls:
                     self._wrap()
@@ -369,7 +365,7 @@ class Client:
 
     def _receive(self):
         try:
-            n = _read(self.sock, self.rx_views[self.rx_n])
+            n = _read(self.sock, self.inb)
         except OSError as err:
             self._drop(b"receive: " + str(err).encode())
             return
@@ -378,7 +374,12 @@ class Client:
         if n == 0:
             self._drop(b"closed by the broker")
             return
-        self.rx_n += n
+        rx = self.rx
+        inb = self.inb
+        o = self.rx_n  # below _RX: _parse leaves less than one small packet
+        for k in range(n):
+            rx[o + k] = inb[k]
+        self.rx_n = o + n
         self._parse()
 
     def _parse(self):
@@ -409,7 +410,7 @@ class Client:
                     self._drop(b"malformed packet from the broker")
                     return
             kind = rx[0] & 0xF0
-            if j + remaining > _RX:  # not a packet a publisher expects: discard it
+            if j + remaining >= _RX:  # not a packet a publisher expects: discard it
                 self._consume(min(n, j))
                 self.skip = remaining
                 continue

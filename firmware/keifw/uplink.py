@@ -112,7 +112,7 @@ class Uplink:
         self.in_first = 0
         self.in_n = 0
         self.controls = 0  # the retained messages of this connection still to send (online, discovery)
-        self.discovery = _discovery_table(cfg, fw.kind) if cfg["ha_discovery"] else ()
+        self.n_discovery = len(_discovery_table(cfg, fw.kind)) if cfg["ha_discovery"] else 0
         self.k = 0  # ticks since the last step
         self.every = 1
         self.next_ds = 0  # the next once-a-second look (trip ticks)
@@ -312,7 +312,8 @@ class Uplink:
     def _send(self):
         c = self.client
         j = self.journal
-        tx, at = c.payload()
+        tx = c.tx
+        at = _mqtt.HEAD_ROOM
         while c.idle() and self.in_n < WINDOW:
             if self.controls:
                 self._control(tx, at)
@@ -338,13 +339,14 @@ class Uplink:
     def _control(self, tx, at):
         """The next retained message of a new connection: ``online`` true,
         then the discovery configs (QoS 0: sent again on every connect)."""
-        k = len(self.discovery) + 1 - self.controls
+        k = self.n_discovery + 1 - self.controls
         self.controls -= 1
         if k == 0:
             tx[at:at + 4] = b"true"
             self.client.publish(self.online, 4, 1, True)
             return
-        topic, payload = _discovery(self.discovery[k - 1], self.device, self.cfg["vehicle"])
+        entry = _discovery_table(self.cfg, self.fw.kind)[k - 1]  # made again (a connect's allocation), not kept
+        topic, payload = _discovery(entry, self.device, self.cfg["vehicle"])
         if len(payload) > MAX_MESSAGE:
             return
         tx[at:at + len(payload)] = payload
@@ -369,7 +371,7 @@ class Uplink:
 
     def _changed(self, state, why):
         if state == _mqtt.UP:
-            self.controls = 1 + len(self.discovery)
+            self.controls = 1 + self.n_discovery
             _line(self.fw.w, b"connected", self.cfg["mqtt_url"].encode(), key=b'"broker":')
             return
         # down: what was in flight goes again on the next connection
@@ -396,8 +398,8 @@ class Uplink:
             except AttributeError:
                 time.sleep(0.002)
         if c.state == _mqtt.UP and c.idle():
-            tx, at = c.payload()
-            tx[at:at + 5] = b"false"
+            at = _mqtt.HEAD_ROOM
+            c.tx[at:at + 5] = b"false"
             c.publish(self.online, 5, 0, True)
             c.step()
         c.disconnect()

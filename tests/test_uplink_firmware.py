@@ -1,0 +1,143 @@
+"""The uplink inside the firmware: its RAM, an idle tick that allocates
+nothing, secrets never printed, a board without a network, and the Wi-Fi
+bring-up of an ESP32 / Pico W."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import keidrive, micropython_or_skip, one_line_error
+from keidrive import record
+from keidrive.fwconfig import firmware_module
+from keidrive.harness import firmware_config, run_records
+from keidrive.paths import firmware_dir
+from keidrive.sim import load_cycle, load_vehicle, simulate
+from mqtt_helpers import Mosquitto, wait_for
+
+RAM_BUDGET = 8 * 1024  # bytes of heap for the uplink without TLS
+
+HEAP = r"""
+import sys, gc, json, time, micropython
+sys.path.insert(0, sys.argv[1])
+from keifw import app, uplink, journal, mqtt, dns, config  # loaded before the baseline: code is not data
+class Null:
+    def write(self, b, n=None):
+        return n
+cfg = json.loads(sys.argv[3])
+plain = {k: v for k, v in cfg.items() if not k.startswith(("mqtt", "uplink", "device"))}
+fw, _ = app.build(cfg_obj=plain, data_dir=sys.argv[4], out=Null())
+full, _ = config.validate(cfg)
+K = 256
+buf = bytearray(K * 24)
+src = open(sys.argv[2], "rb")
+def feed():
+    n = src.readinto(buf)
+    fw.records(buf, n // 24, True)
+    return n
+for _ in range(20):
+    feed()
+gc.collect()
+before = gc.mem_alloc()
+up = uplink.attach(fw, full, sys.argv[4])
+for _ in range(2000):   # drive until connected and everything so far acknowledged
+    if not feed():
+        break
+    if up.client.up and not up.journal.queued() and not up.in_n and not up.controls:
+        break
+    time.sleep_ms(2)
+assert up.client.up, "never connected"
+gc.collect()
+used = gc.mem_alloc() - before
+# idle: the tick (the network looked at every tenth) and the once-a-second
+# schedule with nothing due, under the heap lock
+t = up.next_ds - 1
+up._second()
+err = "none"
+micropython.heap_lock()
+try:
+    for _ in range(100):
+        up._second()
+        for _ in range(10):
+            up.tick(t)
+        time.sleep_ms(1)
+except MemoryError as e:
+    micropython.heap_unlock()
+    sys.print_exception(e)
+    err = "MemoryError"
+micropython.heap_unlock()
+print(json.dumps({"uplink_heap_bytes": used, "idle": err, "state": up.client.state}))
+"""
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    micropython_or_skip()
+    mosquitto = Mosquitto(tmp_path_factory.mktemp("mosquitto"), {"ram": "ram-secret"}).start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+@pytest.fixture(scope="module")
+def drive_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("drive") / "us06.bin"
+    path.write_bytes(record.from_frames(simulate(load_vehicle("nbox-turbo"), load_cycle("us06")).frames).tobytes())
+    return path
+
+
+def _interpreter(runtime):
+    if runtime == "micropython":
+        return micropython_or_skip()
+    from keidrive.target import build
+    from test_target import micropython_source
+
+    micropython_source()
+    return str(build("unix32").path)
+
+
+@pytest.mark.parametrize("runtime", ["micropython", "unix32"])  # 64-bit, and a board's 32-bit words
+def test_the_uplink_takes_under_8_kib_and_its_idle_tick_allocates_nothing(broker, drive_file, tmp_path, runtime):
+    cfg = {"vehicle": "kei_turbo_660", "profile": "jp-expressway", "mqtt_url": f"mqtt://127.0.0.1:{broker.port}",
+           "mqtt_username": "ram", "mqtt_password": "ram-secret", "device_id": "ram", "uplink_status_s": 3600,
+           "uplink_trip_min": 120}
+    (tmp_path / "data").mkdir()
+    script = tmp_path / "heap.py"
+    script.write_text(HEAP)
+    proc = subprocess.run([_interpreter(runtime), "-X", "heapsize=2M", str(script), str(firmware_dir()),
+                           str(drive_file), json.dumps(cfg), str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nuplink heap without TLS, connected, {runtime}: {out['uplink_heap_bytes']} bytes")
+    assert out["idle"] == "none" and out["state"] == 5  # still connected
+    assert 0 < out["uplink_heap_bytes"] <= RAM_BUDGET
+
+
+@pytest.fixture(scope="module")
+def short_drive(tmp_path_factory):
+    cycle = tmp_path_factory.mktemp("cycle") / "short.csv"
+    cycle.write_text("time_s,speed_kmh\n0,0\n2,0\n6,30\n10,0\n12,0\n")
+    return record.from_frames(simulate(load_vehicle("nbox-turbo"), load_cycle(str(cycle))).frames).tobytes()
+
+
+def test_secrets_are_never_printed(tmp_path, short_drive):
+    """config get shows them masked; the firmware's error line about a bad
+    one names the key, never the value; config set echoes it masked."""
+    env = dict(os.environ)
+    config = tmp_path / "config.json"
+    result = keidrive("config", "set", "--file", str(config), "mqtt_password", "hunter2-secret",
+                      "wifi_password", "wifi-secret-9", "mqtt_url", "mqtts://broker.example:8883", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr and "wifi-secret" not in result.stdout
+    shown = keidrive("config", "get", "--file", str(config), env=env)
+    assert "hunter2" not in shown.stdout and "wifi-secret" not in shown.stdout
+    assert 'mqtt_password = "********"' in shown.stdout
+    assert keidrive("config", "get", "--file", str(config), "mqtt_password", env=env).stdout.strip() == '"********"'
+    bad = firmware_config("nbox-turbo", overrides={"mqtt_password": "tab\there-secret", "wifi_password": 42})
+    report = run_records(short_drive, bad, timeout=60)
+    assert report.ok, report.failure()
+    text = json.dumps(report.events)
+    assert "here-secret" not in text and "mqtt_password" in text and "wifi_password" in text
+    one_line_error(keidrive("config", "set", "--file", str(config), "mqtt_password", "x\ty-secret", env=env),
+                   "mqtt_password")
