@@ -48,50 +48,53 @@ _RX = const(32)
 
 _EINPROGRESS = (115, 119, 36)  # Linux, lwIP, BSD / macOS
 
-if MICROPYTHON:
-    import time as _time
+import time as _time
 
-    def now_ms():
-        return _time.ticks_ms()
-
-    def since(t):
-        return _time.ticks_diff(_time.ticks_ms(), t)
-
-    def later(ms):
-        return _time.ticks_add(_time.ticks_ms(), ms)
-
-    def _write(sock, buf, off, n):
-        r = sock.write(buf, off, n)
-        return 0 if r is None else r
-
-    def _read(sock, mv):
-        return sock.readinto(mv)
-else:  # CPython: the SIL's cpython runtime
+if not MICROPYTHON:  # CPython: the SIL's cpython runtime
     import ssl as _ssl
-    import time as _time
-
-    def now_ms():
-        return int(_time.monotonic() * 1000)
-
-    def since(t):
-        return now_ms() - t
-
-    def later(ms):
-        return now_ms() + ms
 
     _WOULD_BLOCK = (BlockingIOError, _ssl.SSLWantReadError, _ssl.SSLWantWriteError)
 
-    def _write(sock, buf, off, n):
-        try:
-            return sock.send(memoryview(buf)[off:off + n])
-        except _WOULD_BLOCK:
-            return 0
 
-    def _read(sock, mv):
-        try:
-            return sock.recv_into(mv)
-        except _WOULD_BLOCK:
-            return None
+def now_ms() -> int:
+    if MICROPYTHON:
+        return _time.ticks_ms()  # pyright: ignore  (MicroPython's time: an int of its wrapping clock)
+    return int(_time.monotonic() * 1000)  # pyright: ignore[reportAttributeAccessIssue]  (CPython's time)
+
+
+def since(t):
+    """Milliseconds from t (a now_ms()) to now."""
+    if MICROPYTHON:
+        return _time.ticks_diff(_time.ticks_ms(), t)  # pyright: ignore[reportAttributeAccessIssue]
+    return now_ms() - t
+
+
+def later(ms):
+    """now_ms() in ms milliseconds."""
+    if MICROPYTHON:
+        return _time.ticks_add(_time.ticks_ms(), ms)  # pyright: ignore[reportAttributeAccessIssue]
+    return now_ms() + ms
+
+
+def _write(sock, buf, off, n):
+    """Bytes the socket took now (0 if none: it would block)."""
+    if MICROPYTHON:
+        r = sock.write(buf, off, n)
+        return 0 if r is None else r
+    try:
+        return sock.send(memoryview(buf)[off:off + n])
+    except _WOULD_BLOCK:
+        return 0
+
+
+def _read(sock, buf):
+    """Bytes read into buf; None if none has come, 0 at the end of the stream."""
+    if MICROPYTHON:
+        return sock.readinto(buf)
+    try:
+        return sock.recv_into(buf)
+    except _WOULD_BLOCK:
+        return None
 
 
 def random_below(n):
@@ -244,10 +247,13 @@ class Client:
         self.state = DNS
 
     def _dns(self):
-        addr = self.resolver.answer(self.tx)
+        resolver = self.resolver
+        if resolver is None:
+            return
+        addr = resolver.answer(self.tx)
         if addr is None:
             if since(self.started) > DNS_MS:
-                self.resolver.close()
+                resolver.close()
                 self._fail(b"DNS: no answer within 3 s")
             return
         if isinstance(addr, bytes):  # why it failed
@@ -296,7 +302,8 @@ class Client:
             if not MICROPYTHON:
                 ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host,  # pyright: ignore[reportArgumentType]
+                                    do_handshake_on_connect=False)
 
     def _connect_packet(self):
         """CONNECT into tx (from byte 4; its header in front): its end.

@@ -241,14 +241,14 @@ class Uplink:
             a = line.find(b'"warnings":[')
             b = line.find(b"]", a) if a >= 0 else -1
             if b > a >= 0 and o + (a - body) + 160 < end:
-                _copy(rec, o, line, body, a - body)
+                _copy(rec, o, line, body, a - body)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
                 o += a - body
                 o = self._by_kind(rec, o)
                 body = b + 1
         if o + last - body > end:
             self.too_large += 1
             return
-        _copy(rec, o, line, body, last - body)
+        _copy(rec, o, line, body, last - body)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
         o += last - body
         drain = getattr(self.fw.port, "drain", None)
         if drain is not None:
@@ -489,9 +489,13 @@ def _ca(path):
 
 
 def _url(url):
+    """(tls, host, port) of the config's mqtt_url (valid: the config checked it)."""
     from .config import parse_url
 
-    return parse_url(url)
+    parsed = parse_url(url)
+    if parsed is None:
+        raise ValueError("mqtt_url %r" % (url,))
+    return parsed
 
 
 def _check_url(cfg):
@@ -573,18 +577,19 @@ def _boot_state(directory, restored):
     try:
         with open(path, "rb") as f:
             data = f.read(16)
-        if len(data) == 14 and data[:4] == b"KDU1" and crc16(data, 0, 12, 0xFFFF, _table()) == (
-                data[12] << 8 | data[13]):
-            boot, trip = struct.unpack("<II", data[4:12])
     except OSError:
-        pass
+        data = b""
+    if len(data) == 14 and data[:4] == b"KDU1":  # the length first: viper reads no further than told
+        c = crc16(data, 0, 12, 0xFFFF, _table())  # pyright: ignore[reportArgumentType]  (viper pointers)
+        if c == (data[12] << 8 | data[13]):
+            boot, trip = struct.unpack("<II", data[4:12])
     if boot < 0:
         boot = _mqtt.random_below(1 << 20) << 10  # room for a thousand boots before it meets another start
     boot = (boot + 1) & 0x3FFFFFFF
     if not restored or trip < 0:
         trip = boot
     data = bytearray(b"KDU1" + struct.pack("<II", boot, trip) + b"\0\0")
-    c = crc16(data, 0, 12, 0xFFFF, _table())
+    c = crc16(data, 0, 12, 0xFFFF, _table())  # pyright: ignore[reportArgumentType]  (viper pointers)
     data[12] = c >> 8
     data[13] = c & 0xFF
     with open(path + ".new", "wb") as f:
