@@ -10,6 +10,7 @@ import sys
 import pytest
 from conftest import keidrive, micropython_or_skip, one_line_error
 from keidrive import record
+from keidrive.bench.uplink import heap_figures
 from keidrive.fwconfig import firmware_module
 from keidrive.harness import firmware_config, run_records
 from keidrive.paths import firmware_dir
@@ -17,59 +18,6 @@ from keidrive.sim import load_cycle, load_vehicle, simulate
 from mqtt_helpers import Mosquitto, wait_for
 
 RAM_BUDGET = 8 * 1024  # bytes of heap for the uplink without TLS
-
-HEAP = r"""
-import sys, gc, json, time, micropython
-sys.path.insert(0, sys.argv[1])
-from keifw import app, uplink, journal, mqtt, dns, config  # loaded before the baseline: code is not data
-class Null:
-    def write(self, b, n=None):
-        return n
-cfg = json.loads(sys.argv[3])
-plain = {k: v for k, v in cfg.items() if not k.startswith(("mqtt", "uplink", "device"))}
-fw, _ = app.build(cfg_obj=plain, data_dir=sys.argv[4], out=Null())
-full, _ = config.validate(cfg)
-K = 256
-buf = bytearray(K * 24)
-src = open(sys.argv[2], "rb")
-def feed():
-    n = src.readinto(buf)
-    fw.records(buf, n // 24, True)
-    return n
-for _ in range(20):
-    feed()
-gc.collect()
-before = gc.mem_alloc()
-up = uplink.attach(fw, full, sys.argv[4])
-for _ in range(2000):   # drive until connected and everything so far acknowledged
-    if not feed():
-        break
-    if up.client.up and not up.journal.queued() and not up.in_n and not up.controls:
-        break
-    time.sleep_ms(2)
-assert up.client.up, "never connected"
-gc.collect()
-used = gc.mem_alloc() - before
-# idle: the tick (the network looked at every tenth) and the once-a-second
-# schedule with nothing due, under the heap lock
-t = up.next_ds - 1
-up._second()
-err = "none"
-micropython.heap_lock()
-try:
-    for _ in range(100):
-        up._second()
-        for _ in range(10):
-            up.tick(t)
-        time.sleep_ms(1)
-except MemoryError as e:
-    micropython.heap_unlock()
-    sys.print_exception(e)
-    err = "MemoryError"
-micropython.heap_unlock()
-print(json.dumps({"uplink_heap_bytes": used, "idle": err, "state": up.client.state}))
-"""
-
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
@@ -102,13 +50,7 @@ def test_the_uplink_takes_under_8_kib_and_its_idle_tick_allocates_nothing(broker
            "mqtt_username": "ram", "mqtt_password": "ram-secret", "device_id": "ram", "uplink_status_s": 3600,
            "uplink_trip_min": 120}
     (tmp_path / "data").mkdir()
-    script = tmp_path / "heap.py"
-    script.write_text(HEAP)
-    proc = subprocess.run([_interpreter(runtime), "-X", "heapsize=2M", str(script), str(firmware_dir()),
-                           str(drive_file), json.dumps(cfg), str(tmp_path / "data")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = heap_figures(_interpreter(runtime), cfg, tmp_path / "data", drive_file)
     print(f"\nuplink heap without TLS, connected, {runtime}: {out['uplink_heap_bytes']} bytes")
     assert out["idle"] == "none" and out["state"] == 5  # still connected
     assert 0 < out["uplink_heap_bytes"] <= RAM_BUDGET

@@ -97,7 +97,11 @@ class Journal:
         import os
 
         found = ([], [], [])
-        for name in os.listdir(self.dir):
+        try:
+            names = os.listdir(self.dir)
+        except OSError:  # no file system: nothing to find (and appends will fail, counted by the uplink)
+            names = ()
+        for name in names:
             if len(name) > 5 and name.endswith(".jnl") and name[0] in LETTERS and name[1:-4].isdigit():
                 found[LETTERS.index(name[0])].append(int(name[1:-4]))
         q = self.q

@@ -592,9 +592,12 @@ def _boot_state(directory, restored):
     c = crc16(data, 0, 12, 0xFFFF, _table())  # pyright: ignore[reportArgumentType]  (viper pointers)
     data[12] = c >> 8
     data[13] = c & 0xFF
-    with open(path + ".new", "wb") as f:
-        f.write(data)
-    os.rename(path + ".new", path)
+    try:
+        with open(path + ".new", "wb") as f:
+            f.write(data)
+        os.rename(path + ".new", path)
+    except OSError:
+        pass  # no file system: this boot's numbers stand, the next boot starts afresh
     return boot, trip
 
 

@@ -20,8 +20,11 @@ START_TIMEOUT_S = 15.0
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883):
+    """``tls``: (port, {"cert", "key"} PEM paths) for a TLS listener beside the plain one."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, tls: tuple | None = None):
         self.host, self.port = host, port
+        self.tls = tls
         self.loop = None
         self.broker = None
         self.thread = None
@@ -41,6 +44,11 @@ class EmbeddedBroker:
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
+        if self.tls is not None:
+            port, files = self.tls
+            _check_free(self.host, port)
+            config["listeners"]["tls"] = {"type": "tcp", "bind": f"{self.host}:{port}", "ssl": True,
+                                          "certfile": str(files["cert"]), "keyfile": str(files["key"])}
 
         def serve():
             self.loop = asyncio.new_event_loop()
