@@ -68,6 +68,25 @@ def split_url(url: str) -> dict:
     return keys
 
 
+def provision(root: Path, url: str, board: str) -> None:
+    """A virtual board's /config.json with the broker (its network is this
+    machine's): mqtt_url (and user) merged into what is there, the device
+    id ``vboard-<board>`` unless it has one; the rest stays for flash."""
+    import json
+
+    from .board.deploy import merged_config
+    from .board.settings import check_writable, read_local, write_local
+
+    path = Path(root) / "config.json"
+    Path(root).mkdir(parents=True, exist_ok=True)
+    check_writable(str(path))
+    current = read_local(str(path), missing_ok=True)
+    changes = split_url(url)
+    if "device_id" not in current:
+        changes["device_id"] = f"vboard-{board}"
+    write_local(str(path), merged_config(current, changes, str(path)))
+
+
 def _first_line(path: str) -> str:
     try:
         lines = Path(path).read_text().splitlines()

@@ -17,10 +17,13 @@ def add_subparser(subparsers) -> None:
                    help="virtual CAN bus of its machine.CAN (default: keidrive:sim0)")
     p.add_argument("--link", metavar="PATH", help="also make PATH a symlink to the pty (a stable port name)")
     p.add_argument("--heap", metavar="SIZE", help="MicroPython heap size, e.g. 512k (default: the unix port's)")
+    from .. import uplinkopts
+
+    uplinkopts.add_arguments(p, board=True)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..board import virtual
 
-    return virtual.run(args.root, board=args.board, bus=args.bus, link=args.link, heap=args.heap)
+    return virtual.run(args.root, board=args.board, bus=args.bus, link=args.link, heap=args.heap, uplink=args.uplink)
