@@ -83,3 +83,72 @@ def test_secrets_are_never_printed(tmp_path, short_drive):
     assert "here-secret" not in text and "mqtt_password" in text and "wifi_password" in text
     one_line_error(keidrive("config", "set", "--file", str(config), "mqtt_password", "x\ty-secret", env=env),
                    "mqtt_password")
+
+
+def _lines(stream):
+    return [json.loads(line) for line in stream.getvalue().decode().splitlines()]
+
+
+def test_a_board_without_a_network_runs_without_uplink_and_says_so_once(monkeypatch, tmp_path, short_drive):
+    """An RP2040 without radio has neither ``network`` nor ``socket``: one
+    line, no uplink, the drive as without one (under CPython, the modules
+    made missing)."""
+    import io
+
+    app = firmware_module("app")
+    monkeypatch.setitem(sys.modules, "network", None)
+    monkeypatch.setitem(sys.modules, "socket", None)
+    out = io.BytesIO()
+    fw, _ = app.build(cfg_obj={"mqtt_url": "mqtt://127.0.0.1:1883"}, data_dir=str(tmp_path), out=out)
+    fw.records(bytearray(short_drive), len(short_drive) // 24, True)
+    fw.finish()
+    lines = _lines(out)
+    said = [e for e in lines if e.get("type") == "uplink"]
+    assert said == [{"type": "uplink", "state": "off",
+                     "why": "this board has no network interface: running without uplink"}]
+    assert fw.uplink is None and lines[-1]["type"] == "trip"
+
+
+def test_wifi_is_joined_from_the_config_and_waited_for_without_blocking(monkeypatch, broker, tmp_path, short_drive):
+    """ESP32 / Pico W: WLAN(STA_IF).connect(wifi_ssid, wifi_password)
+    returns at once; the client looks at isconnected() a second at a time
+    and connects once it is true. The WLAN here is a stand-in with the
+    documented calls (network.WLAN of MicroPython's ESP32 and rp2 ports);
+    the broker is mosquitto."""
+    import io
+    import types
+
+    calls = []
+
+    class WLAN:
+        def __init__(self, interface):
+            calls.append(("WLAN", interface))
+            self.polls = 0
+
+        def active(self, on):
+            calls.append(("active", on))
+
+        def connect(self, ssid, password):
+            calls.append(("connect", ssid, password))
+
+        def isconnected(self):
+            self.polls += 1
+            return self.polls > 3  # associated after a few looks
+
+        def ifconfig(self):
+            return ("10.0.0.2", "255.255.255.0", "10.0.0.1", "10.0.0.1")
+
+    network = types.SimpleNamespace(WLAN=WLAN, STA_IF=0)
+    monkeypatch.setitem(sys.modules, "network", network)
+    app = firmware_module("app")
+    out = io.BytesIO()
+    cfg = {"mqtt_url": f"mqtt://127.0.0.1:{broker.port}", "mqtt_username": "ram", "mqtt_password": "ram-secret",
+           "device_id": "ram", "wifi_ssid": "kei-garage", "wifi_password": "wifi-secret", "uplink_flush_s": 10}
+    fw, _ = app.build(cfg_obj=cfg, data_dir=str(tmp_path), out=out)
+    assert calls == [("WLAN", 0), ("active", True), ("connect", "kei-garage", "wifi-secret")]
+    fw.records(bytearray(short_drive), len(short_drive) // 24, True)
+    fw.finish()
+    lines = _lines(out)
+    summary = [e for e in lines if e.get("type") == "uplink" and e.get("state") == "summary"][-1]
+    assert summary["connects"] == 1 and summary["queued"] == 0, lines
+    assert "wifi-secret" not in json.dumps(lines)
