@@ -79,6 +79,17 @@ def test_a_drive_lands_whole_over_tls_with_a_password(broker, records, runtime):
     assert [p for t, p, retained in sub.messages if t.endswith("/online") and not retained] == [b"true", b"false"]
 
 
+def test_tls_handshakes_can_wait_until_parked(broker, records):
+    """mqtt_tls_parked: no handshake while driving (the car idles at the end
+    of this drive, so it never parks): everything waits in the journal and
+    goes at the end of input."""
+    report = run_records(records, uplink_config(broker, "dev-a", mqtt_tls_parked=True), timeout=120)
+    assert report.ok, report.failure()
+    kinds = [e.get("type") + ":" + e.get("state", "") for e in report.events if e.get("type") in ("trip", "uplink")]
+    assert kinds == ["trip:", "uplink:connected", "uplink:summary"], kinds
+    assert summary(report)["queued"] == 0
+
+
 def test_the_acl_keeps_each_device_to_its_topics(broker):
     """dev-b publishing as dev-a: mosquitto's ACL drops it (MQTT 3.1.1 has no
     way to refuse a PUBLISH, so it is acknowledged and never delivered)."""

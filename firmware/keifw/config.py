@@ -58,6 +58,8 @@ SCHEMA = {
     "mqtt_ca": ("text", None, (64, "path"), "CA certificate file on the board (PEM or DER) for mqtts:// (null: no TLS check)"),
     "mqtt_keepalive_s": ("int", 60, (10, 600), "MQTT keepalive; a ping unanswered for 10 s forces a reconnect"),
     "mqtt_backoff_max_s": ("int", 60, (1, 600), "longest wait between connection attempts (1 s doubling, jittered)"),
+    "mqtt_tls_parked": ("bool", False, None, "mqtts://: start TLS handshakes only while parked (a slow board's handshake "
+                        "step can outlast a tick; messages wait in the journal meanwhile)"),
     "device_id": ("text", None, (32, "id"), "the device's id in topics (null: machine.unique_id() in hex)"),
     "wifi_ssid": ("text", None, (32, "any"), "Wi-Fi network (ESP32, Pico W; null: no Wi-Fi)"),
     "wifi_password": ("text", None, (63, "any"), "Wi-Fi password (secret: never printed)"),

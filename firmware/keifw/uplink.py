@@ -117,6 +117,7 @@ class Uplink:
         self.every = 1
         self.next_ds = 0  # the next once-a-second look (trip ticks)
         self.driving = 0
+        self.hold_tls = tls and cfg["mqtt_tls_parked"]
         self.status_age = 0  # seconds since the last status message
         self.trip_age = 0  # seconds driven since the last trip message
         self.parked_s = 0
@@ -146,6 +147,8 @@ class Uplink:
         self.every = 1 if busy and self.client.state != _mqtt.WAIT else _IDLE_TICKS
 
     def _pump(self):
+        if self.hold_tls and self.driving and self.client.state == _mqtt.WAIT:
+            return  # mqtt_tls_parked: no handshake while the CAN bus is busy
         self.client.step()
         if self.client.state == _mqtt.UP:
             self._send()
@@ -159,6 +162,7 @@ class Uplink:
         if obd is not None and obd.integ.have_prev and obd.integ.v_prev > 0:
             moving = True
         driving = 1 if moving or o[_O_RUNNING] else 0
+        self.driving = driving
         signature = driving | fw.bus_state << 1
         alarms = fw.alerts.alarms
         for k in range(_alerts.N_KINDS):
@@ -387,6 +391,7 @@ class Uplink:
         import time
 
         c = self.client
+        self.hold_tls = False  # the end of input: no frames left to lose
         t0 = _mqtt.now_ms()
         limit = self.cfg["uplink_flush_s"] * 1000
         while _mqtt.since(t0) < limit:
