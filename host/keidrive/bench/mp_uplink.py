@@ -46,18 +46,19 @@ def _firmware(cfg, data_dir):
     return fw, full
 
 
+def _feed(fw, src, buf):
+    """The next block of records from the file into the firmware: how many (0 at its end)."""
+    n = src.readinto(buf) // 24
+    fw.records(buf, n, True)
+    return n
+
+
 def heap(cfg, data_dir, records, max_passes=4000):
     fw, full = _firmware(cfg, data_dir)
     buf = bytearray(256 * 24)
     src = open(records, "rb")
-
-    def feed():
-        n = src.readinto(buf)
-        fw.records(buf, n // 24, True)
-        return n
-
     for _ in range(20):
-        feed()
+        _feed(fw, src, buf)
     gc.collect()
     before = gc.mem_alloc()
     up = uplink.attach(fw, full, data_dir)
@@ -86,7 +87,7 @@ def heap(cfg, data_dir, records, max_passes=4000):
             del client.step  # connected: the rest is not the handshake (the class's method again)
         if client.up and not up.journal.queued() and not up.in_n and not up.controls:
             break
-        if not feed():
+        if not _feed(fw, src, buf):
             break
         time.sleep_ms(2)
     if connect_ms < 0:
@@ -132,12 +133,10 @@ def loop_fps(cfg, data_dir, records):
         src = open(records, "rb")
         frames = 0
         t0 = time.ticks_us()
-        while True:
-            n = src.readinto(buf)
-            if not n:
-                break
-            fw.records(buf, n // 24, True)
-            frames += n // 24
+        k = 1
+        while k:
+            k = _feed(fw, src, buf)
+            frames += k
         us = time.ticks_diff(time.ticks_us(), t0)
         out["fps_uplink_" + name] = frames * 1000000 // us
         if up is not None:

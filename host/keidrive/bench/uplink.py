@@ -164,38 +164,46 @@ def _on_qemu(vehicle: str) -> dict:
     raise RuntimeError(f"the uplink bench on the qemu board failed: {last[0] if last else 'no output'}")
 
 
-def _tls_files(folder: Path) -> dict | None:
-    """A CA and a server certificate for 127.0.0.1 (cryptography, from the
-    test extra); None without it."""
-    try:
-        import datetime
-        import ipaddress
+def make_ca(folder: Path) -> dict:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost
+    signed by it (ECDSA P-256): {"ca", "cert", "key"} PEM paths in
+    ``folder``. Needs ``cryptography`` (the test extra)."""
+    import datetime
+    import ipaddress
 
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keidrive bench CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keidrive test CA")])
 
     def certificate(subject, public_key, extension, critical):
         return (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(public_key)
                 .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=1)).add_extension(extension, critical=critical)
+                .not_valid_after(now + datetime.timedelta(days=30)).add_extension(extension, critical=critical)
                 .sign(ca_key, hashes.SHA256()))
 
     ca = certificate(ca_name, ca_key.public_key(), x509.BasicConstraints(ca=True, path_length=0), True)
-    server = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]), key.public_key(),
-                         x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = certificate(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]), key.public_key(), names,
+                         False)
     paths = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
     paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
     paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     return paths
+
+
+def _tls_files(folder: Path) -> dict | None:
+    try:
+        return make_ca(folder)
+    except ImportError:  # cryptography: the TLS figures are left out
+        return None
 
 
 def _fresh(folder: Path) -> Path:

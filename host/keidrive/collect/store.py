@@ -24,8 +24,6 @@ import datetime
 import json
 from pathlib import Path
 
-from ..errors import KeidriveError
-
 DEFAULT_DB = "keidrive-collect.duckdb"
 
 SCHEMA = """
@@ -64,24 +62,11 @@ TABLES = ("devices", "trips", "warnings", "status", "events", "received")
 
 
 def connect(path: str | Path, read_only: bool = False):
-    """The collector's database at ``path`` (created unless read-only); one
-    clear error for a missing, foreign or locked file."""
-    try:
-        import duckdb
-    except ImportError:
-        raise KeidriveError("keidrive collect needs DuckDB: pip install 'keidrive[collect]'") from None
-    path = Path(path)
-    if read_only and not path.is_file():
-        raise KeidriveError(f"{path}: no such database")
-    if not read_only and not path.parent.is_dir():
-        raise KeidriveError(f"cannot write {path}: directory {path.parent} does not exist")
-    try:
-        db = duckdb.connect(str(path), read_only=read_only)
-        if not read_only:
-            db.execute(SCHEMA)
-    except duckdb.Error as error:
-        raise KeidriveError(f"{path}: cannot open as a collect database ({str(error).splitlines()[0]})") from None
-    return db
+    """The collector's database at ``path`` (created unless read-only), as
+    the fleet's is opened: one clear error for a missing, foreign or locked file."""
+    from ..fleet.store import connect as open_database
+
+    return open_database(path, read_only, SCHEMA, "collect", "pip install 'keidrive[collect]'")
 
 
 def is_collected(db) -> bool:
