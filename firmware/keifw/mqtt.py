@@ -189,6 +189,7 @@ class Client:
         tx[o + 1] = k & 0xFF
         tx[o + 2:o + 2 + k] = topic
         self._queue(_header(tx, o, 0x30 | (qos << 1) | (1 if retain else 0), HEAD_ROOM + n - o), HEAD_ROOM + n)
+        self._flush()  # what the socket takes now (a failure drops the connection: the caller looks at ``up``)
         return pid
 
     def step(self):
@@ -259,7 +260,7 @@ class Client:
         if isinstance(addr, bytes):  # why it failed
             self._fail(addr)
             return
-        self.addr = addr  # kept: a name is resolved once per boot
+        self.addr = addr  # kept while connections to it work
         self._connect()
 
     def _connect(self):
@@ -464,6 +465,8 @@ class Client:
     def _fail(self, why):
         self._close()
         self.why = why
+        if not _ipv4(self.host) and self.host != "localhost":
+            self.addr = None  # a name is looked up again: its address may have moved
         self.failures += 1
         k = self.failures - 1 if self.failures < 8 else 7
         delay = BACKOFF_MIN_MS << k

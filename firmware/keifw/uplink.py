@@ -331,6 +331,8 @@ class Uplink:
             if n < 0:
                 continue
             pid = c.publish(self.topics[cls], n, 1, False)
+            if c.state != _mqtt.UP:
+                return  # the write failed and the connection went down: the record goes again (rewound)
             i = (self.in_first + self.in_n) % WINDOW
             self.in_pid[i] = pid
             self.in_cls[i] = cls
@@ -419,7 +421,8 @@ class Uplink:
                            (b'"dropped_status":', j.dropped(STATUS)), (b'"dropped_event":', j.dropped(EVENT)),
                            (b'"dropped_trip":', j.dropped(TRIP)), (b'"corrupt":', j.corrupt),
                            (b'"too_large":', self.too_large), (b'"journal_writes":', j.writes),
-                           (b'"journal_bytes":', j.used()), (b'"connects":', self.client.connects),
+                           (b'"journal_bytes":', j.used()), (b'"journal_errors":', self.journal_errors),
+                           (b'"connects":', self.client.connects),
                            (b'"drops":', self.client.drops), (b'"boot":', self.boot), (b'"seq":', self.seq)):
             w.kfix(key, value, 0)
         w.end()
