@@ -46,12 +46,12 @@ class Mosquitto:
     ``keidrive/<their user name>/#`` and their discovery topics, the user
     ``collector`` reading ``keidrive/#``. Not persistent: a restart is empty."""
 
-    def __init__(self, folder: Path, users: dict[str, str]):
+    def __init__(self, folder: Path, users: dict[str, str], port: int | None = None):
         self.binary = mosquitto_or_skip()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.tls = make_ca(folder / "tls")
-        self.port = free_port()
+        self.port = port or free_port()
         self.tls_port = free_port()
         self.users = dict(users)
         self.process = None

@@ -90,3 +90,45 @@ def test_a_drive_with_the_broker_down_for_ten_minutes_and_a_power_cut_lands_once
     print(f"\nbroker down 440..1040 s of wltc-jp, firmware killed at 800 s: {len(trips)} trip, "
           f"{len(stored)} warning events, {stats.stored} stored, {stats.duplicates} duplicates, "
           f"{len(waiting)} journal segments waiting at the kill")
+
+
+def test_hours_offline_fill_the_journal_statuses_go_first_and_trips_stay(drive, tmp_path):
+    """A whole drive with no broker at all, a status every 10 s into an
+    8 KiB journal (the default 128 KiB holds hours of this): statuses are
+    dropped and counted, every warning event and trip snapshot kept. The
+    next boot finds a broker and sends what the journal held."""
+    from keidrive.harness import run_records
+    from mqtt_helpers import free_port
+
+    port = free_port()  # nothing listens there yet
+    config = firmware_config("nbox-turbo", PROFILE, {
+        "mqtt_url": f"mqtt://127.0.0.1:{port}", "device_id": DEVICE, "mqtt_username": DEVICE, "mqtt_password": "d",
+        "uplink_journal_kib": 8,
+        "uplink_status_s": 10, "uplink_flush_s": 1, "mqtt_backoff_max_s": 1})
+    offline = run_records(drive.tobytes(), config, workdir=tmp_path / "board", timeout=300)
+    assert offline.ok, offline.failure()
+    first = [e for e in offline.events if e.get("type") == "uplink" and e.get("state") == "summary"][-1]
+    assert first["connects"] == 0 and first["dropped_status"] > 50
+    assert first["dropped_event"] == 0 and first["dropped_trip"] == 0 and first["journal_bytes"] <= 8192
+
+    broker = Mosquitto(tmp_path / "mosquitto", {DEVICE: "d", "collector": "c"}, port=port).start()
+    try:
+        collector = CollectorThread(tmp_path / "trips.duckdb", Broker("127.0.0.1", port, False, "collector", "c"))
+        online = run_records(b"", {**config, "uplink_flush_s": 30},
+                             workdir=tmp_path / "board", timeout=120)  # boots, restores the trip, sends the journal
+        assert online.ok, online.failure()
+        second = [e for e in online.events if e.get("type") == "uplink" and e.get("state") == "summary"][-1]
+        assert second["queued"] == 0 and second["connects"] == 1
+        store = collector.collector.store
+        printed = len(offline.warnings)
+        wait_for(lambda: store.types["warning"] >= printed and store.types["trip"] >= 1, 60, "the kept messages")
+        collector.stop()
+    finally:
+        broker.stop()
+    db = duckdb.connect(str(tmp_path / "trips.duckdb"), read_only=True)
+    assert db.execute("SELECT distance_km, warnings FROM trips").fetchall() == [
+        (offline.trip["distance_km"], offline.trip["warning_count"])]
+    assert db.execute("SELECT count(*) FROM events WHERE type = 'warning'").fetchone() == (printed,)
+    kept = db.execute("SELECT count(*) FROM status").fetchone()[0]
+    print(f"\n{first['seq']} messages formed offline, {first['dropped_status']} statuses dropped, "
+          f"{kept} statuses, {printed} warning events and the trip delivered")
