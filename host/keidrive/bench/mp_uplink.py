@@ -111,38 +111,44 @@ def heap(cfg, data_dir, records, max_passes=4000):
                       "longest_step_us": longest, "connect_heap_peak_bytes": peak}))
 
 
-def loop_fps(cfg, data_dir, records):
+def loop_fps(cfg, data_dir, records, repeats=5):
     """The whole drive through Firmware.records, timed, without and then
-    with the uplink (connected first: the handshake is not the loop's):
-    frames per second of each. One JSON line."""
+    with the uplink (connected first: the handshake is not the loop's),
+    ``repeats`` times each, alternating: the best frames per second of each
+    (the machine's other work only ever slows a run). One JSON line."""
     import os
 
+    best = {"off": 0, "on": 0}
     out = {}
     buf = bytearray(256 * 24)
-    for name in ("off", "on"):
-        folder = data_dir + "/" + name
-        os.mkdir(folder)
-        fw, full = _firmware(cfg, folder)
-        up = None
-        if name == "on":
-            up = uplink.attach(fw, full, folder)
-            t0 = time.ticks_ms()
-            while not up.client.up and time.ticks_diff(time.ticks_ms(), t0) < 10000:
-                up.tick(0)
-                time.sleep_ms(1)
-        src = open(records, "rb")
-        frames = 0
-        t0 = time.ticks_us()
-        k = 1
-        while k:
-            k = _feed(fw, src, buf)
-            frames += k
-        us = time.ticks_diff(time.ticks_us(), t0)
-        out["fps_uplink_" + name] = frames * 1000000 // us
-        if up is not None:
-            out["journaled"] = up.seq
-            out["sent_during_drive"] = up.sent
-            out["connected"] = up.client.up
+    for r in range(repeats):
+        for name in ("off", "on"):
+            folder = "%s/%s%d" % (data_dir, name, r)
+            os.mkdir(folder)
+            fw, full = _firmware(cfg, folder)
+            up = None
+            if name == "on":
+                up = uplink.attach(fw, full, folder)
+                t0 = time.ticks_ms()
+                while not up.client.up and time.ticks_diff(time.ticks_ms(), t0) < 10000:
+                    up.tick(0)
+                    time.sleep_ms(1)
+            src = open(records, "rb")
+            frames = 0
+            t0 = time.ticks_us()
+            k = 1
+            while k:
+                k = _feed(fw, src, buf)
+                frames += k
+            fps = frames * 1000000 // time.ticks_diff(time.ticks_us(), t0)
+            best[name] = max(best[name], fps)
+            if up is not None:
+                out["journaled"] = up.seq
+                out["sent_during_drive"] = up.sent
+                out["connected"] = up.client.up
+                up.client.disconnect()
+    out["fps_uplink_off"] = best["off"]
+    out["fps_uplink_on"] = best["on"]
     print(json.dumps(out))
 
 
@@ -177,24 +183,32 @@ class Writable:
         yield self, 4  # POLLOUT: connected
 
 
-def idle_ticks(cfg, ticks=2000):
-    fw, full = _firmware(cfg, None)
-    full["ha_discovery"] = False
-    up = uplink.attach(fw, full, "/uplink-bench", connect=lambda host, port: (StandIn(), Writable()))
-    t = 0
-    for _ in range(50):  # connect, online, the first look at the car
-        up.tick(t)
-        t += 1
-    assert up.client.state == _mqtt.UP and not up.controls, up.client.state
-    gc.collect()
-    a0 = gc.mem_alloc()
-    t0 = time.ticks_us()
-    for _ in range(ticks):
-        up.tick(t)
-        t += 1
-    t1 = time.ticks_us()
-    print("uplink " + json.dumps({"instr_per_tick_uplink_idle": time.ticks_diff(t1, t0) * 1000 // ticks,
-                                  "alloc_bytes_per_tick": (gc.mem_alloc() - a0) // ticks, "ticks": ticks}))
+def idle_ticks(cfg, ticks=2000, repeats=3, data_dir="/uplink-bench"):
+    """Instructions per idle tick, the mean of ``repeats`` runs each on a
+    fresh firmware (MicroPython's map lookup cache is indexed by address:
+    counts move a little with the heap's layout, as on_target.py's do)."""
+    total = 0
+    alloc = 0
+    for _ in range(repeats):
+        fw, full = _firmware(cfg, None)
+        full["ha_discovery"] = False
+        up = uplink.attach(fw, full, data_dir, connect=lambda host, port: (StandIn(), Writable()))
+        t = 0
+        for _ in range(50):  # connect, online, the first look at the car
+            up.tick(t)
+            t += 1
+        assert up.client.state == _mqtt.UP and not up.controls, up.client.state
+        gc.collect()
+        a0 = gc.mem_alloc()
+        t0 = time.ticks_us()
+        for _ in range(ticks):
+            up.tick(t)
+            t += 1
+        t1 = time.ticks_us()
+        total += time.ticks_diff(t1, t0) * 1000 // ticks
+        alloc = max(alloc, (gc.mem_alloc() - a0) // ticks)
+    print("uplink " + json.dumps({"instr_per_tick_uplink_idle": total // repeats, "alloc_bytes_per_tick": alloc,
+                                  "ticks": ticks, "repeats": repeats}))
 
 
 if __name__ == "__main__":

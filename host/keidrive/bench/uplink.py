@@ -8,7 +8,9 @@
   journal's flash writes per hour.
 * The loop's frames per second without and with the uplink in the same run
   (keidrive/bench/mp_uplink.py: ``Firmware.records`` over the drive, timed,
-  the uplink connected before the clock starts).
+  the uplink connected before the clock starts; the best of 5 alternating
+  runs each). Wall-clock figures, as loaded as the machine is: the
+  deterministic cost is the Cortex-M3 count below.
 * The uplink's heap on the unix port (keidrive/bench/mp_uplink.py): without
   TLS, and with TLS against the embedded broker's TLS listener (a throwaway
   CA made for it): what TLS adds, how long connecting took and the longest
@@ -222,7 +224,7 @@ def _free_port() -> int:
 def print_uplink(figures: dict) -> None:
     print(f"uplink, {figures['vehicle']} on {figures['cycle']} ({figures['frames']} frames), SIL on the unix port:")
     print(f"  frames/s, uplink off / on  {figures['fps_uplink_off']:>10,} / {figures['fps_uplink_on']:,}"
-          f" (same trip: {figures['same_trip']})")
+          f" (best of 5 each, wall clock; same trip: {figures['same_trip']})")
     per_hour = figures["bytes_per_hour"]
     print(f"  bytes per hour of driving  status {per_hour['status']:,}, event {per_hour['event']:,}, "
           f"trip {per_hour['trip']:,} (payloads; messages {figures['messages']})")
