@@ -4,7 +4,6 @@ bring-up of an ESP32 / Pico W."""
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -13,9 +12,8 @@ from keidrive import record
 from keidrive.bench.uplink import heap_figures
 from keidrive.fwconfig import firmware_module
 from keidrive.harness import firmware_config, run_records
-from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
-from mqtt_helpers import Mosquitto, wait_for
+from mqtt_helpers import Mosquitto
 
 RAM_BUDGET = 8 * 1024  # bytes of heap for the uplink without TLS
 

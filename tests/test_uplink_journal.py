@@ -163,20 +163,12 @@ print(json.dumps({"got": got, "corrupt": j.corrupt}))
     assert out["got"] == ["status 0"] and out["corrupt"] == 1
 
 
-def test_the_journal_is_bounded_in_bytes_on_disk(tmp_path):
+def test_the_journal_is_bounded_in_bytes_on_disk(interpreter, tmp_path):
     """What the journal counts is what its files hold."""
-    folder = tmp_path / "j"
-    import subprocess
-
-    from conftest import micropython_or_skip
-
-    script = PRELUDE.replace(str(firmware_dir()), str(firmware_dir())) + f"""
-j = Journal({str(folder)!r}, 32768)
+    out = run(interpreter, """
+j = Journal(DIR, 32768)
 for i in range(500):
     put(j, (STATUS, EVENT)[i % 2], "x" * (100 + i % 400))
-print(j.used())
-"""
-    result = subprocess.run([micropython_or_skip(), "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    used = int(result.stdout.split()[-1])
-    assert used == sum(p.stat().st_size for p in Path(folder).iterdir()) <= 32768
+print(json.dumps({"used": j.used()}))
+""", tmp_path / "j")
+    assert out["used"] == sum(p.stat().st_size for p in Path(tmp_path / "j").iterdir()) <= 32768

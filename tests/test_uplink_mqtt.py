@@ -254,7 +254,7 @@ def test_four_vehicles_through_mosquitto_into_duckdb_from_the_command_line(broke
         reports[device] = json.loads(result.stdout)
         assert reports[device]["uplink"]["queued"] == 0, reports[device]["uplink"]
     second = subprocess.run(collect + ["--idle-exit", "2", "--json"], env=env, capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, check=False)
     assert second.returncode == 0, second.stderr
     stats = json.loads(second.stdout)
     assert stats["rejected"] == 0 and stats["devices"] == sorted(vehicles)

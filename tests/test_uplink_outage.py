@@ -85,8 +85,6 @@ def test_a_drive_with_the_broker_down_for_ten_minutes_and_a_power_cut_lands_once
         row[0] for row in db.execute("SELECT message FROM events WHERE type = 'warning'").fetchall())))
     assert printed and stored == printed  # every warning event, each exactly once
     assert stats.rejected == 0
-    for line in car.events("uplink"):
-        print(line)
     print(f"\nbroker down 440..1040 s of wltc-jp, firmware killed at 800 s: {len(trips)} trip, "
           f"{len(stored)} warning events, {stats.stored} stored, {stats.duplicates} duplicates, "
           f"{len(waiting)} journal segments waiting at the kill")

@@ -469,9 +469,7 @@ class Client:
             self.addr = None  # a name is looked up again: its address may have moved
         self.failures += 1
         k = self.failures - 1 if self.failures < 8 else 7
-        delay = BACKOFF_MIN_MS << k
-        if delay > self.backoff_max_ms:
-            delay = self.backoff_max_ms
+        delay = min(BACKOFF_MIN_MS << k, self.backoff_max_ms)
         self.wait_ms = delay // 2 + random_below(delay // 2)
         self.retry_at = later(self.wait_ms)
         self.state = WAIT

@@ -72,7 +72,6 @@ def provision(root: Path, url: str, board: str) -> None:
     """A virtual board's /config.json with the broker (its network is this
     machine's): mqtt_url (and user) merged into what is there, the device
     id ``vboard-<board>`` unless it has one; the rest stays for flash."""
-    import json
 
     from .board.deploy import merged_config
     from .board.settings import check_writable, read_local, write_local

@@ -73,9 +73,7 @@ def heap(cfg, data_dir, records, max_passes=4000):
         nonlocal longest, peak
         t0 = time.ticks_us()
         step()
-        d = time.ticks_diff(time.ticks_us(), t0)
-        if d > longest:
-            longest = d
+        longest = max(longest, time.ticks_diff(time.ticks_us(), t0))
         gc.collect()
         peak = max(peak, gc.mem_alloc() - before)
 
@@ -133,13 +131,13 @@ def loop_fps(cfg, data_dir, records, repeats=5):
                 while not up.client.up and time.ticks_diff(time.ticks_ms(), t0) < 10000:
                     up.tick(0)
                     time.sleep_ms(1)
-            src = open(records, "rb")
             frames = 0
-            t0 = time.ticks_us()
-            k = 1
-            while k:
-                k = _feed(fw, src, buf)
-                frames += k
+            with open(records, "rb") as src:
+                t0 = time.ticks_us()
+                k = 1
+                while k:
+                    k = _feed(fw, src, buf)
+                    frames += k
             fps = frames * 1000000 // time.ticks_diff(time.ticks_us(), t0)
             best[name] = max(best[name], fps)
             if up is not None:

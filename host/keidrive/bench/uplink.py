@@ -97,9 +97,9 @@ def uplink_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp") -> dict:
 def _drive(records, vehicle: str, hours: float, port: int) -> dict:
     """The drive without and with the uplink, in the same run; what the
     broker passed on, by message type."""
-    from ..collect.collector import TOPIC
-
     import paho.mqtt.client as mqtt
+
+    from ..collect.collector import TOPIC
 
     sizes: Counter = Counter()
     counts: Counter = Counter()
