@@ -27,6 +27,7 @@ from . import alerts as _alerts
 from . import journal as _journal
 from . import lines
 from . import mqtt as _mqtt
+from . import scan as _scan
 from .compat import MICROPYTHON
 from .journal import EVENT, HEADER, STATUS, TRIP
 
@@ -38,7 +39,9 @@ _PARKED_S = const(60)  # parked this long after driving: the trip so far goes ou
 _O_SPEED_OK = const(0)
 _O_RUNNING = const(9)
 _P_STOPPED = const(14)
+_C_VIRTUAL = const(3)  # the scanner's ctx word: the clock is the records' (asserted below)
 TOPICS = (b"status", b"event", b"trip")
+assert _scan.C_VIRTUAL == _C_VIRTUAL
 STATE_FILE = "state"
 
 
@@ -115,6 +118,7 @@ class Uplink:
         self.n_discovery = len(_discovery_table(cfg, fw.kind)) if cfg["ha_discovery"] else 0
         self.k = 0  # ticks since the last step
         self.every = 1
+        self.polled = _mqtt.now_ms() - 2  # when the network was last looked at (real ms)
         self.next_ds = 0  # the next once-a-second look (trip ticks)
         self.driving = 0
         self.hold_tls = tls and cfg["mqtt_tls_parked"]
@@ -140,7 +144,12 @@ class Uplink:
         if t_ds >= self.next_ds:
             self.next_ds = t_ds + 10
             self._second()
-        self._pump()
+        # on the drive's own clock (lockstep: ticks thousands a second of real
+        # time) the network at most every 2 ms, not a system call per tick
+        # while a message is in flight; on a real clock every tick
+        if not self.fw.ctx[_C_VIRTUAL] or _mqtt.since(self.polled) >= 2:
+            self.polled = _mqtt.now_ms()
+            self._pump()
         busy = self.client.state != _mqtt.UP or self.in_n or self.controls or self.journal.queued()
         # connecting (it has a deadline but no back-off wait of its own) or
         # sending: every tick; waiting out a back-off or idle: once a second
