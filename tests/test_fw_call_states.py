@@ -24,6 +24,7 @@ VM_MAX_STATE_ON_STACK_WORDS = 11
 # the board loop
 HOT = {
     "loop.py": ("clock", "tick", "_measure", "_eco_sample", "_chores", "at"),
+    "uplink.py": ("tick",),  # with the uplink on: its call on every tick
 }
 
 

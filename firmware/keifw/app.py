@@ -55,6 +55,10 @@ def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=
         fw.info(b'"event":', b"trip_restored")
     if store is not None and store.rejected:
         fw.error(store.rejected)
+    if cfg["mqtt_url"] is not None:
+        from .uplink import attach as attach_uplink
+
+        attach_uplink(fw, cfg, data_dir)
     return fw, cfg
 
 

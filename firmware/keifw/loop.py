@@ -172,6 +172,7 @@ class Firmware:
         self.al_events = self.alerts.events
         self.chores = port is not None or gpio is not None or self.tx is not None  # see _chores
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
+        self.uplink = None  # the MQTT uplink (keifw.uplink.attach) when the config names a broker
         self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
         self.periods = array("i", (0, 10, 0, 10 * cfg.get("status_interval_s", 1),
@@ -431,6 +432,8 @@ class Firmware:
         lines.trip(self)
         if self.store is not None:
             self.save()
+        if self.uplink is not None:
+            self.uplink.finish()
 
     # ------------------------------------------------------------------
     # bus, persistence

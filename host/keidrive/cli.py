@@ -12,6 +12,7 @@ SUBCOMMANDS = (
     "run",
     "replay",
     "fleet",
+    "collect",
     "dbc",
     "simulate",
     "calibrate",

@@ -29,6 +29,8 @@ def parse_value(key: str, text: str):
             value = False
         else:
             raise KeidriveError(f"config {key} must be true or false, got {text!r}")
+    elif kind == "text" and text.lower() in ("null", "none"):
+        value = None
     elif kind == "int":
         if text.lower() in ("null", "none") and len(rule) == 3:
             value = None
@@ -71,7 +73,7 @@ def describe(config: dict) -> list[str]:
     effective, errors = schema.validate(config)
     lines = []
     for key, (kind, default, _rule, text) in schema.SCHEMA.items():
-        value = effective[key]
+        value = schema.masked(key, effective[key])  # a secret is never shown
         mark = "" if key in config else "  (default)"
         lines.append(f"{key} = {json.dumps(value)}{mark}")
     for message in errors:

@@ -66,6 +66,14 @@ class Trip:
         return counts
 
     @property
+    def uplink(self) -> dict | None:
+        """What the firmware's uplink sent, had acknowledged, queued and
+        dropped (its last summary line); None when it had no uplink."""
+        from ..uplink import summary
+
+        return summary(self.report)
+
+    @property
     def timing_error(self) -> dict | None:
         """How late paced frames left (mean, p99, max ms), for a paced drive."""
         if "mean_ms" not in self.bus:
@@ -75,8 +83,11 @@ class Trip:
     def to_json(self) -> dict:
         """Exactly what ``keidrive run --json`` (or ``replay --json``) prints."""
         if self.log is None:
-            return {"truth": self.truth, "firmware": self.firmware, "frames": self.frames,
-                    "wall_s": round(self.wall_s, 3), "runtime": self.runtime}
+            out = {"truth": self.truth, "firmware": self.firmware, "frames": self.frames,
+                   "wall_s": round(self.wall_s, 3), "runtime": self.runtime}
+            if self.uplink is not None:
+                out["uplink"] = self.uplink
+            return out
         out = {"firmware": self.firmware, "frames": self.frames, "wall_s": round(self.wall_s, 3),
                "runtime": self.runtime, "unknown_frames": self.log["unknown_frames"],
                "explained_share": self.log["explained_share"], "truncated": self.log["truncated"]}

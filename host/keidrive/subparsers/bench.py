@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler")
-# The fleet section starts Dask clusters (the fleet extra): only when asked.
+SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler", "uplink")
+# The fleet section starts Dask clusters (the fleet extra), the uplink section brokers (the collect
+# extra): only when asked.
 DEFAULT_SECTIONS = ("firmware", "loop", "simulator", "bus")
 
 
@@ -98,6 +99,10 @@ def run(args) -> int:
         from ..bench.compiler import compiler_figures
 
         figures["compiler"] = compiler_figures()
+    if "uplink" in sections:
+        from ..bench.uplink import uplink_figures
+
+        figures["uplink"] = uplink_figures(args.vehicle, args.cycle)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -150,6 +155,10 @@ def _print(figures: dict) -> None:
         from ..bench.compiler import print_compiler
 
         print_compiler(figures["compiler"])
+    if figures.get("uplink"):
+        from ..bench.uplink import print_uplink
+
+        print_uplink(figures["uplink"])
 
 
 def _target(args) -> int:

@@ -1,5 +1,7 @@
 """keidrive board: a virtual dev board on a pseudo-terminal (tests, demos)."""
 
+from . import options
+
 
 def add_subparser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,10 +20,11 @@ def add_subparser(subparsers) -> None:
                    help="virtual CAN bus of its machine.CAN (default: keidrive:sim0)")
     p.add_argument("--link", metavar="PATH", help="also make PATH a symlink to the pty (a stable port name)")
     p.add_argument("--heap", metavar="SIZE", help="MicroPython heap size, e.g. 512k (default: the unix port's)")
+    options.add_uplink(p, board=True)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..board import virtual
 
-    return virtual.run(args.root, board=args.board, bus=args.bus, link=args.link, heap=args.heap)
+    return virtual.run(args.root, board=args.board, bus=args.bus, link=args.link, heap=args.heap, uplink=args.uplink)

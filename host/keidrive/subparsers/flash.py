@@ -132,7 +132,11 @@ def _say_config(say, current: dict, config: dict) -> None:
     if not changed:
         say(f"  config: unchanged ({len(current)} keys)")
         return
-    text = ", ".join(f"{k}={v!r}" + (f" (was {current[k]!r})" if k in current else "") for k, v in changed.items())
+    from ..fwconfig import schema_module
+
+    masked = schema_module().masked  # a secret is never shown
+    text = ", ".join(f"{k}={masked(k, v)!r}" + (f" (was {masked(k, current[k])!r})" if k in current else "")
+                     for k, v in changed.items())
     say(f"  config /config.json: {text}")
 
 

@@ -213,6 +213,10 @@ def run_report(args) -> int:
             result = report.compare(db, *args.compare)
         else:
             result = report.summary(db, args.run)
+        if args.plot and "collected" in result:
+            from ..errors import KeidriveError
+
+            raise KeidriveError("--plot draws fleet runs; collected trips have none (use --json and your own plot)")
         if args.plot:
             report.plot(db, args.plot, args.compare or [result["run"]])
     finally:

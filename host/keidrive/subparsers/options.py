@@ -108,3 +108,35 @@ def add_deadline(parser, default: float) -> None:
         "--deadline", type=float, default=default, metavar="SECONDS",
         help=f"give up on the board after this long in all, with one line saying so (default {default:g})",
     )
+
+
+def add_uplink(parser, *, board: bool = False) -> None:
+    """--uplink and its companions (docs/uplink.md); a board takes the URL alone."""
+    from ..uplink import DEFAULT_URL
+
+    group = parser.add_argument_group("uplink (docs/uplink.md)")
+    if board:
+        group.add_argument("--uplink", metavar="mqtt(s)://HOST:PORT",
+                           help="the board publishes its trips and events to this broker (mqtt_url in its "
+                                "/config.json; its network is this machine's)")
+        return
+    group.add_argument("--uplink", nargs="?", const=DEFAULT_URL, metavar="mqtt(s)://[USER@]HOST:PORT",
+                       help=f"publish trips, events and statuses over MQTT while driving (default {DEFAULT_URL}: "
+                            "a `keidrive collect` on this machine)")
+    group.add_argument("--device-id", metavar="ID",
+                       help="the device id in the topics (default: sil-<vehicle>-<6 random hex digits>)")
+    group.add_argument("--uplink-password-file", metavar="FILE", help="the MQTT password, first line of FILE")
+    group.add_argument("--uplink-ca", metavar="CA.pem", help="CA certificate the broker's must chain to (mqtts://)")
+
+
+def uplink_keys(args, vehicle: str) -> dict:
+    """The firmware config keys of the --uplink flags ({} without --uplink)."""
+    from ..uplink import firmware_keys
+
+    if args.uplink is None:
+        for name in ("device_id", "uplink_password_file", "uplink_ca"):
+            if getattr(args, name) is not None:
+                raise KeidriveError("goes with {uplink}", option=name, mentions=("uplink",))
+        return {}
+    return firmware_keys(args.uplink, vehicle, device_id=args.device_id, password_file=args.uplink_password_file,
+                         ca=args.uplink_ca)

@@ -42,7 +42,8 @@ def add_subparser(subparsers) -> None:
         "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
     )
     options.add_plot(parser, "keidrive-<vehicle>-<cycle>.png")
-    options.add_json(parser, "truth, firmware, frames, wall_s, runtime")
+    options.add_json(parser, "truth, firmware, frames, wall_s, runtime; uplink with --uplink")
+    options.add_uplink(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,6 +52,7 @@ def run(args) -> int:
     from ..drive.simulated import SimulatedDrive
     from ..drive.spec import DriveSpec
     from ..plot import check_plot_path
+    from ..uplink import describe as describe_uplink
     from . import screen
 
     overrides = None
@@ -58,6 +60,9 @@ def run(args) -> int:
         from ..obdcalibrate import read_config
 
         overrides = read_config(args.config)
+    uplink = options.uplink_keys(args, args.vehicle)
+    if uplink:
+        overrides = {**(overrides or {}), **uplink}
     drive = SimulatedDrive(DriveSpec(
         vehicle=args.vehicle, cycle=args.cycle, profile=args.profile, dbc=args.dbc, roles=args.roles, obd=args.obd,
         config=overrides, runtime=args.runtime, bus=args.bus, pace=options.pace_of(args),
@@ -97,6 +102,8 @@ def run(args) -> int:
         report.print_report(trip.summary, trip.truth, out, f"{trip.title} ({args.profile})")
         speedup = drive.duration_s / trip.wall_s if trip.wall_s else 0.0
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s ({speedup:.0f}x real time)")
+        if trip.uplink is not None:
+            out.print(describe_uplink(trip.uplink))
     screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
 
