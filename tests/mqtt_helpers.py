@@ -186,7 +186,7 @@ class CollectorThread:
 
 
 class SteppedDrive:
-    """The SIL firmware (keidrive.harness.FirmwareProcess, virtual clock)
+    """The SIL firmware (keidrive.drive.harness.FirmwareProcess, virtual clock)
     fed a drive's records in pieces over its stdin, so that a test can act
     at given drive times: stop a broker, kill the firmware and start it again
     on the same data folder (its flash), and so on."""
@@ -201,7 +201,7 @@ class SteppedDrive:
         self.firmware = None
 
     def start(self):
-        from keidrive.harness import FirmwareProcess
+        from keidrive.drive.harness import FirmwareProcess
 
         self.firmware = FirmwareProcess(self.config, runtime=self.runtime, workdir=self.workdir)
         self.fed = 0

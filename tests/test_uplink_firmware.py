@@ -8,10 +8,10 @@ import sys
 
 import pytest
 from conftest import keidrive, micropython_or_skip, one_line_error
-from keidrive import record
+from keidrive.io import record
 from keidrive.bench.uplink import heap_figures
 from keidrive.fwconfig import firmware_module
-from keidrive.harness import firmware_config, run_records
+from keidrive.drive.harness import firmware_config, run_records
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from mqtt_helpers import Mosquitto
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 from conftest import SHORT_CYCLE, keidrive, micropython_or_skip
-from keidrive import record
-from keidrive.harness import firmware_config, run_records
+from keidrive.io import record
+from keidrive.drive.harness import firmware_config, run_records
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from mqtt_helpers import Mosquitto, SteppedDrive, Subscriber, wait_for
 

@@ -13,9 +13,9 @@ import json
 import duckdb
 import pytest
 from conftest import micropython_or_skip
-from keidrive import record
+from keidrive.io import record
 from keidrive.collect import Broker
-from keidrive.harness import firmware_config
+from keidrive.drive.harness import firmware_config
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from mqtt_helpers import CollectorThread, Mosquitto, SteppedDrive, wait_for
 
@@ -95,7 +95,7 @@ def test_hours_offline_fill_the_journal_statuses_go_first_and_trips_stay(drive, 
     8 KiB journal (the default 128 KiB holds hours of this): statuses are
     dropped and counted, every warning event and trip snapshot kept. The
     next boot finds a broker and sends what the journal held."""
-    from keidrive.harness import run_records
+    from keidrive.drive.harness import run_records
     from mqtt_helpers import free_port
 
     port = free_port()  # nothing listens there yet

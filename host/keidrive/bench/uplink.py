@@ -30,8 +30,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .. import record, sim
-from ..harness import firmware_config, run_records
+from .. import sim
+from ..io import record
+from ..drive.harness import firmware_config, run_records
 from ..paths import firmware_dir
 from ..runtime import micropython_command
 
