@@ -24,6 +24,8 @@ VM_MAX_STATE_ON_STACK_WORDS = 11
 # the board loop
 HOT = {
     "loop.py": ("clock", "tick", "_measure", "_eco_sample", "_chores", "at"),
+    # the GNSS tick and the stream's UART records (keifw/gps.py)
+    "gps.py": ("tick", "records"),
 }
 
 

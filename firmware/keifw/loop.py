@@ -172,6 +172,9 @@ class Firmware:
         self.al_events = self.alerts.events
         self.chores = port is not None or gpio is not None or self.tx is not None  # see _chores
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
+        self.gps = None  # the GNSS reader (keifw.gps.attach) when the config enables it
+        self.uart_rx = None  # takes the stream's UART records: (buf, j, n) -> the record after them
+        self.closers = []  # called at the end of a drive, before the trip line
         self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
         self.periods = array("i", (0, 10, 0, 10 * cfg.get("status_interval_s", 1),
@@ -275,6 +278,8 @@ class Firmware:
             elif buf[j * 24 + 8] == 3 and virtual:  # record.CONTROL_SYNC
                 self.frames = counted + j
                 self._sync(buf, j)
+            elif buf[j * 24 + 8] == 4 and self.uart_rx is not None:  # record.CONTROL_UART: GNSS bytes
+                j = self.uart_rx(buf, j, n) - 1
             j += 1
         self.frames = counted + n
 
@@ -425,6 +430,8 @@ class Firmware:
     def finish(self):
         """End of input / shutdown: close open warnings, summary, save."""
         self.alerts.close_all(self.econ.acc[_econ.TICKS])
+        for fn in self.closers:
+            fn()
         lines.trip(self)
         if self.store is not None:
             self.save()

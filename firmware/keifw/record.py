@@ -40,6 +40,9 @@ CONTROL_END_OF_DRIVE = const(2)
 # to the record's timestamp, due ticks run (their requests go out), then the
 # record goes back through the port, after everything they sent.
 CONTROL_SYNC = const(3)
+# UART: bytes the GNSS module's UART received (DLC of them in the data
+# field), in the stream beside the frames (keifw/nmea.py reads them).
+CONTROL_UART = const(4)
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

@@ -1,0 +1,437 @@
+"""NMEA 0183 reader for a GNSS module on a UART (u-blox NEO-6M / M8N...).
+
+Bytes go in as the UART delivers them (``feed``: a plain buffer, or the
+UART records of a stream, keifw/record.py CONTROL_UART); whole sentences
+come out into ``Reader.fx``. RMC, GGA and VTG of any talker (GP, GN, GL,
+GA, GB...) are read; other sentences are counted and ignored. Nothing is
+allocated per byte or per sentence: the sentence is collected in a
+preallocated line buffer and parsed by viper code into int arrays.
+
+A sentence moves nothing unless all of this holds: it starts with ``$``,
+ends with ``*hh`` and a line end, holds printable ASCII only and at most
+``LINE_MAX`` bytes, its checksum matches, every field it is read for parses
+and is in range, and its UTC time of day is not before the last taken
+sentence's (a stale one). A new ``$`` before the line end (a truncated
+sentence), a stray byte or an overlong line drops what was collected.
+
+Gates (a fix must pass all to move the position or the speed): the last
+GGA, at most 2.5 s old, reports fix quality 1-5 (not 0 no fix, not 6
+estimated), at least ``MIN_SATS`` satellites and HDOP at most
+``MAX_HDOP_X100`` / 100; an RMC has status A and a mode other than N (no
+fix) or E (estimated); a VTG a mode other than N or E. A module that sends
+no GGA therefore never gives a fix: the gates need it (u-blox modules send
+RMC, VTG and GGA by default).
+
+Units: latitude and longitude 1e-7 degree (longitude up to 1.8e9: a machine
+word in viper, but beyond a board's small ints, so Python code reads
+positions through ``units``, in 1e-4 degree), speed 0.01 km/h, course 0.01
+degree, HDOP 0.01, UTC time of day ms, date yyyymmdd.
+"""
+
+from array import array
+
+import micropython
+from micropython import const
+
+LINE_MAX = const(96)  # NMEA 0183 says 82 with CR LF; some modules send longer proprietary lines
+MIN_SATS = const(4)
+MAX_HDOP_X100 = const(500)
+GGA_MAX_AGE_US = const(2500000)  # the GGA whose gates an RMC / VTG fix uses
+
+# st: the parser's state, then its counters
+_P_IN = const(0)        # 1: inside a sentence
+_P_N = const(1)         # bytes collected
+S_TAKEN = const(2)      # sentences read (RMC, GGA, VTG that parsed, fix or not)
+S_BAD_CHECKSUM = const(3)
+S_GARBLED = const(4)    # truncated, overlong, a stray byte, a field that does not parse or is out of range
+S_OTHER = const(5)      # sentences of other types, ignored
+S_STALE = const(6)      # UTC time of day before the last taken sentence's
+S_NO_FIX = const(7)     # taken, but gated: no fix, estimated, too few satellites, HDOP too high, no fresh GGA
+_S_LEN = const(8)
+
+# fx: what the sentences said
+F_LAT = const(0)        # 1e-7 degree
+F_LON = const(1)
+F_POS_T = const(2)      # firmware time of the position (us, 30-bit clock)
+F_POS_N = const(3)      # positions taken (modulo 2**30)
+F_SPEED = const(4)      # 0.01 km/h
+F_COURSE = const(5)     # 0.01 degree, -1: unknown
+F_SPEED_T = const(6)
+F_SPEED_N = const(7)
+F_QUALITY = const(8)    # the last GGA's fix quality (-1: none yet)
+F_SATS = const(9)
+F_HDOP = const(10)      # 0.01, -1: unknown
+F_GGA_T = const(11)     # firmware time of the last GGA
+F_GGA_OK = const(12)    # 1: the last GGA passed the gates
+F_TIME = const(13)      # UTC time of day of the last taken sentence, ms (-1: none)
+F_DATE = const(14)      # yyyymmdd of the last RMC fix (0: unknown)
+F_X = const(15)         # ``units``: the position in 1e-4 degree (longitudes east of 170 E folded west)
+F_Y = const(16)
+_F_LEN = const(17)
+
+_CONTROL_UART = const(4)  # record.CONTROL_UART: a control record carrying UART bytes
+_RMC = const(1)
+_GGA = const(2)
+_VTG = const(3)
+
+
+@micropython.viper
+def _parse(lo, nn: int, sto, fxo, t: int):
+    """One collected sentence (lo[0:nn], ``$`` to the checksum digits) into fx."""
+    ln = ptr8(lo)
+    st = ptr32(sto)
+    fx = ptr32(fxo)
+    if nn < 10 or ln[nn - 3] != 42:  # '*'
+        st[S_GARBLED] += 1
+        return
+    ck = 0
+    k = nn - 2
+    while k < nn:
+        c = ln[k]
+        if c >= 48 and c <= 57:
+            c -= 48
+        elif c >= 65 and c <= 70:
+            c -= 55
+        elif c >= 97 and c <= 102:
+            c -= 87
+        else:
+            st[S_GARBLED] += 1
+            return
+        ck = ck * 16 + c
+        k += 1
+    x = 0
+    k = 1
+    end = nn - 3
+    while k < end:
+        x ^= ln[k]
+        k += 1
+    if x != ck:
+        st[S_BAD_CHECKSUM] += 1
+        return
+    kind = 0
+    if ln[1] >= 65 and ln[1] <= 90 and ln[1] != 80 and ln[2] >= 65 and ln[2] <= 90 and ln[6] == 44:
+        if ln[3] == 82 and ln[4] == 77 and ln[5] == 67:
+            kind = _RMC
+        elif ln[3] == 71 and ln[4] == 71 and ln[5] == 65:
+            kind = _GGA
+        elif ln[3] == 86 and ln[4] == 84 and ln[5] == 71:
+            kind = _VTG
+    if kind == 0:
+        st[S_OTHER] += 1
+        return
+    # the fields: a number (digits, one '.', a leading '-') or one letter;
+    # what each field of each kind holds goes into these (-1 / 0: absent)
+    tm = -1
+    status = 0
+    lat = 0
+    lat_ok = 0
+    hemi_ns = 0
+    lon = 0
+    lon_ok = 0
+    hemi_ew = 0
+    knots = -1          # knots x 1000
+    kmh = -1            # 0.01 km/h
+    course = -1         # 0.01 degree
+    date = 0
+    mode = 0
+    quality = -1
+    sats = -1
+    hdop = -1
+    unit_n = 0
+    unit_k = 0
+    bad = 0
+    f = 1
+    i = 7
+    while i <= end and not bad:
+        ip = 0
+        fr = 0
+        fd = 0
+        dot = 0
+        neg = 0
+        digits = 0
+        letter = 0
+        nch = 0
+        while i < end and ln[i] != 44:
+            c = ln[i]
+            if c >= 48 and c <= 57:
+                if dot:
+                    if fd < 7:
+                        fr = fr * 10 + c - 48
+                        fd += 1
+                elif ip < 100000000:
+                    ip = ip * 10 + c - 48
+                else:
+                    bad = 1
+                digits += 1
+            elif c == 46 and not dot:
+                dot = 1
+            elif c == 45 and nch == 0:
+                neg = 1
+            elif c >= 65 and c <= 90:
+                letter = c
+            else:
+                bad = 1
+            nch += 1
+            i += 1
+        while fd < 7:
+            fr *= 10
+            fd += 1
+        num = 0  # 1: a plain non-negative number
+        if digits > 0 and letter == 0 and not neg:
+            num = 1
+        one = 0  # the field's letter, when it is one letter alone
+        if nch == 1 and letter:
+            one = letter
+        if nch and not num and not one and not (neg and digits and not letter):
+            bad = 1  # neither a number nor a letter
+        # --- fields by kind and position ---
+        geo = 0  # 1: latitude, 2: longitude
+        if kind == _RMC:
+            if f == 1:
+                geo = 3
+            elif f == 2:
+                status = one
+            elif f == 3:
+                geo = 1
+            elif f == 4:
+                hemi_ns = one
+            elif f == 5:
+                geo = 2
+            elif f == 6:
+                hemi_ew = one
+            elif f == 7 and num:
+                if ip < 500:
+                    knots = ip * 1000 + fr // 10000
+                else:
+                    bad = 1
+            elif f == 8 and num:
+                if ip <= 360:
+                    course = ip * 100 + fr // 100000
+                else:
+                    bad = 1
+            elif f == 9 and num:
+                dd = ip // 10000
+                mm = (ip // 100) % 100
+                yy = ip % 100
+                if dd >= 1 and dd <= 31 and mm >= 1 and mm <= 12 and ip < 1000000:
+                    date = (2000 + yy if yy < 80 else 1900 + yy) * 10000 + mm * 100 + dd
+                else:
+                    bad = 1
+            elif f == 12:
+                mode = one
+        elif kind == _GGA:
+            if f == 1:
+                geo = 3
+            elif f == 2:
+                geo = 1
+            elif f == 3:
+                hemi_ns = one
+            elif f == 4:
+                geo = 2
+            elif f == 5:
+                hemi_ew = one
+            elif f == 6 and num:
+                quality = ip if ip < 10 else -1
+            elif f == 7 and num:
+                sats = ip if ip < 100 else -1
+            elif f == 8 and num:
+                hdop = ip * 100 + fr // 100000 if ip < 100 else 9999
+        else:  # _VTG
+            if f == 1 and num:
+                if ip <= 360:
+                    course = ip * 100 + fr // 100000
+                else:
+                    bad = 1
+            elif f == 5 and num:
+                if ip < 500:
+                    knots = ip * 1000 + fr // 10000
+                else:
+                    bad = 1
+            elif f == 6:
+                unit_n = one
+            elif f == 7 and num:
+                if ip < 1000:
+                    kmh = ip * 100 + fr // 100000
+                else:
+                    bad = 1
+            elif f == 8:
+                unit_k = one
+            elif f == 9:
+                mode = one
+        if geo == 3 and num:  # hhmmss.sss
+            hh = ip // 10000
+            mi = (ip // 100) % 100
+            ss = ip % 100
+            if hh < 24 and mi < 60 and ss < 61 and ip < 1000000:
+                tm = ((hh * 60 + mi) * 60 + ss) * 1000 + fr // 10000
+            else:
+                bad = 1
+        elif geo == 1 and num:  # ddmm.mmmm: 1e-7 degree, minutes to 6 decimals
+            dg = ip // 100
+            mi = ip % 100
+            if dg <= 90 and mi < 60 and ip < 10000:
+                lat = dg * 10000000 + ((mi * 1000000 + fr // 10) + 3) // 6
+                lat_ok = 1 if dg < 90 or (mi == 0 and fr < 10) else 0
+            else:
+                bad = 1
+        elif geo == 2 and num:  # dddmm.mmmm
+            dg = ip // 100
+            mi = ip % 100
+            if dg <= 180 and mi < 60 and ip < 100000:
+                lon = dg * 10000000 + ((mi * 1000000 + fr // 10) + 3) // 6
+                # at most 180 degrees (1.8e9 is no small int constant on a board: compared by parts)
+                lon_ok = 1 if dg < 180 or (mi == 0 and fr < 10) else 0
+            else:
+                bad = 1
+        i += 1
+        f += 1
+    if bad:
+        st[S_GARBLED] += 1
+        return
+    if lat_ok:
+        if hemi_ns == 83:  # 'S'
+            lat = 0 - lat
+        elif hemi_ns != 78:
+            lat_ok = 0
+    if lon_ok:
+        if hemi_ew == 87:  # 'W'
+            lon = 0 - lon
+        elif hemi_ew != 69:
+            lon_ok = 0
+    # staleness: a time of day before the last taken one (within 12 h: past
+    # midnight it starts again)
+    last = fx[F_TIME]
+    if (last >> 31) == 1:  # -1 loaded zero-extended (64-bit ports)
+        last = -1
+    if tm >= 0 and last >= 0 and tm < last and last - tm < 43200000:
+        st[S_STALE] += 1
+        return
+    if kind != _VTG and tm < 0:
+        if (kind == _RMC and status == 65) or (kind == _GGA and quality > 0):
+            st[S_GARBLED] += 1  # a fix without its time
+            return
+    st[S_TAKEN] += 1
+    if tm >= 0:
+        fx[F_TIME] = tm
+    gga_fresh = 0
+    if fx[F_GGA_OK] and ((t - fx[F_GGA_T]) & 0x3FFFFFFF) <= GGA_MAX_AGE_US:
+        gga_fresh = 1
+    pos = 0
+    speed = 0
+    if kind == _GGA:
+        fx[F_QUALITY] = quality
+        fx[F_SATS] = sats
+        fx[F_HDOP] = hdop
+        fx[F_GGA_T] = t
+        ok = 0
+        if quality >= 1 and quality <= 5 and sats >= MIN_SATS and hdop >= 0 and hdop <= MAX_HDOP_X100:
+            if lat_ok and lon_ok:
+                ok = 1
+        fx[F_GGA_OK] = ok
+        pos = ok
+    elif kind == _RMC:
+        if status == 65 and mode != 78 and mode != 69 and lat_ok and lon_ok and gga_fresh:
+            pos = 1
+            if knots >= 0:
+                speed = 1
+                kmh = (knots * 1852 + 5000) // 10000
+            if date:
+                fx[F_DATE] = date
+    else:
+        if gga_fresh and mode != 78 and mode != 69:
+            if kmh >= 0 and unit_k == 75:
+                speed = 1
+            elif knots >= 0 and unit_n == 78:
+                speed = 1
+                kmh = (knots * 1852 + 5000) // 10000
+    if pos:
+        fx[F_LAT] = lat
+        fx[F_LON] = lon
+        fx[F_POS_T] = t
+        fx[F_POS_N] = (fx[F_POS_N] + 1) & 0x3FFFFFFF
+        # 1e-4 degree for Python and the boundaries (small ints on every port)
+        y = lat // 1000 if lat >= 0 else 0 - ((0 - lat) // 1000)
+        x = lon // 1000 if lon >= 0 else 0 - ((0 - lon) // 1000)
+        if x > 1700000:  # east of 170 E: Alaska's side of the antimeridian
+            x -= 3600000
+        fx[F_X] = x
+        fx[F_Y] = y
+    if speed:
+        fx[F_SPEED] = kmh
+        fx[F_COURSE] = course
+        fx[F_SPEED_T] = t
+        fx[F_SPEED_N] = (fx[F_SPEED_N] + 1) & 0x3FFFFFFF
+    if not pos and not speed and kind != _GGA:
+        st[S_NO_FIX] += 1
+    elif kind == _GGA and not pos:
+        st[S_NO_FIX] += 1
+
+
+@micropython.viper
+def feed(lo, sto, fxo, src: ptr8, j: int, n: int, rec: int, t: int) -> int:
+    """The bytes src[j:n] (rec 0), or the UART records j.. of a block of n
+    stream records (rec 1: while they are UART records, their data bytes),
+    into the reader at firmware time t. Returns where it stopped (n, or the
+    first record that is not a UART one)."""
+    ln = ptr8(lo)
+    st = ptr32(sto)
+    inside = st[_P_IN]
+    nn = st[_P_N]
+    while j < n:
+        if rec:
+            o = j * 24
+            if src[o + 12] != 0x80 or src[o + 8] != _CONTROL_UART:
+                break
+            k = o + 16
+            e = k + src[o + 13]
+            j += 1
+        else:
+            k = j
+            e = j + 1
+            j += 1
+        while k < e:
+            c = src[k]
+            k += 1
+            if c == 36:  # '$'
+                if inside:
+                    st[S_GARBLED] += 1  # the previous one was cut short
+                inside = 1
+                ln[0] = c
+                nn = 1
+            elif inside:
+                if c == 13 or c == 10:
+                    inside = 0
+                    _parse(lo, nn, sto, fxo, t)
+                elif c < 32 or c > 126 or nn >= LINE_MAX:
+                    inside = 0
+                    st[S_GARBLED] += 1
+                else:
+                    ln[nn] = c
+                    nn += 1
+    st[_P_IN] = inside
+    st[_P_N] = nn
+    return j
+
+
+class Reader:
+    """The parser's state (``st``: counters at the S_* offsets), what the
+    sentences said (``fx``, the F_* offsets) and the line buffer."""
+
+    def __init__(self):
+        self.line = bytearray(LINE_MAX)
+        self.st = array("i", bytes(4 * _S_LEN))
+        fx = array("i", bytes(4 * _F_LEN))
+        fx[F_COURSE] = -1
+        fx[F_QUALITY] = -1
+        fx[F_SATS] = -1
+        fx[F_HDOP] = -1
+        fx[F_TIME] = -1
+        self.fx = fx
+
+    def feed(self, buf, start, end, t):
+        """Plain bytes buf[start:end] (a UART's read) at firmware time t."""
+        feed(self.line, self.st, self.fx, buf, start, end, 0, t)  # pyright: ignore[reportArgumentType]
+
+    def records(self, buf, j, n, t):
+        """The UART records of a stream block from record j; the first record after them."""
+        return feed(self.line, self.st, self.fx, buf, j, n, 1, t)  # pyright: ignore[reportArgumentType]
