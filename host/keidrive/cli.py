@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "cycles",
     "vehicles",
     "profiles",
+    "geo",
     "bench",
     "flash",
     "monitor",

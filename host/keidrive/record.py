@@ -28,6 +28,7 @@ FLAG_CONTROL = 0x80
 CONTROL_STATS = 1  # to the hub: answer with frames carried and bus load
 CONTROL_END_OF_DRIVE = 2  # to every other client: the drive is over (SIL: report the trip and exit)
 CONTROL_SYNC = 3  # to the firmware: advance the clock to the timestamp, then echo this record (lockstep barrier)
+CONTROL_UART = 4  # to the firmware: DLC bytes its GNSS module's UART received (keidrive.gps.nmea)
 
 # A numpy view of many records at once, for the simulator's bulk traffic.
 DTYPE = np.dtype(

@@ -62,8 +62,12 @@ def add_subparser(subparsers) -> None:
     plot.add_argument("--no-plot", action="store_true", help="write no plot")
     parser.add_argument(
         "--json", action="store_true",
-        help="print the report as JSON (truth, firmware, frames, wall_s, runtime); writes a plot only with --plot",
+        help="print the report as JSON (truth, firmware, frames, wall_s, runtime; with --route also jurisdictions "
+        "and gps); writes a plot only with --plot",
     )
+    from ..gps.drive import add_arguments as add_route_arguments
+
+    add_route_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,6 +76,7 @@ def run(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .. import report
+    from ..gps import report as gps_report
     from ..harness import firmware_command
     from ..pacing import describe
 
@@ -103,6 +108,7 @@ def run(args) -> int:
     trip = firmware.trip
     # The report first: a plot that fails late must not lose a drive that ran.
     out = Console(stderr=args.telemetry == "-")
+    route = getattr(args, "route_obj", None)
     if args.json:
         print(json.dumps({
             "truth": result.truth,
@@ -110,6 +116,7 @@ def run(args) -> int:
             "frames": result.truth["frames"],
             "wall_s": round(wall, 3),
             "runtime": executable,
+            **(gps_report.json_figures(firmware) if route is not None else {}),
         }, indent=2))
     else:
         report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
@@ -118,7 +125,12 @@ def run(args) -> int:
         out.print(report.runtime_line(args.runtime, executable))
         if "mean_ms" in figures:
             out.print(f"pace: {describe(figures)}")
-    if plot_path is not None:
+        if route is not None:
+            gps_report.print_jurisdictions(firmware, route, out)
+    if plot_path is not None and route is not None:
+        gps_report.plot(plot_path, firmware, result.trace, route, config,
+                        f"{vehicle.name} on {cycle.name} along {route.name} ({args.profile} elsewhere)")
+    elif plot_path is not None:
         report.plot(plot_path, firmware.statuses, trip, result.trace, f"{vehicle.name} on {cycle.name}, {args.profile}")
         if not args.json:
             out.print(f"plot: {plot_path}")
@@ -152,6 +164,14 @@ def prepare(args):
 
         overrides = read_config(args.config)
     config = require_valid(firmware_config(vehicle.dbc, args.profile, overrides))
+    if getattr(args, "route", None):
+        from ..errors import KeidriveError
+        from ..gps.drive import prepare as prepare_route
+
+        if getattr(args, "obd", False) or getattr(args, "dbc", None) is not None:
+            raise KeidriveError("--route drives the vehicle's own bus: it does not go with --obd or --dbc yet")
+        args.route_obj, cycle, args.gps_receiver = prepare_route(args, cycle)
+        config = require_valid({**config, "gps": True})
     firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
     return vehicle, cycle, config
 
@@ -169,9 +189,13 @@ def drive(args, vehicle, cycle, config, on_event=None):
     if getattr(args, "obd", False):
         return _drive_obd(args, vehicle, cycle, config, on_event)
     result = sim.simulate(vehicle, cycle)
+    records = record.from_frames(result.frames)
+    if getattr(args, "route_obj", None) is not None:
+        from ..gps.drive import with_gnss
+
+        records = with_gnss(records, result, args.route_obj, args.gps_receiver)
     firmware, figures = feed_over_bus(
-        record.from_frames(result.frames), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
-        on_event=on_event,
+        records, config, bus=args.bus, runtime=args.runtime, realtime=args.realtime, on_event=on_event,
     )
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
