@@ -10,8 +10,8 @@ preallocated line buffer and parsed by viper code into int arrays.
 A sentence moves nothing unless all of this holds: it starts with ``$``,
 ends with ``*hh`` and a line end, holds printable ASCII only and at most
 ``LINE_MAX`` bytes, its checksum matches, every field it is read for parses
-and is in range, and its UTC time of day is not before the last taken
-sentence's (a stale one). A new ``$`` before the line end (a truncated
+and is in range, and its UTC time of day is not before that of a sentence
+taken in the last 10 s (a stale one: a module's buffer replayed). A new ``$`` before the line end (a truncated
 sentence), a stray byte or an overlong line drops what was collected.
 
 Gates (a fix must pass all to move the position or the speed): the last
@@ -67,7 +67,9 @@ F_TIME = const(13)      # UTC time of day of the last taken sentence, ms (-1: no
 F_DATE = const(14)      # yyyymmdd of the last RMC fix (0: unknown)
 F_X = const(15)         # ``units``: the position in 1e-4 degree (longitudes east of 170 E folded west)
 F_Y = const(16)
-_F_LEN = const(17)
+F_TIME_T = const(17)    # firmware time F_TIME was taken at
+_F_LEN = const(18)
+STALE_WINDOW_US = const(10000000)  # a sentence is stale against one taken this recently only
 
 _CONTROL_UART = const(4)  # record.CONTROL_UART: a control record carrying UART bytes
 _RMC = const(1)
@@ -149,6 +151,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
         dot = 0
         neg = 0
         digits = 0
+        idig = 0  # digits before the point
         letter = 0
         nch = 0
         while i < end and ln[i] != 44:
@@ -160,6 +163,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
                         fd += 1
                 elif ip < 100000000:
                     ip = ip * 10 + c - 48
+                    idig += 1
                 else:
                     bad = 1
                 digits += 1
@@ -210,6 +214,8 @@ def _parse(lo, nn: int, sto, fxo, t: int):
                 else:
                     bad = 1
             elif f == 9 and num:
+                if idig != 6:
+                    bad = 1
                 dd = ip // 10000
                 mm = (ip // 100) % 100
                 yy = ip % 100
@@ -258,6 +264,8 @@ def _parse(lo, nn: int, sto, fxo, t: int):
                 unit_k = one
             elif f == 9:
                 mode = one
+        if num and ((geo == 3 and idig != 6) or (geo == 1 and idig != 4) or (geo == 2 and idig != 5)):
+            bad = 1  # hhmmss, ddmm, dddmm: a field in another format (decimal degrees) is not guessed at
         if geo == 3 and num:  # hhmmss.sss
             hh = ip // 10000
             mi = (ip // 100) % 100
@@ -298,14 +306,21 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             lon = 0 - lon
         elif hemi_ew != 69:
             lon_ok = 0
-    # staleness: a time of day before the last taken one (within 12 h: past
-    # midnight it starts again)
+    # staleness: a time of day before the last taken one's, when that came
+    # in the last STALE_WINDOW_US (after an outage any time is new), the
+    # difference taken within +-12 h (past midnight the time of day starts again)
     last = fx[F_TIME]
     if (last >> 31) == 1:  # -1 loaded zero-extended (64-bit ports)
         last = -1
-    if tm >= 0 and last >= 0 and tm < last and last - tm < 43200000:
-        st[S_STALE] += 1
-        return
+    if tm >= 0 and last >= 0 and ((t - fx[F_TIME_T]) & 0x3FFFFFFF) <= STALE_WINDOW_US:
+        d = tm - last
+        if d > 43200000:
+            d -= 86400000
+        elif d < -43200000:
+            d += 86400000
+        if d < 0:
+            st[S_STALE] += 1
+            return
     if kind != _VTG and tm < 0:
         if (kind == _RMC and status == 65) or (kind == _GGA and quality > 0):
             st[S_GARBLED] += 1  # a fix without its time
@@ -313,6 +328,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
     st[S_TAKEN] += 1
     if tm >= 0:
         fx[F_TIME] = tm
+        fx[F_TIME_T] = t
     gga_fresh = 0
     if fx[F_GGA_OK] and ((t - fx[F_GGA_T]) & 0x3FFFFFFF) <= GGA_MAX_AGE_US:
         gga_fresh = 1
