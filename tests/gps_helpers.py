@@ -145,3 +145,47 @@ def parse(data):
 
 def dumps(rows):
     return json.dumps(rows[-3:], indent=1)
+
+
+def route_drive(route, cycle, tmp_path, receiver=None, config=None, start=None, profile="us-interstate",
+                runtime="micropython"):
+    """The firmware (SIL, records through stdin) on the simulated drive of
+    ``cycle`` (a bundled name or CSV text) along ``route`` (a Route or a
+    bundled name) with a GNSS module: its FirmwareReport."""
+    from keidrive import record, sim
+    from keidrive.gps.nmea import Receiver, merge, uart_records
+    from keidrive.gps.route import load_route, repeat_cycle
+    from keidrive.harness import firmware_config, run_records
+
+    if isinstance(route, str):
+        route = load_route(route)
+    if start is not None:
+        route.start = start
+    if "\n" in cycle:
+        path = tmp_path / "cycle.csv"
+        path.write_text(cycle)
+        cycle = str(path)
+    result = sim.simulate("nbox-turbo", repeat_cycle(sim.load_cycle(cycle), route))
+    receiver = receiver or Receiver()
+    records = merge(record.from_frames(result.frames),
+                    uart_records(receiver.sentences(route, result.trace["time_s"], result.trace["speed_kmh"])))
+    cfg = firmware_config("nbox-turbo", profile, {"gps": True, **(config or {})})
+    report = run_records(records.tobytes(), cfg, runtime=runtime, timeout=900)
+    assert report.ok, report.failure()
+    return report, result
+
+
+def border_lat(lon, lat_north, lat_south):
+    """The latitude (1e-6 degree) where the firmware's regions change going
+    south along ``lon``, by bisection with the firmware's own lookup."""
+    from keidrive.gps.locate import region_at
+
+    north = region_at(lat_north, lon)
+    a, b = lat_north, lat_south
+    while a - b > 1e-6:
+        m = (a + b) / 2
+        if region_at(m, lon) == north:
+            a = m
+        else:
+            b = m
+    return (a + b) / 2

@@ -21,21 +21,22 @@ def add_arguments(parser) -> None:
                        help="position noise, metres per axis (default 2.5)")
     group.add_argument("--gps-outage", action="append", default=[], metavar="START:SECONDS",
                        help="no fix from START s for SECONDS (a tunnel); repeatable")
-    group.add_argument("--gps-jump", action="append", default=[], metavar="START:SECONDS:METRES",
-                       help="the position off by METRES from START s for SECONDS (multipath); repeatable")
+    group.add_argument("--gps-jump", action="append", default=[], metavar="START:SECONDS:METRES[:BEARING]",
+                       help="the position off by METRES (towards BEARING degrees, default right of the course) from "
+                            "START s for SECONDS (multipath); repeatable")
     group.add_argument("--start", metavar="YYYY-MM-DDTHH:MM", help="when the drive starts, UTC (default: the route's "
                        "own time): the GPS date decides which rules are in force")
 
 
-def _spans(texts, parts: int, option: str) -> list[tuple]:
+def _spans(texts, parts: tuple, option: str) -> list[tuple]:
     spans = []
     for text in texts:
         try:
             values = tuple(float(x) for x in text.split(":"))
         except ValueError:
             values = ()
-        if len(values) != parts or values[0] < 0 or values[1] <= 0:
-            form = "START:SECONDS" + (":METRES" if parts == 3 else "")
+        if len(values) not in parts or values[0] < 0 or values[1] <= 0:
+            form = "START:SECONDS" + (":METRES[:BEARING]" if len(parts) > 1 else "")
             raise KeidriveError(f"{option} {text}: expected {form} with SECONDS > 0")
         spans.append(values)
     return spans
@@ -54,8 +55,8 @@ def prepare(args, cycle):
             raise KeidriveError(f"--start {args.start}: not a date and time (YYYY-MM-DDTHH:MM)") from None
         route.start = start.replace(tzinfo=_dt.timezone.utc) if start.tzinfo is None else start
     receiver = Receiver(rate_hz=args.gps_rate, noise_m=args.gps_noise,
-                        outages=_spans(args.gps_outage, 2, "--gps-outage"),
-                        jumps=_spans(args.gps_jump, 3, "--gps-jump"))
+                        outages=_spans(args.gps_outage, (2,), "--gps-outage"),
+                        jumps=_spans(args.gps_jump, (3, 4), "--gps-jump"))
     return route, repeat_cycle(cycle, route), receiver
 
 

@@ -79,8 +79,8 @@ def gga(when: _dt.datetime, lat: float | None, lon: float | None, sats: int, hdo
 @dataclass
 class Receiver:
     """The module's behaviour. ``outages``: (start s, seconds); ``jumps``:
-    (start s, seconds, metres), the position moved that far to the right of
-    the course."""
+    (start s, seconds, metres[, bearing degrees]), the position moved that
+    far that way (default: to the right of the course)."""
 
     rate_hz: int = 1
     noise_m: float = 2.5
@@ -121,8 +121,8 @@ class Receiver:
             when = route.start + _dt.timedelta(seconds=float(t))
             dn, de = noise[k]
             jump = self._in(self.jumps, t)
-            if jump is not None:  # to the right of the course
-                c = math.radians(course[k] + 90)
+            if jump is not None:
+                c = math.radians(jump[3] if len(jump) > 3 else course[k] + 90)
                 dn += jump[2] * math.cos(c)
                 de += jump[2] * math.sin(c)
             la = lat[k] + dn / M_PER_DEG
