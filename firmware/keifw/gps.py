@@ -224,7 +224,8 @@ class Gps:
             rows = kei_rules.ROWS
             al.set_limits(_word(rows, o + 12), _word(rows, o + 16), False)
         else:
-            al.set_limits(*self.profile)
+            p = self.profile  # (a *args call would allocate)
+            al.set_limits(p[0], p[1], p[2])
         self.changes += 1
         self._line(t_ds)
 
