@@ -10,7 +10,7 @@ from keidrive.gps.nmea import sentence
 from keidrive.paths import firmware_dir
 
 # what keifw.nmea keeps: counters (st) and fields (fx), by name
-ST = ("in", "n", "taken", "bad_checksum", "garbled", "other", "stale", "no_fix")
+ST = ("xor", "n", "taken", "bad_checksum", "garbled", "other", "stale", "no_fix")
 FX = ("lat", "lon", "pos_t", "pos_n", "speed", "course", "speed_t", "speed_n", "quality", "sats", "hdop", "gga_t",
       "gga_ok", "time", "date", "x", "y", "time_t")
 

@@ -194,14 +194,7 @@ class Gps:
 
     def _row(self, region):
         """The table's row in force in region on the GPS date (AS_OF without one), -1 if none."""
-        day = self.fx[_nmea.F_DATE] or kei_rules.AS_OF
-        rows = kei_rules.ROWS
-        best = -1
-        for k in range(kei_rules.N_ROWS):
-            o = k * 20
-            if rows[o] == region and rows[o + 4] | (rows[o + 5] << 8) | (rows[o + 6] << 16) | (rows[o + 7] << 24) <= day:
-                best = k  # rows are in date order per region
-        return best
+        return _row(kei_rules.ROWS, kei_rules.N_ROWS, region, self.fx[_nmea.F_DATE] or kei_rules.AS_OF)
 
     def _apply(self, region, t_ds):
         """Region (-1: none) and the rule in force there onto the warnings; a line if anything changed."""
@@ -267,6 +260,20 @@ class Gps:
         w.line(SUMMARY)
 
 
+@micropython.viper
+def _row(rows: ptr8, n: int, region: int, day: int) -> int:
+    """The last row of region whose effective date is on or before day (rows
+    are in date order per region), -1 if none."""
+    best = -1
+    k = 0
+    while k < n:
+        o = k * 20
+        if rows[o] == region and (rows[o + 4] | (rows[o + 5] << 8) | (rows[o + 6] << 16) | (rows[o + 7] << 24)) <= day:
+            best = k
+        k += 1
+    return best
+
+
 def _word(b, o):
     """A little-endian int32 of a table (its rules' values are all small)."""
     return b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)
@@ -278,7 +285,7 @@ def attach(fw, cfg, uart=None):
     g = Gps(fw, cfg)
     fw.uart_rx = g.records
     fw.on_tick(g.tick)
-    fw.closers.append(g.summary)
+    fw.closers = fw.closers + (g.summary,)
     if uart is not None:
         buf = bytearray(256)
         readinto = uart.readinto

@@ -119,6 +119,13 @@ def _periods(pr: ptr32) -> int:
 
 
 class Firmware:
+    # set on the instance by keifw.gps.attach when the config enables GPS (as
+    # class attributes here: more instance attributes would cost the hot
+    # path's own lookups a few percent on a board)
+    gps = None  # the GNSS reader
+    uart_rx = None  # takes the stream's UART records: (buf, j, n) -> the record after them
+    closers = ()  # called at the end of a drive, before the trip line
+
     def __init__(self, cfg, gen, out=None, port=None, store=None, gpio=None):
         self.cfg = cfg
         self.gen = gen
@@ -172,9 +179,6 @@ class Firmware:
         self.al_events = self.alerts.events
         self.chores = port is not None or gpio is not None or self.tx is not None  # see _chores
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
-        self.gps = None  # the GNSS reader (keifw.gps.attach) when the config enables it
-        self.uart_rx = None  # takes the stream's UART records: (buf, j, n) -> the record after them
-        self.closers = []  # called at the end of a drive, before the trip line
         self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
         self.periods = array("i", (0, 10, 0, 10 * cfg.get("status_interval_s", 1),

@@ -39,8 +39,8 @@ MAX_HDOP_X100 = const(500)
 GGA_MAX_AGE_US = const(2500000)  # the GGA whose gates an RMC / VTG fix uses
 
 # st: the parser's state, then its counters
-_P_IN = const(0)        # 1: inside a sentence
-_P_N = const(1)         # bytes collected
+_P_X = const(0)         # the XOR of the sentence so far (0x100 set: past its '*')
+_P_N = const(1)         # bytes collected (0: outside a sentence)
 S_TAKEN = const(2)      # sentences read (RMC, GGA, VTG that parsed, fix or not)
 S_BAD_CHECKSUM = const(3)
 S_GARBLED = const(4)    # truncated, overlong, a stray byte, a field that does not parse or is out of range
@@ -101,13 +101,8 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             return
         ck = ck * 16 + c
         k += 1
-    x = 0
-    k = 1
     end = nn - 3
-    while k < end:
-        x ^= ln[k]
-        k += 1
-    if x != ck:
+    if st[_P_X] != ck:  # the XOR of the bytes between $ and *, taken as they came
         st[S_BAD_CHECKSUM] += 1
         return
     kind = 0
@@ -144,7 +139,12 @@ def _parse(lo, nn: int, sto, fxo, t: int):
     bad = 0
     f = 1
     i = 7
-    while i <= end and not bad:
+    last = 12  # the last field read: RMC's mode
+    if kind == _GGA:
+        last = 8  # HDOP
+    elif kind == _VTG:
+        last = 9  # mode
+    while i <= end and not bad and f <= last:
         ip = 0
         fr = 0
         fd = 0
@@ -158,7 +158,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             c = ln[i]
             if c >= 48 and c <= 57:
                 if dot:
-                    if fd < 7:
+                    if fd < 6:
                         fr = fr * 10 + c - 48
                         fd += 1
                 elif ip < 100000000:
@@ -177,7 +177,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
                 bad = 1
             nch += 1
             i += 1
-        while fd < 7:
+        while fd < 6:
             fr *= 10
             fd += 1
         num = 0  # 1: a plain non-negative number
@@ -205,12 +205,12 @@ def _parse(lo, nn: int, sto, fxo, t: int):
                 hemi_ew = one
             elif f == 7 and num:
                 if ip < 500:
-                    knots = ip * 1000 + fr // 10000
+                    knots = ip * 1000 + fr // 1000
                 else:
                     bad = 1
             elif f == 8 and num:
                 if ip <= 360:
-                    course = ip * 100 + fr // 100000
+                    course = ip * 100 + fr // 10000
                 else:
                     bad = 1
             elif f == 9 and num:
@@ -241,23 +241,23 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             elif f == 7 and num:
                 sats = ip if ip < 100 else -1
             elif f == 8 and num:
-                hdop = ip * 100 + fr // 100000 if ip < 100 else 9999
+                hdop = ip * 100 + fr // 10000 if ip < 100 else 9999
         else:  # _VTG
             if f == 1 and num:
                 if ip <= 360:
-                    course = ip * 100 + fr // 100000
+                    course = ip * 100 + fr // 10000
                 else:
                     bad = 1
             elif f == 5 and num:
                 if ip < 500:
-                    knots = ip * 1000 + fr // 10000
+                    knots = ip * 1000 + fr // 1000
                 else:
                     bad = 1
             elif f == 6:
                 unit_n = one
             elif f == 7 and num:
                 if ip < 1000:
-                    kmh = ip * 100 + fr // 100000
+                    kmh = ip * 100 + fr // 10000
                 else:
                     bad = 1
             elif f == 8:
@@ -271,14 +271,14 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             mi = (ip // 100) % 100
             ss = ip % 100
             if hh < 24 and mi < 60 and ss < 61 and ip < 1000000:
-                tm = ((hh * 60 + mi) * 60 + ss) * 1000 + fr // 10000
+                tm = ((hh * 60 + mi) * 60 + ss) * 1000 + fr // 1000
             else:
                 bad = 1
         elif geo == 1 and num:  # ddmm.mmmm: 1e-7 degree, minutes to 6 decimals
             dg = ip // 100
             mi = ip % 100
             if dg <= 90 and mi < 60 and ip < 10000:
-                lat = dg * 10000000 + ((mi * 1000000 + fr // 10) + 3) // 6
+                lat = dg * 10000000 + (mi * 1000000 + fr + 3) // 6
                 lat_ok = 1 if dg < 90 or (mi == 0 and fr < 10) else 0
             else:
                 bad = 1
@@ -286,7 +286,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             dg = ip // 100
             mi = ip % 100
             if dg <= 180 and mi < 60 and ip < 100000:
-                lon = dg * 10000000 + ((mi * 1000000 + fr // 10) + 3) // 6
+                lon = dg * 10000000 + (mi * 1000000 + fr + 3) // 6
                 # at most 180 degrees (1.8e9 is no small int constant on a board: compared by parts)
                 lon_ok = 1 if dg < 180 or (mi == 0 and fr < 10) else 0
             else:
@@ -388,45 +388,58 @@ def feed(lo, sto, fxo, src: ptr8, j: int, n: int, rec: int, t: int) -> int:
     """The bytes src[j:n] (rec 0), or the UART records j.. of a block of n
     stream records (rec 1: while they are UART records, their data bytes),
     into the reader at firmware time t. Returns where it stopped (n, or the
-    first record that is not a UART one)."""
+    first record that is not a UART one). The checksum's XOR is taken as the
+    bytes come (st[_P_X], up to the ``*``), so a sentence is read once."""
     ln = ptr8(lo)
     st = ptr32(sto)
-    inside = st[_P_IN]
     nn = st[_P_N]
-    while j < n:
+    x = st[_P_X]
+    k = j
+    e = n
+    while True:
         if rec:
+            if j >= n:
+                break
             o = j * 24
             if src[o + 12] != 0x80 or src[o + 8] != _CONTROL_UART:
                 break
             k = o + 16
             e = k + src[o + 13]
             j += 1
-        else:
-            k = j
-            e = j + 1
-            j += 1
+        elif k >= e:
+            break
         while k < e:
             c = src[k]
             k += 1
-            if c == 36:  # '$'
-                if inside:
+            if nn and c > 36 and c < 127 and nn < LINE_MAX:  # the bytes of a sentence, most of them
+                ln[nn] = c
+                nn += 1
+                if c == 42:  # '*': the checksummed part ends; its XOR stays as it is
+                    x |= 0x100
+                elif x < 0x100:
+                    x ^= c
+            elif c == 36:  # '$'
+                if nn:
                     st[S_GARBLED] += 1  # the previous one was cut short
-                inside = 1
                 ln[0] = c
                 nn = 1
-            elif inside:
+                x = 0
+            elif nn:
                 if c == 13 or c == 10:
-                    inside = 0
+                    st[_P_X] = x & 0xFF
                     _parse(lo, nn, sto, fxo, t)
-                elif c < 32 or c > 126 or nn >= LINE_MAX:
-                    inside = 0
-                    st[S_GARBLED] += 1
-                else:
+                elif c >= 32 and c < 127 and nn < LINE_MAX:  # a space, a quote, a '#': bytes of a sentence too
                     ln[nn] = c
                     nn += 1
-    st[_P_IN] = inside
+                    if x < 0x100:
+                        x ^= c
+                    continue
+                else:
+                    st[S_GARBLED] += 1  # a byte no sentence holds, or too long
+                nn = 0
     st[_P_N] = nn
-    return j
+    st[_P_X] = x
+    return j if rec else n
 
 
 class Reader:
