@@ -189,3 +189,39 @@ def border_lat(lon, lat_north, lat_south):
         else:
             b = m
     return (a + b) / 2
+
+
+def across_the_line():
+    """Records of a short drive (200 s, about 55,000 records): 583 m at
+    30 km/h across the Tennessee-Alabama line, then stopped (samples under
+    30 s apart: a longer standstill is a parked car, its bus silent, and the
+    virtual clock follows the frames), no fix from 80 s for 100 s; among the
+    sentences a cut one, a bad checksum and 256 bytes of noise."""
+    import math
+
+    import numpy as np
+    from keidrive import record, sim
+    from keidrive.gps.nmea import Receiver, merge, uart_records
+    from keidrive.gps.route import Route
+
+    m_per_deg = 6371008.8 * math.pi / 180
+    lon = -86.57
+    end = border_lat(lon, 35.05, 34.95) - 350 / m_per_deg
+    route = Route("across", np.array([end + 583.3 / m_per_deg, end]), np.array([lon, lon]),
+                  dt.datetime(2026, 6, 1, 14, tzinfo=dt.timezone.utc))
+    result = sim.simulate("nbox-turbo", sim.load_cycle(_write_cycle(
+        "time_s,speed_kmh\n0,0\n5,30\n70,30\n75,0\n100,0\n125,0\n150,0\n175,0\n200,0\n")))
+    timed = Receiver(outages=[(80, 100)]).sentences(route, result.trace["time_s"], result.trace["speed_kmh"])
+    good = sentence("GPRMC,140100.00,A,3500.000,N,08634.200,W,10.0,180.0,010626,,,A")
+    timed += [(30.05, good[:30]), (31.05, good[:-4] + b"00\r\n"), (32.05, bytes(range(256)))]
+    timed.sort(key=lambda item: item[0])
+    return merge(record.from_frames(result.frames), uart_records(timed))
+
+
+def _write_cycle(text):
+    import tempfile
+
+    handle = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)  # noqa: SIM115
+    handle.write(text)
+    handle.close()
+    return handle.name

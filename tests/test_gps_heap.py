@@ -4,26 +4,13 @@ the warnings, its line, and the hold running out, all under
 micropython.heap_lock() (the 32-bit unix port when KEIDRIVE_MICROPYTHON
 points at it, as in CI's second pass); and a board's plain UART bytes."""
 
-import datetime as dt
-import math
-
 import numpy as np
 from conftest import micropython_or_skip, run_micropython
-from gps_helpers import border_lat
-from keidrive import record, sim
-from keidrive.gps.nmea import Receiver, merge, sentence, uart_records
-from keidrive.gps.route import Route
+from gps_helpers import across_the_line
 from keidrive.paths import firmware_dir
 
 micropython_or_skip()
 
-M_PER_DEG = 6371008.8 * math.pi / 180
-LON = -86.57
-# 583 m at 30 km/h across the Tennessee-Alabama line, then stopped (samples
-# under 30 s apart: a longer standstill is a parked car, its bus silent, and
-# the virtual clock follows the frames); no fix from 80 s for 100 s
-CYCLE = "time_s,speed_kmh\n0,0\n5,30\n70,30\n75,0\n100,0\n125,0\n150,0\n175,0\n200,0\n"
-DRIVEN_M = 583.3
 LOCK_FROM_US = 20_000_000
 
 SCRIPT = r'''
@@ -61,19 +48,7 @@ print("no allocation" if err is None else "ALLOCATED", before, g.changes, g.regi
 
 
 def _stream(tmp_path):
-    lat_b = border_lat(LON, 35.05, 34.95)
-    end = lat_b - 350 / M_PER_DEG
-    route = Route("across", np.array([end + DRIVEN_M / M_PER_DEG, end]), np.array([LON, LON]),
-                  dt.datetime(2026, 6, 1, 14, tzinfo=dt.timezone.utc))
-    path = tmp_path / "cycle.csv"
-    path.write_text(CYCLE)
-    result = sim.simulate("nbox-turbo", str(path))
-    timed = Receiver(outages=[(80, 100)]).sentences(route, result.trace["time_s"], result.trace["speed_kmh"])
-    # broken bytes in the locked part: a sentence cut short, a bad checksum, noise
-    good = sentence("GPRMC,140100.00,A,3500.000,N,08634.200,W,10.0,180.0,010626,,,A")
-    timed += [(30.05, good[:30]), (31.05, good[:-4] + b"00\r\n"), (32.05, bytes(range(256)))]
-    timed.sort(key=lambda item: item[0])
-    records = merge(record.from_frames(result.frames), uart_records(timed))
+    records = across_the_line()
     (tmp_path / "stream.bin").write_bytes(records.tobytes())
     return int(np.searchsorted(records["timestamp_us"], LOCK_FROM_US)) // 256 + 1
 
