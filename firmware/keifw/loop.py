@@ -283,7 +283,9 @@ class Firmware:
                 self.frames = counted + j
                 self._sync(buf, j)
             elif buf[j * 24 + 8] == 4 and self.uart_rx is not None:  # record.CONTROL_UART: GNSS bytes
-                j = self.uart_rx(buf, j, n) - 1
+                k = self.uart_rx(buf, j, n)
+                counted -= k - j  # UART records are not frames
+                j = k - 1
             j += 1
         self.frames = counted + n
 

@@ -25,8 +25,11 @@ def json_figures(firmware) -> dict:
 
 
 def print_jurisdictions(firmware, route, console) -> None:
+    """The jurisdiction changes and the reader's counts (``route``: the
+    simulated drive's, or None for a replay)."""
     changes = jurisdictions(firmware)
-    console.print(f"route {route.name}: {route.length_km:.1f} km from {route.start:%Y-%m-%d %H:%M} UTC")
+    if route is not None:
+        console.print(f"route {route.name}: {route.length_km:.1f} km from {route.start:%Y-%m-%d %H:%M} UTC")
     if not changes:
         console.print("jurisdiction: none found (no fix, or outside every region): the profile's rules throughout")
     else:

@@ -46,11 +46,21 @@ def add_subparser(subparsers) -> None:
     parser.add_argument("--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|PATH",
                         help="where the firmware runs (as in keidrive run)")
     parser.add_argument("--truth", metavar="FILE.json", help="ground truth to compare (keidrive simulate --json)")
+    parser.add_argument(
+        "--nmea", metavar="FILE",
+        help="a GNSS module's NMEA capture beside the log: into the firmware's GPS UART among the frames, by the "
+             "sentences' own UTC times (the firmware then warns by each state's kei rules)",
+    )
+    parser.add_argument(
+        "--nmea-offset", type=float, metavar="SECONDS",
+        help="log time = the capture's UTC time + SECONDS (default: 0 for a log in epoch seconds, else the capture "
+             "starts with the log)",
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive (.png .pdf .svg)")
     parser.add_argument(
         "--json", action="store_true",
         help="print the report as JSON: firmware, frames, wall_s, runtime, unknown_frames, explained_share, "
-        "truncated (null, or where the log was cut), and truth and timing_error when they apply",
+        "truncated (null, or where the log was cut), and truth, timing_error, jurisdictions and gps when they apply",
     )
     parser.set_defaults(func=run)
 
@@ -119,6 +129,10 @@ def run(args) -> int:
             out["truth"] = truth
         if "mean_ms" in figures:
             out["timing_error"] = {k: figures[k] for k in ("mean_ms", "p99_ms", "max_ms")}
+        if getattr(args, "nmea", None):
+            from ..gps.report import json_figures
+
+            out.update(json_figures(firmware))
         print(json.dumps(out, indent=2))
     else:
         report.print_report(trip, truth, console, f"replay of {Path(args.log).name} ({vehicle_dbc}, {args.profile})")
@@ -129,6 +143,10 @@ def run(args) -> int:
         console.print(report.runtime_line(args.runtime, executable))
         if "mean_ms" in figures:
             console.print(f"pace: {describe(figures)}")
+        if getattr(args, "nmea", None):
+            from ..gps.report import print_jurisdictions
+
+            print_jurisdictions(firmware, None, console)
     if args.plot:
         report.plot(args.plot, firmware.statuses, trip, None, f"replay of {Path(args.log).name}")
         if not args.json:
@@ -167,6 +185,12 @@ def drive(args, messages):
     config = require_valid(firmware_config(vehicle_dbc, args.profile) if roles is None else {"profile": args.profile})
     firmware_command(args.runtime)  # a missing runtime fails before the replay starts
     records = record.from_messages(messages)
+    stream = records
+    if getattr(args, "nmea", None):  # fleet's drives carry no such option
+        from ..gps.replay import with_nmea
+
+        stream = with_nmea(records, args.nmea, args.nmea_offset)
+        config = require_valid({**config, "gps": True})
     # As fast as possible into the firmware; at recorded pace onto a bus.
     speed = None if args.fast else (args.speed or (1.0 if args.bus else None))
     if speed not in (None, 1.0) and args.bus and not args.bus.startswith("keidrive:"):
@@ -176,7 +200,7 @@ def drive(args, messages):
     # pace only spaces their delivery, so --speed never rescales the trip.
     feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual")
     if roles is None:
-        firmware, figures = feed_over_bus(records, config, **feed)
+        firmware, figures = feed_over_bus(stream, config, **feed)
     else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does
         import tempfile
 
@@ -186,7 +210,7 @@ def drive(args, messages):
             tree, name, roles_file = byodbc.build_tree(Path(args.dbc), roles, Path(folder))
             for figure in byodbc.missing_figures(roles_file):
                 print(f"keidrive: {figure} cannot be computed: {roles.name} names no signal for it", file=sys.stderr)
-            firmware, figures = feed_over_bus(records, {**config, "vehicle": name}, tree=tree, **feed)
+            firmware, figures = feed_over_bus(stream, {**config, "vehicle": name}, tree=tree, **feed)
         vehicle_dbc = Path(args.dbc).stem
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
