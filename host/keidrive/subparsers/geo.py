@@ -38,6 +38,8 @@ def add_subparser(subparsers) -> None:
     where.add_argument("lon", type=float, help="longitude, degrees east (west negative)")
     where.add_argument("--date", metavar="YYYY-MM-DD", help="the day (default: the table's as_of)")
     where.set_defaults(func=_where)
+    routes = sub.add_parser("routes", help="the bundled routes of keidrive run --route")
+    routes.set_defaults(func=_routes)
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -105,13 +107,15 @@ def _rules(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     out = Table(title=f"kei road rules (checked {table.as_of}); elsewhere the profile", title_justify="left")
-    for column in ("region", "from", "rule", "limit", "minimum", "checked", "source"):
+    for column in ("region", "from", "rule", "limit", "minimum", "checked"):
         out.add_column(column)
     for r in table.rules:
         out.add_row(r.region, r.effective.isoformat(), r.kind, f"{r.limit_kmh:g} km/h ({r.limit_mph:.0f} mph)",
-                    f"{r.minimum_ckmh / 100:g} km/h" if r.minimum_ckmh else "-", r.checked, r.source)
+                    f"{r.minimum_ckmh / 100:g} km/h" if r.minimum_ckmh else "-", r.checked)
     console = Console()
     console.print(out)
+    for r in table.rules:
+        console.print(f"{r.region}: {r.source} <{r.url}>")
     for row in table.unverified:
         console.print(f"not used: {row['region']}: {row['claim']} ({row['why']})")
     return 0
@@ -121,7 +125,7 @@ def _where(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from ..errors import KeidriveError
-    from ..gps import locate
+    from ..gps import locate, rules
 
     day = None
     if args.date:
@@ -132,8 +136,11 @@ def _where(args: argparse.Namespace) -> int:
     if not (-90 <= args.lat <= 90 and -180 <= args.lon <= 180):
         raise KeidriveError(f"{args.lat}, {args.lon}: not a latitude and longitude")
     region, rule = locate.where(args.lat, args.lon, day)
+    later = [r for r in rules.load().rules if r.region == region]
     if region is None:
         print("no jurisdiction in the boundaries here: the profile's rules")
+    elif rule is None and later:
+        print(f"{region}: its kei rule ({later[0].kind}) is in force from {later[0].effective}: the profile's rules")
     elif rule is None:
         print(f"{region}: no known kei rule: the profile's rules")
     else:
@@ -141,4 +148,13 @@ def _where(args: argparse.Namespace) -> int:
         print(f"{region}: {rule.kind}, limit {rule.limit_kmh:g} km/h ({rule.limit_mph:.0f} mph){minimum} "
               f"since {rule.effective} ({rule.source})")
     sys.stdout.flush()
+    return 0
+
+
+def _routes(args: argparse.Namespace) -> int:
+    from ..gps.route import bundled_routes, load_route
+
+    for name in bundled_routes():
+        route = load_route(name)
+        print(f"{name}: {route.length_km:.1f} km, from {route.start:%Y-%m-%d %H:%M} UTC. {route.description}")
     return 0
