@@ -75,6 +75,14 @@ _CONTROL_UART = const(4)  # record.CONTROL_UART: a control record carrying UART 
 _RMC = const(1)
 _GGA = const(2)
 _VTG = const(3)
+# what a numeric field holds
+_R_TIME = const(1)
+_R_LAT = const(2)
+_R_LON = const(3)
+_R_KNOTS = const(4)
+_R_COURSE = const(5)
+_R_KMH = const(6)
+_R_DATE = const(7)
 
 
 @micropython.viper
@@ -188,52 +196,38 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             one = letter
         if nch and not num and not one and not (neg and digits and not letter):
             bad = 1  # neither a number nor a letter
-        # --- fields by kind and position ---
-        geo = 0  # 1: latitude, 2: longitude
+        # --- fields by kind and position: a letter where it goes, a number's role ---
+        role = 0
         if kind == _RMC:
             if f == 1:
-                geo = 3
+                role = _R_TIME
             elif f == 2:
                 status = one
             elif f == 3:
-                geo = 1
+                role = _R_LAT
             elif f == 4:
                 hemi_ns = one
             elif f == 5:
-                geo = 2
+                role = _R_LON
             elif f == 6:
                 hemi_ew = one
-            elif f == 7 and num:
-                if ip < 500:
-                    knots = ip * 1000 + fr // 1000
-                else:
-                    bad = 1
-            elif f == 8 and num:
-                if ip <= 360:
-                    course = ip * 100 + fr // 10000
-                else:
-                    bad = 1
-            elif f == 9 and num:
-                if idig != 6:
-                    bad = 1
-                dd = ip // 10000
-                mm = (ip // 100) % 100
-                yy = ip % 100
-                if dd >= 1 and dd <= 31 and mm >= 1 and mm <= 12 and ip < 1000000:
-                    date = (2000 + yy if yy < 80 else 1900 + yy) * 10000 + mm * 100 + dd
-                else:
-                    bad = 1
+            elif f == 7:
+                role = _R_KNOTS
+            elif f == 8:
+                role = _R_COURSE
+            elif f == 9:
+                role = _R_DATE
             elif f == 12:
                 mode = one
         elif kind == _GGA:
             if f == 1:
-                geo = 3
+                role = _R_TIME
             elif f == 2:
-                geo = 1
+                role = _R_LAT
             elif f == 3:
                 hemi_ns = one
             elif f == 4:
-                geo = 2
+                role = _R_LON
             elif f == 5:
                 hemi_ew = one
             elif f == 6 and num:
@@ -243,54 +237,70 @@ def _parse(lo, nn: int, sto, fxo, t: int):
             elif f == 8 and num:
                 hdop = ip * 100 + fr // 10000 if ip < 100 else 9999
         else:  # _VTG
-            if f == 1 and num:
-                if ip <= 360:
-                    course = ip * 100 + fr // 10000
-                else:
-                    bad = 1
-            elif f == 5 and num:
-                if ip < 500:
-                    knots = ip * 1000 + fr // 1000
-                else:
-                    bad = 1
+            if f == 1:
+                role = _R_COURSE
+            elif f == 5:
+                role = _R_KNOTS
             elif f == 6:
                 unit_n = one
-            elif f == 7 and num:
-                if ip < 1000:
-                    kmh = ip * 100 + fr // 10000
-                else:
-                    bad = 1
+            elif f == 7:
+                role = _R_KMH
             elif f == 8:
                 unit_k = one
             elif f == 9:
                 mode = one
-        if num and ((geo == 3 and idig != 6) or (geo == 1 and idig != 4) or (geo == 2 and idig != 5)):
-            bad = 1  # hhmmss, ddmm, dddmm: a field in another format (decimal degrees) is not guessed at
-        if geo == 3 and num:  # hhmmss.sss
-            hh = ip // 10000
-            mi = (ip // 100) % 100
-            ss = ip % 100
-            if hh < 24 and mi < 60 and ss < 61 and ip < 1000000:
-                tm = ((hh * 60 + mi) * 60 + ss) * 1000 + fr // 1000
-            else:
+        if num and role:
+            # the form NMEA gives (hhmmss, ddmm, dddmm, ddmmyy): another (decimal degrees) is not guessed at
+            if (role == _R_TIME and idig != 6) or (role == _R_LAT and idig != 4) or (role == _R_LON and idig != 5) or (
+                    role == _R_DATE and idig != 6):
                 bad = 1
-        elif geo == 1 and num:  # ddmm.mmmm: 1e-7 degree, minutes to 6 decimals
-            dg = ip // 100
-            mi = ip % 100
-            if dg <= 90 and mi < 60 and ip < 10000:
-                lat = dg * 10000000 + (mi * 1000000 + fr + 3) // 6
-                lat_ok = 1 if dg < 90 or (mi == 0 and fr < 10) else 0
-            else:
-                bad = 1
-        elif geo == 2 and num:  # dddmm.mmmm
-            dg = ip // 100
-            mi = ip % 100
-            if dg <= 180 and mi < 60 and ip < 100000:
-                lon = dg * 10000000 + (mi * 1000000 + fr + 3) // 6
-                # at most 180 degrees (1.8e9 is no small int constant on a board: compared by parts)
-                lon_ok = 1 if dg < 180 or (mi == 0 and fr < 10) else 0
-            else:
-                bad = 1
+            elif role == _R_TIME:  # hhmmss.sss
+                hh = ip // 10000
+                mi = (ip // 100) % 100
+                ss = ip % 100
+                if hh < 24 and mi < 60 and ss < 61:
+                    tm = ((hh * 60 + mi) * 60 + ss) * 1000 + fr // 1000
+                else:
+                    bad = 1
+            elif role == _R_LAT or role == _R_LON:  # ddmm.mmmm, dddmm.mmmm: 1e-7 degree, minutes to 6 decimals
+                dg = ip // 100
+                mi = ip % 100
+                top = 90 if role == _R_LAT else 180
+                if dg <= top and mi < 60:
+                    v = dg * 10000000 + (mi * 1000000 + fr + 3) // 6
+                    # at most 90 / 180 degrees (1.8e9 is no small int constant on a board: compared by parts)
+                    ok = 1 if dg < top or (mi == 0 and fr < 10) else 0
+                    if role == _R_LAT:
+                        lat = v
+                        lat_ok = ok
+                    else:
+                        lon = v
+                        lon_ok = ok
+                else:
+                    bad = 1
+            elif role == _R_KNOTS:
+                if ip < 500:
+                    knots = ip * 1000 + fr // 1000
+                else:
+                    bad = 1
+            elif role == _R_COURSE:
+                if ip <= 360:
+                    course = ip * 100 + fr // 10000
+                else:
+                    bad = 1
+            elif role == _R_KMH:
+                if ip < 1000:
+                    kmh = ip * 100 + fr // 10000
+                else:
+                    bad = 1
+            else:  # _R_DATE: ddmmyy
+                dd = ip // 10000
+                mm = (ip // 100) % 100
+                yy = ip % 100
+                if dd >= 1 and dd <= 31 and mm >= 1 and mm <= 12:
+                    date = (2000 + yy if yy < 80 else 1900 + yy) * 10000 + mm * 100 + dd
+                else:
+                    bad = 1
         i += 1
         f += 1
     if bad:
