@@ -83,7 +83,7 @@ class Epochs:
 
     def __init__(self, seed):
         self.rng = random.Random(seed)
-        self.when = dt.datetime(2026, 3, 1, 23, 59, 0, tzinfo=dt.timezone.utc)
+        self.when = dt.datetime(2026, 3, 1, 23, 59, 0, tzinfo=dt.UTC)
         # one module writes its times one way (fewer decimals after more
         # would read as an earlier time: a stale sentence)
         self.decimals = self.rng.randint(0, 3)
@@ -208,7 +208,7 @@ def across_the_line():
     lon = -86.57
     end = border_lat(lon, 35.05, 34.95) - 350 / m_per_deg
     route = Route("across", np.array([end + 583.3 / m_per_deg, end]), np.array([lon, lon]),
-                  dt.datetime(2026, 6, 1, 14, tzinfo=dt.timezone.utc))
+                  dt.datetime(2026, 6, 1, 14, tzinfo=dt.UTC))
     result = sim.simulate("nbox-turbo", sim.load_cycle(_write_cycle(
         "time_s,speed_kmh\n0,0\n5,30\n70,30\n75,0\n100,0\n125,0\n150,0\n175,0\n200,0\n")))
     timed = Receiver(outages=[(80, 100)]).sentences(route, result.trace["time_s"], result.trace["speed_kmh"])

@@ -115,7 +115,7 @@ def test_the_generated_modules_are_what_the_source_compiles_to(tmp_path):
     (tree / "dbc").mkdir()
     (tree / "firmware" / "keifw" / "vehicles").mkdir(parents=True)
     done = subprocess.run([sys.executable, "-m", "keidrive", "geo", "compile", "--tree", str(tree)],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr
     for name in ("geo_us.py", "kei_rules.py"):
         assert (tree / "firmware" / "keifw" / name).read_text() == (firmware_dir() / "keifw" / name).read_text(), name

@@ -33,7 +33,7 @@ def _to_border(offset_m, start=None):
     end = lat_b - offset_m / M_PER_DEG
     begin = end + PARKED_AT_M / M_PER_DEG
     return Route("to-border", np.array([begin, end]), np.array([LON, LON]),
-                 start or dt.datetime(2026, 6, 1, 14, tzinfo=dt.timezone.utc))
+                 start or dt.datetime(2026, 6, 1, 14, tzinfo=dt.UTC))
 
 
 def test_gps_jitter_across_a_border_moves_the_rules_nothing(tmp_path):
@@ -72,8 +72,8 @@ def test_an_outage_holds_the_rule_then_the_profiles(tmp_path):
 
 
 @pytest.mark.parametrize("start, reason", [
-    (dt.datetime(2027, 6, 29, 16, tzinfo=dt.timezone.utc), "not_in_force"),
-    (dt.datetime(2027, 7, 2, 16, tzinfo=dt.timezone.utc), "rule"),
+    (dt.datetime(2027, 6, 29, 16, tzinfo=dt.UTC), "not_in_force"),
+    (dt.datetime(2027, 7, 2, 16, tzinfo=dt.UTC), "rule"),
 ])
 def test_colorados_rule_from_the_day_it_takes_effect(tmp_path, start, reason):
     report, _ = route_drive("ut-co", "hwfet", tmp_path, start=start)
@@ -85,7 +85,7 @@ def test_colorados_rule_from_the_day_it_takes_effect(tmp_path, start, reason):
 def test_the_rule_changes_at_midnight_utc_when_it_takes_effect(tmp_path):
     """In Colorado across 2027-07-01 00:00 UTC (the RMC date): the profile,
     then the kei rule, without leaving the state."""
-    start = dt.datetime(2027, 6, 30, 23, 30, tzinfo=dt.timezone.utc)  # in Colorado from about 23:52
+    start = dt.datetime(2027, 6, 30, 23, 30, tzinfo=dt.UTC)  # in Colorado from about 23:52
     report, _ = route_drive("ut-co", "hwfet", tmp_path, start=start)
     changes = report.of_type("jurisdiction")
     assert _changes(report) == [("UT", "no_rule"), ("CO", "not_in_force"), ("CO", "rule")]

@@ -177,7 +177,7 @@ def test_the_sample_sentences_of_two_parsers_read_as_pynmeagps_reads_them(tmp_pa
     checked = 0
     for k, data in enumerate(samples):
         ref = parse(data)
-        st, fx = rows[3 * k + 2]
+        _st, fx = rows[3 * k + 2]
         lead_fx = rows[3 * k + 1][1]
         moved = fx["pos_n"] != lead_fx["pos_n"] or fx["speed_n"] != lead_fx["speed_n"]
         gga_ok = ref.msgID == "GGA" and ref.quality in (1, 2, 3, 4, 5) and ref.numSV >= 4 and ref.HDOP != "" \

@@ -52,7 +52,7 @@ def test_the_virtual_boards_uart_carries_the_modules_nmea(tmp_path):
             time.sleep(0.05)
 
         def module():  # 7 s of fixes, once a second, in Alabama (US 231)
-            start = dt.datetime(2026, 6, 1, 15, tzinfo=dt.timezone.utc)
+            start = dt.datetime(2026, 6, 1, 15, tzinfo=dt.UTC)
             for k in range(7):
                 when = start + dt.timedelta(seconds=k)
                 timed = [(0.0, gga(when, 34.7304, -86.5861, 9, 0.9)), (0.0, rmc(when, 34.7304, -86.5861, 40, 180)),

@@ -194,7 +194,8 @@ class Gps:
 
     def _row(self, region):
         """The table's row in force in region on the GPS date (AS_OF without one), -1 if none."""
-        return _row(kei_rules.ROWS, kei_rules.N_ROWS, region, self.fx[_nmea.F_DATE] or kei_rules.AS_OF)
+        return _row(kei_rules.ROWS, kei_rules.N_ROWS, region,  # pyright: ignore[reportArgumentType]  (viper)
+                    self.fx[_nmea.F_DATE] or kei_rules.AS_OF)
 
     def _apply(self, region, t_ds):
         """Region (-1: none) and the rule in force there onto the warnings; a line if anything changed."""

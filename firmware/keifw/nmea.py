@@ -331,10 +331,9 @@ def _parse(lo, nn: int, sto, fxo, t: int):
         if d < 0:
             st[S_STALE] += 1
             return
-    if kind != _VTG and tm < 0:
-        if (kind == _RMC and status == 65) or (kind == _GGA and quality > 0):
-            st[S_GARBLED] += 1  # a fix without its time
-            return
+    if tm < 0 and ((kind == _RMC and status == 65) or (kind == _GGA and quality > 0)):
+        st[S_GARBLED] += 1  # a fix without its time
+        return
     st[S_TAKEN] += 1
     if tm >= 0:
         fx[F_TIME] = tm
@@ -350,9 +349,8 @@ def _parse(lo, nn: int, sto, fxo, t: int):
         fx[F_HDOP] = hdop
         fx[F_GGA_T] = t
         ok = 0
-        if quality >= 1 and quality <= 5 and sats >= MIN_SATS and hdop >= 0 and hdop <= MAX_HDOP_X100:
-            if lat_ok and lon_ok:
-                ok = 1
+        if quality >= 1 and quality <= 5 and sats >= MIN_SATS and hdop >= 0 and hdop <= MAX_HDOP_X100 and lat_ok and lon_ok:
+            ok = 1
         fx[F_GGA_OK] = ok
         pos = ok
     elif kind == _RMC:
@@ -387,9 +385,7 @@ def _parse(lo, nn: int, sto, fxo, t: int):
         fx[F_COURSE] = course
         fx[F_SPEED_T] = t
         fx[F_SPEED_N] = (fx[F_SPEED_N] + 1) & 0x3FFFFFFF
-    if not pos and not speed and kind != _GGA:
-        st[S_NO_FIX] += 1
-    elif kind == _GGA and not pos:
+    if not pos and not speed and kind != _GGA or kind == _GGA and not pos:
         st[S_NO_FIX] += 1
 
 

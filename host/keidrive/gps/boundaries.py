@@ -28,6 +28,7 @@ sea; the coordinates were read off public maps, not from boundary data.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -92,7 +93,7 @@ class Boundaries:
         left = {arc: self.arcs[arc] for arc in self.region_arcs[region]}
         rings = []
         while left:
-            arc, points = left.popitem()
+            _arc, points = left.popitem()
             ring = list(points)
             while ring[-1] != ring[0]:
                 for other, pts in left.items():
@@ -199,7 +200,7 @@ def _arcs(regions):
             else:
                 for k, start in enumerate(cuts):
                     end = cuts[(k + 1) % len(cuts)]
-                    idx = list(range(start, end + 1)) if end > start else list(range(start, n)) + list(range(0, end + 1))
+                    idx = list(range(start, end + 1)) if end > start else list(range(start, n)) + list(range(end + 1))
                     pieces.append(([ring[i] for i in idx], side[start]))
             entries = []
             for points, who in pieces:
@@ -493,7 +494,7 @@ def encode(b: Boundaries) -> dict[str, bytes]:
         if n_steps >= 1 << 16 or count >= 1 << 16:
             raise KeidriveError("too many boundary vertices for the firmware's 16-bit offsets")
         arcs += struct.pack("<6i", n_steps | count << 16, xs[0], ys[0], min(ys), max(ys), max(xs))
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
             steps += struct.pack("<2h", x1 - x0, y1 - y0)
         n_steps += count
     regions = bytearray()

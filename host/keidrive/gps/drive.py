@@ -53,7 +53,7 @@ def prepare(args, cycle):
             start = _dt.datetime.fromisoformat(args.start)
         except ValueError:
             raise KeidriveError(f"--start {args.start}: not a date and time (YYYY-MM-DDTHH:MM)") from None
-        route.start = start.replace(tzinfo=_dt.timezone.utc) if start.tzinfo is None else start
+        route.start = start.replace(tzinfo=_dt.UTC) if start.tzinfo is None else start
     receiver = Receiver(rate_hz=args.gps_rate, noise_m=args.gps_noise,
                         outages=_spans(args.gps_outage, (2,), "--gps-outage"),
                         jumps=_spans(args.gps_jump, (3, 4), "--gps-jump"))

@@ -44,7 +44,7 @@ def _time_of(line: bytes, day: _dt.date | None):
         return None, day
     if day is None:
         return seconds, None
-    midnight = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.timezone.utc)
+    midnight = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC)
     return midnight.timestamp() + seconds, day
 
 

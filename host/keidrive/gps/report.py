@@ -83,7 +83,6 @@ def plot(path, firmware, trace, route, config: dict, title: str = "") -> Path:
     from .boundaries import UNIT, bundled
 
     path = check_plot_path(path)
-    statuses = firmware.statuses
     trip = firmware.trip or {}
     figure = plt.figure(figsize=(13, 8))
     grid = figure.add_gridspec(2, 2, width_ratios=(3, 2))

@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import KeidriveError
 
 EARTH_M = 6371008.8
-#: when a route names no start time: noon UTC on the day the rules table was checked
-DEFAULT_START = _dt.datetime(2026, 12, 7, 17, 0, tzinfo=_dt.timezone.utc)
+#: when a route names no start time: the day the rules table was checked (17:00 UTC, midday in the US)
+DEFAULT_START = _dt.datetime(2026, 12, 7, 17, 0, tzinfo=_dt.UTC)
 
 
 @dataclass
@@ -107,9 +107,9 @@ def _load_gpx(path: Path) -> Route:
         raise KeidriveError(f"route {path}: no track, route or waypoints")
     start = gpx.time or points[0].time or DEFAULT_START
     if start.tzinfo is None:
-        start = start.replace(tzinfo=_dt.timezone.utc)
+        start = start.replace(tzinfo=_dt.UTC)
     return Route(gpx.name or path.stem, np.array([p.latitude for p in points], float),
-                 np.array([p.longitude for p in points], float), start.astimezone(_dt.timezone.utc),
+                 np.array([p.longitude for p in points], float), start.astimezone(_dt.UTC),
                  gpx.description or "")
 
 
