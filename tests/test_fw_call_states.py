@@ -25,6 +25,8 @@ VM_MAX_STATE_ON_STACK_WORDS = 11
 HOT = {
     "loop.py": ("clock", "tick", "_measure", "_eco_sample", "_chores", "at"),
     "uplink.py": ("tick",),  # with the uplink on: its call on every tick
+    # the GNSS tick and the stream's UART records (keifw/gps.py)
+    "gps.py": ("tick", "records"),
 }
 
 

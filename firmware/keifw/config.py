@@ -33,6 +33,15 @@ SCHEMA = {
     "obd_ve_pct": ("int", 80, (30, 120), "volumetric efficiency for OBD-II speed-density fuel, % (keidrive calibrate)"),
     "obd_displacement_cc": ("int", 658, (300, 3000), "engine displacement for OBD-II speed-density fuel, cc"),
     "obd_bus_share_pct": ("int", 5, (1, 50), "most of the bus the OBD-II client's requests and replies may take, %"),
+    "gps": ("bool", False, None, "read a GNSS module's NMEA (UART, or the stream's UART records): GPS speed, and the "
+            "kei rules of the state the car is in (keifw/gps.py)"),
+    "gps_rules": ("bool", True, None, "warn by the kei rule of the jurisdiction the GPS places the car in (false: by "
+                  "the profile always)"),
+    "gps_hold_s": ("int", 60, (5, 3600), "how long a jurisdiction's rule holds without a GPS fix before the profile's"),
+    "gps_uart": ("int", 1, (0, 2), "UART id of the GNSS module"),
+    "gps_baud": ("int", 9600, (4800, 115200), "its baud rate"),
+    "pin_gps_rx": ("int", None, (0, 48, None), "the UART's RX pin, to the module's TX (null: the UART's default)"),
+    "pin_gps_tx": ("int", None, (0, 48, None), "the UART's TX pin, to the module's RX (null: the UART's default)"),
     "save_interval_s": ("int", 60, (10, 3600), "trip save period, seconds (flash writes per hour = 3600 / this)"),
     "status_interval_s": ("int", 1, (1, 60), "period of the status telemetry line, seconds"),
     "coolant_limit_c": ("int", 110, (80, 130), "coolant temperature for engine_stress, degC"),

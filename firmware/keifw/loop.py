@@ -119,6 +119,13 @@ def _periods(pr: ptr32) -> int:
 
 
 class Firmware:
+    # set on the instance by keifw.gps.attach when the config enables GPS (as
+    # class attributes here: more instance attributes would cost the hot
+    # path's own lookups a few percent on a board)
+    gps = None  # the GNSS reader
+    uart_rx = None  # takes the stream's UART records: (buf, j, n) -> the record after them
+    closers = ()  # called at the end of a drive, before the trip line
+
     def __init__(self, cfg, gen, out=None, port=None, store=None, gpio=None):
         self.cfg = cfg
         self.gen = gen
@@ -279,6 +286,10 @@ class Firmware:
             elif buf[j * 24 + 8] == 4:  # record.CONTROL_ACK
                 self.frames = counted + j
                 lines.ack(self)
+            elif buf[j * 24 + 8] == 5 and self.uart_rx is not None:  # record.CONTROL_UART: GNSS bytes
+                k = self.uart_rx(buf, j, n)
+                counted -= k - j  # UART records are not frames
+                j = k - 1
             j += 1
         self.frames = counted + n
 
@@ -429,6 +440,8 @@ class Firmware:
     def finish(self):
         """End of input / shutdown: close open warnings, summary, save."""
         self.alerts.close_all(self.econ.acc[_econ.TICKS])
+        for fn in self.closers:
+            fn()
         lines.trip(self)
         if self.store is not None:
             self.save()

@@ -45,6 +45,9 @@ CONTROL_SYNC = const(3)
 # (all of them scanned, their due ticks run), so a host can wait for that
 # instead of for the firmware to look idle.
 CONTROL_ACK = const(4)
+# UART: bytes the GNSS module's UART received (DLC of them in the data
+# field), in the stream beside the frames (keifw/nmea.py reads them).
+CONTROL_UART = const(5)
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

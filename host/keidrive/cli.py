@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "cycles",
     "vehicles",
     "profiles",
+    "geo",
     "bench",
     "flash",
     "monitor",

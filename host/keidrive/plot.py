@@ -62,7 +62,11 @@ def plot_drive(path: str | Path, trip) -> Path:
     motor speed."""
     from .fwconfig import speed_limits
 
-    plt = _pyplot()
+    if trip.route is not None:  # the limit in force changes along the way: beside a map of the route
+        from .gps.report import plot
+
+        return plot(path, trip.report, trip.trace, trip.route, trip.config, f"{trip.title} ({trip.profile} elsewhere)")
+    plt = pyplot()
     path = check_plot_path(path)
     units = Units(trip.profile)
     statuses = trip.report.statuses
@@ -87,7 +91,7 @@ def plot_drive(path: str | Path, trip) -> Path:
     axes[-1].set_xlabel("time s")
     axes[-1].set_xlim(0, end)
     figure.suptitle(f"{trip.title}, {trip.profile}")
-    _save(figure, path, plt)
+    save(figure, path, plt)
     return path
 
 
@@ -158,7 +162,7 @@ def _economy(axis, trip, units, times) -> None:
 def plot_simulation(path: str | Path, result) -> Path:
     """A simulation's traces: speed against the cycle, engine or motor
     speed, fuel rate or pack power."""
-    plt = _pyplot()
+    plt = pyplot()
     path = check_plot_path(path)
     trace = result.trace
     figure, ax = plt.subplots(3, 1, sharex=True, figsize=(11, 7), layout="constrained")
@@ -173,11 +177,11 @@ def plot_simulation(path: str | Path, result) -> Path:
     ax[2].set_ylabel("pack kW" if electric else "fuel L/h")
     ax[2].set_xlabel("time s")
     figure.suptitle(f"{result.truth['vehicle']} on {result.truth['cycle']}")
-    _save(figure, path, plt)
+    save(figure, path, plt)
     return path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,7 +190,7 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path, plt) -> None:
+def save(figure, path: Path, plt) -> None:
     try:
         figure.savefig(path, dpi=110, bbox_inches="tight")
     except (OSError, ValueError) as error:

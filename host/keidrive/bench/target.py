@@ -106,7 +106,7 @@ def target_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profi
     free, counts = _on_target(target, cfg, _window(records, WINDOW_START_S, WINDOW_RECORDS))
     board = counts["instr_per_frame_board"]
     # every measure of on_target.py MEASURES, in its order
-    figures = {name: value for name, value in counts.items() if name.startswith("instr_per_frame_")}
+    figures = {name: value for name, value in counts.items() if name.startswith("instr_per_")}
     figures.update({
         "alloc_bytes_per_frame": counts["alloc_bytes_per_frame"],
         "heap_size": target.heap_size,

@@ -26,7 +26,8 @@ class LogReplay:
     def __init__(self, log: str | Path, *, profile: str = DEFAULT_PROFILE, dbc: str | Path | None = None,
                  roles: str | Path | None = None, runtime: str = DEFAULT_RUNTIME, bus: str | None = None,
                  pace: float | None = None, min_explained: float = MIN_EXPLAINED_SHARE,
-                 truth: dict | str | Path | None = None):
+                 truth: dict | str | Path | None = None, nmea: str | Path | None = None,
+                 nmea_offset: float | None = None):
         from ..fwconfig import require_profile
         from ..io.drivelog import guess_vehicle_dbc, read_drive_log, require_coverage, require_same_drive
         from .harness import firmware_command
@@ -34,6 +35,7 @@ class LogReplay:
         self.path = Path(log)
         self.profile = require_profile(profile)
         self.runtime, self.bus = runtime, bus
+        self.nmea, self.nmea_offset = nmea, nmea_offset
         truth_name = str(truth) if isinstance(truth, (str, Path)) else "(given)"
         self.truth = load_truth(truth) if isinstance(truth, (str, Path)) else truth
         self.pace = check_pace(pace, bus)
@@ -72,12 +74,19 @@ class LogReplay:
 
         started = time.perf_counter()
         records = record.from_messages(self.log.messages)
+        frames = len(records)
+        gps = {}
+        if self.nmea is not None:  # the GNSS module's capture among the frames, into the GPS UART
+            from ..gps.replay import with_nmea
+
+            records = with_nmea(records, self.nmea, self.nmea_offset)
+            gps = {"gps": True}
         # The firmware integrates on the frames' own time (virtual clock); the
         # pace only spaces their delivery, so it never rescales the trip.
         feed = dict(bus=self.bus, runtime=self.runtime, realtime=self.pace is not None, speed=self.pace,
                     clock="virtual", on_event=on_event)
         if self.roles is None:
-            config = require_valid(firmware_config(self.vehicle_dbc, self.profile))
+            config = require_valid({**firmware_config(self.vehicle_dbc, self.profile), **gps})
             firmware, figures = feed_over_bus(records, config, **feed)
         else:  # the DBC compiled with its roles into a copy of the firmware tree, as a simulated drive does
             import tempfile
@@ -86,13 +95,13 @@ class LogReplay:
 
             with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
                 tree, name, _ = byodbc.build_tree(self.dbc, self.roles, Path(folder))
-                config = require_valid({"profile": self.profile})
+                config = require_valid({"profile": self.profile, **gps})
                 firmware, figures = feed_over_bus(records, {**config, "vehicle": name}, tree=tree, **feed)
         if not firmware.ok:
             raise KeidriveError(firmware.failure())
         log = {"dbc": self.vehicle_dbc, "unknown_frames": self.unknown_frames,
                "explained_share": self.explained_share, "truncated": self.log.truncated}
-        return Trip(self.title, self.profile, self.truth, firmware.trip, firmware, len(records),
+        return Trip(self.title, self.profile, self.truth, firmware.trip, firmware, frames,
                     time.perf_counter() - started, self.executable, config=config, bus=figures, log=log,
                     notes=list(self.notes))
 
@@ -100,7 +109,8 @@ class LogReplay:
 def replay(log: str | Path, *, profile: str = DEFAULT_PROFILE, dbc: str | Path | None = None,
            roles: str | Path | None = None, runtime: str = DEFAULT_RUNTIME, bus: str | None = None,
            pace: float | None = None, min_explained: float = MIN_EXPLAINED_SHARE,
-           truth: dict | str | Path | None = None, on_event=None) -> Trip:
+           truth: dict | str | Path | None = None, nmea: str | Path | None = None, nmea_offset: float | None = None,
+           on_event=None) -> Trip:
     """Replay the drive log ``log`` (any format python-can reads) into the firmware.
 
     ``dbc``: the log's vehicle DBC (default: the bundled one whose messages
@@ -109,9 +119,11 @@ def replay(log: str | Path, *, profile: str = DEFAULT_PROFILE, dbc: str | Path |
     ``truth``: a ground truth to hold the log to (the JSON of ``keidrive
     simulate --json``, or its file); ``pace``: None, as fast as the firmware takes
     them, N, N times the recorded pace; ``profile``, ``runtime``, ``bus`` as
-    in ``DriveSpec``."""
+    in ``DriveSpec``; ``nmea``: a GNSS module's NMEA capture beside the
+    log, into the firmware's GPS UART among the frames (``nmea_offset``:
+    log time = the capture's UTC time + it; see keidrive.gps.replay)."""
     return LogReplay(log, profile=profile, dbc=dbc, roles=roles, runtime=runtime, bus=bus, pace=pace,
-                     min_explained=min_explained, truth=truth).run(on_event=on_event)
+                     min_explained=min_explained, truth=truth, nmea=nmea, nmea_offset=nmea_offset).run(on_event=on_event)
 
 
 def load_truth(path: str | Path) -> dict:

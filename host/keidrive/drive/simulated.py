@@ -30,6 +30,17 @@ class SimulatedDrive:
         self.cycle = sim.load_cycle(spec.cycle)
         require_profile(spec.profile)
         self.config = require_valid(firmware_config(self.vehicle.dbc, spec.profile, dict(spec.config or {})))
+        self.route = self.receiver = None
+        if spec.route is not None:
+            from ..gps.drive import prepare
+            from ..gps.nmea import Receiver
+
+            if spec.obd or spec.dbc is not None:
+                raise KeidriveError("drives the vehicle's own bus: it does not go with {obd} or {dbc} yet",
+                                    option="route", mentions=("obd", "dbc"))
+            self.route, self.cycle = prepare(spec.route, self.cycle, spec.start)
+            self.receiver = spec.gnss or Receiver()
+            self.config = require_valid({**self.config, "gps": True})
         self.bundled_dbc, self.dbc, self.roles = resolve_dbc(spec.dbc, spec.roles)
         if self.bundled_dbc == Path(self.vehicle.dbc).stem and spec.roles is None:
             self.dbc = self.roles = None  # the preset's own bus: nothing to translate
@@ -52,7 +63,8 @@ class SimulatedDrive:
 
     @property
     def title(self) -> str:
-        return f"{self.vehicle.name} on {self.cycle.name}"
+        along = f" along {self.route.name}" if self.route is not None else ""
+        return f"{self.vehicle.name} on {self.cycle.name}{along}"
 
     @property
     def duration_s(self) -> float:
@@ -76,6 +88,10 @@ class SimulatedDrive:
             from ..io import record
 
             records = record.from_frames(result.frames)
+            if self.route is not None:
+                from ..gps.drive import with_gnss
+
+                records = with_gnss(records, result, self.route, self.receiver)
             firmware, figures = self._feed(records if mutate is None else mutate(records), self.config, on_event)
         if not firmware.ok:
             raise KeidriveError(firmware.failure())
@@ -83,7 +99,7 @@ class SimulatedDrive:
             result.truth["frames"] = figures["frames"]  # what went on the bus, OBD-II requests and replies included
         return Trip(self.title, self.spec.profile, result.truth, firmware.trip, firmware, result.truth["frames"],
                     time.perf_counter() - started, self.executable, config=self.config, trace=result.trace,
-                    bus=figures, notes=list(self.notes))
+                    bus=figures, notes=list(self.notes), route=self.route)
 
     def _feed(self, records, config, on_event, tree=None):
         from .harness import feed_over_bus

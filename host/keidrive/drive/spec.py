@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import KeidriveError
+
+if TYPE_CHECKING:
+    from ..gps.nmea import Receiver
 
 DEFAULT_VEHICLE = "nbox-turbo"
 DEFAULT_CYCLE = "wltc-jp"
@@ -37,6 +42,13 @@ class DriveSpec:
     on their time, or at recorded pace on a bus other than keidrive's (the
     only pace there); 1, recorded pace with the firmware on its own clock,
     as on a car.
+    ``route``: a bundled route (``keidrive geo routes``) or a GPX / CSV
+    file: the cycle, repeated until it covers the route, is driven along it
+    with a GNSS module on the board's GPS UART, and the firmware warns by
+    the kei rule of the state it is in (docs/gps.md); ``gnss``: that
+    module (``keidrive.gps.nmea.Receiver``: rate, noise, outages, multipath
+    jumps; default 1 Hz, 2.5 m); ``start``: when the drive starts (UTC;
+    default: the route's own time), which decides the rules in force.
     """
 
     vehicle: str = DEFAULT_VEHICLE
@@ -49,6 +61,9 @@ class DriveSpec:
     runtime: str = DEFAULT_RUNTIME
     bus: str | None = None
     pace: float | None = None
+    route: str | Path | None = None
+    gnss: Receiver | None = field(default=None, hash=False)
+    start: datetime | None = None
 
 
 def shared_bus(bus: str | None) -> bool:

@@ -22,7 +22,8 @@ class Trip:
     firmware config it ran with; ``trace``: the
     simulator's 10 ms trace (a run's); ``bus``: the bus's figures (pace
     timing error, bus load); ``log``: a replay's log coverage and where it
-    was cut; ``notes``: what could not be computed and why, one line each.
+    was cut; ``notes``: what could not be computed and why, one line each;
+    ``route``: the route a simulated drive went along (keidrive.gps.route).
     """
 
     title: str
@@ -38,6 +39,7 @@ class Trip:
     bus: dict = field(default_factory=dict)
     log: dict | None = None
     notes: list = field(default_factory=list)
+    route: object = None
 
     @property
     def firmware(self) -> dict:
@@ -66,6 +68,17 @@ class Trip:
         return counts
 
     @property
+    def gps(self) -> dict | None:
+        """With a GNSS module on the board: ``jurisdictions`` (the firmware's
+        jurisdiction lines: where the rule in force changed) and ``gps`` (its
+        NMEA reader's summary line, or None); None without one."""
+        if not self.config.get("gps"):
+            return None
+        from ..gps.report import json_figures
+
+        return json_figures(self.report)
+
+    @property
     def uplink(self) -> dict | None:
         """What the firmware's uplink sent, had acknowledged, queued and
         dropped (its last summary line); None when it had no uplink."""
@@ -87,6 +100,7 @@ class Trip:
                    "wall_s": round(self.wall_s, 3), "runtime": self.runtime}
             if self.uplink is not None:
                 out["uplink"] = self.uplink
+            out.update(self.gps or {})
             return out
         out = {"firmware": self.firmware, "frames": self.frames, "wall_s": round(self.wall_s, 3),
                "runtime": self.runtime, "unknown_frames": self.log["unknown_frames"],
@@ -95,4 +109,5 @@ class Trip:
             out["truth"] = self.truth
         if self.timing_error is not None:
             out["timing_error"] = self.timing_error
+        out.update(self.gps or {})
         return out

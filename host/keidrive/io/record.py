@@ -29,6 +29,7 @@ CONTROL_STATS = 1  # to the hub: answer with frames carried and bus load
 CONTROL_END_OF_DRIVE = 2  # to every other client: the drive is over (SIL: report the trip and exit)
 CONTROL_SYNC = 3  # to the firmware: advance the clock to the timestamp, then echo this record (lockstep barrier)
 CONTROL_ACK = 4  # to the firmware: print {"type": "ack", "records": N}, N the records taken before this one
+CONTROL_UART = 5  # to the firmware: DLC bytes its GNSS module's UART received (keidrive.gps.nmea)
 
 # A numpy view of many records at once, for the simulator's bulk traffic.
 DTYPE = np.dtype(

@@ -42,10 +42,20 @@ def add_subparser(subparsers) -> None:
     options.add_pace(parser)
     options.add_runtime(parser)
     parser.add_argument("--truth", metavar="FILE.json", help="ground truth to compare (keidrive simulate --json)")
+    parser.add_argument(
+        "--nmea", metavar="FILE",
+        help="a GNSS module's NMEA capture beside the log: into the firmware's GPS UART among the frames, by the "
+             "sentences' own UTC times (the firmware then warns by each state's kei rules)",
+    )
+    parser.add_argument(
+        "--nmea-offset", type=float, metavar="SECONDS",
+        help="log time = the capture's UTC time + SECONDS (default: 0 for a log in epoch seconds, else the capture "
+             "starts with the log)",
+    )
     options.add_plot(parser, "keidrive-replay-<log>.png")
     options.add_json(
         parser, "firmware, frames, wall_s, runtime, unknown_frames, explained_share, truncated (null, or where "
-        "the log was cut), and truth and timing_error when they apply",
+        "the log was cut), and truth, timing_error, jurisdictions and gps when they apply",
     )
     parser.set_defaults(func=run)
 
@@ -56,16 +66,22 @@ def run(args) -> int:
     if args.obd:
         clash = [flag for flag, given in (("--dbc", args.dbc), ("--roles", args.roles), ("--bus", args.bus),
                                           ("--no-firmware", args.no_firmware), ("--truth", args.truth),
-                                          ("--speed", args.speed), ("--min-explained", args.min_explained))
+                                          ("--speed", args.speed), ("--min-explained", args.min_explained),
+                                          ("--nmea", args.nmea))
                  if given not in (None, False)]
         if clash:
             raise KeidriveError(f"--obd replays in lockstep against python-OBD's decode: {clash[0]} does not apply")
 
+    if args.nmea_offset is not None and args.nmea is None:
+        raise KeidriveError("goes with {nmea}", option="nmea_offset", mentions=("nmea",))
     if args.obd:
         return _replay_obd(args)
     if args.no_firmware:
         if not args.bus:
             raise KeidriveError("needs {bus}: where should the log go?", option="no_firmware", mentions=("bus",))
+        if args.nmea is not None:
+            raise KeidriveError("goes into the firmware's GPS UART: not with {no_firmware}", option="nmea",
+                                mentions=("no_firmware",))
         return _play(args)
     return _replay(args)
 
@@ -73,6 +89,7 @@ def run(args) -> int:
 def _replay(args) -> int:
     from .. import report
     from ..drive.replayed import LogReplay
+    from ..gps.report import print_jurisdictions
     from ..io.drivelog import MIN_EXPLAINED_SHARE
     from ..plot import check_plot_path
     from . import screen
@@ -83,7 +100,8 @@ def _replay(args) -> int:
         check_plot_path(plot_path)
     minimum = MIN_EXPLAINED_SHARE if args.min_explained is None else args.min_explained
     replay = LogReplay(args.log, profile=args.profile, dbc=args.dbc, roles=args.roles, runtime=args.runtime,
-                       bus=args.bus, pace=pace, min_explained=minimum, truth=args.truth)
+                       bus=args.bus, pace=pace, min_explained=minimum, truth=args.truth, nmea=args.nmea,
+                       nmea_offset=args.nmea_offset)
     err = screen.console(stderr=True)
     if replay.log.truncated:
         err.print(f"keidrive: note: {replay.log.describe_cut(args.log)}", highlight=False)
@@ -108,6 +126,8 @@ def _replay(args) -> int:
         if replay.log.truncated:
             out.print(replay.log.describe_cut(args.log))
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s")
+        if trip.gps is not None:
+            print_jurisdictions(trip.report, None, out)
     screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
 

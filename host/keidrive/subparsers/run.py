@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ..errors import KeidriveError
 from . import options
 
 # The setting behind each flag whose name differs (errors name the flag).
@@ -42,8 +43,10 @@ def add_subparser(subparsers) -> None:
         "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
     )
     options.add_plot(parser, "keidrive-<vehicle>-<cycle>.png")
-    options.add_json(parser, "truth, firmware, frames, wall_s, runtime; uplink with --uplink")
+    options.add_json(parser, "truth, firmware, frames, wall_s, runtime; uplink with --uplink; jurisdictions and "
+                             "gps with --route")
     options.add_uplink(parser)
+    _add_route(parser)
     parser.set_defaults(func=run)
 
 
@@ -52,6 +55,7 @@ def run(args) -> int:
     from ..drive.simulated import SimulatedDrive
     from ..drive.spec import DriveSpec
     from ..plot import check_plot_path
+    from ..gps.report import print_jurisdictions
     from ..uplink import describe as describe_uplink
     from . import screen
 
@@ -65,7 +69,7 @@ def run(args) -> int:
         overrides = {**(overrides or {}), **uplink}
     drive = SimulatedDrive(DriveSpec(
         vehicle=args.vehicle, cycle=args.cycle, profile=args.profile, dbc=args.dbc, roles=args.roles, obd=args.obd,
-        config=overrides, runtime=args.runtime, bus=args.bus, pace=options.pace_of(args),
+        config=overrides, runtime=args.runtime, bus=args.bus, pace=options.pace_of(args), **_route_of(args),
     ))
     plot_path = options.plot_path(args, f"keidrive-{drive.vehicle.name}-{drive.cycle.name}.png")
     if plot_path is not None:
@@ -104,8 +108,67 @@ def run(args) -> int:
         out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s ({speedup:.0f}x real time)")
         if trip.uplink is not None:
             out.print(describe_uplink(trip.uplink))
+        if trip.gps is not None:
+            print_jurisdictions(trip.report, trip.route, out)
     screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
+
+
+def _add_route(parser) -> None:
+    group = parser.add_argument_group("GPS (with --route; docs/gps.md)")
+    group.add_argument(
+        "--route", metavar="NAME|FILE.gpx|FILE.csv",
+        help="drive the cycle along this route (repeated until it covers it) with a GNSS module on the board's "
+             "GPS UART: the firmware picks each state's kei rules (bundled: keidrive geo routes)",
+    )
+    group.add_argument("--gps-rate", type=int, default=1, metavar="HZ", help="fixes per second, 1 or 10 (default 1)")
+    group.add_argument("--gps-noise", type=float, default=2.5, metavar="M",
+                       help="position noise, metres per axis (default 2.5)")
+    group.add_argument("--gps-outage", action="append", default=[], metavar="START:SECONDS",
+                       help="no fix from START s for SECONDS (a tunnel); repeatable")
+    group.add_argument("--gps-jump", action="append", default=[], metavar="START:SECONDS:METRES[:BEARING]",
+                       help="the position off by METRES (towards BEARING degrees, default right of the course) from "
+                            "START s for SECONDS (multipath); repeatable")
+    group.add_argument("--start", metavar="YYYY-MM-DDTHH:MM", help="when the drive starts, UTC (default: the route's "
+                       "own time): the GPS date decides which rules are in force")
+
+
+def _route_of(args) -> dict:
+    """DriveSpec's route, gnss and start from the GPS flags ({} without --route)."""
+    import datetime
+
+    from ..gps.nmea import Receiver
+
+    if args.route is None:
+        given = [flag for flag, value in (("--gps-outage", args.gps_outage), ("--gps-jump", args.gps_jump),
+                                          ("--start", args.start)) if value]
+        if given:
+            raise KeidriveError(f"{given[0]} goes with --route")
+        return {}
+    start = None
+    if args.start:
+        try:
+            start = datetime.datetime.fromisoformat(args.start)
+        except ValueError:
+            raise KeidriveError(f"--start {args.start}: not a date and time (YYYY-MM-DDTHH:MM)") from None
+    gnss = Receiver(rate_hz=args.gps_rate, noise_m=args.gps_noise, outages=_spans(args.gps_outage, (2,), "--gps-outage"),
+                    jumps=_spans(args.gps_jump, (3, 4), "--gps-jump"))
+    return {"route": args.route, "gnss": gnss, "start": start}
+
+
+def _spans(texts, parts: tuple, flag: str) -> list[tuple]:
+    """START:SECONDS[:...] spans of a repeatable GPS flag, each with ``parts`` numbers."""
+    spans = []
+    for text in texts:
+        try:
+            values = tuple(float(x) for x in text.split(":"))
+        except ValueError:
+            values = ()
+        if len(values) not in parts or values[0] < 0 or values[1] <= 0:
+            form = "START:SECONDS" + (":METRES[:BEARING]" if len(parts) > 1 else "")
+            raise KeidriveError(f"{flag} {text}: expected {form} with SECONDS > 0")
+        spans.append(values)
+    return spans
 
 
 def _banner(err, drive) -> None:
@@ -124,8 +187,6 @@ def _banner(err, drive) -> None:
 
 def _open_telemetry(path: str | None):
     import sys
-
-    from ..errors import KeidriveError
 
     if path is None:
         return None

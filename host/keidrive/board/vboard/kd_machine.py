@@ -269,6 +269,84 @@ def _ns():
     return time.ticks_us() * 1000
 
 
+_UART_CMD = 5  # keidrive.record.CONTROL_UART: bytes a UART received
+
+
+class UART:
+    """machine.UART of the virtual board, for a GNSS module: what it receives
+    is the UART records on the board's bus (keidrive run --route --bus
+    keidrive:NAME puts a simulated module's NMEA there, beside the frames);
+    what it sends goes nowhere. Non-blocking reads, as with timeout=0; a
+    full receive buffer (``rxbuf``) drops the newer bytes, as a UART does."""
+
+    def __init__(self, id, baudrate=9600, *, tx=None, rx=None, timeout=0, rxbuf=256, **kw):
+        self.id = id
+        self.baudrate = baudrate
+        self.rxbuf = rxbuf
+        self.sock = None
+        self.inbox = b""
+        self.pending = bytearray()
+        self.overruns = 0
+
+    def _fill(self):
+        if self.sock is None:
+            self.sock = _hub_socket()
+            if self.sock is None:
+                return
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError as e:
+                if e.errno == _EAGAIN:
+                    return
+                data = b""
+            if not data:
+                self.sock.close()
+                self.sock = None
+                return
+            buf = self.inbox + data
+            n = len(buf) // _REC * _REC
+            self.inbox = buf[n:]
+            for p in range(0, n, _REC):
+                if buf[p + 12] == _F_CTRL and buf[p + 8] == _UART_CMD:
+                    chunk = buf[p + 16:p + 16 + min(buf[p + 13], 8)]
+                    room = self.rxbuf - len(self.pending)
+                    if room < len(chunk):
+                        self.overruns += len(chunk) - max(room, 0)
+                        chunk = chunk[:max(room, 0)]
+                    self.pending.extend(chunk)
+
+    def any(self):
+        self._fill()
+        return len(self.pending)
+
+    def readinto(self, buf, nbytes=None):
+        self._fill()
+        n = min(len(buf) if nbytes is None else nbytes, len(self.pending))
+        if not n:
+            return None
+        buf[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def read(self, nbytes=-1):
+        self._fill()
+        n = len(self.pending) if nbytes is None or nbytes < 0 else min(nbytes, len(self.pending))
+        if not n:
+            return None
+        out = bytes(self.pending[:n])
+        self.pending = self.pending[n:]
+        return out
+
+    def write(self, data):
+        return len(data)
+
+    def deinit(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 class SPI:
     """machine.SPI: the bus the board's MCP2515 is wired to answers (the
     chip model kd_mcp2515, on the virtual CAN bus at 500 kbit/s with an 8 MHz

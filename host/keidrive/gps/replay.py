@@ -1,0 +1,96 @@
+"""``keidrive replay LOG --nmea FILE``: a GNSS module's capture beside the CAN
+log, into the firmware as UART records among the frames.
+
+The capture is what the module's UART gave, line by line (``cat
+/dev/ttyUSB0 > drive.nmea``): every line goes to the firmware as it was,
+broken ones too (the reader counts what it refuses). A line's time is the
+UTC time of the last RMC, GGA, GLL or ZDA sentence at or before it (with the
+RMC's date). How that maps onto the log's timeline: ``--nmea-offset S``
+(log time = UTC time + S, for logs stamped in epoch seconds and a logger
+whose clock was off); by default, a log stamped in epoch seconds is taken
+as UTC (offset 0), any other log has the capture's first time at its first
+frame.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import KeidriveError
+
+TIMED = (b"RMC", b"GGA", b"GLL", b"ZDA")
+EPOCH_LOG_S = 1e9  # log timestamps beyond this are epoch seconds (2001 on)
+
+
+def _time_of(line: bytes, day: _dt.date | None):
+    """(seconds since the epoch or since midnight, the date) of a sentence's
+    own time, or (None, day) when it has none."""
+    fields = line.split(b"*")[0].split(b",")
+    kind = fields[0][3:6] if len(fields[0]) >= 6 else b""
+    if kind not in TIMED or len(fields) < 2 or len(fields[1]) < 6:
+        return None, day
+    try:
+        text = fields[1].decode()
+        seconds = int(text[0:2]) * 3600 + int(text[2:4]) * 60 + float(text[4:])
+        if kind == b"RMC" and len(fields) > 9 and len(fields[9]) == 6:
+            d = fields[9].decode()
+            day = _dt.date(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]))
+        if kind == b"ZDA" and len(fields) > 4:
+            day = _dt.date(int(fields[4]), int(fields[3]), int(fields[2]))
+    except (ValueError, UnicodeError):
+        return None, day
+    if day is None:
+        return seconds, None
+    midnight = _dt.datetime(day.year, day.month, day.day, tzinfo=_dt.UTC)
+    return midnight.timestamp() + seconds, day
+
+
+def read_capture(path) -> list[tuple[float | None, bool, bytes]]:
+    """[(time s, whether it is epoch seconds, the line with CR LF)] of the capture."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise KeidriveError(f"{path}: cannot read it ({error.strerror})", option="nmea") from None
+    out = []
+    day = None
+    last = None
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        t, day = _time_of(line.strip(), day)
+        if t is not None:
+            last = (t, day is not None)
+        out.append((last[0] if last else None, last[1] if last else False, line.strip() + b"\r\n"))
+    if not any(t is not None for t, _, _ in out):
+        raise KeidriveError(f"{path}: no sentence with a time in it (RMC, GGA, GLL or ZDA): not an NMEA capture",
+                            option="nmea")
+    first = next(item for item in out if item[0] is not None)
+    return [(first[0], first[1], line) if t is None else (t, epoch, line) for t, epoch, line in out]
+
+
+def with_nmea(records: np.ndarray, path, offset: float | None = None) -> np.ndarray:
+    """The log's records with the capture's lines among them as UART records."""
+    from .nmea import merge, uart_records
+
+    capture = read_capture(path)
+    if not len(records):
+        raise KeidriveError("the log has no frames to put the capture beside")
+    log_start = float(records["timestamp_us"][0]) / 1e6
+    if offset is None:
+        epoch = all(e for t, e, _ in capture)
+        if log_start > EPOCH_LOG_S:
+            if not epoch:
+                raise KeidriveError(f"{path}: the log is stamped in epoch seconds but the capture has no "
+                                    "date (RMC or ZDA): give {nmea_offset}", option="nmea", mentions=("nmea_offset",))
+            offset = 0.0
+        else:
+            offset = log_start - capture[0][0]
+    times = [t + offset for t, _, _ in capture]
+    if times[-1] < log_start or times[0] > float(records["timestamp_us"][-1]) / 1e6:
+        raise KeidriveError(f"{path}: its times ({times[0]:.0f}..{times[-1]:.0f} s on the log's timeline) "
+                            "do not overlap the log's: give {nmea_offset}", option="nmea", mentions=("nmea_offset",))
+    timed = [(max(t, 0.0), line) for t, (_, _, line) in zip(times, capture)]
+    return merge(records, uart_records(timed))
