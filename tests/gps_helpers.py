@@ -152,10 +152,11 @@ def route_drive(route, cycle, tmp_path, receiver=None, config=None, start=None, 
     """The firmware (SIL, records through stdin) on the simulated drive of
     ``cycle`` (a bundled name or CSV text) along ``route`` (a Route or a
     bundled name) with a GNSS module: its FirmwareReport."""
-    from keidrive import record, sim
+    from keidrive import sim
+    from keidrive.io import record
     from keidrive.gps.nmea import Receiver, merge, uart_records
     from keidrive.gps.route import load_route, repeat_cycle
-    from keidrive.harness import firmware_config, run_records
+    from keidrive.drive.harness import firmware_config, run_records
 
     if isinstance(route, str):
         route = load_route(route)
@@ -200,7 +201,8 @@ def across_the_line():
     import math
 
     import numpy as np
-    from keidrive import record, sim
+    from keidrive import sim
+    from keidrive.io import record
     from keidrive.gps.nmea import Receiver, merge, uart_records
     from keidrive.gps.route import Route
 

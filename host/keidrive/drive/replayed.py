@@ -35,7 +35,6 @@ class LogReplay:
         self.path = Path(log)
         self.profile = require_profile(profile)
         self.runtime, self.bus = runtime, bus
-        self.nmea, self.nmea_offset = nmea, nmea_offset
         truth_name = str(truth) if isinstance(truth, (str, Path)) else "(given)"
         self.truth = load_truth(truth) if isinstance(truth, (str, Path)) else truth
         self.pace = check_pace(pace, bus)
@@ -43,6 +42,13 @@ class LogReplay:
         if roles is None:
             self.roles = None  # the bundled firmware decodes its own DBCs: nothing to compile
         self.log = read_drive_log(log)
+        self.nmea = None  # the GNSS capture's lines on the log's timeline
+        if nmea is not None:
+            if not self.log.messages:
+                raise KeidriveError("the log has no frames to put the capture beside", option="nmea")
+            from ..gps.replay import place
+
+            self.nmea = place(nmea, self.log.messages[0].timestamp, self.log.messages[-1].timestamp, nmea_offset)
         self.log_dbc = str(dbc) if dbc is not None else guess_vehicle_dbc(self.log.messages, log)
         self.unknown_frames, self.explained_share = require_coverage(self.log.messages, self.log_dbc, log,
                                                                      min_explained)
@@ -79,7 +85,7 @@ class LogReplay:
         if self.nmea is not None:  # the GNSS module's capture among the frames, into the GPS UART
             from ..gps.replay import with_nmea
 
-            records = with_nmea(records, self.nmea, self.nmea_offset)
+            records = with_nmea(records, self.nmea)
             gps = {"gps": True}
         # The firmware integrates on the frames' own time (virtual clock); the
         # pace only spaces their delivery, so it never rescales the trip.

@@ -71,26 +71,29 @@ def read_capture(path) -> list[tuple[float | None, bool, bytes]]:
     return [(first[0], first[1], line) if t is None else (t, epoch, line) for t, epoch, line in out]
 
 
-def with_nmea(records: np.ndarray, path, offset: float | None = None) -> np.ndarray:
-    """The log's records with the capture's lines among them as UART records."""
-    from .nmea import merge, uart_records
-
+def place(path, log_start_s: float, log_end_s: float, offset: float | None = None) -> list[tuple[float, bytes]]:
+    """[(time s on the log's timeline, line)] of the capture at ``path``, for
+    a log from ``log_start_s`` to ``log_end_s``: refused, before any work, when
+    it is no capture or its times cannot be put on the log's."""
     capture = read_capture(path)
-    if not len(records):
-        raise KeidriveError("the log has no frames to put the capture beside")
-    log_start = float(records["timestamp_us"][0]) / 1e6
     if offset is None:
         epoch = all(e for t, e, _ in capture)
-        if log_start > EPOCH_LOG_S:
+        if log_start_s > EPOCH_LOG_S:
             if not epoch:
                 raise KeidriveError(f"{path}: the log is stamped in epoch seconds but the capture has no "
                                     "date (RMC or ZDA): give {nmea_offset}", option="nmea", mentions=("nmea_offset",))
             offset = 0.0
         else:
-            offset = log_start - capture[0][0]
+            offset = log_start_s - capture[0][0]
     times = [t + offset for t, _, _ in capture]
-    if times[-1] < log_start or times[0] > float(records["timestamp_us"][-1]) / 1e6:
+    if times[-1] < log_start_s or times[0] > log_end_s:
         raise KeidriveError(f"{path}: its times ({times[0]:.0f}..{times[-1]:.0f} s on the log's timeline) "
                             "do not overlap the log's: give {nmea_offset}", option="nmea", mentions=("nmea_offset",))
-    timed = [(max(t, 0.0), line) for t, (_, _, line) in zip(times, capture)]
+    return [(max(t, 0.0), line) for t, (_, _, line) in zip(times, capture)]
+
+
+def with_nmea(records: np.ndarray, timed: list[tuple[float, bytes]]) -> np.ndarray:
+    """The log's records with the capture's lines (``place``) among them as UART records."""
+    from .nmea import merge, uart_records
+
     return merge(records, uart_records(timed))

@@ -269,7 +269,7 @@ def _ns():
     return time.ticks_us() * 1000
 
 
-_UART_CMD = 5  # keidrive.record.CONTROL_UART: bytes a UART received
+_UART_CMD = 5  # keidrive.io.record.CONTROL_UART: bytes a UART received
 
 
 class UART:
