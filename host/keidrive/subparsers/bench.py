@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler")
-# The fleet section starts Dask clusters (the fleet extra): only when asked.
+SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler", "scale")
+# The fleet section starts Dask clusters (the fleet extra), scale drives ten times the
+# cycle: only when asked.
 DEFAULT_SECTIONS = ("firmware", "loop", "simulator", "bus")
 
 
@@ -27,7 +28,8 @@ def add_subparser(subparsers) -> None:
     )
     parser.add_argument("--vehicle", default="nbox-turbo", metavar="NAME|FILE.toml", help="default: nbox-turbo")
     parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
-    parser.add_argument("--repeat", type=int, default=3, help="simulator runs to take the best of (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="simulator runs, and scale's runs of the cycle, to take the best of (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--robustness", action="store_true",
@@ -98,6 +100,10 @@ def run(args) -> int:
         from ..bench.compiler import compiler_figures
 
         figures["compiler"] = compiler_figures()
+    if "scale" in sections:
+        from ..bench.scale import scale_figures
+
+        figures["scale"] = scale_figures(args.vehicle, args.cycle, args.repeat)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -150,6 +156,10 @@ def _print(figures: dict) -> None:
         from ..bench.compiler import print_compiler
 
         print_compiler(figures["compiler"])
+    if figures.get("scale"):
+        from ..bench.scale import print_scale
+
+        print_scale(figures["scale"])
 
 
 def _target(args) -> int:
