@@ -19,11 +19,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import cantools
 import numpy as np
 
 from ..errors import KeidriveError
 from ..paths import dbc_dir
+from . import tables
 
 
 def _crc_table() -> np.ndarray:
@@ -47,11 +47,16 @@ def crc8_sae_j1850(data: bytes) -> int:
     return c ^ 0xFF
 
 
+def _dbc_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.is_file() else dbc_dir() / name_or_path
+
+
 @functools.lru_cache(maxsize=16)
 def load_dbc(name_or_path: str):
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = dbc_dir() / name_or_path
+    import cantools  # here, not at import: a run's codecs come from the cache (sim.tables)
+
+    path = _dbc_path(name_or_path)
     try:
         return cantools.database.load_file(str(path))
     except (OSError, cantools.database.UnsupportedDatabaseFormatError) as e:
@@ -117,6 +122,10 @@ class MessageCodec:
             self.crc_bytes = [i for i in range(self.length) if i not in covered]
         self.value_signals = [s for s in self.signals if s not in (self.counter, self.checksum)]
 
+    def __getstate__(self):
+        # what encoding needs, without the cantools message: a cached codec loads without cantools
+        return {**self.__dict__, "msg": None}
+
     def raw(self, sig: _Sig, phys) -> np.ndarray:
         r = np.rint((np.asarray(phys, np.float64) - sig.offset) / sig.scale)
         r = np.clip(r, sig.lo, sig.hi).astype(np.int64)
@@ -166,5 +175,7 @@ class MessageCodec:
 
 @functools.lru_cache(maxsize=16)
 def codecs_for(dbc_name: str) -> tuple:
-    db = load_dbc(dbc_name)
-    return tuple(MessageCodec(m) for m in db.messages)
+    path = _dbc_path(dbc_name)
+    if not path.is_file():
+        return tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages)  # load_dbc says why
+    return tables.cached(path, lambda: tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..drive.busio import open_bus, play
 from ..errors import KeidriveError
 
 LOG_SUFFIXES = (".asc", ".blf", ".log", ".trc", ".csv")
@@ -78,6 +77,8 @@ def stream(result, spec: str, realtime: bool = True, bus=None) -> dict:
     """Send the frames on ``INTERFACE:CHANNEL`` (or an open ``bus``) at the
     recorded pace (``realtime=False``: as fast as possible); returns the
     frame count and the pace's timing error."""
+    from ..drive.busio import open_bus, play  # python-can, only when a bus is used
+
     own = bus is None
     if own:
         bus = open_bus(spec)

@@ -163,16 +163,16 @@ def drive(args, vehicle, cycle, config, on_event=None):
     from .. import sim
     from ..io import record
     from ..errors import KeidriveError
-    from ..drive.harness import feed_over_bus
+    from ..drive.harness import PLOT_STATUSES, feed_over_bus
 
     if getattr(args, "dbc", None) is not None or getattr(args, "roles", None) is not None:
         return _drive_dbc(args, vehicle, cycle, config, on_event)
     if getattr(args, "obd", False):
         return _drive_obd(args, vehicle, cycle, config, on_event)
-    result = sim.simulate(vehicle, cycle)
+    result = sim.Simulation(vehicle, cycle)  # frames as they are simulated; its truth once all are
     firmware, figures = feed_over_bus(
-        record.from_frames(result.frames), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
-        on_event=on_event,
+        record.pieces_from_frames(result), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
+        on_event=on_event, status_limit=PLOT_STATUSES,
     )
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
