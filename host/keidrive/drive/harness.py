@@ -44,7 +44,7 @@ STDERR_TAIL_LINES = 40
 # has said nothing for this long (wall time) is stuck, not slow.
 SILENCE_LIMIT_S = 60.0
 # Status lines keidrive run and replay keep for their plot, however long the drive.
-PLOT_STATUSES = 20_000
+PLOT_STATUSES = 1_000
 
 
 def firmware_command(runtime: str = "micropython", tree: str | os.PathLike | None = None) -> list[str]:
