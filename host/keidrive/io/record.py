@@ -63,21 +63,21 @@ def pieces_from_frames(pieces):
 
 
 def from_messages(messages) -> np.ndarray:
-    """Records from python-can Messages (a drive log)."""
-    rows = [
-        (
-            round(msg.timestamp * 1e6),
-            msg.arbitration_id,
-            (FLAG_EXTENDED if msg.is_extended_id else 0)
-            | (FLAG_REMOTE if msg.is_remote_frame else 0)
-            | (FLAG_ERROR if msg.is_error_frame else 0),
-            min(msg.dlc, 8),
-            0,
-            tuple(bytes(msg.data[:8]).ljust(8, b"\0")),
-        )
+    """Records from python-can Messages (a drive log), a field at a time."""
+    messages = messages if isinstance(messages, list) else list(messages)
+    records = np.zeros(len(messages), dtype=DTYPE)
+    records["timestamp_us"] = [round(msg.timestamp * 1e6) for msg in messages]
+    records["can_id"] = [msg.arbitration_id for msg in messages]
+    records["flags"] = [
+        (FLAG_EXTENDED if msg.is_extended_id else 0)
+        | (FLAG_REMOTE if msg.is_remote_frame else 0)
+        | (FLAG_ERROR if msg.is_error_frame else 0)
         for msg in messages
     ]
-    return np.array(rows, dtype=DTYPE)
+    records["dlc"] = [min(msg.dlc, 8) for msg in messages]
+    data = b"".join([bytes(msg.data[:8]).ljust(8, b"\0") for msg in messages])
+    records["data"] = np.frombuffer(data, np.uint8).reshape(-1, 8)
+    return records
 
 
 def to_messages(records):

@@ -155,18 +155,17 @@ def drive(args, messages):
     DBC, records, firmware report, bus figures). ``keidrive fleet`` replays
     each of its logs through this, so a fleet trip is the trip of the same
     ``keidrive replay``. A firmware that fails raises with its reason."""
-    from ..io import record
     from ..io.drivelog import guess_vehicle_dbc
     from ..errors import KeidriveError
     from ..fwconfig import require_valid
-    from ..drive.harness import feed_over_bus, firmware_command, firmware_config
+    from ..drive.harness import PLOT_STATUSES, feed_over_bus, firmware_command, firmware_config
 
     vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
     roles = getattr(args, "roles", None)  # fleet's drives carry no such option
     # a --roles vehicle module exists only in the compiled tree: its name joins the config there
     config = require_valid(firmware_config(vehicle_dbc, args.profile) if roles is None else {"profile": args.profile})
     firmware_command(args.runtime)  # a missing runtime fails before the replay starts
-    records = record.from_messages(messages)
+    records = messages.records()  # read back from the log's spool as the drive goes
     # As fast as possible into the firmware; at recorded pace onto a bus.
     speed = None if args.fast else (args.speed or (1.0 if args.bus else None))
     if speed not in (None, 1.0) and args.bus and not args.bus.startswith("keidrive:"):
@@ -174,7 +173,8 @@ def drive(args, messages):
         raise KeidriveError(f"--speed {speed:g} with the firmware on {args.bus}: only recorded pace (1) works there")
     # The firmware integrates on the frames' own time (virtual clock); the
     # pace only spaces their delivery, so --speed never rescales the trip.
-    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual")
+    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual",
+                status_limit=PLOT_STATUSES)
     if roles is None:
         firmware, figures = feed_over_bus(records, config, **feed)
     else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does
