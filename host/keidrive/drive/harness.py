@@ -392,6 +392,7 @@ def feed_over_bus(
         _, channel, bitrate = parse_bus(bus) if bus else (None, f"run-{os.getpid()}-{time.monotonic_ns()}", None)
         sender = KeidriveBus(channel, bitrate=bitrate)  # starts the channel's hub (at that bitrate) if none runs
         try:
+            sender.claim()  # a second drive on this channel is refused, never mixed with this one
             # Watchers (cantools monitor, can.logger) may be attached already:
             # the firmware is there once the count rises above this.
             attached = sender.bus_stats()["clients"]

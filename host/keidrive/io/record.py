@@ -28,6 +28,7 @@ FLAG_CONTROL = 0x80
 CONTROL_STATS = 1  # to the hub: answer with frames carried and bus load
 CONTROL_END_OF_DRIVE = 2  # to every other client: the drive is over (SIL: report the trip and exit)
 CONTROL_SYNC = 3  # to the firmware: advance the clock to the timestamp, then echo this record (lockstep barrier)
+CONTROL_CLAIM = 4  # to the hub: this client drives the channel; answered granted, or refused while another does
 
 # A numpy view of many records at once, for the simulator's bulk traffic.
 DTYPE = np.dtype(
