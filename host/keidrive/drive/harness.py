@@ -18,6 +18,8 @@ waits forever.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import subprocess
@@ -460,33 +462,63 @@ def _pieces(records):
     return iter(records)
 
 
+# Whether a lockstep drive makes its next piece while the firmware reads the
+# last one (the quickest drive: two cores busy) or once the firmware has it
+# (one core at a time: a fleet worker's, the machine's other cores driving
+# other drives). ``one_core()`` sets it for what runs inside it.
+_overlap: contextvars.ContextVar = contextvars.ContextVar("keidrive_overlap", default=True)
+
+
+@contextlib.contextmanager
+def one_core():
+    """Drives in here keep to one core: each piece is made once the firmware has the last."""
+    token = _overlap.set(False)
+    try:
+        yield
+    finally:
+        _overlap.reset(token)
+
+
 def _feed_stdin(firmware: FirmwareProcess, pieces, on_sent, deadline: float) -> int:
-    """Every piece into the firmware's stdin in bus order as it comes: a
-    writer thread takes them from a queue of at most two, so the next piece
-    is made while the firmware reads the last. Returns the records fed."""
+    """Every piece into the firmware's stdin in bus order as it comes, through
+    a writer thread (a firmware that stops reading is then still watched);
+    the next piece is made meanwhile unless inside ``one_core()``. Returns
+    the records fed."""
     from queue import Full, Queue
 
-    waiting: Queue = Queue(maxsize=2)
+    waiting: Queue = Queue(maxsize=1)
+    overlap = _overlap.get()
 
     def write():
         fed = True
         while (blob := waiting.get()) is not None:
             fed = fed and firmware.write(blob)  # a firmware that has gone takes no more; its report says why
+            waiting.task_done()
         firmware.close_input()
+
+    def handed(blob) -> bool:
+        """Put ``blob`` in the queue (and, keeping to one core, wait until it is
+        written); False if the firmware stopped while waiting."""
+        while True:
+            try:
+                waiting.put(blob, timeout=0.5)
+                break
+            except Full:
+                if not firmware.watch(deadline):
+                    return False
+        with waiting.all_tasks_done:
+            while not overlap and waiting.unfinished_tasks:
+                if not waiting.all_tasks_done.wait(0.5) and not firmware.watch(deadline):
+                    return False
+        return True
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     frames = 0
     try:
         for piece in pieces:
-            blob = record.bus_order(piece).tobytes()
-            while True:
-                try:
-                    waiting.put(blob, timeout=0.5)
-                    break
-                except Full:
-                    if not firmware.watch(deadline):
-                        break  # stuck or gone: wait() reports it
+            if not handed(record.bus_order(piece).tobytes()):
+                break  # stuck or gone: wait() reports it
             frames += len(piece)
             if on_sent is not None:
                 on_sent(frames)

@@ -88,14 +88,19 @@ def drive_once(spec: dict) -> dict:
 
 def run_drive(spec: dict) -> dict:
     """The task a worker runs: the drive, tried twice at most; never raises.
-    The result is the row for the ``trips`` table and its warning events."""
+    The result is the row for the ``trips`` table and its warning events.
+    The drive keeps to one core (``harness.one_core``): a worker per core
+    then scales with the cores."""
+    from ..drive.harness import one_core
+
     started = time.perf_counter()
     outcome, error = None, None
     attempts = 0
     while outcome is None and attempts < ATTEMPTS:
         attempts += 1
         try:
-            outcome = drive_once(spec)
+            with one_core():
+                outcome = drive_once(spec)
         except KeidriveError as failure:
             error = str(failure)
         except Exception as failure:  # noqa: BLE001  a bug must cost one drive, not the run; its reason is kept
