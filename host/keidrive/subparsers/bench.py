@@ -145,11 +145,15 @@ def _print(figures: dict) -> None:
               f" hub CPU {bus['single_hub_cpu_us_per_frame']} us/frame")
     fleet = figures.get("fleet")
     if fleet:
-        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles), local Dask cluster:")
+        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles, {fleet['rounds']} times),"
+              " local Dask cluster:")
         for workers in (1, 2):
             rate = fleet[f"workers_{workers}"]
+            times = rate["drive_time"]
             print(f"  {workers} worker{'s' if workers > 1 else ' '}                  {rate['drives_per_s']:>10.3f}"
-                  f" drives/s ({rate['wall_s']:.1f} s)")
+                  f" drives/s ({rate['wall_s']:.1f} s, load {rate['load_avg_1min']}); a drive on a worker:"
+                  f" mean {times['mean_s']} s, p10 {times['p10_s']}, median {times['median_s']},"
+                  f" p90 {times['p90_s']}, max {times['max_s']}")
         print(f"  efficiency                 {fleet['efficiency']:>10.3f} (2-worker rate / 2 x 1-worker rate)"
               + (f"; {fleet['failed']} drives failed" if fleet["failed"] else ""))
     if figures.get("compiler"):
