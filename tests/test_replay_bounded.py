@@ -63,8 +63,8 @@ def test_a_gz_inflating_far_beyond_a_log_is_refused(candump, tmp_path):
     packed = tmp_path / "short.log.gz"
     with gzip.open(packed, "wb") as out:
         out.write(candump.read_bytes())
-    assert list(drivelog.read_drive_log(packed).messages.records())[0].tobytes() == \
-        list(drivelog.read_drive_log(candump).messages.records())[0].tobytes()
+    packed_records = next(iter(drivelog.read_drive_log(packed).messages.records()))
+    assert packed_records.tobytes() == next(iter(drivelog.read_drive_log(candump).messages.records())).tobytes()
 
 
 def test_what_is_not_a_regular_file_is_named_for_what_it_is(tmp_path, env):

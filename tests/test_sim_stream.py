@@ -86,7 +86,7 @@ def test_a_thinned_trace_stays_within_its_limit_and_evenly_spaced():
 def test_a_streamed_drive_holds_no_piece_it_has_handed_on(tmp_path):
     """What a long drive holds does not grow with it: every piece's arrays
     are gone once the next piece is handed on."""
-    rows = ["time_s,speed_kmh"] + [f"{t},{40 + 30 * np.sin(t / 50):.2f}" for t in range(0, 1800)]
+    rows = ["time_s,speed_kmh"] + [f"{t},{40 + 30 * np.sin(t / 50):.2f}" for t in range(1800)]
     (tmp_path / "long.csv").write_text("\n".join(rows) + "\n")
     drive = sim.Simulation("alto-na", tmp_path / "long.csv", steps=10_000)
     messages = len(core.codecs_for(drive.vehicle.dbc))

@@ -5,11 +5,12 @@ machine-readable form behind ``--json``, and a PNG plot."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .errors import KeidriveError
+
+if TYPE_CHECKING:  # rich is imported where a report is printed: a --json run never needs it
+    from rich.console import Console
 
 # (label, truth key, firmware trip key, format)
 FIGURES = (
@@ -72,6 +73,8 @@ def _error(truth_value, firmware_value) -> str:
 
 
 def print_report(trip: dict, truth: dict | None, console: Console, title: str) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     if truth is not None:
         table.add_column("figure")

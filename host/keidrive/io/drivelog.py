@@ -68,7 +68,7 @@ class LogFrames:
     def __len__(self) -> int:
         return self.count
 
-    def records(self) -> "SpooledRecords":
+    def records(self) -> SpooledRecords:
         """The records, ``SPOOL_RECORDS`` at a time, in file order."""
         return SpooledRecords(self)
 

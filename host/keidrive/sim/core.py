@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import intake, physics
+from . import physics
 from .cycles import Cycle, load_cycle
 from .frames import codecs_for
 from .truth import TruthSums
@@ -223,10 +223,6 @@ class _Frames:
                 if nf == 0:
                     continue
                 at = s + (first + 1) * m - 1 - k0  # the step ending the piece's first frame
-
-                def window(x):
-                    return x[at:at + nf * m:m]
-
                 vals = {}
                 for sg in codec.signals:
                     spec = sig.get(sg.name)
@@ -236,8 +232,8 @@ class _Frames:
                     if how == "const":
                         vals[sg.name] = np.full(nf, float(x))
                     elif how == "pw":
-                        fuel = window(sig["FuelRate"][1])
-                        rpm = window(sig["EngineSpeed"][1])
+                        fuel = _window(sig["FuelRate"][1], at, nf, m)
+                        rpm = _window(sig["EngineSpeed"][1], at, nf, m)
                         inj_per_s = eng_params["cylinders"] * rpm / 120.0
                         mg_per_s = fuel / 3600 * eng_params["fuel_density_kg_per_l"] * 1e6
                         pw = np.where((fuel > 0) & (inj_per_s > 0),
@@ -245,11 +241,11 @@ class _Frames:
                                       + eng_params["injector_dead_time_ms"], 0.0)
                         vals[sg.name] = pw
                     elif how == "odo":
-                        vals[sg.name] = np.floor(window(x) * 10 + 1e-9) / 10
+                        vals[sg.name] = np.floor(_window(x, at, nf, m) * 10 + 1e-9) / 10
                     else:
                         # a rate is what the ECU read as it built the frame,
                         # a state where it stood: neither is a period mean
-                        vals[sg.name] = window(np.asarray(x, np.float64))
+                        vals[sg.name] = _window(np.asarray(x, np.float64), at, nf, m)
                 if codec.mux is not None:
                     vals[codec.mux.name] = np.arange(frame_base, frame_base + nf) % 3
                 idx = np.arange(frame_base, frame_base + nf)
@@ -280,6 +276,11 @@ class _Frames:
             "dlc": np.concatenate(dlc_parts)[order],
             "data": np.ascontiguousarray(np.concatenate(data_parts)[order]),
         }
+
+
+def _window(x, at: int, nf: int, m: int):
+    """The ``nf`` frames' values of a per-step array: every ``m``-th step from ``at``."""
+    return x[at:at + nf * m:m]
 
 
 def no_frames() -> dict:
@@ -432,6 +433,8 @@ def ecu_state(veh: Vehicle, tr, cum_dist_km, cum_fuel_l) -> dict:
     """Per 10 ms step, what the engine ECU knows (the OBD-II ECU's source,
     keidrive.sim.obd_ecu): the step's end time, state at the step and the
     intake (keidrive.sim.intake)."""
+    from . import intake  # only OBD-II drives need it
+
     a = tr.arrays
     eng = veh.data["engine"]
     state = intake.run(veh, tr)

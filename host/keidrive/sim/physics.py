@@ -44,6 +44,7 @@ Model (see README "Simulator" for the parameters and which are estimates):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -300,7 +301,7 @@ def chunks(veh: Vehicle, cycle: Cycle, steps: int = CHUNK_STEPS):
     if steps <= 0 or steps % THERMAL_BLOCK:
         raise ValueError(f"a piece is a positive multiple of {THERMAL_BLOCK} steps, not {steps}")
     segments = [_Segment(cycle, i0, i1) for i0, i1 in cycle.segments()]
-    gaps = [0.0] + [seg.t0 - prev.end for prev, seg in zip(segments, segments[1:])]
+    gaps = [0.0] + [seg.t0 - prev.end for prev, seg in itertools.pairwise(segments)]
     model = (_Electric if veh.powertrain == "ev" else _Combustion)(veh, segments, gaps)
     pieces, filled = [], 0
     for number, seg in enumerate(segments):
@@ -514,7 +515,8 @@ class _Combustion(_Model):
         w_e = np.maximum(w_in, idle_rpm / RPM)
         w_e = np.where(slip, np.maximum(w_e, np.minimum(n_eco, 2200) / RPM), w_e)
         # engine inertia torque (speed changes within a segment)
-        t_req = t_in + eng.inertia * self.speed_change(tr, w_e)  # crank torque the engine (+ISG) must give, excl. accessories
+        # crank torque the engine (+ISG) must give, excl. accessories
+        t_req = t_in + eng.inertia * self.speed_change(tr, w_e)
         rpm = w_e * RPM
         # --- hybrid energy management (stateful), conventional alternator otherwise
         t_motor = eng.motoring(rpm, cold, th["cold_friction_factor"])
@@ -548,7 +550,8 @@ class _Combustion(_Model):
         brake = (t_b < -t_motor - 1.0) | ((t_b < 0) & ~cut & (acc < -0.3)) | (a["v1"] < 0.01)
         brake &= (acc < -0.05) | (a["v1"] < 0.01)
         pedal = np.where(fuelled & (t_b > 0), np.clip((t_b + np.maximum(t_isg, 0)) / t_max_n, 0, 1) * 100, 0.0)
-        throttle = np.where(fuelled, np.clip((np.minimum(mapk, P_AMB - 3) - eng.p0) / (P_AMB - 3 - eng.p0), 0, 1) ** 1.5 * 100, 0.0)
+        throttle = np.where(
+            fuelled, np.clip((np.minimum(mapk, P_AMB - 3) - eng.p0) / (P_AMB - 3 - eng.p0), 0, 1) ** 1.5 * 100, 0.0)
         afr = np.where(fuelled, 14.7 / enrich, np.where(cut, 25.5, 0.0))
         a.update(
             ratio=ratio, engine_rpm=rpm, engine_torque=eng_t, fuel_lph=fuel_lph,
@@ -692,7 +695,8 @@ class _Electric(_Model):
         t_req = t_req + mo["rotor_inertia_kgm2"] * self.speed_change(tr, wm)
         t_drive_max = np.minimum(mo["max_torque_nm"], mo["max_power_kw"] * 1000 / np.maximum(wm, 1e-3))
         regen_ok = v * 3.6 > mo["regen_min_kmh"]
-        t_regen_max = np.where(regen_ok, np.minimum(mo["max_torque_nm"], mo["regen_max_power_kw"] * 1000 / np.maximum(wm, 1e-3)), 0.0)
+        t_regen_max = np.where(
+            regen_ok, np.minimum(mo["max_torque_nm"], mo["regen_max_power_kw"] * 1000 / np.maximum(wm, 1e-3)), 0.0)
         # braking: lift-off (coast) regen up to coast_regen_mps2 is all electric;
         # beyond it the brake pedal blends, and the rear axle's friction brakes
         # keep their share (1 - regen_brake_share) of the extra braking force

@@ -145,8 +145,8 @@ def _print(figures: dict) -> None:
               f" hub CPU {bus['single_hub_cpu_us_per_frame']} us/frame")
     fleet = figures.get("fleet")
     if fleet:
-        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles, {fleet['rounds']} times),"
-              " local Dask cluster:")
+        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles,"
+              f" {fleet['rounds']} times), local Dask cluster:")
         for workers in (1, 2):
             rate = fleet[f"workers_{workers}"]
             times = rate["drive_time"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -68,8 +69,7 @@ def add_subparser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    import sys
 
     from .. import report
     from ..drive.harness import firmware_command
@@ -81,28 +81,23 @@ def run(args) -> int:
     if plot_path is not None:
         report.check_plot_path(plot_path)  # before minutes of driving, not after
 
-    console = Console(stderr=True)
     telemetry = _open_telemetry(args.telemetry)
     started = time.perf_counter()
     duration = cycle.duration_s
-    with Progress(
-        TextColumn(f"{vehicle.name} on {cycle.name}"), BarColumn(), TextColumn("{task.fields[t]:>7.0f} s"),
-        TimeRemainingColumn(), console=console, transient=True, disable=args.json and not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("drive", total=duration, t=0.0)
+    shown = not args.json or sys.stderr.isatty()  # --json to a file or pipe: no bar, and no rich to import
+    with _progress(f"{vehicle.name} on {cycle.name}", duration, shown) as advance:
 
         def on_event(event):
             if telemetry is not None:
                 telemetry.write(json.dumps(event) + "\n")
                 telemetry.flush()
             if event.get("type") == "status":
-                progress.update(task, completed=min(event["t_s"], duration), t=event["t_s"])
+                advance(event["t_s"])
 
         result, firmware, figures = drive(args, vehicle, cycle, config, on_event=on_event)
     wall = time.perf_counter() - started
     trip = firmware.trip
     # The report first: a plot that fails late must not lose a drive that ran.
-    out = Console(stderr=args.telemetry == "-")
     if args.json:
         print(json.dumps({
             "truth": result.truth,
@@ -112,6 +107,9 @@ def run(args) -> int:
             "runtime": executable,
         }, indent=2))
     else:
+        from rich.console import Console
+
+        out = Console(stderr=args.telemetry == "-")
         report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
         speedup = duration / wall if wall else 0.0
         out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
@@ -123,6 +121,24 @@ def run(args) -> int:
         if not args.json:
             out.print(f"plot: {plot_path}")
     return 0
+
+
+@contextmanager
+def _progress(title: str, duration: float, shown: bool):
+    """A transient progress bar on stderr, advanced to the firmware's time;
+    a no-op when not ``shown``."""
+    if not shown:
+        yield lambda t_s: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(title), BarColumn(), TextColumn("{task.fields[t]:>7.0f} s"), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as progress:
+        task = progress.add_task("drive", total=duration, t=0.0)
+        yield lambda t_s: progress.update(task, completed=min(t_s, duration), t=t_s)
 
 
 def _plot_path(args, vehicle, cycle) -> str | None:
