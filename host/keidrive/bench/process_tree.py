@@ -93,8 +93,11 @@ class _Sampler(threading.Thread):
             if cpu is None:
                 continue
             entry = self.seen.setdefault(pid, {"cmdline": "", "cpu_s": 0.0, "rss_kib": 0})
-            # the latest: a child is a copy of its parent until it runs its own program
-            entry["cmdline"] = _cmdline(pid) or entry["cmdline"]
+            # A child is a copy of its parent until it runs its own program, and
+            # its peak RSS until then is the parent's pages: a new program, a new peak.
+            cmdline = _cmdline(pid) or entry["cmdline"]
+            if cmdline != entry["cmdline"]:
+                entry["cmdline"], entry["rss_kib"] = cmdline, 0
             entry["cpu_s"] = max(entry["cpu_s"], cpu)
             entry["rss_kib"] = max(entry["rss_kib"], _peak_rss_kib(pid) or 0)
             pending += [child for child in _children(pid) if child not in self.seen]
