@@ -42,7 +42,8 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _cpu_s(pid: int) -> float | None:
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux procfs), None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
@@ -89,7 +90,7 @@ class _Sampler(threading.Thread):
     def sample(self) -> None:
         pending = _children(self.root) + [pid for pid in self.seen if pid != self.root]
         for pid in list(dict.fromkeys(pending)):
-            cpu = _cpu_s(pid)
+            cpu = cpu_s(pid)
             if cpu is None:
                 continue
             entry = self.seen.setdefault(pid, {"cmdline": "", "cpu_s": 0.0, "rss_kib": 0})
