@@ -496,16 +496,21 @@ def _feed_stdin(firmware: FirmwareProcess, pieces, on_sent, deadline: float) -> 
             waiting.task_done()
         firmware.close_input()
 
-    def handed(blob) -> bool:
-        """Put ``blob`` in the queue (and, keeping to one core, wait until it is
-        written); False if the firmware stopped while waiting."""
+    def put(item) -> bool:
+        """``item`` into the queue; False if the firmware stopped (or was
+        stopped, stuck) while the queue was full."""
         while True:
             try:
-                waiting.put(blob, timeout=0.5)
-                break
+                waiting.put(item, timeout=0.5)
+                return True
             except Full:
                 if not firmware.watch(deadline):
                     return False
+
+    def handed(blob) -> bool:
+        """``put``, and keeping to one core, wait until it is written."""
+        if not put(blob):
+            return False
         with waiting.all_tasks_done:
             while not overlap and waiting.unfinished_tasks:
                 if not waiting.all_tasks_done.wait(0.5) and not firmware.watch(deadline):
@@ -525,8 +530,12 @@ def _feed_stdin(firmware: FirmwareProcess, pieces, on_sent, deadline: float) -> 
             if not firmware.alive():
                 break
     finally:
-        waiting.put(None)
-        writer.join()
+        # a writer stuck on a firmware that stopped reading is freed by killing it (watch)
+        while not put(None) and writer.is_alive():
+            pass
+        while writer.is_alive():
+            writer.join(0.5)
+            firmware.watch(deadline)
     return frames
 
 
