@@ -20,23 +20,28 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import cantools
 import numpy as np
 
 from ..dbccompiler import checksum
 from ..dbccompiler.load import CHECKSUM_NAME
 from ..errors import KeidriveError
 from ..paths import dbc_dir
+from . import tables
 
 # CRC-8/SAE-J1850's table (the fault injector forges checksums with it)
 CRC_TABLE = np.frombuffer(checksum.ALGORITHMS["CRC8_SAEJ1850"].table(), np.uint8)
 
 
+def _dbc_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.is_file() else dbc_dir() / name_or_path
+
+
 @functools.lru_cache(maxsize=16)
 def load_dbc(name_or_path: str):
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = dbc_dir() / name_or_path
+    import cantools  # here, not at import: a run's codecs come from the cache (sim.tables)
+
+    path = _dbc_path(name_or_path)
     try:
         return cantools.database.load_file(str(path))
     except (OSError, cantools.database.UnsupportedDatabaseFormatError) as e:
@@ -104,6 +109,10 @@ class MessageCodec:
             self.checksum_byte = 7 - bit // 8 if self.checksum.big else bit // 8
         self.value_signals = [s for s in self.signals if s not in (self.counter, self.checksum)]
 
+    def __getstate__(self):
+        # what encoding needs, without the cantools message: a cached codec loads without cantools
+        return {**self.__dict__, "msg": None}
+
     def raw(self, sig: _Sig, phys) -> np.ndarray:
         r = np.rint((np.asarray(phys, np.float64) - sig.offset) / sig.scale)
         r = np.clip(r, sig.lo, sig.hi).astype(np.int64)
@@ -150,5 +159,7 @@ class MessageCodec:
 
 @functools.lru_cache(maxsize=16)
 def codecs_for(dbc_name: str) -> tuple:
-    db = load_dbc(dbc_name)
-    return tuple(MessageCodec(m) for m in db.messages)
+    path = _dbc_path(dbc_name)
+    if not path.is_file():
+        return tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages)  # load_dbc says why
+    return tables.cached(path, lambda: tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages))

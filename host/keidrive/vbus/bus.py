@@ -56,6 +56,13 @@ class KeidriveBus(can.BusABC):
         self._receive_own = receive_own_messages
         self.channel = channel
         self.channel_info = f"keidrive virtual CAN {channel} ({path})"
+        # The handshake: the hub answers once it has this client on its list,
+        # so every frame sent on the channel from now on reaches it.
+        try:
+            self.bus_stats()
+        except HubGoneError as error:
+            self._sock.close()
+            raise BusInitError(str(error)) from None
         super().__init__(channel=channel, **kwargs)
 
     def fileno(self) -> int:
@@ -122,6 +129,25 @@ class KeidriveBus(can.BusABC):
             raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_STATS)
             if raw is not None:
                 return hub.parse_stats(raw)
+        raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
+
+    def claim(self, timeout: float = 3 * hub.STALL_S) -> None:
+        """Claim the channel for a drive: one drive at a time drives a
+        channel, so a second one's frames never mix with the first one's.
+        Raises ``BusInitError`` naming the process that holds it; the claim
+        ends when this client disconnects."""
+        self._write(wire.seal_one(wire.claim_record(os.getpid())))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_CLAIM)
+            if raw is not None:
+                granted, owner = wire.parse_claim(raw)
+                if not granted:
+                    raise BusInitError(
+                        f"keidrive bus {self.channel!r} is being driven by another drive (process {owner}): "
+                        "one drive per channel; drive on another channel, or let that one finish"
+                    )
+                return
         raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
 
     def _read_record(self, timeout: float | None, control: int | None = None):
