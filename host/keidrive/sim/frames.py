@@ -28,9 +28,6 @@ from ..errors import KeidriveError
 from ..paths import dbc_dir
 from . import tables
 
-# CRC-8/SAE-J1850's table (the fault injector forges checksums with it)
-CRC_TABLE = np.frombuffer(checksum.ALGORITHMS["CRC8_SAEJ1850"].table(), np.uint8)
-
 
 def _dbc_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
