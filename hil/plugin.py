@@ -52,7 +52,7 @@ import keidrive
 from keidrive import faults as _faults
 from keidrive import sim
 from keidrive.drive.busio import open_bus, play
-from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, firmware_config
+from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
 from keidrive.drive.spec import DriveSpec
 from keidrive.io import record
 
@@ -105,6 +105,11 @@ class SilDevice:
         trip = keidrive.run(replace(spec, runtime=self.runtime, bus=None if spec.obd else self.bus),
                             mutate=mutate, ecu_faults=ecu_faults)
         return Drive(trip.truth, trip.trace, trip.report, trip.bus)
+
+    def run(self, records, config: dict, tree=None):
+        """Records of your own (a log's, edited) into the firmware on the bus,
+        as a drive's go: (its report, the bus figures), as a board's ``run``."""
+        return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime, tree=tree)
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""
