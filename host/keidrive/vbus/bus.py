@@ -123,31 +123,29 @@ class KeidriveBus(can.BusABC):
 
         The answer can wait while a receiver that stopped reading still holds
         the bus (up to the hub's stall time), hence the default timeout."""
-        self._write(wire.seal_one(record.control(record.CONTROL_STATS)))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_STATS)
-            if raw is not None:
-                return hub.parse_stats(raw)
-        raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
+        return hub.parse_stats(self._ask(record.control(record.CONTROL_STATS), record.CONTROL_STATS, timeout))
 
     def claim(self, timeout: float = 3 * hub.STALL_S) -> None:
         """Claim the channel for a drive: one drive at a time drives a
         channel, so a second one's frames never mix with the first one's.
         Raises ``BusInitError`` naming the process that holds it; the claim
         ends when this client disconnects."""
-        self._write(wire.seal_one(wire.claim_record(os.getpid())))
+        granted, owner = wire.parse_claim(self._ask(wire.claim_record(os.getpid()), record.CONTROL_CLAIM, timeout))
+        if not granted:
+            raise BusInitError(
+                f"keidrive bus {self.channel!r} is being driven by another drive (process {owner}): "
+                "one drive per channel; drive on another channel, or let that one finish"
+            )
+
+    def _ask(self, request: bytes, command: int, timeout: float) -> bytes:
+        """The hub's answer to the control record ``request``: the record of
+        ``command`` it sends this client alone (others stay queued for ``recv``)."""
+        self._write(wire.seal_one(request))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_CLAIM)
+            raw = self._read_record(deadline - time.monotonic(), control=command)
             if raw is not None:
-                granted, owner = wire.parse_claim(raw)
-                if not granted:
-                    raise BusInitError(
-                        f"keidrive bus {self.channel!r} is being driven by another drive (process {owner}): "
-                        "one drive per channel; drive on another channel, or let that one finish"
-                    )
-                return
+                return raw
         raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
 
     def _read_record(self, timeout: float | None, control: int | None = None):
