@@ -1,13 +1,15 @@
 """A lockstep drive fed as it is simulated: straight into the firmware's
 stdin it gives the trip the virtual bus's hub gives, and the report it keeps
 does not grow with the drive (status lines thinned evenly, every warning,
-signal and the trip kept)."""
+signal and the trip kept); and a run imports no DBC reader."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import micropython_or_skip
+from conftest import SHORT_CYCLE, micropython_or_skip
 from keidrive import sim
 from keidrive.drive.harness import feed_over_bus, firmware_config, one_core
 from keidrive.io import record
@@ -68,3 +70,23 @@ def test_the_report_keeps_at_most_its_limit_of_status_lines_evenly(hub_drive):
     assert [e for e in report.events if e.get("type") != "status"] == others
     assert through_hub.warnings and report.trip == through_hub.trip
     assert np.isfinite(report.trip["distance_km"])
+
+
+IMPORTS = """
+import sys
+import keidrive
+trip = keidrive.run(keidrive.DriveSpec(cycle=sys.argv[1]))
+print(trip.frames > 0, sorted(name for name in ("cantools", "can", "asammdf") if name in sys.modules))
+"""
+
+
+def test_a_run_imports_neither_cantools_nor_python_can_once_its_tables_are_cached(tmp_path):
+    """Reading a DBC takes cantools (and with it python-can, asammdf, pandas:
+    100 MiB and half a second): a run takes the simulator's tables from the
+    cache instead, and on a private bus needs no python-can."""
+    (tmp_path / "short.csv").write_text(SHORT_CYCLE)
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), KEIDRIVE_BUS_DIR=str(tmp_path / "bus"))
+    outputs = [subprocess.run([sys.executable, "-c", IMPORTS, str(tmp_path / "short.csv")], capture_output=True,
+                              text=True, env=env, timeout=300, check=False) for _ in range(2)]
+    assert all(out.returncode == 0 for out in outputs), outputs[-1].stderr
+    assert outputs[1].stdout.split("\n")[0] == "True []"  # the first run filled the cache

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ..dbccompiler import checksum
-from ..dbccompiler.load import CHECKSUM_NAME
 from ..errors import KeidriveError
 from ..paths import dbc_dir
 from . import tables
@@ -98,6 +97,8 @@ class MessageCodec:
         self.counter = next((s for s in self.signals if s.name == "COUNTER"), None)
         name = checksum.canonical_name(checksum_name or _checksum_algorithm(msg))
         self.algorithm = checksum.ALGORITHMS.get(name)
+        from ..dbccompiler.load import CHECKSUM_NAME  # here: a codec from the cache is built without cantools
+
         # the signal the compiler takes as the CHECKSUM (dbccompiler/load.py's name rule)
         found = [s for s in self.signals if CHECKSUM_NAME.search(s.name)]
         self.checksum = found[0] if self.algorithm is not None and len(found) == 1 else None
