@@ -100,7 +100,8 @@ def scale_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", runs: int
         logs = {}
         for label, (name, _, _) in drives.items():
             logs[label] = folder / f"{label}{LOG_SUFFIX}"
-            subprocess.run(_keidrive("simulate", "--vehicle", vehicle, "--cycle", name, "-o", str(logs[label])),
+            subprocess.run(_keidrive("simulate", "--vehicle", vehicle, "--cycle", name, "-o", str(logs[label]),
+                                     "--no-plot"),
                            check=True, capture_output=True, timeout=3600)
         figures = {"vehicle": vehicle, "cycle": one.name, "repeats": REPEATS, "log_format": LOG_SUFFIX}
         for command in ("run", "replay"):
