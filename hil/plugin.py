@@ -3,7 +3,8 @@
 Fixtures for your own scenarios:
 
 * ``hil_bus`` — the bus spec the drives go over (``--bus``; default: a
-  private channel of the keidrive virtual bus, which needs no kernel module).
+  private bus, the drive fed straight into the firmware, which needs no
+  kernel module).
 * ``dut`` — the device under test (``--dut``): ``sil`` (the firmware in the
   MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``,
   ``sil:unix32`` (the 32-bit unix port), ``qemu`` / ``qemu-mpy`` (MicroPython's
@@ -51,7 +52,7 @@ import keidrive
 from keidrive import faults as _faults
 from keidrive import sim
 from keidrive.drive.busio import open_bus, play
-from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, firmware_config
+from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
 from keidrive.drive.spec import DriveSpec
 from keidrive.io import record
 
@@ -65,7 +66,7 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--bus", default=None, metavar="INTERFACE:CHANNEL[@BITRATE]",
-        help="bus for the drives (default: a private keidrive virtual bus channel)",
+        help="bus for the drives (default: a private bus, the drive fed straight into the firmware)",
     )
 
 
@@ -100,9 +101,15 @@ class SilDevice:
         self.bus = bus
 
     def drive(self, spec: DriveSpec, mutate=None, ecu_faults=None) -> Drive:
+        # a drive given mutate is simulated whole: its trace has every 10 ms step, as the oracles read it
         trip = keidrive.run(replace(spec, runtime=self.runtime, bus=None if spec.obd else self.bus),
                             mutate=mutate, ecu_faults=ecu_faults)
         return Drive(trip.truth, trip.trace, trip.report, trip.bus)
+
+    def run(self, records, config: dict, tree=None):
+        """Records of your own (a log's, edited) into the firmware on the bus,
+        as a drive's go: (its report, the bus figures), as a board's ``run``."""
+        return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime, tree=tree)
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""

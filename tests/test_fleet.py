@@ -214,8 +214,9 @@ def test_a_worker_that_dies_fails_its_drive_only(fleet, tmp_path):
     from keidrive.runtime import micropython_command
 
     runtime = tmp_path / "micropython-that-kills-ev-workers"
-    # argv: main.py --socket PATH --config FILE ...; the parent is the worker process.
-    runtime.write_text(f'#!/bin/sh\nif grep -q kei_ev "$5"; then kill -9 $PPID; exit 1; fi\n'
+    # argv: main.py --stdin|--socket PATH --config FILE ...; the parent is the worker process.
+    runtime.write_text('#!/bin/sh\nconfig=$(echo "$@" | sed "s/.*--config \\([^ ]*\\).*/\\1/")\n'
+                       'if grep -q kei_ev "$config"; then kill -9 $PPID; exit 1; fi\n'
                        f'exec {micropython_command()} "$@"\n')
     runtime.chmod(0o755)
     db = tmp_path / "deaths.duckdb"

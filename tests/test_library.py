@@ -96,3 +96,23 @@ def test_a_bundled_dbc_needs_no_roles_file(env):
     _same_but_wall_time(trip.to_json(), json.loads(printed.stdout))
     one_line_error(keidrive("run", "--vehicle", "nbox-turbo", "--cycle", cycle, "--dbc", "kei_ev", env=environment,
                             cwd=folder), "the preset nbox-turbo has no such signal to drive it with")
+
+
+def test_a_streamed_run_is_the_whole_drives_trip_holding_a_plots_worth_of_it(env):
+    """keidrive.run streams the drive; given ``mutate`` it simulates it whole
+    first. The trips are the same; the streamed one keeps a thinned trace and
+    at most PLOT_STATUSES status lines, and still counts every line printed."""
+    import numpy as np
+    from keidrive.drive.harness import PLOT_STATUSES
+    from keidrive.sim.core import TRACE_POINTS
+
+    spec = library.DriveSpec(vehicle="alto-na", cycle="wltc-jp")
+    streamed = library.run(spec)
+    whole = library.run(spec, mutate=lambda records: records)
+    assert streamed.summary == whole.summary and streamed.truth == whole.truth and streamed.frames == whole.frames
+    steps = len(whole.trace["time_s"])
+    stride = 1 << (-(-steps // TRACE_POINTS) - 1).bit_length()
+    assert steps > TRACE_POINTS >= len(streamed.trace["time_s"])
+    assert all(np.array_equal(streamed.trace[key], x[::stride]) for key, x in whole.trace.items())
+    assert len(whole.report.statuses) > PLOT_STATUSES >= len(streamed.report.statuses)
+    assert streamed.counts == whole.counts  # every line printed, kept or not

@@ -53,11 +53,13 @@ bus.shutdown()
 
 def test_another_process_receives_every_frame_in_order():
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
-    assert (Lines(receiver.stdout).first(timeout=60) or "").strip() == "ready"
+    lines = Lines(receiver.stdout)  # its thread reads the output from now on: the count comes from it too
+    assert (lines.first(timeout=60) or "").strip() == "ready"
     sender = can.Bus(interface="keidrive", channel="x")
     count = 200_000
     sender.send_records(_records(count))
-    out, _ = receiver.communicate(timeout=60)
+    out = lines.first(timeout=60) or ""
+    receiver.wait(timeout=60)
     sender.shutdown()
     assert out.split() == [str(count), "True"]
 

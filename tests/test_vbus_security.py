@@ -113,7 +113,8 @@ def test_replay_onto_a_hub_that_dies_exits_non_zero_with_one_line(tmp_path):
             )
     process = start_hub("dying")
     replay = subprocess.Popen(
-        [sys.executable, "-m", "keidrive", "replay", str(log), "--bus", "keidrive:dying", "--no-firmware"],
+        # --json: no banner before the drive, so stderr holds the error alone
+        [sys.executable, "-m", "keidrive", "replay", str(log), "--bus", "keidrive:dying", "--no-firmware", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     observer = connect("dying")

@@ -48,6 +48,7 @@ CONTROL_ACK = const(4)
 # UART: bytes the GNSS module's UART received (DLC of them in the data
 # field), in the stream beside the frames (keifw/nmea.py reads them).
 CONTROL_UART = const(5)
+# 6 is CLAIM, the host's to the hub alone (keidrive.io.record): it never reaches a firmware.
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

@@ -2,6 +2,7 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__, stopping
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    # keidrive's numpy work is element-wise: a BLAS thread pool only costs its start-up
+    # (in this process and the bus hubs it starts), unless the user asked for one
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
     stopping.install()

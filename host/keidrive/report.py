@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich is imported where a report is printed: the library's figures never need it
+    from rich.console import Console
 
 # (label, truth key, firmware trip key, format)
 FIGURES = (
@@ -95,6 +96,8 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str,
                  columns: tuple = ("ground truth", "firmware vs physics")) -> None:
     """The firmware's figures, beside ``truth`` (its column and the
     difference's named by ``columns``) where there is one."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     if truth is not None:
         table.add_column("figure")

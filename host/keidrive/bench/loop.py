@@ -1,6 +1,7 @@
 """Firmware in the loop, end to end: a whole drive through the simulator,
-the keidrive virtual bus and the firmware in MicroPython (``keidrive.run``,
-as ``keidrive run`` drives it), against the drive's own duration."""
+a private bus (in lockstep, straight into the firmware's stdin) and the
+firmware in MicroPython (``keidrive.run``, as ``keidrive run`` drives it),
+against the drive's own duration."""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
 """A recorded drive log into the firmware: ``keidrive.replay(log)``.
 
-The log is read (a cut log up to the cut), held to the vehicle DBC that
-explains it (a log of another car is refused, not reported as an empty
-trip) and to a ground truth when one is given, then its frames go to the
-firmware, which integrates on their own timestamps whatever the pace.
+The log is read once (a cut log up to the cut), its frames spooled to a
+temporary file as they are read (``io.drivelog``: a log of any length in
+the same memory), held to the vehicle DBC that explains it (a log of
+another car is refused, not reported as an empty trip) and to a ground
+truth when one is given, then its frames go to the firmware a piece at a
+time, which integrates on their own timestamps whatever the pace.
 ``keidrive replay`` and ``keidrive fleet`` replay through here.
 """
 
@@ -41,14 +43,12 @@ class LogReplay:
         bundled, self.dbc, self.roles = resolve_dbc(dbc, roles)
         if roles is None:
             self.roles = None  # the bundled firmware decodes its own DBCs: nothing to compile
-        self.log = read_drive_log(log)
+        self.log = read_drive_log(log)  # read once, its frames spooled to disk (read back as the replay goes)
         self.nmea = None  # the GNSS capture's lines on the log's timeline
         if nmea is not None:
-            if not self.log.messages:
-                raise KeidriveError("the log has no frames to put the capture beside", option="nmea")
             from ..gps.replay import place
 
-            self.nmea = place(nmea, self.log.messages[0].timestamp, self.log.messages[-1].timestamp, nmea_offset)
+            self.nmea = place(nmea, self.log.messages.first_s, self.log.messages.last_s, nmea_offset)
         self.log_dbc = str(dbc) if dbc is not None else guess_vehicle_dbc(self.log.messages, log)
         self.unknown_frames, self.explained_share = require_coverage(self.log.messages, self.log_dbc, log,
                                                                      min_explained)
@@ -68,18 +68,18 @@ class LogReplay:
 
     @property
     def duration_s(self) -> float:
-        stamps = [message.timestamp for message in self.log.messages]
-        return max(stamps) - min(stamps)
+        return self.log.span_s
 
     def run(self, *, on_event=None) -> Trip:
         """Replay: ``on_event(event)`` gets every telemetry line as the
-        firmware prints it. A firmware that fails raises with its reason."""
+        firmware prints it; the trip's report keeps at most
+        ``harness.PLOT_STATUSES`` status lines (thinned evenly) and every
+        other line. A firmware that fails raises with its reason."""
         from ..fwconfig import require_valid
-        from ..io import record
-        from .harness import feed_over_bus, firmware_config
+        from .harness import PLOT_STATUSES, feed_over_bus, firmware_config
 
         started = time.perf_counter()
-        records = record.from_messages(self.log.messages)
+        records = self.log.messages.records()  # read back from the log's spool as the replay goes
         frames = len(records)
         gps = {}
         if self.nmea is not None:  # the GNSS module's capture among the frames, into the GPS UART
@@ -90,7 +90,7 @@ class LogReplay:
         # The firmware integrates on the frames' own time (virtual clock); the
         # pace only spaces their delivery, so it never rescales the trip.
         feed = dict(bus=self.bus, runtime=self.runtime, realtime=self.pace is not None, speed=self.pace,
-                    clock="virtual", on_event=on_event)
+                    clock="virtual", on_event=on_event, status_limit=PLOT_STATUSES)
         if self.roles is None:
             config = require_valid({**firmware_config(self.vehicle_dbc, self.profile), **gps})
             firmware, figures = feed_over_bus(records, config, **feed)

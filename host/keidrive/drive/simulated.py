@@ -75,37 +75,65 @@ class SimulatedDrive:
         firmware prints it; ``mutate(records) -> records`` edits the bus
         traffic first (drop a signal, corrupt a checksum: ``keidrive.faults``);
         ``ecu_faults`` are the simulated engine ECU's (``keidrive.sim.obd_ecu``).
-        A firmware that fails raises with its reason."""
+        A firmware that fails raises with its reason.
+
+        The drive streams (``sim.Simulation``): its pieces go to the firmware
+        as they are simulated, in memory that does not grow with the drive;
+        the trip's trace is the plot's (thinned evenly to at most
+        ``sim.core.TRACE_POINTS`` points) and its report keeps at most
+        ``harness.PLOT_STATUSES`` status lines. A drive that ``mutate``
+        edits, an OBD-II drive and one in another DBC's format are simulated
+        whole first: their trace has every 10 ms step, their report every line."""
         from .. import sim
 
         started = time.perf_counter()
-        result = sim.simulate(self.vehicle, self.cycle, frames=not self.spec.obd or self.dbc is not None)
-        if self.dbc is not None:
-            firmware, figures = self._drive_dbc(result, on_event, mutate, ecu_faults)
-        elif self.spec.obd:
-            firmware, figures = self._drive_obd(result, on_event, ecu_faults)
+        if self.spec.obd or self.dbc is not None:
+            result = sim.simulate(self.vehicle, self.cycle, frames=self.dbc is not None)
+            if self.dbc is not None:
+                firmware, figures = self._drive_dbc(result, on_event, mutate, ecu_faults)
+            else:
+                firmware, figures = self._drive_obd(result, on_event, ecu_faults)
+            truth, trace = result.truth, result.trace
+            truth["frames"] = figures["frames"]  # what went on the bus, OBD-II requests and replies included
+        elif mutate is not None:
+            import numpy as np
+
+            result = sim.simulate(self.vehicle, self.cycle)
+            records = np.concatenate(list(self._records([(result.trace, result.frames)])))
+            firmware, figures = self._feed(mutate(records), self.config, on_event)
+            truth, trace = result.truth, result.trace
         else:
-            from ..io import record
+            from .harness import PLOT_STATUSES
 
-            records = record.from_frames(result.frames)
-            if self.route is not None:
-                from ..gps.drive import with_gnss
-
-                records = with_gnss(records, result, self.route, self.receiver)
-            firmware, figures = self._feed(records if mutate is None else mutate(records), self.config, on_event)
+            drive = sim.Simulation(self.vehicle, self.cycle)  # its truth and trace are there once it has been fed
+            firmware, figures = self._feed(self._records(drive.pieces()), self.config, on_event,
+                                           status_limit=PLOT_STATUSES)
+            truth, trace = drive.truth, drive.trace
         if not firmware.ok:
             raise KeidriveError(firmware.failure())
-        if self.spec.obd or self.dbc is not None:
-            result.truth["frames"] = figures["frames"]  # what went on the bus, OBD-II requests and replies included
-        return Trip(self.title, self.spec.profile, result.truth, firmware.trip, firmware, result.truth["frames"],
-                    time.perf_counter() - started, self.executable, config=self.config, trace=result.trace,
+        return Trip(self.title, self.spec.profile, truth, firmware.trip, firmware, truth["frames"],
+                    time.perf_counter() - started, self.executable, config=self.config, trace=trace,
                     bus=figures, notes=list(self.notes), route=self.route)
 
-    def _feed(self, records, config, on_event, tree=None):
+    def _records(self, pieces):
+        """The bus's records a piece at a time from the simulator's (plot
+        trace, frames) pieces: on a route, the GNSS module's UART records
+        among the frames."""
+        from ..io import record
+        from ..sim.physics import step_span
+
+        records = ((trace, record.from_frames(frames)) for trace, frames in pieces)
+        if self.route is None:
+            return (piece for _, piece in records)
+        from ..gps.drive import with_gnss
+
+        return with_gnss(records, self.route, self.receiver, step_span(self.cycle))
+
+    def _feed(self, records, config, on_event, tree=None, status_limit=None):
         from .harness import feed_over_bus
 
         return feed_over_bus(records, config, bus=self.spec.bus, runtime=self.spec.runtime,
-                             realtime=self.pace is not None, on_event=on_event, tree=tree)
+                             realtime=self.pace is not None, on_event=on_event, tree=tree, status_limit=status_limit)
 
     def _drive_obd(self, result, on_event, ecu_faults, **dbc_bus):
         from .obdloop import drive_obd

@@ -16,11 +16,14 @@ class Trip:
 
     ``truth``: the simulator's ground truth (a replay's only when one was
     given); ``summary``: the firmware's own trip summary, every key it
-    printed; ``report``: every telemetry line it printed, in order;
+    printed; ``report``: every telemetry line it printed, in order (a
+    streamed drive's status lines thinned evenly to at most
+    ``harness.PLOT_STATUSES``, see ``SimulatedDrive.run``);
     ``frames``: frames on the bus (for OBD-II, the requests and replies);
     ``runtime``: the interpreter the firmware ran in; ``config``: the
-    firmware config it ran with; ``trace``: the
-    simulator's 10 ms trace (a run's); ``bus``: the bus's figures (pace
+    firmware config it ran with; ``trace``: the simulator's plot trace (a
+    run's: every 10 ms step, or for a streamed drive thinned evenly to at
+    most ``sim.core.TRACE_POINTS`` points); ``bus``: the bus's figures (pace
     timing error, bus load); ``log``: a replay's log coverage and where it
     was cut; ``notes``: what could not be computed and why, one line each;
     ``route``: the route a simulated drive went along (keidrive.gps.route).
@@ -60,11 +63,15 @@ class Trip:
 
     @property
     def counts(self) -> dict:
-        """Frames on the bus and the firmware's telemetry lines by type."""
+        """Frames on the bus and the firmware's telemetry lines by type (all
+        the status lines it printed, also those a streamed drive's report
+        thinned out)."""
         counts = {"frames": self.frames}
         for event in self.report.events:
             kind = f"{event.get('type')}_lines"
             counts[kind] = counts.get(kind, 0) + 1
+        if self.report.status_lines > counts.get("status_lines", 0):
+            counts["status_lines"] = self.report.status_lines
         return counts
 
     @property

@@ -4,8 +4,9 @@ worker) and the function a worker runs for it.
 A drive goes through the library a single ``keidrive run`` (``keidrive.run``)
 or ``keidrive replay`` (``keidrive.replay``) goes through, with the same
 settings, so a fleet trip equals the single command's trip exactly. Each
-drive runs its firmware in a process of its own on a private channel of the
-keidrive virtual bus; nothing is shared between drives.
+drive runs its firmware in a process of its own on a private bus (in
+lockstep, its records straight into the firmware's stdin: no hub); nothing
+is shared between drives.
 """
 
 from __future__ import annotations
@@ -56,14 +57,19 @@ def drive_once(task: dict) -> dict:
 
 def run_drive(spec: dict) -> dict:
     """The task a worker runs: the drive, tried twice at most; never raises.
-    The result is the row for the ``trips`` table and its warning events."""
+    The result is the row for the ``trips`` table and its warning events.
+    The drive keeps to one core (``harness.one_core``): a worker per core
+    then scales with the cores."""
+    from ..drive.harness import one_core
+
     started = time.perf_counter()
     outcome, error = None, None
     attempts = 0
     while outcome is None and attempts < ATTEMPTS:
         attempts += 1
         try:
-            outcome = drive_once(spec)
+            with one_core():
+                outcome = drive_once(spec)
         except KeidriveError as failure:
             error = str(failure)
         except Exception as failure:  # noqa: BLE001  a bug must cost one drive, not the run; its reason is kept

@@ -105,40 +105,89 @@ class Receiver:
     def sentences(self, route, time_s, speed_kmh):
         """[(time s the last byte arrives, sentence bytes)] for the vehicle's
         speed trace ``speed_kmh`` at ``time_s`` laid along ``route``."""
-        rng = np.random.default_rng(self.seed)
+        return self.stream(route, time_s[0], time_s[-1]).add(time_s, speed_kmh)
+
+    def stream(self, route, first_s: float, last_s: float) -> SentenceStream:
+        """The module over a trace from ``first_s`` to ``last_s`` given a
+        piece at a time (``SentenceStream.add``), for a drive of any length:
+        the pieces' sentences put together are ``sentences`` of the whole."""
+        return SentenceStream(self, route, first_s, last_s)
+
+
+class SentenceStream:
+    """A GNSS module's sentences as the trace comes. Its random draws are
+    the ones a pass over the whole drive makes, in that order (every
+    epoch's speed error, then every epoch's position error, then each
+    epoch's satellites and HDOP): each run of them has a generator of its
+    own, started where the run starts, so a piece draws its own share."""
+
+    def __init__(self, receiver: Receiver, route, first_s: float, last_s: float):
+        self.receiver, self.route = receiver, route
+        rate = receiver.rate_hz
+        self.next_epoch = math.ceil(first_s * rate)
+        self.last_epoch = math.floor(last_s * rate)
+        epochs = max(0, self.last_epoch - self.next_epoch + 1)
+        self.speed_rng = np.random.default_rng(receiver.seed)
+        self.noise_rng = _drawn(receiver.seed, epochs)
+        self.fix_rng = _drawn(receiver.seed, epochs * 3 if receiver.noise_m else epochs)
+        self.last = None  # (time s, speed km/h, distance m) of the trace's last point so far
+        self.free = 0.0  # when the UART is free to send the next byte
+
+    def add(self, time_s, speed_kmh) -> list:
+        """[(time s the last byte arrives, sentence bytes)] of the epochs up
+        to the end of ``time_s``, the trace's next piece."""
+        receiver = self.receiver
         time_s = np.asarray(time_s, float)
         speed = np.asarray(speed_kmh, float)
-        distance = np.concatenate(([0.0], np.cumsum(np.diff(time_s) * (speed[1:] + speed[:-1]) / 2 / 3.6)))
-        epochs = np.arange(math.ceil(time_s[0] * self.rate_hz), math.floor(time_s[-1] * self.rate_hz) + 1)
-        te = epochs / self.rate_hz
-        lat, lon, course = route.at(np.interp(te, time_s, distance))
-        v = np.maximum(np.interp(te, time_s, speed) + rng.normal(0, 0.1, te.size), 0)
-        noise = rng.normal(0, self.noise_m, (te.size, 2)) if self.noise_m else np.zeros((te.size, 2))
+        start = 0.0
+        if self.last is not None:  # the piece goes on from the last point, as one trace would
+            time_s = np.concatenate(([self.last[0]], time_s))
+            speed = np.concatenate(([self.last[1]], speed))
+            start = self.last[2]
+        distance = np.cumsum(np.concatenate(([start], np.diff(time_s) * (speed[1:] + speed[:-1]) / 2 / 3.6)))
+        self.last = (time_s[-1], speed[-1], distance[-1])
+        last = min(self.last_epoch, math.floor(time_s[-1] * receiver.rate_hz))
+        epochs = np.arange(self.next_epoch, last + 1)
+        self.next_epoch = max(self.next_epoch, last + 1)
+        te = epochs / receiver.rate_hz
+        lat, lon, course = self.route.at(np.interp(te, time_s, distance))
+        v = np.maximum(np.interp(te, time_s, speed) + self.speed_rng.normal(0, 0.1, te.size), 0)
+        noise = (self.noise_rng.normal(0, receiver.noise_m, (te.size, 2)) if receiver.noise_m
+                 else np.zeros((te.size, 2)))
         out = []
-        free = 0.0  # when the UART is free to send the next byte
-        per_byte = 10.0 / self.baud
+        per_byte = 10.0 / receiver.baud
         for k, t in enumerate(te):
-            when = route.start + _dt.timedelta(seconds=float(t))
+            when = self.route.start + _dt.timedelta(seconds=float(t))
             dn, de = noise[k]
-            jump = self._in(self.jumps, t)
+            jump = receiver._in(receiver.jumps, t)
             if jump is not None:
                 c = math.radians(jump[3] if len(jump) > 3 else course[k] + 90)
                 dn += jump[2] * math.cos(c)
                 de += jump[2] * math.sin(c)
             la = lat[k] + dn / M_PER_DEG
             lo = lon[k] + de / (M_PER_DEG * math.cos(math.radians(lat[k])))
-            lost = self._in(self.outages, t) is not None
-            full = self.rate_hz == 1 or epochs[k] % self.rate_hz == 0
-            sats, hdop = int(rng.integers(7, 13)), float(rng.uniform(0.7, 1.4))
-            batch = [rmc(when, None if lost else la, lo, v[k], course[k], self.talker)]
+            lost = receiver._in(receiver.outages, t) is not None
+            full = receiver.rate_hz == 1 or epochs[k] % receiver.rate_hz == 0
+            sats, hdop = int(self.fix_rng.integers(7, 13)), float(self.fix_rng.uniform(0.7, 1.4))
+            batch = [rmc(when, None if lost else la, lo, v[k], course[k], receiver.talker)]
             if full:
-                batch.append(vtg(None if lost else v[k], course[k], self.talker))
-                batch.append(gga(when, None if lost else la, lo, 0 if lost else sats, hdop, talker=self.talker))
+                batch.append(vtg(None if lost else v[k], course[k], receiver.talker))
+                batch.append(gga(when, None if lost else la, lo, 0 if lost else sats, hdop, talker=receiver.talker))
             start = t + MODULE_LATENCY_S
             for text in batch:
-                free = max(free, start) + len(text) * per_byte
-                out.append((free, text))
+                self.free = max(self.free, start) + len(text) * per_byte
+                out.append((self.free, text))
         return out
+
+
+def _drawn(seed: int, normals: int):
+    """A generator seeded with ``seed`` once it has drawn ``normals`` normal
+    variates (drawn in blocks: nothing the size of the drive is held)."""
+    rng = np.random.default_rng(seed)
+    while normals > 0:
+        rng.standard_normal(min(normals, 1 << 16))
+        normals -= 1 << 16
+    return rng
 
 
 def uart_records(timed_sentences) -> np.ndarray:
@@ -160,3 +209,19 @@ def merge(frames: np.ndarray, uart: np.ndarray) -> np.ndarray:
     both = np.concatenate([frames, uart])
     order = np.argsort(both["timestamp_us"], kind="stable")
     return both[order]
+
+
+def interleave(pieces):
+    """``merge`` of a stream given a piece at a time: ``pieces`` of (CAN
+    records, UART records, due), ``due`` a timestamp (µs) no record of a
+    later piece comes before. Yields the records before it as each piece
+    comes, holding the rest for the next, and what is held at the end: put
+    together, ``merge`` of all of them."""
+    held_frames = held_uart = np.zeros(0, record.DTYPE)
+    for frames, uart, due in pieces:
+        frames = np.concatenate([held_frames, frames])
+        uart = np.concatenate([held_uart, uart])
+        early_frames, early_uart = frames["timestamp_us"] < due, uart["timestamp_us"] < due
+        yield merge(frames[early_frames], uart[early_uart])
+        held_frames, held_uart = frames[~early_frames], uart[~early_uart]
+    yield merge(held_frames, held_uart)

@@ -15,9 +15,8 @@ frame.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 from pathlib import Path
-
-import numpy as np
 
 from ..errors import KeidriveError
 
@@ -92,8 +91,16 @@ def place(path, log_start_s: float, log_end_s: float, offset: float | None = Non
     return [(max(t, 0.0), line) for t, (_, _, line) in zip(times, capture)]
 
 
-def with_nmea(records: np.ndarray, timed: list[tuple[float, bytes]]) -> np.ndarray:
-    """The log's records with the capture's lines (``place``) among them as UART records."""
-    from .nmea import merge, uart_records
+def with_nmea(pieces, timed: list[tuple[float, bytes]]):
+    """The log's records, a piece at a time as they are read back
+    (``LogFrames.records``), with the capture's lines (``place``) among them
+    as UART records, in time order: a line goes out with the piece whose
+    frames it comes before (put together, ``nmea.merge`` of the whole log
+    and capture, for a log in time order)."""
+    from .nmea import interleave, uart_records
 
-    return merge(records, uart_records(timed))
+    uart = uart_records(timed)
+    lines = itertools.chain([uart], itertools.repeat(uart[:0]))  # all of them with the first piece
+    # due: the piece's latest frame (a later piece of a log in time order starts there or after)
+    return interleave((piece, capture, int(piece["timestamp_us"].max(initial=0)))
+                      for piece, capture in zip(pieces, lines))

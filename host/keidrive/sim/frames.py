@@ -20,23 +20,24 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import cantools
 import numpy as np
 
 from ..dbccompiler import checksum
-from ..dbccompiler.load import CHECKSUM_NAME
 from ..errors import KeidriveError
 from ..paths import dbc_dir
+from . import tables
 
-# CRC-8/SAE-J1850's table (the fault injector forges checksums with it)
-CRC_TABLE = np.frombuffer(checksum.ALGORITHMS["CRC8_SAEJ1850"].table(), np.uint8)
+
+def _dbc_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.is_file() else dbc_dir() / name_or_path
 
 
 @functools.lru_cache(maxsize=16)
 def load_dbc(name_or_path: str):
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = dbc_dir() / name_or_path
+    import cantools  # here, not at import: a run's codecs come from the cache (sim.tables)
+
+    path = _dbc_path(name_or_path)
     try:
         return cantools.database.load_file(str(path))
     except (OSError, cantools.database.UnsupportedDatabaseFormatError) as e:
@@ -96,6 +97,8 @@ class MessageCodec:
         self.counter = next((s for s in self.signals if s.name == "COUNTER"), None)
         name = checksum.canonical_name(checksum_name or _checksum_algorithm(msg))
         self.algorithm = checksum.ALGORITHMS.get(name)
+        from ..dbccompiler.load import CHECKSUM_NAME  # here: a codec from the cache is built without cantools
+
         # the signal the compiler takes as the CHECKSUM (dbccompiler/load.py's name rule)
         found = [s for s in self.signals if CHECKSUM_NAME.search(s.name)]
         self.checksum = found[0] if self.algorithm is not None and len(found) == 1 else None
@@ -103,6 +106,10 @@ class MessageCodec:
             bit = self.checksum.shift
             self.checksum_byte = 7 - bit // 8 if self.checksum.big else bit // 8
         self.value_signals = [s for s in self.signals if s not in (self.counter, self.checksum)]
+
+    def __getstate__(self):
+        # what encoding needs, without the cantools message: a cached codec loads without cantools
+        return {**self.__dict__, "msg": None}
 
     def raw(self, sig: _Sig, phys) -> np.ndarray:
         r = np.rint((np.asarray(phys, np.float64) - sig.offset) / sig.scale)
@@ -150,5 +157,7 @@ class MessageCodec:
 
 @functools.lru_cache(maxsize=16)
 def codecs_for(dbc_name: str) -> tuple:
-    db = load_dbc(dbc_name)
-    return tuple(MessageCodec(m) for m in db.messages)
+    path = _dbc_path(dbc_name)
+    if not path.is_file():
+        return tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages)  # load_dbc says why
+    return tables.cached(path, lambda: tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..drive.busio import open_bus, play
 from ..errors import KeidriveError
 
 LOG_SUFFIXES = (".asc", ".blf", ".log", ".trc", ".csv")
@@ -79,6 +78,8 @@ def stream(result, spec: str, speed: float | None = 1.0, bus=None, on_frame=None
     ``speed`` times the recorded pace (None: as fast as possible); returns
     the frame count and the pace's timing error. ``on_frame(count)``: see
     ``keidrive.drive.busio.play``."""
+    from ..drive.busio import open_bus, play  # python-can, only when a bus is used
+
     own = bus is None
     if own:
         bus = open_bus(spec)

@@ -184,3 +184,19 @@ def parse_stats(raw: bytes) -> dict:
         "dropped": counts >> 16 & _COUNT_MAX,
         "rejected": counts >> 40 & _COUNT_MAX,
     }
+
+
+def claim_record(pid: int) -> bytes:
+    """A client's CONTROL_CLAIM: its process id in the timestamp field."""
+    return record.pack(pid, record.CONTROL_CLAIM, record.FLAG_CONTROL, 0, b"")
+
+
+def claim_answer(granted: bool, owner_pid: int) -> bytes:
+    """The hub's answer to CONTROL_CLAIM: the owner's process id in the
+    timestamp field, data byte 0 whether the claim was granted."""
+    return record.pack(owner_pid, record.CONTROL_CLAIM, record.FLAG_CONTROL, 1, bytes((granted,)))
+
+
+def parse_claim(raw: bytes) -> tuple[bool, int]:
+    """(granted, the owner's process id) of a claim answer."""
+    return bool(raw[16]), int.from_bytes(raw[0:8], "little")
