@@ -15,6 +15,7 @@ import time
 import micropython
 from keifw import app, link
 from keifw.canport import StreamPort
+from keifw.record import CONTROL_UART
 
 CFG = {}  # the host puts the firmware config here
 N = 0  # and the number of records it sends
@@ -173,7 +174,7 @@ def _uart(buf, m, t, data):
         buf[o + 1] = (t >> 8) & 0xFF
         buf[o + 2] = (t >> 16) & 0xFF
         buf[o + 3] = (t >> 24) & 0x3F
-        buf[o + 8] = 4
+        buf[o + 8] = CONTROL_UART
         buf[o + 12] = 0x80
         c = min(8, len(data) - k)
         buf[o + 13] = c
