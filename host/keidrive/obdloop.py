@@ -29,7 +29,7 @@ import numpy as np
 from . import record
 from .errors import KeidriveError
 from .harness import FirmwareProcess, FirmwareReport, firmware_config
-from .sim.obd_ecu import EngineEcu
+from .sim.obd_ecu import EngineEcu, HostileEcu
 
 TICK_S = 0.1
 FRAME_S = 0.00025      # one 8-byte frame at 500 kbit/s, stuffing included
@@ -43,13 +43,15 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
               runtime: str = "micropython", faults: dict | None = None, seed: int = 0,
               timeout: float = 3600.0, on_event=None, extended: bool = False,
               tree=None, vehicle_module: str | None = None, bus_frames: dict | None = None,
-              ) -> tuple[FirmwareReport, dict]:
+              second_ecu: str | None = None) -> tuple[FirmwareReport, dict]:
     """The firmware polling ``result``'s engine ECU for the whole drive
     (``extended``: an ECU on 29-bit identifiers): its report, and figures
     (``frames`` on the bus, ``barriers``). ``bus_frames`` (frame arrays in drive
     time): other traffic on the same bus, for the firmware tree ``tree`` whose
-    ``vehicle_module`` decodes it (keidrive.byodbc)."""
+    ``vehicle_module`` decodes it (keidrive.byodbc). ``second_ecu``: a
+    hostile second ECU on the port (``sim.obd_ecu.HOSTILE``)."""
     ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
+    ecus = [ecu] + ([HostileEcu(result, second_ecu, extended=extended, seed=seed + 1)] if second_ecu else [])
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
     if vehicle_module is not None:
         cfg["vehicle"] = vehicle_module
@@ -75,7 +77,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
                 firmware.kill()
                 raise KeidriveError(firmware.wait(1).failure()) from None
             conn.settimeout(SILENCE_S)
-            figures = _lockstep(conn, ecu, start, end, firmware, bus)
+            figures = _lockstep(conn, ecus, start, end, firmware, bus)
             conn.sendall(record.control(record.CONTROL_END_OF_DRIVE))
             report = firmware.wait(timeout)
             conn.close()
@@ -85,7 +87,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
     return report, figures
 
 
-def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware, bus) -> dict:
+def _lockstep(conn, ecus: list, start: float, end: float, firmware, bus) -> dict:
     frames = 0
     bus_next = 0  # the first of ``bus`` not yet sent
     barriers = 0
@@ -93,12 +95,13 @@ def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware, bus) -> 
     next_tick = start
     t = start
     while t <= end:
-        due = ecu.next_due()
-        if ecu.busy:
+        due = min((d for d in (e.next_due() for e in ecus) if d is not None), default=None)
+        if any(e.busy for e in ecus):
             due = t + CF_POLL_S
         barrier = next_tick if due is None or due >= next_tick else max(due, t)
         out: list = []
-        ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
+        for ecu in ecus:
+            ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
         chunk = bytearray()
         stamp = barrier
         bus_due = int(np.searchsorted(bus["timestamp_us"], _us(barrier), side="right"))
@@ -117,8 +120,9 @@ def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware, bus) -> 
             raise KeidriveError(firmware.wait(1).failure()) from None
         for can_id, ext, data in sent:
             frames += 1
-            if ecu.hears(can_id, ext):
-                ecu.on_frame(can_id, data, stamp)
+            for ecu in ecus:
+                if ecu.hears(can_id, ext):
+                    ecu.on_frame(can_id, data, stamp)
         barriers += 1
         if barrier >= next_tick - 1e-9:
             next_tick += TICK_S

@@ -34,6 +34,11 @@ def add_subparser(subparsers) -> None:
         "from what the ECU supports (lockstep on a private bus)",
     )
     parser.add_argument(
+        "--obd-second-ecu", choices=("silent", "pending", "garbage"), metavar="silent|pending|garbage",
+        help="with --obd: a hostile second ECU on the port that claims every PID, then never answers, answers "
+             "only 'response pending', or answers garbage",
+    )
+    parser.add_argument(
         "--dbc", type=Path, metavar="DBC",
         help="drive the preset on a bus in this DBC's format (with --roles): the simulator encodes the role "
              "signals, the firmware runs the DBC compiled with the roles file",
@@ -164,6 +169,8 @@ def drive(args, vehicle, cycle, config, on_event=None):
     from ..errors import KeidriveError
     from ..harness import feed_over_bus
 
+    if getattr(args, "obd_second_ecu", None) and not getattr(args, "obd", False):
+        raise KeidriveError("--obd-second-ecu is a fault of the OBD-II port: it needs --obd")
     if getattr(args, "dbc", None) is not None or getattr(args, "roles", None) is not None:
         return _drive_dbc(args, vehicle, cycle, config, on_event)
     if getattr(args, "obd", False):
@@ -202,7 +209,8 @@ def _drive_dbc(args, vehicle, cycle, config, on_event):
             from ..obdloop import drive_obd
 
             report, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
-                                        on_event=on_event, tree=tree, vehicle_module=name, bus_frames=frames)
+                                        on_event=on_event, tree=tree, vehicle_module=name, bus_frames=frames,
+                                        second_ecu=getattr(args, "obd_second_ecu", None))
             if not report.ok:
                 raise KeidriveError(report.failure())
             result.truth["frames"] = figures["frames"]
@@ -227,7 +235,7 @@ def _drive_obd(args, vehicle, cycle, config, on_event):
         raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")
     result = sim.simulate(vehicle, cycle, frames=False)
     firmware, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
-                                  on_event=on_event)
+                                  on_event=on_event, second_ecu=getattr(args, "obd_second_ecu", None))
     if not firmware.ok:
         raise KeidriveError(firmware.failure())
     result.truth["frames"] = figures["frames"]  # the OBD-II requests and replies on the bus
