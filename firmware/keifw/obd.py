@@ -222,6 +222,14 @@ class Client:
             return True
         return False
 
+    def missing_names(self, s, j):
+        """Into s from j what a status line's missing names for the client
+        (``OBD-II`` while it is lost); the next free index."""
+        if self.lost:
+            s[j] = b"OBD-II"
+            j += 1
+        return j
+
     # ---- what the ECUs support -----------------------------------------
     def supports(self, pid):
         """Some ECU that answered supports Mode 01 ``pid``."""

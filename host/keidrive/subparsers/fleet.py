@@ -7,7 +7,7 @@ import json
 import sys
 
 # What `--json` prints, exactly.
-JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
+JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db", "quality")
 # The options of one mode only (the shared parser holds both).
 REPORT_ONLY = ("run", "compare", "plot")
 DRIVE_ONLY = ("vehicles", "cycles", "dbc", "roles", "scheduler", "workers", "parquet")  # and --obd, a flag
@@ -88,7 +88,7 @@ def _fleet(args) -> int:
     from rich.console import Console
 
     from ..errors import KeidriveError
-    from ..fleet import cluster, store
+    from ..fleet import cluster, report, store
     from ..fleet.inputs import drive_specs
 
     specs = drive_specs(args)
@@ -104,11 +104,12 @@ def _fleet(args) -> int:
         store.finish_run(db, run_id, trips, len(failures), round(wall, 3))
         if args.parquet:
             store.export_parquet(db, run_id, args.parquet)
+        quality = report.quality(db, run_id)
     finally:
         db.close()
     figures = {
         "trips": trips, "failed": len(failures), "workers": workers, "wall_s": round(wall, 3),
-        "trips_per_s": round(trips / wall, 3) if wall > 0 else 0.0, "db": str(args.db),
+        "trips_per_s": round(trips / wall, 3) if wall > 0 else 0.0, "db": str(args.db), "quality": quality,
     }
     for row in failures:
         print(f"keidrive: drive failed: {row['input']} ({row['profile']}): {row['error']}", file=sys.stderr)
@@ -117,6 +118,7 @@ def _fleet(args) -> int:
     else:
         print(f"{trips} trips, {len(failures)} failed on {workers} worker{'s' * (workers != 1)} in "
               f"{figures['wall_s']:.1f} s ({figures['trips_per_s']:.2f} trips/s); run {run_id} in {args.db}")
+        print(report.quality_line(quality))
         if args.parquet:
             print(f"parquet: {args.parquet}/trips-run{run_id}.parquet, {args.parquet}/warnings-run{run_id}.parquet")
     if trips == 0:

@@ -49,7 +49,7 @@ def add_subparser(subparsers) -> None:
     parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive (.png .pdf .svg)")
     parser.add_argument(
         "--json", action="store_true",
-        help="print the report as JSON: firmware, frames, wall_s, runtime, unknown_frames, explained_share, "
+        help="print the report as JSON: firmware, quality, frames, wall_s, runtime, unknown_frames, explained_share, "
         "truncated (null, or where the log was cut), and truth and timing_error when they apply",
     )
     parser.set_defaults(func=run)
@@ -112,7 +112,8 @@ def run(args) -> int:
     # The report first: a plot that fails late must not lose it.
     if args.json:
         out = {
-            "firmware": report.firmware_figures(trip), "frames": len(records), "wall_s": round(wall, 3),
+            "firmware": report.firmware_figures(trip), "quality": report.quality(trip), "frames": len(records),
+            "wall_s": round(wall, 3),
             "runtime": executable, "unknown_frames": unknown, "explained_share": share, "truncated": log.truncated,
         }
         if truth is not None:

@@ -67,7 +67,8 @@ def add_subparser(subparsers) -> None:
     plot.add_argument("--no-plot", action="store_true", help="write no plot")
     parser.add_argument(
         "--json", action="store_true",
-        help="print the report as JSON (truth, firmware, frames, wall_s, runtime); writes a plot only with --plot",
+        help="print the report as JSON (truth, firmware, quality, frames, wall_s, runtime); writes a plot only with "
+             "--plot",
     )
     parser.set_defaults(func=run)
 
@@ -112,6 +113,7 @@ def run(args) -> int:
         print(json.dumps({
             "truth": result.truth,
             "firmware": report.firmware_figures(trip),
+            "quality": report.quality(trip),
             "frames": result.truth["frames"],
             "wall_s": round(wall, 3),
             "runtime": executable,
