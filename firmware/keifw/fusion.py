@@ -96,7 +96,8 @@ S_GS = const(210)       # per group: the mean and count of its rows not zero or 
 _G_STRIDE = const(4)
 S_VH = const(226)       # the trusted speed of the last 10 ticks (the acceleration)
 S_PHASE = const(236)    # ticks since the last judgement
-S_LEN = const(237)
+S_PRIMARY = const(237)  # the first group that had a value: a trusted speed from a later one is a fallback
+S_LEN = const(238)
 JUDGE_TICKS = const(5)  # the rule runs twice a second: its counts below are in judgements
 
 
@@ -158,6 +159,8 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 lead = g
                 lsum += src[b + 8]
                 lcnt += 1
+        if fresh and src[b] < src[237]:
+            src[237] = src[b]  # the first source the car has shown: the others are fallbacks
         r += 1
     ph = src[236] + 1
     if ph >= 5:  # JUDGE_TICKS: the rule
@@ -323,6 +326,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
     o[10] = nf
     o[11] = lead
     o[12] = integ
+    o[21] = 1 if lead > src[237] else 0
     # acceleration over the last second, cm/s2
     vpos = o[13]
     a = 0
@@ -345,6 +349,7 @@ class Fusion:
         assert S_N == F_STRIDE * MAX_ROWS and S_VH == S_GS + _G_STRIDE * MAX_GROUPS and S_PHASE == S_VH + 10  # judge's literals
         self.src = array("i", bytes(4 * S_LEN))
         self.src[S_ENGINE] = 1 if engine else 0
+        self.src[S_PRIMARY] = MAX_GROUPS
         self.n = 0
         self.groups = 0
         self.names = []        # per row, b"MESSAGE.Signal" or the owner's name

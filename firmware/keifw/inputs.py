@@ -53,7 +53,8 @@ O_EXT_RUNNING = const(17)  # an OBD-II client's word on the engine: 1 running
 O_EXT_AGE = const(18)      # ticks since it said so
 O_TICK_INT = const(19)     # loop._count: the last tick's trusted speed is integrated at the tick
 O_V_PREV = const(20)       # loop._count: that speed
-_O_LEN = const(21)
+O_FALLBACK = const(21)     # the trusted speed is not the car's first source (fusion)
+_O_LEN = const(22)
 EXT_FRESH_TICKS = const(10)
 
 

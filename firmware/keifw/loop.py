@@ -72,7 +72,7 @@ def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int, events: int) -> int:
     speed_ok = o[0]
     v = o[1]
     integ = o[12]
-    lead = o[11] if speed_ok else 0  # (-1 would load zero-extended on a 64-bit port)
+    fallback = o[21]
     p[15] = 1 if speed_ok and integ == 0 else 0
     p[16] = speed_ok
     if not speed_ok:
@@ -92,11 +92,11 @@ def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int, events: int) -> int:
                 r -= q * div
             acc[k + 1] = r
             k = 20 if k == 0 and tick == 2 else -1  # FALLBACK_DIST
-    o[19] = (2 if lead else 1) if speed_ok and integ == 1 else 0
+    o[19] = (2 if fallback else 1) if speed_ok and integ == 1 else 0
     o[20] = v
     if not speed_ok:
         acc[23] += 1
-    elif lead:
+    elif fallback:
         acc[22] += 1
     stopped = p[14]
     running = o[9]
@@ -191,7 +191,7 @@ class Firmware:
         assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_A, _inputs.O_ENG_OK, _inputs.O_RPM, _inputs.O_PEDAL_OK,
                 _inputs.O_PEDAL, _inputs.O_BOOST, _inputs.O_TEMP, _inputs.O_RUNNING, _inputs.O_FAULTY,
                 _inputs.O_LEADER, _inputs.O_LEAD_INTEG) == tuple(range(13))  # the tick's layout
-        assert (_inputs.O_TICK_INT, _inputs.O_V_PREV) == (19, 20)
+        assert (_inputs.O_TICK_INT, _inputs.O_V_PREV, _inputs.O_FALLBACK) == (19, 20, 21)
         for role in roles.slot:
             if roles.slot[role] >= 0:
                 val.watch(roles.msg[role])
