@@ -138,7 +138,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 v = x * src[b + 3] + c
                 if src[b + 5] != 1:  # (a division costs a runtime call)
                     v = v // src[b + 5]
-                if v < 0:
+                if v < 0:  # noqa: PLR1730  (max() in viper: a runtime call on objects)
                     v = 0
                 # a jump: more than 1.2 g (4.24 km/h a tick) plus 5 km/h since
                 # the last tick; it leads and votes no more until it agrees
@@ -207,9 +207,9 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 src[b + 17] += 1
             phys = 0
             if w >= 0:
-                if w < src[b + 18]:
+                if w < src[b + 18]:  # noqa: PLR1730  (min() in viper: a runtime call on objects)
                     src[b + 18] = w
-                if w > src[b + 19]:
+                if w > src[b + 19]:  # noqa: PLR1730
                     src[b + 19] = w
                 if fresh:
                     if v < 100 and w > 1000 and (not engine or o[9]):

@@ -119,9 +119,7 @@ def read(values: ptr32, vb: ptr8, q: ptr32, o: ptr32):
     # or an OBD-II client's word of the last second
     running = 0
     sl = q[3]
-    if sl >= 0 and sl < 0x10000 and values[sl]:
-        running = 1
-    elif eng_ok and o[4] > 0:
+    if (sl >= 0 and sl < 0x10000 and values[sl]) or (eng_ok and o[4] > 0):
         running = 1
     else:
         m = q[20]

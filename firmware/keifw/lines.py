@@ -7,8 +7,8 @@ from micropython import const
 
 from . import alerts as _alerts
 from . import economy as _econ
-from . import inputs as _inputs
 from . import fusion as _fusion
+from . import inputs as _inputs
 from . import scan as _scan
 from .eco import HINTS
 from .figures import mpg_x100, trip_kmpl_x1000, wh_per_km_x10

@@ -398,10 +398,12 @@ class Client:
         else:
             self.unanswered = 0
             self.confirmed = self.method != _f.METHOD_NONE
-        if speed >= 0 and self.fusion is not None:
-            self.fusion.push(self.row, speed * 100)
+        fusion = self.fusion
+        inputs = self.inputs
+        if speed >= 0 and fusion is not None and inputs is not None:
+            fusion.push(self.row, speed * 100)
             rpm = self.v[_pid.V_RPM] if got >> _pid.V_RPM & 1 else -1
-            self.inputs.ext_running(rpm > 0 or rate > 0)
+            inputs.ext_running(rpm > 0 or rate > 0)
         self.integ.add(self.t_fast, speed, rate if self.integ.can_fuel else -1)
 
     def _fall_back(self):

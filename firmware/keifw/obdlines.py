@@ -9,8 +9,8 @@ timeouts, negative}.
 """
 
 from . import fusion as _fusion
-from . import obdfuel as _f
 from . import obd as _obd
+from . import obdfuel as _f
 from .obd import Client
 
 T_SIGNAL = b'"type":"signal"'

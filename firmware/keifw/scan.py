@@ -530,5 +530,5 @@ class Scanner:
 
     def scan(self, buf, j, n):
         """Records j..n-1 of buf; the first left for Python (see C_WHY), or n."""
-        return _scan(buf, self.st, j, n, self.ctx, self.tab, buf, self.stage, self.p, self.acc, self.dec,  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-                     self.rate, self.values, self.ck)
+        # (viper takes any buffer as a pointer: pyright ignores the arguments)
+        return _scan(buf, self.st, j, n, self.ctx, self.tab, buf, self.stage, self.p, self.acc, self.dec, self.rate, self.values, self.ck)  # pyright: ignore[reportArgumentType]

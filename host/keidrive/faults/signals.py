@@ -141,7 +141,7 @@ class Forge:
         codec = _codec(self.can_id, self.dbc)
         first = int(records["timestamp_us"][(records["flags"] & record.FLAG_CONTROL) == 0].min())
         last = int(records["timestamp_us"].max())
-        step = max(TICK_US, int(round(US / self.rate_hz / TICK_US)) * TICK_US)
+        step = max(TICK_US, round(US / self.rate_hz / TICK_US) * TICK_US)
         ts = np.arange(first + step - self.lead_us, last, step, dtype=np.int64)
         ts = ts[(ts >= self.t0 * US) & (ts < (self.t0 + self.duration) * US)]
         src = _previous(records, self.can_id, ts)
