@@ -3,6 +3,7 @@ formatted into the Writer's preallocated buffer: the 10 Hz ones allocate
 nothing. Keys and fields are documented in docs/firmware.md.
 """
 
+import micropython
 from micropython import const
 
 from . import alerts as _alerts
@@ -32,6 +33,8 @@ _R_FLOODED = const(3)
 assert (_econ.TICKS, _econ.DIST, _econ.FUEL) == (_TICKS, _DIST, _FUEL)
 assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_FAULTY, _inputs.O_LEADER) == (
     _O_SPEED_OK, _O_V, _O_FAULTY, _O_LEADER)
+assert (_econ.FALLBACK_DIST, _econ.FALLBACK_TICKS, _econ.UNTRUSTED_TICKS, _econ.P_REJ_DLC, _econ.P_REJ_STALE) == (
+    20, 22, 23, 23, 28)  # _quality's literals
 assert (_scan.C_UNKNOWN, _scan.R_STRIDE, _scan.R_FLOODED) == (_C_UNKNOWN, _R_STRIDE, _R_FLOODED)
 _F_STRIDE = const(26)
 _F_FAULT = const(11)
@@ -53,12 +56,14 @@ SIGNAL = template(b'{"type":"signal","state":%s,"name":%s,"t_s":%1}')
 _QUALITY = (
     b'"fallback_s":%1,"fallback_km":%3,"untrusted_s":%1,"rejected":{"dlc":%0,"checksum":%0,"counter":%0,'
     b'"rate":%0,"plausibility":%0,"stale":%0},"faulty":[')
-STATUS = template(
+_STATUS = (
     b'{"type":"status","t_s":%1,"speed_kmh":%2,"distance_km":%3,"fuel_l":%3,"instant_km_per_l":%2,'
     b'"rolling_km_per_l":%2,"trip_km_per_l":%2,"l_per_100km":%2,"mpg_us":%2,"energy_kwh":%3,"wh_per_km":%1,'
     b'"eco_score":%0,"eco_level":%0,"eco_hint":%r,"warnings":%l,"warning_level":%s,"missing":%l,'
     b'"implausible":%l,"valid":%b,"bus":%s,"frames":%0,"lost_frames":%0,"overruns":%0,"filtered_out":%0,'
     b'"tx_dropped":%0,"tec":%0,"rec":%0,"profile":%s,"quality":{"speed_source":%r,' + _QUALITY)
+STATUS = template(_STATUS + b']}}')  # no source faulty: the whole line in one call
+STATUS_HEAD = template(_STATUS)  # ... else one FAULTY each, then QUALITY_END
 FAULTY = template(b'{"source":%s,"reason":%s}')
 QUALITY_END = template(b']}')  # end() closes the line
 TRIP_HEAD = template(
@@ -139,7 +144,7 @@ def status(fw):
     v[1] = o[_O_V] if o[_O_SPEED_OK] else NULL
     v[2] = acc[_DIST]
     if kind != KIND_EV:
-        fuel = fw.has_fuel()
+        fuel = fw.inputs.m_fuel >= 0 or (obd is not None and obd.method != 0)  # (Firmware.has_fuel, inline)
         v[3] = acc[_FUEL] if fuel else NULL
         m = fw.inputs.m_fuel
         win = fw.windows
@@ -227,28 +232,33 @@ def status(fw):
         v[23] = port.rec
     else:
         v[22] = v[23] = ABSENT
-    _quality(econ, v, 24)
-    w.start(STATUS)
-    if o[_O_FAULTY]:
-        for r in range(fz.n):
-            reason = src[r * _F_STRIDE + _F_FAULT]
-            if reason:
-                s[0] = fz.names[r]
-                s[1] = _fusion.FAULTS[reason]
-                w.part(FAULTY)
+    _quality(acc, econ.p, v, 24)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+    if not o[_O_FAULTY]:
+        w.line(STATUS)
+        return
+    w.start(STATUS_HEAD)
+    for r in range(fz.n):
+        reason = src[r * _F_STRIDE + _F_FAULT]
+        if reason:
+            s[0] = fz.names[r]
+            s[1] = _fusion.FAULTS[reason]
+            w.part(FAULTY)
     w.part(QUALITY_END)
     w.end()
 
 
-def _quality(econ, v, j):
-    """The quality object's common numbers into v from j (_QUALITY's order)."""
-    acc = econ.acc
-    p = econ.p
-    v[j] = acc[_econ.FALLBACK_TICKS]
-    v[j + 1] = acc[_econ.FALLBACK_DIST]
-    v[j + 2] = acc[_econ.UNTRUSTED_TICKS]
-    for k in range(6):
-        v[j + 3 + k] = p[_econ.P_REJ_DLC + k]
+@micropython.viper
+def _quality(acc: ptr32, p: ptr32, v: ptr32, j: int):
+    """The quality object's common numbers into v from j (_QUALITY's order):
+    economy.FALLBACK_TICKS, FALLBACK_DIST, UNTRUSTED_TICKS, then P_REJ_DLC ..
+    P_REJ_STALE (the literals, asserted above)."""
+    v[j] = acc[22]
+    v[j + 1] = acc[20]
+    v[j + 2] = acc[23]
+    k = 0
+    while k < 6:
+        v[j + 3 + k] = p[23 + k]
+        k += 1
 
 
 def trip(fw):
@@ -351,7 +361,7 @@ def _trip_quality(fw, fuel, eco_samples):
             s[0] = fz.group_names[g]
             v[0] = src[r * _F_STRIDE + _fusion.F_LEAD_TICKS]
             w.part(TRIP_SOURCE)
-    _quality(fw.econ, v, 0)
+    _quality(fw.econ.acc, fw.econ.p, v, 0)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
     w.part(TRIP_QUALITY)
     for r in range(fz.n):
         reason = src[r * _F_STRIDE + _fusion.F_EVER]

@@ -17,7 +17,8 @@ each only while the client's own bus load stays within ``obd_bus_share_pct``
 of the bit rate (a token bucket in bits, frames costed at 130 bits). One
 request is outstanding at a time; it completes when every ECU that supports
 one of its PIDs has answered, or after P2 (50 ms; P2*, 5 s, after a
-"response pending" 0x7F xx 0x78, at most PENDING_MAX times a request).
+"response pending" 0x7F xx 0x78, at most PENDING_MAX times a request, and
+never for the fast poll, whose data is the next poll's).
 
 Other ECUs on the port (a gateway, a transmission, a dongle) may claim
 PIDs, answer them late, wrongly or never: each PID is taken from one ECU,
@@ -214,10 +215,11 @@ class Client:
             if n >= 3 and b[1] == self.tx[1]:
                 if b[2] == 0x78:  # response pending: wait longer, a bounded number of times
                     self.ecu_pending[s] += 1
-                    if (not self.expect or self.expect >> s & 1) and not self.ignored[s] \
+                    self.pend |= 1 << s
+                    # (a fast poll's data is the next poll's: it waits for none)
+                    if not self.req_fast and (not self.expect or self.expect >> s & 1) and not self.ignored[s] \
                             and self.n78 < PENDING_MAX:
                         self.n78 += 1
-                        self.pend |= 1 << s
                         self.wait_us = P2_STAR_US
                         self.t_sent = t
                     return
@@ -419,6 +421,7 @@ class Client:
         self.failed |= 1 << m
         self.unanswered = 0
         self.confirmed = False
+        self.lacking = -1  # (the speed came: what lacked was this method's)
         self._choose()
 
     def _after_map(self, t):

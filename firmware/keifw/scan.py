@@ -277,7 +277,9 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, stg
         # one only from AGREE_FRAMES consecutive frames within that bound of
         # each other (before: stale); a run of SPEED_RESYNC_FRAMES rejected
         # frames that agree with each other is a real change. Either verdict
-        # rejects the whole frame.
+        # rejects the whole frame; a signal that passes takes its value as
+        # its reference at once (it passed its own check, whatever the
+        # frame's other signals do).
         why = 0
         c = rate[r + 6] * 9
         ce = c + rate[r + 7] * 9
@@ -285,9 +287,9 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, stg
             x = stg[ck[c]]
             if (x >> 31) == 1:  # zero-extended negative (64-bit port)
                 x -= (x >> 31) << 16 << 16
-            ok = 0
             if not seen:  # after a gap: a new reference only from agreement
                 ck[c + 5] = 0
+            ok = 0
             if ck[c + 5]:
                 el = ((t - ck[c + 4] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
                 if el > 1000000 or el < 0:  # the bound grows for 1 s of rejected frames at most
@@ -315,11 +317,19 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, stg
                     ck[c + 6] = 1
                 ck[c + 7] = x
                 ck[c + 8] = t
-                if ok == 2:
-                    if ck[c + 6] < 25:  # SPEED_RESYNC_FRAMES
-                        why = 27  # P_REJ_PLAUSIBILITY
-                elif ck[c + 6] < 3 and why == 0:  # AGREE_FRAMES
-                    why = 28  # P_REJ_STALE
+                if ok == 2 and ck[c + 6] < 25:  # SPEED_RESYNC_FRAMES
+                    why = 27  # P_REJ_PLAUSIBILITY
+                elif ok == 0 and ck[c + 6] < 3:  # AGREE_FRAMES
+                    if why == 0:
+                        why = 28  # P_REJ_STALE
+                else:
+                    ok = 1  # agreed on: the new reference
+                    ck[c + 5] = 1
+            if ok == 1:
+                ck[c + 3] = x
+                ck[c + 4] = t
+                if ck[c + 6]:  # a passing frame ends a run
+                    ck[c + 6] = 0
             c += 9
         if h == 2 and why == 0:
             # fuel: more than the engine can burn, or fuel with the engine at
@@ -344,18 +354,13 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, stg
                 stg[s0] = values[s0]
                 s0 += 1
             continue
-        # commit: the frame's values become current; its speed checks' new reference
-        while s0 < s1:
+        # commit: the frame's values become current (two words a pass)
+        while s0 + 1 < s1:
             values[s0] = stg[s0]
-            s0 += 1
-        c = rate[r + 6] * 9
-        while c < ce:
-            ck[c + 3] = stg[ck[c]]  # (as loaded: sign-fixed where it is read)
-            ck[c + 4] = t
-            if ck[c + 6]:
-                ck[c + 5] = 1
-                ck[c + 6] = 0
-            c += 9
+            values[s0 + 1] = stg[s0 + 1]
+            s0 += 2
+        if s0 < s1:
+            values[s0] = stg[s0]
         if not st[b + 7] or h == 0:
             continue
         # valid: time since the previous good frame in 100 us units, the
