@@ -97,7 +97,8 @@ _G_STRIDE = const(4)
 S_VH = const(226)       # the trusted speed of the last 10 ticks (the acceleration)
 S_PHASE = const(236)    # ticks since the last judgement
 S_PRIMARY = const(237)  # the first group that had a value: a trusted speed from a later one is a fallback
-S_LEN = const(238)
+S_WITNESS = const(238)  # per group, its witness's speed + 1 (0: none)
+S_LEN = const(242)
 JUDGE_TICKS = const(5)  # the rule runs twice a second: its counts below are in judgements
 
 
@@ -179,11 +180,20 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 src[g] += src[b + 8]
                 src[g + 1] += 1
             r += 1
-        k = 210
-        while k < 226:
-            if src[k + 1] > 1:
-                src[k] = src[k] // src[k + 1]
-            k += 4
+        # each group's witness: the first other group's mean (+ 1: 0 is none,
+        # no word read back negative)
+        g = 0
+        while g < 4:
+            w = 0
+            h = 0
+            while h < 4:
+                c = src[211 + h * 4]
+                if h != g and c:
+                    w = src[210 + h * 4] // c + 1
+                    break
+                h += 1
+            src[238 + g] = w
+            g += 1
         # zero and frozen evidence against the witness; the voting means
         r = 0
         while r < n:
@@ -191,13 +201,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
             g = src[b]
             v = src[b + 8]
             fresh = src[b + 9]
-            w = -1
-            h = 0
-            while h < 4:
-                if h != g and src[211 + h * 4]:
-                    w = src[210 + h * 4]
-                    break
-                h += 1
+            w = src[238 + g] - 1
             if fresh and v != src[b + 16]:
                 src[b + 16] = v
                 src[b + 17] = 0
@@ -267,13 +271,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                         src[b + 21] = ratio
             if src[b + 25] and why != 3:
                 # a jump ends when the row agrees with its witness, or has none
-                w = -1
-                h = 0
-                while h < 4:
-                    if h != g and src[211 + h * 4]:
-                        w = src[210 + h * 4]
-                        break
-                    h += 1
+                w = src[238 + g] - 1
                 dv = v - w
                 if w < 0 or (dv <= 720 and dv >= -720):
                     src[b + 25] = 0
@@ -296,13 +294,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 src[b + 13] = 0
                 if src[b + 11]:
                     # trusted again after agreeing with its witness while moving
-                    w = -1
-                    h = 0
-                    while h < 4:
-                        if h != g and src[211 + h * 4]:
-                            w = src[210 + h * 4]
-                            break
-                        h += 1
+                    w = src[238 + g] - 1
                     dv = v - w
                     if fresh and w > 1000 and dv <= 720 and dv >= -720:
                         src[b + 14] += 1
@@ -346,7 +338,8 @@ class Fusion:
     """The speed sources of one car: the table ``src`` and its names."""
 
     def __init__(self, gen, roles, engine):
-        assert S_N == F_STRIDE * MAX_ROWS and S_VH == S_GS + _G_STRIDE * MAX_GROUPS and S_PHASE == S_VH + 10  # judge's literals
+        assert S_N == F_STRIDE * MAX_ROWS and S_VH == S_GS + _G_STRIDE * MAX_GROUPS and S_PHASE == S_VH + 10 \
+            and S_WITNESS == S_PRIMARY + 1  # judge's literals
         self.src = array("i", bytes(4 * S_LEN))
         self.src[S_ENGINE] = 1 if engine else 0
         self.src[S_PRIMARY] = MAX_GROUPS
