@@ -109,7 +109,7 @@ def quality_line(trip: dict) -> str:
         ignored = [f"{e['id']} ({e['ignored']})" for e in obd.get("ecus", []) if e.get("ignored")]
         parts.append(f"OBD-II engine ECU {obd['engine_ecu']}" + (f", ignored {', '.join(ignored)}" if ignored else ""))
     for fb in obd.get("fuel_fallbacks") or []:
-        parts.append(f"fuel method {fb['method']} dropped: {fb['pid']} unanswered by {fb['ecu']}")
+        parts.append(f"fuel method {fb['method']} given up: {fb['pid']} from {fb['ecu']} missing or implausible")
     return "data quality: " + ("; ".join(parts) if parts else "nothing rejected, no source faulty")
 
 
