@@ -11,18 +11,24 @@ owner (``Fusion.push``: fresh for ``max_age`` ticks); a pushed source's own
 plausibility (a GPS fix's quality, an OBD-II reply's sender) is its owner's
 to apply before it pushes.
 
-Every 10 Hz tick ``judge`` (one viper call) applies the rule, in 0.01 km/h:
+Every 10 Hz tick ``judge`` (one viper call) reads the rows and picks the
+trusted speed by the last judgement's verdicts; twice a second it judges
+(JUDGE_TICKS), by this rule, in 0.01 km/h:
 
 * **zero**: a row below 1 km/h while the witness reads above 10 km/h and
   the engine runs (on an engine car) — a dead or missing sensor;
 * **frozen**: a row whose value (above 1 km/h) has not changed for 3 s
-  while the witness moved by more than 5 km/h;
+  while the witness moved by more than 5 km/h since it last changed;
 * **disagree**: a row more than 7.2 km/h from the other groups, both above
   1 km/h: it loses when more groups disagree with it than agree (itself
   counted on its side), and in a tie when a disagreeing group has the higher
   priority (with two sources a disagreement cannot say which is wrong: the
   car's own vehicle speed, its odometer's source, is kept); **scale** when
-  the ratio of the two held within 10 % while it built up (a unit mismatch).
+  the ratio of the two held within 10 % while it built up (a unit mismatch);
+* a row that **jumped** (changed faster than 1.2 g plus 5 km/h between two
+  ticks: a step the frame checks took after 25 agreeing frames) loses a tie
+  too, and neither leads nor votes until it agrees with its witness (or has
+  none).
 
 The witness of a row is the first other group with a row not found zero or
 frozen. Zero and disagree latch after 3 s of evidence in a row (frozen's
@@ -62,19 +68,18 @@ F_FAULT = const(11)    # FAULT_* latched, 0 trusted
 F_PENDING = const(12)  # the reason under evidence
 F_EVIDENCE = const(13)  # judgements of it in a row
 F_CLEAR = const(14)    # judgements agreeing while faulty
-F_PHYS = const(15)     # this tick's zero / frozen evidence
+F_PHYS = const(15)     # the last judgement's zero / frozen evidence
 F_LAST = const(16)     # the value at its last change
 F_SAME = const(17)     # judgements since
-F_WMIN = const(18)     # the witness's range since
-F_WMAX = const(19)
-F_RMIN = const(20)     # the ratio to the disagreeing group (x 1000) while the evidence built up
-F_RMAX = const(21)
+F_WRANGE = const(18)   # the witness's range since: its lowest << 15 | its highest (0.01 km/h, at most 327 km/h)
+F_RMIN = const(19)     # the ratio to the disagreeing group (x 1000) while the evidence built up
+F_RMAX = const(20)
 # ... the trip
-F_FAULT_TICKS = const(22)
-F_EVER = const(23)     # the last fault the row had (0: never)
-F_LEAD_TICKS = const(24)  # a group's first row: ticks it was the trusted speed
-F_JUMPED = const(25)   # it changed faster than 1.2 g between two ticks (till it agrees again)
-F_STRIDE = const(26)
+F_FAULT_TICKS = const(21)
+F_EVER = const(22)     # the last fault the row had (0: never)
+F_LEAD_TICKS = const(23)  # a group's first row: ticks it was the trusted speed
+F_JUMPED = const(24)   # it changed faster than 1.2 g between two ticks (till it agrees again)
+F_STRIDE = const(25)
 
 FAULT_ZERO = const(1)
 FAULT_FROZEN = const(2)
@@ -86,36 +91,37 @@ INTEG_FRAME = const(0)  # the frame scanner integrates its frames (the speed rol
 INTEG_TICK = const(1)   # the tick integrates it (loop._count)
 INTEG_OWNER = const(2)  # its owner integrates it (OBD-II)
 
-_UNSET = const(0x3FFFFFFF)  # F_LAST, F_WMIN before any value
+_UNSET = const(0x3FFFFFFF)  # F_LAST before any value
 MAX_ROWS = const(8)
 MAX_GROUPS = const(4)
-# src after the rows (judge's literals: 208 = MAX_ROWS * F_STRIDE ...)
-S_N = const(208)        # rows in use
-S_ENGINE = const(209)   # 1: an engine car (the zero rule asks the engine)
-S_GS = const(210)       # per group: the mean and count of its rows not zero or frozen, and of its voting rows
+# src after the rows (judge's literals: 200 = MAX_ROWS * F_STRIDE ...)
+S_N = const(200)        # rows in use
+S_ENGINE = const(201)   # 1: an engine car (the zero rule asks the engine)
+S_GS = const(202)       # per group: the sum and count of its rows not zero or frozen, the mean and count of its voters
 _G_STRIDE = const(4)
-S_VH = const(226)       # the trusted speed of the last 10 ticks (the acceleration)
-S_PHASE = const(236)    # ticks since the last judgement
-S_PRIMARY = const(237)  # the first group that had a value: a trusted speed from a later one is a fallback
-S_WITNESS = const(238)  # per group, its witness's speed + 1 (0: none)
-S_LEN = const(242)
+S_VH = const(218)       # the trusted speed of the last 10 ticks (the acceleration)
+S_PHASE = const(228)    # ticks since the last judgement
+S_PRIMARY = const(229)  # the first group that had a value: a trusted speed from a later one is a fallback
+S_WITNESS = const(230)  # per group, its witness's speed + 1 (0: none)
+S_LEN = const(234)
 JUDGE_TICKS = const(5)  # the rule runs twice a second: its counts below are in judgements
-
 
 
 @micropython.viper
 def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
     """The tick's speed: the rows' values and the trusted group every tick
     (by the verdicts of the last judgement), the rule (module docstring)
-    every JUDGE_TICKS ticks; into o (inputs.O_SPEED_OK, O_V, O_LEADER, O_LEAD_INTEG, O_FAULTY: faulty
-    rows; the rule reads O_RUNNING) and the acceleration over the last
-    second (O_A; 13: its history's position). After the rows, src holds
-    the rows in use, the engine flag, the groups' means, the speed history
-    and the ticks to the next judgement (S_*): one argument, so the tick's
-    call of it stays small. Speeds are kept >= 0 (a reading below 0, an
-    offset's noise, is 0) and "unset" is _UNSET, so no word read back needs
-    a 64-bit port's sign fix but the decoded raw value and the offset."""
-    n = src[208]
+    every JUDGE_TICKS ticks; into o (inputs.O_SPEED_OK, O_V, O_LEADER,
+    O_LEAD_INTEG, O_FALLBACK, O_FAULTY: faulty rows; the rule reads
+    O_RUNNING) and the acceleration over the last second (O_A; 13: its
+    history's position). After the rows, src holds the rows in use, the
+    engine flag, the groups' sums, the speed history, the ticks since the
+    last judgement, the first group seen and the witnesses (S_*): one
+    argument, so the tick's call of it stays small. Speeds are kept >= 0 (a
+    reading below 0, an offset's noise, is 0) and "unset" is _UNSET, so no
+    word read back needs a 64-bit port's sign fix but the decoded raw value
+    and the offset."""
+    n = src[200]
     # the rows' values, and the trusted speed: the first group with a fresh
     # row neither faulty nor under evidence (as of the last judgement), its mean
     nf = 0
@@ -124,7 +130,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
     lcnt = 0
     r = 0
     while r < n:
-        b = r * 26
+        b = r * 25
         m = src[b + 1]
         fresh = 0
         if m >= 0 and m < 0x10000:  # a slot row (a pushed row's -1 loads as a large word on a 64-bit port)
@@ -145,7 +151,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 # the last tick; it leads and votes no more until it agrees
                 dv = v - src[b + 8]
                 if src[b + 9] and (dv > 924 or dv < -924):
-                    src[b + 25] = 1
+                    src[b + 24] = 1
                 src[b + 8] = v
         elif src[b + 10] < src[b + 7]:
             fresh = 1
@@ -153,30 +159,30 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
         src[b + 9] = fresh
         if src[b + 11]:
             nf += 1
-            src[b + 22] += 1
-        elif fresh and not src[b + 12] and not src[b + 25]:
+            src[b + 21] += 1
+        elif fresh and not src[b + 12] and not src[b + 24]:
             g = src[b]
             if lead < 0 or lead == g:
                 lead = g
                 lsum += src[b + 8]
                 lcnt += 1
-        if fresh and src[b] < src[237]:
-            src[237] = src[b]  # the first source the car has shown: the others are fallbacks
+        if fresh and src[b] < src[229]:
+            src[229] = src[b]  # the first source the car has shown: the others are fallbacks
         r += 1
-    ph = src[236] + 1
+    ph = src[228] + 1
     if ph >= 5:  # JUDGE_TICKS: the rule
         ph = 0
-        engine = src[209]
-        k = 210
-        while k < 226:
+        engine = src[201]
+        k = 202
+        while k < 218:
             src[k] = 0
             k += 1
         # the groups' means over rows not found zero or frozen: the witnesses
         r = 0
         while r < n:
-            b = r * 26
+            b = r * 25
             if src[b + 9] and src[b + 11] != 1 and src[b + 11] != 2:
-                g = 210 + src[b] * 4
+                g = 202 + src[b] * 4
                 src[g] += src[b + 8]
                 src[g + 1] += 1
             r += 1
@@ -187,54 +193,58 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
             w = 0
             h = 0
             while h < 4:
-                c = src[211 + h * 4]
+                c = src[203 + h * 4]
                 if h != g and c:
-                    w = src[210 + h * 4] // c + 1
+                    w = src[202 + h * 4] // c + 1
                     break
                 h += 1
-            src[238 + g] = w
+            src[230 + g] = w
             g += 1
         # zero and frozen evidence against the witness; the voting means
         r = 0
         while r < n:
-            b = r * 26
+            b = r * 25
             g = src[b]
             v = src[b + 8]
             fresh = src[b + 9]
-            w = src[238 + g] - 1
+            w = src[230 + g] - 1
             if fresh and v != src[b + 16]:
                 src[b + 16] = v
                 src[b + 17] = 0
-                src[b + 18] = 0x3FFFFFFF
-                src[b + 19] = 0
+                src[b + 18] = 0x3FFF8000  # the witness's range since: none yet (min 32767, max 0)
             elif src[b + 17] < 10000:
                 src[b + 17] += 1
             phys = 0
             if w >= 0:
-                if w < src[b + 18]:  # noqa: PLR1730  (min() in viper: a runtime call on objects)
-                    src[b + 18] = w
-                if w > src[b + 19]:  # noqa: PLR1730
-                    src[b + 19] = w
+                if w > 0x7FFF:
+                    w = 0x7FFF
+                lo = src[b + 18] >> 15
+                hi = src[b + 18] & 0x7FFF
+                if w < lo:  # noqa: PLR1730  (min() in viper: a runtime call on objects)
+                    lo = w
+                if w > hi:  # noqa: PLR1730
+                    hi = w
+                src[b + 18] = (lo << 15) | hi
                 if fresh:
                     if v < 100 and w > 1000 and (not engine or o[9]):
                         phys = 1
-                    elif v >= 100 and src[b + 17] >= 6 and src[b + 19] - src[b + 18] > 500:
+                    elif v >= 100 and src[b + 17] >= 6 and hi - lo > 500:
                         phys = 2  # (stuck at 0: the zero rule's)
             src[b + 15] = phys
-            if fresh and not phys and not src[b + 11] and not src[b + 25]:
-                g = 212 + g * 4
+            if fresh and not phys and not src[b + 11] and not src[b + 24]:
+                g = 204 + g * 4
                 src[g] += v
                 src[g + 1] += 1
             r += 1
-        k = 212
-        while k < 226:
+        k = 204
+        while k < 218:
             if src[k + 1] > 1:
                 src[k] = src[k] // src[k + 1]
             k += 4
         # disagreement; the latches
         r = 0
         while r < n:
-            b = r * 26
+            b = r * 25
             g = src[b]
             v = src[b + 8]
             fresh = src[b + 9]
@@ -246,8 +256,8 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 gv0 = 0
                 h = 0
                 while h < 4:
-                    if h != g and src[213 + h * 4]:
-                        gv = src[212 + h * 4]
+                    if h != g and src[205 + h * 4]:
+                        gv = src[204 + h * 4]
                         if gv >= 100:
                             dv = v - gv
                             if dv > 720 or dv < -720:
@@ -259,22 +269,22 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                             else:
                                 agree += 1
                     h += 1
-                if dis > agree + 1 or (dis == agree + 1 and (higher or src[b + 25])):
+                if dis > agree + 1 or (dis == agree + 1 and (higher or src[b + 24])):
                     why = 3
                     ratio = v * 1000 // gv0
                     if src[b + 12] != 3:
+                        src[b + 19] = ratio
                         src[b + 20] = ratio
-                        src[b + 21] = ratio
-                    elif ratio < src[b + 20]:
+                    elif ratio < src[b + 19]:
+                        src[b + 19] = ratio
+                    elif ratio > src[b + 20]:
                         src[b + 20] = ratio
-                    elif ratio > src[b + 21]:
-                        src[b + 21] = ratio
-            if src[b + 25] and why != 3:
+            if src[b + 24] and why != 3:
                 # a jump ends when the row agrees with its witness, or has none
-                w = src[238 + g] - 1
+                w = src[230 + g] - 1
                 dv = v - w
                 if w < 0 or (dv <= 720 and dv >= -720):
-                    src[b + 25] = 0
+                    src[b + 24] = 0
             if why:
                 if src[b + 12] == why:
                     if src[b + 13] < 10000:
@@ -283,18 +293,18 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                     src[b + 12] = why
                     src[b + 13] = 1
                 if not src[b + 11] and (src[b + 13] >= 6 or why == 2):
-                    if why == 3 and src[b + 21] - src[b + 20] <= src[b + 20] // 10 and (
-                            src[b + 20] < 900 or src[b + 21] > 1100):
+                    if why == 3 and src[b + 20] - src[b + 19] <= src[b + 19] // 10 and (
+                            src[b + 19] < 900 or src[b + 20] > 1100):
                         why = 4  # a steady ratio: a unit mismatch
                     src[b + 11] = why
-                    src[b + 23] = why
+                    src[b + 22] = why
                 src[b + 14] = 0
             else:
                 src[b + 12] = 0
                 src[b + 13] = 0
                 if src[b + 11]:
                     # trusted again after agreeing with its witness while moving
-                    w = src[238 + g] - 1
+                    w = src[230 + g] - 1
                     dv = v - w
                     if fresh and w > 1000 and dv <= 720 and dv >= -720:
                         src[b + 14] += 1
@@ -303,31 +313,31 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                     else:
                         src[b + 14] = 0
             r += 1
-    src[236] = ph
+    src[228] = ph
     v = 0
     integ = 0
     if lead >= 0:
         v = lsum // lcnt if lcnt > 1 else lsum
         r = 0
-        while src[r * 26] != lead:
+        while src[r * 25] != lead:
             r += 1
-        src[r * 26 + 24] += 1
-        integ = src[r * 26 + 6]
+        src[r * 25 + 23] += 1
+        integ = src[r * 25 + 6]
     o[0] = 1 if lead >= 0 else 0
     o[1] = v
     o[10] = nf
     o[11] = lead
     o[12] = integ
-    o[21] = 1 if lead > src[237] else 0
+    o[21] = 1 if lead > src[229] else 0
     # acceleration over the last second, cm/s2
     vpos = o[13]
     a = 0
     if lead >= 0:
-        a = (v - src[226 + vpos]) * 5 // 18
-        src[226 + vpos] = v
+        a = (v - src[218 + vpos]) * 5 // 18
+        src[218 + vpos] = v
     else:
-        k = 226
-        while k < 236:
+        k = 218
+        while k < 228:
             src[k] = v
             k += 1
     o[2] = a
@@ -373,7 +383,6 @@ class Fusion:
         src[b + F_C] = 1
         src[b + F_INTEG] = integ
         src[b + F_LAST] = _UNSET
-        src[b + F_WMIN] = _UNSET
         self.names.append(name)
         self.n += 1
         src[S_N] = self.n

@@ -36,7 +36,7 @@ assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_FAULTY, _inputs.O_LEADER) == 
 assert (_econ.FALLBACK_DIST, _econ.FALLBACK_TICKS, _econ.UNTRUSTED_TICKS, _econ.P_REJ_DLC, _econ.P_REJ_STALE) == (
     20, 22, 23, 23, 28)  # _quality's literals
 assert (_scan.C_UNKNOWN, _scan.R_STRIDE, _scan.R_FLOODED) == (_C_UNKNOWN, _R_STRIDE, _R_FLOODED)
-_F_STRIDE = const(26)
+_F_STRIDE = const(25)
 _F_FAULT = const(11)
 assert (_fusion.F_STRIDE, _fusion.F_FAULT) == (_F_STRIDE, _F_FAULT)
 
@@ -56,14 +56,12 @@ SIGNAL = template(b'{"type":"signal","state":%s,"name":%s,"t_s":%1}')
 _QUALITY = (
     b'"fallback_s":%1,"fallback_km":%3,"untrusted_s":%1,"rejected":{"dlc":%0,"checksum":%0,"counter":%0,'
     b'"rate":%0,"plausibility":%0,"stale":%0},"faulty":[')
-_STATUS = (
+STATUS = template(  # then one FAULTY per faulty source, QUALITY_END
     b'{"type":"status","t_s":%1,"speed_kmh":%2,"distance_km":%3,"fuel_l":%3,"instant_km_per_l":%2,'
     b'"rolling_km_per_l":%2,"trip_km_per_l":%2,"l_per_100km":%2,"mpg_us":%2,"energy_kwh":%3,"wh_per_km":%1,'
     b'"eco_score":%0,"eco_level":%0,"eco_hint":%r,"warnings":%l,"warning_level":%s,"missing":%l,'
     b'"implausible":%l,"valid":%b,"bus":%s,"frames":%0,"lost_frames":%0,"overruns":%0,"filtered_out":%0,'
     b'"tx_dropped":%0,"tec":%0,"rec":%0,"profile":%s,"quality":{"speed_source":%r,' + _QUALITY)
-STATUS = template(_STATUS + b']}}')  # no source faulty: the whole line in one call
-STATUS_HEAD = template(_STATUS)  # ... else one FAULTY each, then QUALITY_END
 FAULTY = template(b'{"source":%s,"reason":%s}')
 QUALITY_END = template(b']}')  # end() closes the line
 TRIP_HEAD = template(
@@ -233,16 +231,14 @@ def status(fw):
     else:
         v[22] = v[23] = ABSENT
     _quality(acc, econ.p, v, 24)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-    if not o[_O_FAULTY]:
-        w.line(STATUS)
-        return
-    w.start(STATUS_HEAD)
-    for r in range(fz.n):
-        reason = src[r * _F_STRIDE + _F_FAULT]
-        if reason:
-            s[0] = fz.names[r]
-            s[1] = _fusion.FAULTS[reason]
-            w.part(FAULTY)
+    w.start(STATUS)
+    if o[_O_FAULTY]:
+        for r in range(fz.n):
+            reason = src[r * _F_STRIDE + _F_FAULT]
+            if reason:
+                s[0] = fz.names[r]
+                s[1] = _fusion.FAULTS[reason]
+                w.part(FAULTY)
     w.part(QUALITY_END)
     w.end()
 

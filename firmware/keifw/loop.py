@@ -174,7 +174,7 @@ class Firmware:
         self.eco = Eco()
         self.alerts = _alerts.Alerts(cfg, roles.has("boost"), roles.kind == KIND_EV)
         self.windows = Windows()
-        self.w = Writer(out, 1536 + 96 * _alerts.MAX_LOG)  # room for the trip line's whole warning log
+        self.w = Writer(out)  # (the trip line, with its warning log, goes out in pieces: telemetry.FLUSH_AT)
         checks = [(roles.msg[r], roles.slot[r]) for r in ("speed", "wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
                   if roles.has(r)]
         self.scanner = _scan.Scanner(gen, self.values, self.stage, val, econ,

@@ -77,7 +77,9 @@ def write_trip(client, w):
         b'{"method":"%s","pid":"0x%02X","ecu":%s}' % (
             _f.METHOD_NAMES[fb[k]], fb[k + 1], b'"0x%X"' % client.ecu_id(fb[k + 2]) if fb[k + 2] != 0xFF else b"null")
         for k in range(0, 3 * client.n_fallbacks, 3))
-    w.raw(b'{"vin":%s,"supported_pids":[%s],"requests":%d,"responses":%d,"timeouts":%d,"negative":%d,'
-          b'"engine_ecu":%s,"ecus":[%s],"fuel_fallbacks":[%s]}' % (
-              vin, pids, client.requests, client.responses, client.timeouts, client.negative, engine, ecus,
-              fallbacks))
+    # in pieces the Writer sends as they come (a stranger claiming every PID
+    # makes the list of PIDs alone a kilobyte)
+    w.raw(b'{"vin":%s,"supported_pids":[%s],' % (vin, pids))
+    w.raw(b'"requests":%d,"responses":%d,"timeouts":%d,"negative":%d,"engine_ecu":%s,"ecus":[%s],' % (
+        client.requests, client.responses, client.timeouts, client.negative, engine, ecus))
+    w.raw(b'"fuel_fallbacks":[%s]}' % fallbacks)
