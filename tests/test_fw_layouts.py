@@ -7,8 +7,8 @@ import sys
 from keidrive.paths import firmware_dir
 
 sys.path.insert(0, str(firmware_dir()))
-import keifw.compat  # noqa: F401, E402  (stands in for the micropython module)
-from keifw import economy, fusion, inputs, scan  # noqa: E402
+import keifw.compat  # noqa: F401  (stands in for the micropython module)
+from keifw import economy, fusion, inputs, scan
 
 
 def test_the_scanners_literals_are_the_layouts():

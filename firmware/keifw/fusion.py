@@ -216,7 +216,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                 src[b + 17] += 1
             phys = 0
             if w >= 0:
-                if w > 0x7FFF:
+                if w > 0x7FFF:  # noqa: PLR1730  (min() in viper: a runtime call on objects)
                     w = 0x7FFF
                 lo = src[b + 18] >> 15
                 hi = src[b + 18] & 0x7FFF
