@@ -20,6 +20,10 @@ even four to a loop pass, a digit ~60 (its division is a runtime call).
 The per-element methods (begin, key, raw, kfix, kstr, end) go through the
 same call, one key and value at a time, for lines written in pieces
 (keifw/obdlines.py) and the rare ones (error, info).
+
+A line put together from pieces goes out in more than one write once it
+passes FLUSH_AT bytes (the trip line with its warning log): the stream gets
+the same bytes, the buffer holds one piece rather than the longest line.
 """
 
 from array import array
