@@ -103,7 +103,8 @@ S_VH = const(218)       # the trusted speed of the last 10 ticks (the accelerati
 S_PHASE = const(228)    # ticks since the last judgement
 S_PRIMARY = const(229)  # the first group that had a value: a trusted speed from a later one is a fallback
 S_WITNESS = const(230)  # per group, its witness's speed + 1 (0: none)
-S_LEN = const(234)
+S_CHANGES = const(234)  # faults latched or cleared so far (a source line each: loop, lines.sources)
+S_LEN = const(235)
 JUDGE_TICKS = const(5)  # the rule runs twice a second: its counts below are in judgements
 
 
@@ -297,6 +298,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                             src[b + 19] < 900 or src[b + 20] > 1100):
                         why = 4  # a steady ratio: a unit mismatch
                     src[b + 11] = why
+                    src[234] += 1
                     src[b + 22] = why
                 src[b + 14] = 0
             else:
@@ -310,6 +312,7 @@ def judge(src: ptr32, values: ptr32, vb: ptr8, o: ptr32):
                         src[b + 14] += 1
                         if src[b + 14] >= 10:
                             src[b + 11] = 0
+                            src[234] += 1
                     else:
                         src[b + 14] = 0
             r += 1
@@ -349,7 +352,7 @@ class Fusion:
 
     def __init__(self, gen, roles, engine):
         assert S_N == F_STRIDE * MAX_ROWS and S_VH == S_GS + _G_STRIDE * MAX_GROUPS and S_PHASE == S_VH + 10 \
-            and S_WITNESS == S_PRIMARY + 1  # judge's literals
+            and S_WITNESS == S_PRIMARY + 1 and S_CHANGES == S_WITNESS + MAX_GROUPS  # judge's literals
         self.src = array("i", bytes(4 * S_LEN))
         self.src[S_ENGINE] = 1 if engine else 0
         self.src[S_PRIMARY] = MAX_GROUPS
@@ -358,6 +361,8 @@ class Fusion:
         self.names = []        # per row, b"MESSAGE.Signal" or the owner's name
         self.group_names = []  # per group
         self.group_json = []   # ... quoted, as status lines give the trusted one
+        self.latched = bytearray(MAX_ROWS)  # per row, its fault as the last source lines said
+        self.changes = 0       # src[S_CHANGES] as of those lines
         if roles.has("speed"):
             self._slot_row(gen, roles, "speed", self._group(roles.name["speed"].encode()), INTEG_FRAME)
         wheels = [role for role in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr") if roles.has(role)]

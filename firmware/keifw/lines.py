@@ -38,7 +38,8 @@ assert (_econ.FALLBACK_DIST, _econ.FALLBACK_TICKS, _econ.UNTRUSTED_TICKS, _econ.
 assert (_scan.C_UNKNOWN, _scan.R_STRIDE, _scan.R_FLOODED) == (_C_UNKNOWN, _R_STRIDE, _R_FLOODED)
 _F_STRIDE = const(25)
 _F_FAULT = const(11)
-assert (_fusion.F_STRIDE, _fusion.F_FAULT) == (_F_STRIDE, _F_FAULT)
+_F_EVER = const(22)
+assert (_fusion.F_STRIDE, _fusion.F_FAULT, _fusion.F_EVER) == (_F_STRIDE, _F_FAULT, _F_EVER)
 
 BUS_NAMES = (b"active", b"warning", b"passive", b"bus_off", b"stopped")
 STATES = (b"", b"raised", b"cleared", b"escalated")
@@ -48,6 +49,7 @@ STATES = (b"", b"raised", b"cleared", b"escalated")
 # %l a list of strings, %b a bool, %r raw bytes, %p three more digits.
 WARNING = template(b'{"type":"warning","kind":%s,"level":%s,"state":%s,"t_s":%1,"speed_kmh":%2}')
 SIGNAL = template(b'{"type":"signal","state":%s,"name":%s,"t_s":%1}')
+SOURCE = template(b'{"type":"source","state":%s,"name":%s,"reason":%s,"t_s":%1}')
 # the fuel figures (engine cars), the energy ones (hybrid, EV) and tec / rec
 # (a port with error counters) ABSENT where they do not apply
 # the quality object's common part (status and trip lines): fallback and
@@ -106,6 +108,27 @@ def signal(fw, i, state, t_ds):
     s[1] = fw.msg_names[i]
     w.vals[0] = t_ds
     w.line(SIGNAL)
+
+
+def sources(fw, t_ds):
+    """A source line for each speed source found faulty or trusted again
+    since the last (the fusion counts its verdicts' changes: S_CHANGES)."""
+    fz = fw.fusion
+    src = fz.src
+    latched = fz.latched
+    w = fw.w
+    s = w.objs
+    for r in range(fz.n):
+        b = r * _F_STRIDE
+        fault = src[b + _F_FAULT]
+        if fault != latched[r]:
+            latched[r] = fault
+            s[0] = b"faulty" if fault else b"trusted"
+            s[1] = fz.names[r]
+            s[2] = _fusion.FAULTS[src[b + _F_EVER]]
+            w.vals[0] = t_ds
+            w.line(SOURCE)
+    fz.changes = src[_fusion.S_CHANGES]
 
 
 def error(w, message):

@@ -55,6 +55,8 @@ _F_ECO = const(1)      # an eco sample: a trusted speed, the pedal, and engine d
 _F_IDLING = const(2)   # stopped with the engine running
 _F_SCORED = const(4)   # the sample counts towards the trip's score (not parked with the engine off)
 _F_SIGNALS = const(8)  # lost / restored events to report
+_S_CHANGES = const(234)  # the fusion's count of verdicts changed (a source line each)
+assert _fusion.S_CHANGES == _S_CHANGES
 
 
 @micropython.viper
@@ -411,6 +413,8 @@ class Firmware:
             self._warnings(t_ds)
         if f & _F_SIGNALS:
             self._signals(t_ds)
+        if self.src[_S_CHANGES] != self.fusion.changes:
+            lines.sources(self, t_ds)
         if self.chores:
             self._chores(t_ds)
         f = _periods(self.periods)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)

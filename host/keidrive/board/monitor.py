@@ -99,6 +99,9 @@ class State:
             self.warnings.append(obj)
         elif kind == "signal":
             self.signals.append(obj)
+        elif kind == "source":
+            self.messages.append(f"speed source {obj.get('name')} {obj.get('state')} ({obj.get('reason')}) "
+                                 f"at {obj.get('t_s')} s"[:100])
         elif kind == "error":
             self.errors.append(obj.get("message", ""))
         elif kind == "trip":

@@ -47,8 +47,10 @@ _TRIP = {
 _WARNING = {"kind": (str, True), "level": (str, True), "state": (str, True), "t_s": (NUMBER, True),
             "speed_kmh": ((*NUMBER, None), False)}
 _SIGNAL = {"state": (str, True), "name": (str, True), "t_s": (NUMBER, True)}
+_SOURCE = {"state": (str, True), "name": (str, True), "reason": (str, True), "t_s": (NUMBER, True)}
 _BOOT = {"reset_cause": (str, True), "restored": (bool, True)}
-_EVENTS = {"warning": _WARNING, "signal": _SIGNAL, "boot": _BOOT, "info": {}, "error": {"message": (str, True)}}
+_EVENTS = {"warning": _WARNING, "signal": _SIGNAL, "source": _SOURCE, "boot": _BOOT, "info": {},
+           "error": {"message": (str, True)}}
 
 
 class Invalid(ValueError):
