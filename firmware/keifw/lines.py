@@ -288,8 +288,9 @@ def _quality(acc: ptr32, p: ptr32, v: ptr32, j: int):
         k += 1
 
 
-def trip(fw):
-    """The trip summary line (end of input, on demand)."""
+def trip(fw, log=True):
+    """The trip summary line (end of input, on demand); ``log`` False: its
+    ``warnings`` list empty (the uplink's: each warning went as an event)."""
     w = fw.w
     v = w.vals
     s = w.objs
@@ -345,12 +346,12 @@ def trip(fw):
     v[20] = acc[_econ.ECO_SUM] // n if n else NULL  # no sample: not measured
     w.start(TRIP_HEAD)
     al = fw.alerts
-    log = al.log
-    for j in range(al.log_n):
-        s[0] = _alerts.KINDS[log[j * 4]]
-        s[1] = _alerts.LEVELS[log[j * 4 + 1]]
-        v[0] = log[j * 4 + 2]
-        v[1] = log[j * 4 + 3] if log[j * 4 + 3] >= 0 else NULL
+    entries = al.log
+    for j in range(al.log_n if log else 0):
+        s[0] = _alerts.KINDS[entries[j * 4]]
+        s[1] = _alerts.LEVELS[entries[j * 4 + 1]]
+        v[0] = entries[j * 4 + 2]
+        v[1] = entries[j * 4 + 3] if entries[j * 4 + 3] >= 0 else NULL
         w.part(TRIP_WARNING)
     v[0] = al.log_total
     v[1] = fw.frames
