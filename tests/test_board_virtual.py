@@ -135,7 +135,8 @@ def test_flash_deploys_and_mpremote_lists_the_application(board, flashed, env):
     assert not (root / ".kd_stage").exists() and not (root / ".kd_old").exists()
     config = json.loads((root / "config.json").read_text())
     assert config == {"can_port": "mcp2515", "mcp2515_spi": 2, "pin_sck": 18, "pin_mosi": 23, "pin_miso": 19,
-                      "pin_cs": 5, "pin_int": 4, "profile": "jp-expressway", "vehicle": "kei_turbo_660"}
+                      "pin_cs": 5, "pin_int": 4, "gps_uart": 2, "pin_gps_rx": 16, "pin_gps_tx": 17,
+                      "profile": "jp-expressway", "vehicle": "kei_turbo_660"}
     # main.py stays source, everything else is .mpy
     assert not list((root / "keifw").rglob("*.py"))
 
@@ -367,7 +368,7 @@ def test_bad_values_and_images_leave_the_board_as_it_was(board, flashed, env, tm
     one_error_line(keidrive("config", "set", "--port", port, "profile", "autobahn", env=env), "profile must be one of")
     one_error_line(keidrive("config", "set", "--port", port, "colour", "red", env=env), "unknown config key")
     one_error_line(keidrive("flash", "--port", port, "--board", "esp32", "--profile", "warp", env=env),
-                   "profile must be one of")
+                   "--profile warp: no such speed profile")
     uf2 = tmp_path / "pico.uf2"
     uf2.write_bytes((0x0A324655).to_bytes(4, "little") + (0x9E5D5157).to_bytes(4, "little")
                     + (0x2000).to_bytes(4, "little") + bytes(16) + (0xE48BFF56).to_bytes(4, "little") + bytes(480))
