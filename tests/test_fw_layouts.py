@@ -8,7 +8,7 @@ from keidrive.paths import firmware_dir
 
 sys.path.insert(0, str(firmware_dir()))
 import keifw.compat  # noqa: F401  (stands in for the micropython module)
-from keifw import economy, fusion, inputs, scan
+from keifw import economy, fusion, inputs, loop, scan
 
 
 def test_the_scanners_literals_are_the_layouts():
@@ -25,8 +25,9 @@ def test_the_scanners_literals_are_the_layouts():
 
 def test_the_fusions_literals_are_the_layouts():
     assert (fusion.F_STRIDE, fusion.MAX_ROWS, fusion.S_N, fusion.S_ENGINE, fusion.S_GS, fusion.S_VH,
-            fusion.S_PHASE, fusion.S_PRIMARY, fusion.S_WITNESS, fusion.S_LEN) == (
-        25, 8, 200, 201, 202, 218, 228, 229, 230, 234)
+            fusion.S_PHASE, fusion.S_PRIMARY, fusion.S_WITNESS, fusion.S_CHANGES, fusion.S_LEN) == (
+        25, 8, 200, 201, 202, 218, 228, 229, 230, 234, 235)
+    assert loop._S_CHANGES == fusion.S_CHANGES
     assert (fusion.F_V, fusion.F_FRESH, fusion.F_AGE, fusion.F_FAULT, fusion.F_PENDING, fusion.F_EVIDENCE,
             fusion.F_CLEAR, fusion.F_PHYS, fusion.F_LAST, fusion.F_SAME, fusion.F_WRANGE, fusion.F_RMIN,
             fusion.F_RMAX, fusion.F_FAULT_TICKS, fusion.F_EVER, fusion.F_LEAD_TICKS, fusion.F_JUMPED) == tuple(

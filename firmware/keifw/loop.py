@@ -55,8 +55,7 @@ _F_ECO = const(1)      # an eco sample: a trusted speed, the pedal, and engine d
 _F_IDLING = const(2)   # stopped with the engine running
 _F_SCORED = const(4)   # the sample counts towards the trip's score (not parked with the engine off)
 _F_SIGNALS = const(8)  # lost / restored events to report
-_S_CHANGES = const(234)  # the fusion's count of verdicts changed (a source line each)
-assert _fusion.S_CHANGES == _S_CHANGES
+_S_CHANGES = const(234)  # the fusion's count of verdicts changed (a source line each): fusion.S_CHANGES
 
 
 @micropython.viper
