@@ -197,7 +197,10 @@ def board_main():
     elif cfg["can_port"] == "stream":
         app.run_stream(fw, app.stdin_stream(), virtual=False)
     else:
-        app.run_port(fw, port)
+        try:
+            app.run_port(fw, port)
+        except KeyboardInterrupt:  # Ctrl-C on the console: the trip so far, saved, then the REPL
+            fw.finish()
 
 
 def main():

@@ -1,8 +1,7 @@
 """CAN ports: one small interface over three very different sources.
 
-    poll(frame) -> bool   fill the preallocated Frame, True if one was read
-    read(block) -> n      or instead: up to len(block) // 24 frames as stream
-                          records straight into block (the loop polls otherwise, see fill)
+    read(block) -> n      up to len(block) // 24 received frames as stream
+                          records straight into block (keifw/record.py)
     send(id, extended, buf, n) -> bool
     state() -> 0 active, 1 warning, 2 passive, 3 bus-off, 4 stopped
     restart()
@@ -26,26 +25,6 @@ STATE_WARNING = 1
 STATE_PASSIVE = 2
 STATE_BUS_OFF = 3
 STATE_STOPPED = 4
-
-
-class Frame:
-    """The one frame buffer a port fills; never reallocated."""
-
-    def __init__(self):
-        self.key = 0  # id, | record.KEY_EXTENDED for a 29-bit id
-        self.dlc = 0
-        self.flags = 0
-        self.buf = bytearray(8)
-        self.data = self.buf  # a port may point this at its own buffer
-
-
-def fill(poll, fr, block, nmax):
-    """Up to nmax frames from ``poll`` into block as stream records; how many."""
-    n = 0
-    while n < nmax and poll(fr):
-        put(block, n * 24, fr.key, fr.data, fr.dlc, fr.flags)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-        n += 1
-    return n
 
 
 class StreamPort:
@@ -174,28 +153,33 @@ class MachineCANPort:
             self.can.set_filters(None)
             self.filtered = False
         self.buf = bytearray(8)
-        self.rx = [0, memoryview(self.buf), 0, 0]
+        self.rx = [0, memoryview(self.buf), 0, 0]  # recv fills it in place
         self.ext_flag = CAN.FLAG_EXT_ID
+        self.rtr_flag = CAN.FLAG_RTR
         self.backoff = Backoff()
         self.restarts = 0
         self.overruns = 0
 
-    def poll(self, fr):
-        r = self.can.recv(self.rx)
-        if r is None:
-            return False
-        key = r[0]
-        if r[2] & self.ext_flag:
-            key |= record.KEY_EXTENDED
-        if r[3]:
-            self.overruns += 1
-        fr.key = key
-        fr.flags = 1 if r[2] & self.ext_flag else 0
-        if r[2] & self.CAN.FLAG_RTR:
-            fr.flags |= record.FLAG_REMOTE
-        fr.data = r[1]
-        fr.dlc = len(r[1])
-        return True
+    def read(self, block):
+        """Received frames as stream records at the start of block; how many."""
+        recv = self.can.recv
+        rx = self.rx
+        ext = self.ext_flag
+        rtr = self.rtr_flag
+        nmax = len(block) // record.SIZE
+        n = 0
+        while n < nmax:
+            r = recv(rx)
+            if r is None:
+                break
+            if r[3]:
+                self.overruns += 1
+            f = r[2]
+            # put: the key's bit 29 marks an extended id; the remote flag as the record has it
+            put(block, n * record.SIZE, r[0] | (record.KEY_EXTENDED if f & ext else 0), r[1], len(r[1]),  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+                record.FLAG_REMOTE if f & rtr else 0)
+            n += 1
+        return n
 
     def send(self, can_id, extended, buf, n):
         flags = self.ext_flag if extended else 0

@@ -44,10 +44,10 @@ def add_subparser(subparsers) -> None:
         help="firmware config keys to use on top of the run's (e.g. obd_ve_pct written by keidrive calibrate)",
     )
     parser.add_argument(
-        "--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|PATH",
+        "--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|rp2040|PATH",
         help="where the firmware runs: the MicroPython unix port (default), CPython, the 32-bit targets "
-             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy), "
-             "or your micropython build",
+             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy, "
+             "rp2040: an emulated Raspberry Pi Pico, the frames through its MCP2515), or your micropython build",
     )
     parser.add_argument(
         "--telemetry", metavar="FILE",
