@@ -46,6 +46,7 @@ ANSWER_NS = 10_000_000_000  # the console must answer (the trip after Ctrl-C) wi
 READ_BYTES = 4096 * record.SIZE
 TRIM = 50_000  # delivered frames kept before the schedule is cut
 BANNER = "Type \"help()\" for more information."  # the REPL is back: main.py has ended
+BOOT_NS = 20_000_000_000  # a boot reaches its REPL or main.py long before this much emulated time
 
 
 def model():
@@ -271,26 +272,32 @@ class DriveSession(Session):
 
 class ScriptSession(Session):
     """Runs ``script`` on the Pico through the raw REPL, as mpremote does:
-    once main.py has the chip receiving, Ctrl-C stops it; in the raw REPL a
-    soft reset gives a fresh interpreter (main.py does not run again there);
-    then the script. Its output lines go to ``line``; ``done`` when it ends."""
+    Ctrl-C (every INTERRUPT_NS until the REPL's prompt shows: a boot may still
+    be mounting its file system) stops main.py; in the raw REPL a soft reset
+    gives a fresh interpreter (main.py does not run again there); then the
+    script. Its output lines go to ``line``; ``done`` when it ends."""
+
+    INTERRUPT_NS = 500_000_000
 
     RAW = b"raw REPL; CTRL-B to exit\r\n>"
 
     def __init__(self, *args, script: str, **kwargs):
         super().__init__(*args, **kwargs)
+        self.deadline_ns = BOOT_NS  # the REPL (or main.py's chip init) must come by then
         # (what the console must have printed, what to type then)
         self.steps = [(b">>> ", b"\x01"), (self.RAW, b"\x04"), (b"soft reboot\r\n" + self.RAW, script.encode() + b"\x04"),
                       (b"OK", b"")]
         self.seen = b""
-        self.started = False
+        self.interrupt_at = 0.0
         self.running = False
         self.errors = b""
 
-    def receiving(self) -> None:
-        if not self.started:
-            self.started = True
-            self.type(b"\r\x03\x03")
+    def wake(self) -> float | None:
+        due = super().wake()
+        if len(self.steps) == 4 and self.nanos >= self.interrupt_at:  # no prompt yet
+            self.to_console += b"\r\x03\x03"
+            self.interrupt_at = self.nanos + self.INTERRUPT_NS
+        return due
 
     def output(self, data: bytes) -> None:
         if self.running:
@@ -324,6 +331,25 @@ class ScriptSession(Session):
                 rest, self.seen = self.seen, b""
                 self.output(rest)
                 return
+
+
+def run_script(target, script: str, cfg: dict | None = None) -> str:
+    """What ``script`` prints, run through the raw REPL on a Pico booting
+    ``target``'s application image (with ``cfg``, or the default drive's, as
+    /config.json); one clear error if it raises."""
+    import io
+
+    cfg = board_config(cfg or {})
+    mcp = model()
+    chip = chip_for(mcp, cfg)
+    out = io.StringIO()
+    err = io.StringIO()
+    with tempfile.TemporaryDirectory(prefix="keidrive-pico-") as tmp:
+        with boot(target, cfg, None, Path(tmp)) as pico:
+            session = ScriptSession(pico, chip, None, script=script, out=out, err=err)
+            if session.run() != 0:
+                raise KeidriveError(err.getvalue().strip().splitlines()[-1])
+    return out.getvalue() + err.getvalue()
 
 
 def board_config(cfg: dict) -> dict:

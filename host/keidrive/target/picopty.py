@@ -8,8 +8,10 @@ frozen, an empty file system it formats at first boot, the image a user
 flashes before ``keidrive flash``; otherwise the application image) with the
 MCP2515 model on SPI0, prints ``pty: /dev/pts/N`` and serves until killed.
 ``--records`` (24-byte frame records, keidrive.record) go onto the chip's
-bus at their own timestamps from the first time firmware puts the chip in
-listen-only or normal mode. What nobody reads from the pty for a second is
+bus at their own timestamps, the first one a second after firmware first
+puts the chip in listen-only or normal mode (main.py opens the port before
+it builds the firmware: frames that came sooner would wait in the driver's
+ring, or be lost past it, as on a car whose bus is up before the board). What nobody reads from the pty for a second is
 dropped, as a USB host that is not listening drops it.
 """
 
@@ -30,6 +32,7 @@ from ..errors import KeidriveError
 from . import pico
 
 STALL_DROP_S = 1.0
+START_NS = 1_000_000_000
 
 
 class PtySession(pico.Session):
@@ -41,7 +44,7 @@ class PtySession(pico.Session):
 
     def receiving(self) -> None:
         if self.bus is not None and self.bus.start_ns is None:
-            self.bus.start(self.nanos + pico.START_NS)
+            self.bus.start(self.nanos + START_NS)
 
     def output(self, data: bytes) -> None:
         deadline = time.monotonic() + STALL_DROP_S

@@ -182,10 +182,11 @@ def _symbols(elf: Path, names: tuple) -> dict:
 
 
 def native_functions(elf: Path) -> dict:
-    """Address of every frozen native or viper function's code (mpy-tool names it ``fun_data_..._native...``)."""
+    """Address of every frozen native or viper function's machine code: the
+    ``fun_data_...`` arrays mpy-tool puts in .text (bytecode goes to .rodata)."""
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     return {parts[2]: int(parts[0], 16) for parts in (line.split() for line in out.splitlines())
-            if len(parts) == 3 and parts[2].startswith("fun_data_") and "native" in parts[2]}
+            if len(parts) == 3 and parts[1] in "tT" and parts[2].startswith("fun_data_")}
 
 
 def _run(command: list[str], log: Path, what: str) -> None:
