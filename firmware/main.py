@@ -199,7 +199,11 @@ def board_main():
     else:
         try:
             app.run_port(fw, port)
-        except KeyboardInterrupt:  # Ctrl-C on the console: the trip so far, saved, then the REPL
+        except KeyboardInterrupt:
+            # Ctrl-C on the console: the trip so far, then the REPL. Not saved: a
+            # flash or a config change usually follows, and the next boot goes on
+            # from the last periodic save
+            fw.store = None
             fw.finish()
 
 

@@ -142,7 +142,10 @@ def test_the_trip_on_the_emulated_pico_matches_the_unix_ports(target, drive, tmp
     within what the two clocks can differ by (a frame reaches the board a
     fraction of a millisecond after its timestamp, and the board reads it at
     its next pass)."""
-    config = firmware_config("nbox-turbo")
+    # one periodic save, at 25 s: after the last frame (24 s), as a save's sector
+    # erase stalls the core with interrupts off (docs/targets.md), and before the
+    # Ctrl-C that ends the run (main.py does not save then)
+    config = firmware_config("nbox-turbo", overrides={"save_interval_s": 25})
     reference = run_records(drive.tobytes(), config, timeout=120)
     assert reference.ok, reference.failure()
     data = tmp_path / "data"
@@ -154,7 +157,7 @@ def test_the_trip_on_the_emulated_pico_matches_the_unix_ports(target, drive, tmp
     assert ours["eco_score"] == theirs["eco_score"] and ours["warnings"] == theirs["warnings"]
     last = pico.statuses[-1]
     assert last["overruns"] == 0 and last["bus"] == "active"
-    assert (data / "trip_a.bin").is_file() or (data / "trip_b.bin").is_file()  # the trip store, back from LittleFS
+    assert (data / "trip_a.bin").is_file()  # the trip store, back from LittleFS
 
 
 def test_keidrive_flash_onto_the_stock_image_and_the_firmware_reads_the_bus(target, drive, tmp_path):

@@ -185,7 +185,7 @@ def id_registers(value, extended, out, o):
 
 class MCP2515Port:
     """``regs``: (SPI block address, chip select GPIO, INT GPIO) on an RP2040,
-    whose drain then works on the registers (see _drain_rp2040)."""
+    whose drain then works on the registers (see _drain)."""
 
     def __init__(self, spi, cs, int_pin, gen, osc_mhz=8, bitrate=500000, transmit=False, regs=None):
         self.spi = spi
@@ -214,8 +214,6 @@ class MCP2515Port:
         self.slots = [mv[k * SLOT:(k + 1) * SLOT] for k in range(RING)]
         hw, cs_pin, int_gpio = regs if regs is not None else (0, 0, 0)
         self.ix = array("i", (0, 0, 0, 0, hw, 1 << cs_pin, 1 << int_gpio))
-        # bound once: an interrupt must not allocate
-        self._drain = self._drain_rp2040 if regs is not None else self._drain_calls
         # counters for the status line
         self.overruns = 0        # RX0OVR / RX1OVR seen: at least one frame lost in the chip each
         self.tec = 0
@@ -280,7 +278,8 @@ class MCP2515Port:
 
     def attach_irq(self, trigger):
         """Drain on the INT pin's falling edge (machine.Pin.IRQ_FALLING), in the interrupt itself."""
-        self.int_pin.irq(handler=self._drain, trigger=trigger, hard=True)
+        self.irq_handler = self._drain  # bound once, here: the interrupt itself must not allocate
+        self.int_pin.irq(handler=self.irq_handler, trigger=trigger, hard=True)
 
     # ---- SPI primitives ------------------------------------------------
     def _out(self, buf):
@@ -336,35 +335,75 @@ class MCP2515Port:
             self._out(buf)
 
     # ---- receive ---------------------------------------------------------
-    # Both drains are viper: native code keeps its locals on the C stack,
-    # where a bytecode function this size takes its call state from the heap
-    # on every call (a search of the allocation table that can last longer
-    # than a receive buffer does on a busy bus). Each takes the pin the
-    # interrupt passes (None otherwise: viper has no default arguments).
     def drain(self):
         """Move every frame the chip holds into the ring, oldest first (a trip save calls it between chunks)."""
         self._drain(None)
 
+    # viper: native code keeps its locals on the C stack, where a bytecode
+    # function this size takes its call state from the heap on every call (a
+    # search of the allocation table that can last longer than a receive
+    # buffer does on a busy bus). It takes the pin the interrupt passes (None
+    # otherwise: viper has no default arguments).
     @micropython.viper
-    def _drain_calls(self, _pin):
-        """drain() over machine.SPI and machine.Pin (any board)."""
+    def _drain(self, _pin):
+        """drain(): on an RP2040 (ix[HW] set) through the SPI block's data and
+        status registers (the block machine.SPI configured), chip select and
+        INT as SIO GPIO_OUT_CLR / GPIO_OUT_SET / GPIO_IN bits; elsewhere
+        through machine.SPI and machine.Pin."""
         ix = ptr32(self.ix)
         if ix[BUSY]:
             return
         ix[BUSY] = 1
-        spi = self.spi
-        cs = self.cs
-        pin = self.int_pin
+        hw = ix[HW]
+        dr = ptr32(hw + 0x08)  # SSPDR
+        sr = ptr32(hw + 0x0C)  # SSPSR: bit 1 TX FIFO not full, bit 2 RX FIFO not empty
+        gpio_in = ptr32(0xD0000004)
+        cs_high = ptr32(0xD0000014)
+        cs_low = ptr32(0xD0000018)
+        cs_bit = ix[CS_MASK]
+        int_bit = ix[INT_MASK]
+        spi = cs = pin = _pin  # objects from the start, as viper needs: machine's below, without registers
+        if hw:
+            while sr[0] & 4:
+                dr[0]  # nothing left from an earlier transfer
+        else:
+            spi = self.spi
+            cs = self.cs
+            pin = self.int_pin
+        ring = ptr8(self.ring)
         st = ptr8(self.st)
         while True:
-            if pin.value():  # INT high: no receive flag, no ERRIF
+            # INT high: no receive flag, no ERRIF. Let go of the bus, then look
+            # again: a frame that came as it was let go found it busy
+            # (an int each way: viper gives a conditional expression one type)
+            if hw:
+                high = gpio_in[0] & int_bit
+            else:
+                high = 1 if pin.value() else 0
+            if high:
                 ix[BUSY] = 0
-                if pin.value():
+                if hw:
+                    high = gpio_in[0] & int_bit
+                else:
+                    high = 1 if pin.value() else 0
+                if high:
                     return
-                ix[BUSY] = 1  # it fell as the bus was released: its edge found it busy
-            cs.value(0)
-            spi.write_readinto(self.cmd_status, self.st)
-            cs.value(1)
+                ix[BUSY] = 1
+            # READ STATUS: RX0IF, RX1IF
+            if hw:
+                cs_low[0] = cs_bit
+                dr[0] = READ_STATUS
+                dr[0] = 0
+                j = 0
+                while j < 2:
+                    if sr[0] & 4:
+                        st[j] = dr[0]
+                        j += 1
+                cs_high[0] = cs_bit
+            else:
+                cs.value(0)
+                spi.write_readinto(self.cmd_status, self.st)
+                cs.value(1)
             s = st[1] & (RX0IF | RX1IF)
             if not s:
                 self._errors()
@@ -381,72 +420,24 @@ class MCP2515Port:
                         # counts what it cannot hold
                         ix[BUSY] = 0
                         return
-                    cs.value(0)
-                    spi.write_readinto(self.cmd_rxb1 if k else self.cmd_rxb0, self.slots[h])
-                    cs.value(1)
-                    ix[HEAD] = nh
-                    ix[FRAMES] += 1
-                k += 1
-
-    @micropython.viper
-    def _drain_rp2040(self, _pin):
-        """_drain_calls' steps on an RP2040's registers: the SPI block's data and
-        status registers (the block machine.SPI configured), chip select and INT
-        as SIO GPIO_OUT_CLR / GPIO_OUT_SET / GPIO_IN bits."""
-        ix = ptr32(self.ix)
-        if ix[BUSY]:
-            return
-        ix[BUSY] = 1
-        dr = ptr32(ix[HW] + 0x08)  # SSPDR
-        sr = ptr32(ix[HW] + 0x0C)  # SSPSR: bit 1 TX FIFO not full, bit 2 RX FIFO not empty
-        gpio_in = ptr32(0xD0000004)
-        cs_high = ptr32(0xD0000014)
-        cs_low = ptr32(0xD0000018)
-        cs = ix[CS_MASK]
-        irq = ix[INT_MASK]
-        ring = ptr8(self.ring)
-        while sr[0] & 4:
-            dr[0]  # nothing left from an earlier transfer
-        while True:
-            if gpio_in[0] & irq:
-                ix[BUSY] = 0
-                if gpio_in[0] & irq:
-                    return
-                ix[BUSY] = 1
-            cs_low[0] = cs
-            dr[0] = READ_STATUS
-            dr[0] = 0
-            j = 0
-            s = 0
-            while j < 2:
-                if sr[0] & 4:
-                    s = dr[0]
-                    j += 1
-            cs_high[0] = cs
-            s &= RX0IF | RX1IF
-            if not s:
-                self._errors()
-                continue
-            k = 0
-            while k < 2:
-                if s & (1 << k):
-                    h = ix[HEAD]
-                    nh = h + 1 if h < RING - 1 else 0
-                    if nh == ix[TAIL]:
-                        ix[BUSY] = 0
-                        return
-                    o = h * SLOT
-                    cs_low[0] = cs
-                    i = 0
-                    j = 0
-                    while j < SLOT:  # up to 8 bytes in flight: the FIFOs' depth
-                        if i < SLOT and i - j < 8 and sr[0] & 2:
-                            dr[0] = (READ_RXB1 if k else READ_RXB0) if i == 0 else 0
-                            i += 1
-                        if sr[0] & 4:
-                            ring[o + j] = dr[0]
-                            j += 1
-                    cs_high[0] = cs
+                    # READ RX BUFFER into the ring's slot (the flag clears as CS rises)
+                    if hw:
+                        o = h * SLOT
+                        cs_low[0] = cs_bit
+                        i = 0
+                        j = 0
+                        while j < SLOT:  # up to 8 bytes in flight: the FIFOs' depth
+                            if i < SLOT and i - j < 8 and sr[0] & 2:
+                                dr[0] = (READ_RXB1 if k else READ_RXB0) if i == 0 else 0
+                                i += 1
+                            if sr[0] & 4:
+                                ring[o + j] = dr[0]
+                                j += 1
+                        cs_high[0] = cs_bit
+                    else:
+                        cs.value(0)
+                        spi.write_readinto(self.cmd_rxb1 if k else self.cmd_rxb0, self.slots[h])
+                        cs.value(1)
                     ix[HEAD] = nh
                     ix[FRAMES] += 1
                 k += 1

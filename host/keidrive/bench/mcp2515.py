@@ -34,7 +34,8 @@ class InitBus:  # answers the init: CANSTAT shows the mode last written to CANCT
     def write(self, b):
         if b[0] == 0x02 and b[1] == 0x0F: self.mode = b[2]
     def write_readinto(self, t, r):
-        r[2] = self.mode
+        if t[0] == 0x03:  # READ
+            r[2] = self.mode
 
 class Bus:  # READ STATUS: a frame in RXB0; READ RX BUFFER leaves the ring slot as it is
     def write(self, b): pass

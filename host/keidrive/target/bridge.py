@@ -36,9 +36,8 @@ MPY_HEAP = 256 * 1024
 CHUNK_RECORDS = 512
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="keidrive.target.bridge")
-    p.add_argument("runtime", choices=RUNTIMES)
+def main_arguments(p: argparse.ArgumentParser) -> None:
+    """main.py's own command line, as the harness gives it to a board's runner."""
     p.add_argument("--tree", help="the firmware tree (default: the bundled one)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--stdin", action="store_true")
@@ -46,6 +45,12 @@ def _parse(argv):
     p.add_argument("--config", required=True)
     p.add_argument("--data")
     p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="keidrive.target.bridge")
+    p.add_argument("runtime", choices=RUNTIMES)
+    main_arguments(p)
     p.add_argument("--heap", type=int)
     p.add_argument("--watch-heap", action="store_true", help="after the trip, the lowest free heap seen after a collection at each block read")
     return p.parse_args(argv)
@@ -187,10 +192,11 @@ def _relay(read, session, romfs: bytes = b"") -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+def main(argv=None, parse=_parse, run=serve) -> int:
+    """The command line (``parse``, ``run``: another board's, as target/pico.py's)."""
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        return serve(args)
+        return run(args)
     except KeidriveError as error:
         sys.stderr.write(f"keidrive: error: {error}\n")
         return 2

@@ -18,8 +18,9 @@ queue behind each other). The firmware runs on the Pico's own clock.
 Telemetry lines go to stdout, other console text to stderr. When the drive
 is over (an end-of-drive record, or the end of the input) and a status line
 has been printed a while after the last frame, the runner types Ctrl-C on
-the console: main.py stops the firmware, which prints its trip line and
-saves it; once the REPL is back, ``/data`` goes back into ``--data``.
+the console: main.py stops the firmware, which prints its trip line; once
+the REPL is back, ``/data`` (the trip store as the last periodic save left
+it) goes back into ``--data``.
 Nothing is transmitted (listen-only), and remote and error frames are not
 put on the bus: the model receives data frames.
 """
@@ -29,7 +30,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +37,7 @@ from pathlib import Path
 from .. import record
 from ..errors import KeidriveError
 from . import rp2040js
+from .bridge import _open_source, main_arguments
 
 VBOARD = Path(__file__).resolve().parents[1] / "board" / "vboard"
 START_NS = 50_000_000  # the first frame after the chip is receiving (lets the firmware's loop start)
@@ -253,7 +254,7 @@ class DriveSession(Session):
         elif line.startswith('{"type":"trip"'):
             self.trip = True
         elif line == BANNER and self.interrupted:
-            self.done = self.trip  # main.py has ended: the trip is saved
+            self.done = self.trip  # main.py has ended
             if not self.trip:
                 self.failed = "main.py ended without a trip line"
 
@@ -266,7 +267,7 @@ class DriveSession(Session):
             # a status line has just gone out: the next tick is 100 ms away, so the
             # interrupt finds the firmware between passes of its loop
             self.interrupted = True
-            self.type(b"\x03")  # Ctrl-C: main.py prints the trip and saves it
+            self.type(b"\x03")  # Ctrl-C: main.py prints the trip
         return self.nanos + POLL_NS
 
 
@@ -383,22 +384,8 @@ def chip_for(mcp, cfg: dict):
 
 def _parse(argv):
     p = argparse.ArgumentParser(prog="keidrive.target.pico")
-    p.add_argument("--tree", help="the firmware tree to freeze (default: the bundled one)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stdin", action="store_true")
-    source.add_argument("--socket")
-    p.add_argument("--config", required=True)
-    p.add_argument("--data")
-    p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
+    main_arguments(p)
     return p.parse_args(argv)
-
-
-def _source(args):
-    if args.stdin:
-        return sys.stdin.buffer.read1
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(args.socket)  # before the Pico boots: the harness waits only so long for the firmware
-    return sock.recv
 
 
 def serve(args) -> int:
@@ -411,7 +398,7 @@ def serve(args) -> int:
     cfg = board_config(json.loads(Path(args.config).read_text()))
     if cfg.get("obd"):
         raise KeidriveError("the rp2040 runtime is listen-only: OBD-II polling transmits (use micropython or unix32)")
-    read = _source(args)
+    read = _open_source(args)  # before the Pico boots: the harness waits only so long for the firmware
     target = build("rp2040", app=args.tree)
     data = Path(args.data) if args.data else None
     mcp = model()
@@ -432,12 +419,9 @@ def serve(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    try:
-        return serve(args)
-    except KeidriveError as error:
-        sys.stderr.write(f"keidrive: error: {error}\n")
-        return 2
+    from . import bridge
+
+    return bridge.main(argv, _parse, serve)
 
 
 if __name__ == "__main__":
