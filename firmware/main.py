@@ -139,6 +139,21 @@ def open_port(cfg, gen):
         return None, "can_port %s: %s: %s" % (kind, type(e).__name__, e)
 
 
+def open_gps_uart(cfg):
+    """(machine.UART, None) for the GNSS module, or (None, the reason)."""
+    try:
+        from machine import UART
+
+        kw = {"baudrate": cfg["gps_baud"], "timeout": 0, "rxbuf": 512}
+        if cfg["pin_gps_rx"] is not None:
+            kw["rx"] = cfg["pin_gps_rx"]
+        if cfg["pin_gps_tx"] is not None:
+            kw["tx"] = cfg["pin_gps_tx"]
+        return UART(cfg["gps_uart"], **kw), None
+    except Exception as e:  # no such UART, pins it cannot use: an error line, never a crash loop
+        return None, "gps: UART %d: %s: %s" % (cfg["gps_uart"], type(e).__name__, e)
+
+
 def idle(fw):
     """No CAN controller: keep the clock and the status line going (bus
     "stopped", every signal missing) so the unit is seen alive and can be
@@ -185,9 +200,12 @@ def board_main():
         os.mkdir(BOARD_DATA)
     except OSError:
         pass
-    fw, _ = app.build(BOARD_CONFIG, BOARD_DATA, port=port, gpio=gpio)
+    uart, uart_error = open_gps_uart(cfg) if cfg["gps"] else (None, None)
+    fw, _ = app.build(BOARD_CONFIG, BOARD_DATA, port=port, gpio=gpio, uart=uart)
     if gpio_error:
         fw.error(gpio_error)
+    if uart_error:
+        fw.error(uart_error)
     sp = getattr(port, "sample_permille", None)
     if sp is not None:  # an MCP2515: the bit timing as computed from its crystal
         fw.info(b'"mcp2515":', ("%d bit/s, sample point %d.%d %%" % (cfg["can_bitrate"], sp // 10, sp % 10)).encode())

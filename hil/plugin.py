@@ -3,7 +3,8 @@
 Fixtures for your own scenarios:
 
 * ``hil_bus`` — the bus spec the drives go over (``--bus``; default: a
-  private channel of the keidrive virtual bus, which needs no kernel module).
+  private bus, the drive fed straight into the firmware, which needs no
+  kernel module).
 * ``dut`` — the device under test (``--dut``): ``sil`` (the firmware in the
   MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``,
   ``sil:unix32`` (the 32-bit unix port), ``qemu`` / ``qemu-mpy`` (MicroPython's
@@ -41,7 +42,7 @@ the ``pytest11`` entry point: any pytest run has these fixtures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -49,10 +50,13 @@ import json
 import threading
 import time
 
+import keidrive
 from keidrive import faults as _faults
-from keidrive import record, sim
-from keidrive.busio import open_bus, play
-from keidrive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
+from keidrive import sim
+from keidrive.drive.busio import open_bus, play
+from keidrive.drive.harness import QEMU_RUNTIMES, FirmwareReport, feed_over_bus, firmware_config
+from keidrive.drive.spec import DriveSpec
+from keidrive.io import record
 
 
 def pytest_addoption(parser):
@@ -65,7 +69,7 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--bus", default=None, metavar="INTERFACE:CHANNEL[@BITRATE]",
-        help="bus for the drives (default: a private keidrive virtual bus channel)",
+        help="bus for the drives (default: a private bus, the drive fed straight into the firmware)",
     )
 
 
@@ -92,21 +96,23 @@ class Drive:
 
 
 class SilDevice:
-    """The firmware in a local process, attached to the bus through its stream port."""
+    """The firmware in a local process, attached to the bus through its stream port:
+    its drives are the library's (``keidrive.run``), as ``keidrive run`` drives them."""
 
     def __init__(self, runtime: str, bus: str | None):
         self.runtime = runtime
         self.bus = bus
 
+    def drive(self, spec: DriveSpec, mutate=None, ecu_faults=None) -> Drive:
+        # a drive given mutate is simulated whole: its trace has every 10 ms step, as the oracles read it
+        trip = keidrive.run(replace(spec, runtime=self.runtime, bus=None if spec.obd else self.bus),
+                            mutate=mutate, ecu_faults=ecu_faults)
+        return Drive(trip.truth, trip.trace, trip.report, trip.bus)
+
     def run(self, records, config: dict, tree=None):
+        """Records of your own (a log's, edited) into the firmware on the bus,
+        as a drive's go: (its report, the bus figures), as a board's ``run``."""
         return feed_over_bus(records, config, bus=self.bus, runtime=self.runtime, tree=tree)
-
-    def run_obd(self, result, config: dict, faults=None, **dbc_bus):
-        """The firmware polling the simulated engine ECU (lockstep, keidrive.obdloop); ``dbc_bus``:
-        drive_obd's tree, vehicle_module and bus_frames for a DBC's traffic beside it."""
-        from keidrive.obdloop import drive_obd
-
-        return drive_obd(result, config=config, runtime=self.runtime, faults=faults, **dbc_bus)
 
     def run_with_power_cuts(self, records, config: dict, cuts, seed: int = 0):
         """Power cuts need the process: records through its stdin, not the bus."""
@@ -185,7 +191,11 @@ class SerialDevice:
         try:
             _wait_for(lambda: any(e.get("type") == "status" for e in events), 15.0, "the board sent no status line")
             figures = play(bus, record.to_messages(records), speed=1.0)
-            time.sleep(1.5)  # the status line after the last frame
+            # the board's figures once it has taken the last frame: the second
+            # status line from now (the first may have been on its way)
+            seen = sum(e.get("type") == "status" for e in events)
+            _wait_for(lambda: sum(e.get("type") == "status" for e in events) >= seen + 2, 15.0,
+                      "the board sent no status line after the drive")
         finally:
             stop.set()
             reader.join(timeout=5)
@@ -274,52 +284,29 @@ def drive(dut):
             faults=None, fault_seed=0, obd=False, obd_faults=None, dbc=None, roles=None):
         key = (vehicle, cycle, profile, tuple(sorted((config or {}).items())), mutate,
                tuple(faults or ()), fault_seed, obd, tuple(sorted((obd_faults or {}).items())), dbc, roles)
-        if key not in cache and dbc is not None:
-            cache[key] = _drive_dbc(dut, vehicle, cycle, profile, config, obd, dbc, roles)
-        if key not in cache and obd:
-            if not hasattr(dut, "run_obd"):
-                pytest.skip("OBD-II drives run against the SIL firmware only (the ECU is simulated in lockstep)")
-            result = sim.simulate(vehicle, cycle, frames=False)
-            settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
-            report, figures = dut.run_obd(result, settings, obd_faults)
-            assert report.ok, report.failure()
-            cache[key] = Drive(result.truth, result.trace, report, figures)
-        if key not in cache:
-            result = sim.simulate(vehicle, cycle)
-            records = record.from_frames(result.frames)
+        if key in cache:
+            return cache[key]
+
+        def edit(records):
             if mutate is not None:
                 records = mutate(records)
-            if faults:
-                records = _faults.apply(records, faults, fault_seed)
-            settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
-            report, figures = dut.run(records, settings)
-            assert report.ok, report.failure()
-            cache[key] = Drive(result.truth, result.trace, report, figures)
+            return _faults.apply(records, faults, fault_seed) if faults else records
+
+        spec = DriveSpec(vehicle, cycle, profile, dbc=dbc, roles=roles, obd=obd, config=config)
+        if isinstance(dut, SilDevice):
+            cache[key] = dut.drive(spec, mutate=edit, ecu_faults=obd_faults)
+            return cache[key]
+        if obd or dbc is not None:
+            pytest.skip("OBD-II drives and drives in another DBC's format run the SIL firmware (the ECU is "
+                        "simulated in lockstep; the firmware tree is compiled for the drive)")
+        result = sim.simulate(vehicle, cycle)
+        settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
+        report, figures = dut.run(edit(record.from_frames(result.frames)), settings)
+        assert report.ok, report.failure()
+        cache[key] = Drive(result.truth, result.trace, report, figures)
         return cache[key]
 
     return run
-
-
-def _drive_dbc(dut, vehicle, cycle, profile, config, obd, dbc, roles):
-    """The preset on a bus in ``dbc``'s format through the roles file ``roles`` (keidrive.byodbc)."""
-    import tempfile
-    from pathlib import Path
-
-    from keidrive import byodbc
-
-    if not isinstance(dut, SilDevice):
-        pytest.skip("drives in another DBC's format run the SIL firmware (its tree is compiled for the drive)")
-    result = sim.simulate(vehicle, cycle)
-    settings = firmware_config(sim.load_vehicle(vehicle).dbc, profile, config)
-    with tempfile.TemporaryDirectory(prefix="keidrive-hil-dbc-") as folder:
-        tree, name, parsed = byodbc.build_tree(Path(dbc), Path(roles), Path(folder))
-        frames = byodbc.translate(result, Path(dbc), parsed)
-        if obd:
-            report, figures = dut.run_obd(result, settings, tree=tree, vehicle_module=name, bus_frames=frames)
-        else:
-            report, figures = dut.run(record.from_frames(frames), {**settings, "vehicle": name}, tree=tree)
-    assert report.ok, report.failure()
-    return Drive(result.truth, result.trace, report, figures)
 
 
 @pytest.fixture(scope="session")

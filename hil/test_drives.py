@@ -5,8 +5,9 @@ else, a lost signal, and reproducibility."""
 import numpy as np
 import pytest
 
-from keidrive import record, sim
-from keidrive.drivelog import read_log
+from keidrive import sim
+from keidrive.io import record
+from keidrive.io.drivelog import read_log
 
 PRESETS = ("alto-na", "alto-hybrid", "nbox-turbo", "sakura-ev")
 CYCLES = ("wltc-jp", "wltc-3b", "udds", "hwfet", "us06")

@@ -7,7 +7,10 @@ installs it), as a user's tools would.
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from queue import Empty, Queue
 
 import pytest
 from keidrive.errors import KeidriveError
@@ -29,10 +32,12 @@ def micropython_or_skip() -> str:
         pytest.skip(str(error), allow_module_level=True)
 
 
-def run_micropython(script: str, *args: str, timeout: float = 120) -> str:
-    """Run ``script`` in the MicroPython unix port; its stdout (fails the test on error)."""
+def run_micropython(script: str, *args: str, timeout: float = 120, heap: str | None = None) -> str:
+    """Run ``script`` in the MicroPython unix port; its stdout (fails the test on error).
+    ``heap``: the port's heap size (``-X heapsize=``, e.g. "64M") for a module larger than a board's."""
+    options = ["-X", f"heapsize={heap}"] if heap else []
     result = subprocess.run(
-        [micropython_command(), "-c", script, *args], capture_output=True, text=True, timeout=timeout
+        [micropython_command(), *options, "-c", script, *args], capture_output=True, text=True, timeout=timeout
     )
     assert result.returncode == 0, f"micropython failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -52,6 +57,52 @@ def interpreter(request):
     """Run a script under each interpreter the generated modules must support."""
     return run_micropython if request.param == "micropython" else run_cpython
 
+
+
+# --- reading a child process with deadlines --------------------------------------
+
+
+class Lines:
+    """A child process's text output, read line by line by a thread, so that
+    every wait on it has a deadline (reading the pipe itself waits for ever
+    on a process that stops printing). ``seen``: every line read so far."""
+
+    def __init__(self, stream):
+        self.seen: list = []
+        self._queue: Queue = Queue()
+        self._ended = False
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def until(self, predicate, timeout: float):
+        """The first line from here on for which ``predicate`` is true; None
+        when the output ends or ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while not self._ended:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except Empty:
+                return None
+            if line is None:
+                self._ended = True
+                return None
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        return None
+
+    def first(self, timeout: float):
+        """The next line, or None (no output within ``timeout``)."""
+        return self.until(lambda line: True, timeout)
+
+    def text(self, timeout: float) -> str:
+        """Everything read by the end of the output (or by ``timeout``)."""
+        self.until(lambda line: False, timeout)
+        return "".join(self.seen)
 
 
 # --- the keidrive command, as a user runs it -------------------------------------

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import micropython_or_skip
+from conftest import Lines, micropython_or_skip
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty + procfs board (Linux)"),
@@ -41,8 +41,10 @@ def chatty_board(tmp_path_factory):
          "--bus", "keidrive:chatty"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
-    port = process.stdout.readline().split()[-1]
-    assert port.startswith("/dev/"), process.stderr.read()
+    first = Lines(process.stdout).first(timeout=60)
+    assert first, "the board printed no port within 60 s"
+    port = first.split()[-1]
+    assert port.startswith("/dev/"), first
     time.sleep(1)
     yield port, env
     process.send_signal(signal.SIGTERM)

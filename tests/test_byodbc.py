@@ -73,15 +73,18 @@ def test_fuel_over_obd_beside_the_toyota_bus(tmp_path):
 def test_dbc_without_roles_is_one_clear_line():
     result = keidrive("run", "--vehicle", "alto-hybrid", "--dbc", "some.dbc", "--json", timeout=120)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == "keidrive: error: --dbc and --roles go together"
+    assert result.stderr.strip().splitlines() == [
+        "keidrive: error: --dbc some.dbc: a DBC file of your own car needs its roles file (--roles)"
+    ]
 
 
 def write_toyota_log(path: Path) -> dict:
     """alto-hybrid's WLTC drive as a log of the Toyota bus (the frames ``keidrive run --dbc
     --roles`` drives the firmware with), written by python-can; the simulator's truth."""
     import can
-    from keidrive import byodbc, sim
+    from keidrive import sim
     from keidrive.dbccompiler.roles import load_roles
+    from keidrive.drive import byodbc
 
     result = sim.simulate(sim.load_vehicle("alto-hybrid"), sim.load_cycle("wltc-jp"))
     frames = byodbc.translate(result, toyota(), load_roles(ROLES))
@@ -116,7 +119,7 @@ def test_replay_roles_without_dbc_is_one_clear_line(tmp_path):
     result = keidrive("replay", str(log), "--roles", str(ROLES), "--json", timeout=120)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "keidrive: error: --roles needs --dbc: the DBC file whose signals the roles file names"
+        f"keidrive: error: --roles {ROLES}: a roles file needs --dbc, the DBC whose signals it names"
     ]
 
 
@@ -143,5 +146,5 @@ def test_replay_dbc_file_without_roles_is_one_clear_line(tmp_path):
     result = keidrive("replay", str(log), "--dbc", str(dbc), "--json", timeout=120)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        f"keidrive: error: --dbc {dbc}: a DBC file of your own car needs --roles ROLES.toml"
+        f"keidrive: error: --dbc {dbc}: a DBC file of your own car needs its roles file (--roles)"
     ]

@@ -1,5 +1,6 @@
 """Generated decoders vs cantools, on random payloads, in MicroPython and CPython."""
 
+import copy
 import json
 import math
 import struct
@@ -106,17 +107,35 @@ def _raw_of(signal, raw: int):
 
 def _reference(message, payload: bytes, scaling: bool) -> dict:
     """cantools' decode; for overlapping signals (loaded non-strict, which cantools' message codec
-    cannot unpack) cantools' decode of each signal alone in a one-signal copy of the message."""
+    cannot unpack) cantools' decode of each signal alone in a one-signal copy of the message,
+    down the multiplexers' pages (an undefined page raises DecodeError, as cantools)."""
     try:
         return message.decode(payload, decode_choices=False, scaling=scaling)
     except cantools.database.DecodeError:
-        if message.is_multiplexed():
-            raise
-    result = {}
-    for signal in message.signals:
-        alone = cantools.database.can.Message(message.frame_id, message.name, message.length, [signal], strict=False)
-        result.update(alone.decode(payload, decode_choices=False, scaling=scaling))
-    return result
+        pass
+
+    def alone(signal, scaled):
+        signal = copy.copy(signal)  # a plain signal: its page is chosen here
+        signal.multiplexer_ids, signal.multiplexer_signal, signal.is_multiplexer = None, None, False
+        one = cantools.database.can.Message(message.frame_id, message.name, message.length, [signal],
+                                             is_extended_frame=message.is_extended_frame, strict=False)
+        return one.decode(payload, decode_choices=False, scaling=scaled)[signal.name]
+
+    def walk(tree, result):
+        for node in tree:
+            if isinstance(node, str):
+                result[node] = alone(message.get_signal_by_name(node), scaling)
+                continue
+            for name, pages in node.items():
+                signal = message.get_signal_by_name(name)
+                result[name] = alone(signal, scaling)
+                page = alone(signal, False)
+                if page not in pages:
+                    raise cantools.database.DecodeError(f"{name}: no page {page}")
+                walk(pages[page], result)
+        return result
+
+    return walk(message.signal_tree, {})
 
 
 def check_batch(batch, lines) -> int:

@@ -21,7 +21,7 @@ from keidrive.dbccompiler.read import load_dbc
 from keidrive.paths import firmware_dir
 from test_dbc_differential import DECODE_SCRIPT, check_batch
 
-FIXTURES = ["real_cases.dbc", "unreadable_parts.dbc", "float_signal.dbc", "overlap_nonstrict.dbc"]
+FIXTURES = ["real_cases.dbc", "unreadable_parts.dbc", "float_signal.dbc", "overlap_nonstrict.dbc", "unused_val.dbc"]
 OPENDBC = os.environ.get("KEIDRIVE_OPENDBC")
 OPENDBC_FILES = sorted(Path(OPENDBC).glob("*.dbc")) if OPENDBC else []
 FRAMES_PER_MESSAGE = 4
@@ -40,13 +40,13 @@ def _compile(path: Path, directory: Path) -> tuple[dict, SearchWork]:
     return exec_generated(text), work
 
 
-def _frames(database, names, seed):
+def _frames(database, names, seed, per_message=FRAMES_PER_MESSAGE):
     """Random payloads per message, each multiplexer steered to one of its pages half the time."""
     rng = random.Random(seed)
     messages = [database.get_message_by_name(name) for name in names]
     batch = []
     for index, message in enumerate(messages):
-        for _ in range(FRAMES_PER_MESSAGE):
+        for _ in range(per_message):
             payload = bytes(rng.getrandbits(8) for _ in range(message.length))
             if message.is_multiplexed() and rng.random() < 0.5:
                 payload = _steer(rng, message, message.signal_tree, payload)
@@ -100,15 +100,18 @@ def _stderr_of_compile(path: Path, tmp_path: Path) -> list[str]:
 def test_unreadable_messages_are_cut_out_with_one_line_each(tmp_path):
     lines = _stderr_of_compile(DBC_FIXTURES / "unreadable_parts.dbc", tmp_path)
     assert lines == [
-        "keidrive: warning: unreadable_parts.dbc: message TOO_WIDE_STANDARD_ID skipped: "
-        "standard frame id 0x62cc033 is more than 11 bits",
+        "keidrive: warning: unreadable_parts.dbc: message TOO_WIDE_STANDARD_ID: frame id 0x62cc033 is more than "
+        "11 bits without the extended flag: read as a 29-bit id",
+        "keidrive: warning: unreadable_parts.dbc: message TOO_WIDE_ID skipped: frame id 0x40000000 is more than "
+        "29 bits",
         "keidrive: warning: unreadable_parts.dbc: message 2017_5 skipped: 2017_5: not a DBC identifier "
         "(cantools cannot read it)",
-        lines[2],
+        lines[3],
     ]
-    assert lines[2].startswith('keidrive: warning: unreadable_parts.dbc: line 28 ignored: VAL_ 512 Mode 0 "off" 1 "on"')
+    assert lines[3].startswith('keidrive: warning: unreadable_parts.dbc: line 31 ignored: VAL_ 512 Mode 0 "off" 1 "on"')
     module = exec_generated((tmp_path / "o.py").read_text())
-    assert module["MSG_NAMES"] == ("GOOD_FIRST", "GOOD_LAST")
+    assert module["MSG_NAMES"] == ("GOOD_FIRST", "GOOD_LAST", "TOO_WIDE_STANDARD_ID")
+    assert module["MSG_EXTENDED"] == b"\x00\x00\x01" and module["MSG_IDS"][2] == 0x62CC033
     assert "# Skipped from unreadable_parts.dbc: 2017_5: " in (tmp_path / "o.py").read_text()
 
 

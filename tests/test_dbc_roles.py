@@ -119,7 +119,7 @@ def test_checksums_encode_and_check_in_micropython(tmp_path):
 
 
 BAD_ROLES = {
-    "unknown role": ('[roles]\nspeedo = "SPEED.SPEED"\n', "unknown role 'speedo' (valid: speed, "),
+    "unknown role": ('[roles]\nspeedo = "SPEED.SPEED"\n', "unknown role 'speedo'; did you mean speed? (valid: speed, "),
     "no such signal": ('[roles]\nspeed = "SPEED.VELOCITY"\n',
                        "role speed = 'SPEED.VELOCITY': no such signal in the DBCs"),
     "not MESSAGE.Signal": ('[roles]\nspeed = "SPEED"\n', "role speed = 'SPEED' is not \"MESSAGE.Signal\""),

@@ -189,6 +189,8 @@ def test_report_and_comparison_of_two_runs(fleet, tmp_path):
     alto = groups[("alto-na", PROFILE)]
     assert alto["warnings_per_100km"] == round(alto["warnings"] * 100 / alto["distance_km"], 2)
     assert [f["input"] for f in summary["failures"]] == [str(fleet["corrupt"])]
+    status, out, _ = _main(["fleet", "report", "--db", db, "--run", "1"])
+    assert status == 0 and "kei_hybrid_660" in out and "…" not in out  # off a terminal no column is cut short
 
     status, out, _ = _main(["fleet", "report", "--db", db, "--compare", "1", "2", "--json"])
     same = json.loads(out)
@@ -212,8 +214,9 @@ def test_a_worker_that_dies_fails_its_drive_only(fleet, tmp_path):
     from keidrive.runtime import micropython_command
 
     runtime = tmp_path / "micropython-that-kills-ev-workers"
-    # argv: main.py --socket PATH --config FILE ...; the parent is the worker process.
-    runtime.write_text(f'#!/bin/sh\nif grep -q kei_ev "$5"; then kill -9 $PPID; exit 1; fi\n'
+    # argv: main.py --stdin|--socket PATH --config FILE ...; the parent is the worker process.
+    runtime.write_text('#!/bin/sh\nconfig=$(echo "$@" | sed "s/.*--config \\([^ ]*\\).*/\\1/")\n'
+                       'if grep -q kei_ev "$config"; then kill -9 $PPID; exit 1; fi\n'
                        f'exec {micropython_command()} "$@"\n')
     runtime.chmod(0o755)
     db = tmp_path / "deaths.duckdb"
@@ -276,11 +279,12 @@ def test_report_of_an_unknown_run(fleet):
 def test_trips_are_stored_in_batches_and_read_back_whole(tmp_path):
     """The batched writer: every row and warning event lands, in batches of
     flush_rows and a last one on flush."""
+    from keidrive.drive.spec import DriveSpec
     from keidrive.fleet import store, tasks
 
     db = store.connect(tmp_path / "batches.duckdb")
     run_id = store.begin_run(db, "batches", "none", 0)
-    spec = tasks.simulated("alto-na", "hwfet", PROFILE, "micropython", [])
+    spec = tasks.simulated(DriveSpec("alto-na", "hwfet", PROFILE))
     events = [{"kind": "overspeed", "level": "caution", "start_s": 1.5, "end_s": 9.0},
               {"kind": "idle", "level": "advisory", "start_s": 20.0, "end_s": None}]
     outcome = {"truth": {"distance_km": 16.5}, "trip": {}, "frames": 100, "vehicle": "alto-na", "cycle": "hwfet",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import micropython_or_skip, run_micropython
-from keidrive import record
-from keidrive.harness import firmware_config
+from keidrive.drive.harness import firmware_config
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 

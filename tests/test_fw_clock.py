@@ -13,14 +13,15 @@ import subprocess
 
 import numpy as np
 import pytest
+import keidrive.bench
 from conftest import micropython_or_skip
-from keidrive import record
-from keidrive.harness import run_records
+from keidrive.drive.harness import run_records
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
 MP = micropython_or_skip()
-BENCH = os.path.join(os.path.dirname(record.__file__), "bench")
+BENCH = os.path.dirname(keidrive.bench.__file__)
 WRAP_US = 1 << 30
 _SIM = {}
 

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import keidrive.bench
 from conftest import micropython_or_skip
-from keidrive import faults, record
-from keidrive.harness import firmware_command, firmware_config
-from keidrive.obdloop import drive_obd
+from keidrive import faults
+from keidrive.drive.harness import firmware_command, firmware_config
+from keidrive.drive.obdloop import drive_obd
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
@@ -123,7 +125,7 @@ def test_the_obd_mode_lines_read_the_same(reference_tree):
 def _hashed_drive(binary, tree, path, vehicle, profile):
     """host/keidrive/bench/mp_drive.py over the records at ``path``: chunks
     processed under heap_lock, every line hashed."""
-    bench = os.path.join(os.path.dirname(record.__file__), "bench")
+    bench = os.path.dirname(keidrive.bench.__file__)
     script = (f"import sys; sys.path[:0] = [{str(tree)!r}, {bench!r}]; import mp_drive; "
               f"mp_drive.run({str(path)!r}, {vehicle!r}, {profile!r}, 'stream')")
     proc = subprocess.run([binary, "-X", "heapsize=1M", "-c", script], capture_output=True, text=True, timeout=600,

@@ -1,10 +1,10 @@
 """The firmware's roles come from the generated module's ROLES / ROLE_UNITS,
 compiled from a roles file, in the DBC's units converted exactly.
 
-Reference for the conversions: the definitions of the units (1 mph =
-1.609344 km/h exactly, 1 m/s = 3.6 km/h, 1 mL/s = 3.6 L/h), not the code under
-test. The car below is written here, its names unlike any project DBC's, so
-a role found only by a name the firmware knows would be missed.
+Reference for the conversions: the definitions of the units (1 m/s = 3.6
+km/h, 1 mL/s = 3.6 L/h), not the code under test. The car below is written
+here, its names unlike any project DBC's, so a role found only by a name the
+firmware knows would be missed.
 """
 
 from fractions import Fraction
@@ -19,7 +19,7 @@ NS_ :
 BS_:
 BU_: ECU KEIDRIVE
 BO_ 256 CHASSIS: 8 ECU
- SG_ VSPD : 0|16@1+ (0.005,0) [0|300] "mph" KEIDRIVE
+ SG_ VSPD : 0|16@1+ (0.01,0) [0|90] "m/s" KEIDRIVE
  SG_ THROTTLE : 16|8@1+ (0.004,0) [0|1] "" KEIDRIVE
  SG_ FLOW : 24|16@1+ (0.0001,0) [0|6] "mL/s" KEIDRIVE
 BO_ 512 HV_PACK: 8 ECU
@@ -27,6 +27,9 @@ BO_ 512 HV_PACK: 8 ECU
  SG_ AMPS : 16|16@1- (0.07,0) [-2200|2200] "A" KEIDRIVE
 BO_ 768 UNUSED: 8 ECU
  SG_ OTHER : 0|8@1+ (1,0) [0|255] "" KEIDRIVE
+BA_DEF_ BO_ "GenMsgCycleTime" INT 0 65535;
+BA_DEF_DEF_ "GenMsgCycleTime" 0;
+BA_ "GenMsgCycleTime" BO_ 256 10;
 """
 
 ROLES = """[roles]
@@ -68,8 +71,8 @@ def test_units_are_converted_exactly(module_text):
     gen = type("Gen", (), exec_generated(module_text))
     vehicle = import_firmware_module("keifw.vehicle")
     slot = gen.SLOT
-    # km/h per raw: 0.005 mph * 1.609344
-    assert _fraction(*vehicle.scaled(gen, slot["CHASSIS.VSPD"])) == (Fraction(5, 1000) * Fraction(1609344, 10**6), 0)
+    # km/h per raw: 0.01 m/s * 3.6
+    assert _fraction(*vehicle.scaled(gen, slot["CHASSIS.VSPD"])) == (Fraction(1, 100) * Fraction(36, 10), 0)
     # % per raw: 0.004 of one, as a percentage
     assert _fraction(*vehicle.scaled(gen, slot["CHASSIS.THROTTLE"])) == (Fraction(4, 10), 0)
     # L/h per raw: 0.0001 mL/s * 3.6
@@ -94,9 +97,9 @@ def test_pack_power_quantum_is_an_exact_fraction_in_micropython(module_text, tmp
     p_mul, p_div, quanta, speed_mul, dist_div, fuel_mul, fuel_div, idle_raw = map(int, out.split())
     assert quanta == 1  # 1900 V x 2200 A: a pack power counted in W
     assert Fraction(p_mul, p_div) == Fraction(3, 100) * Fraction(7, 100)
-    assert Fraction(speed_mul, dist_div) == Fraction(5, 1000) * Fraction(1609344, 10**6) / 36000
+    assert Fraction(speed_mul, dist_div) == Fraction(1, 100) * Fraction(36, 10) / 36000
     assert Fraction(fuel_mul, fuel_div) == Fraction(36, 100000) / 36000
-    assert idle_raw == int(1 / (Fraction(5, 1000) * Fraction(1609344, 10**6)))  # 1 km/h in raw units
+    assert idle_raw == int(1 / (Fraction(1, 100) * Fraction(36, 10)))  # 1 km/h in raw units
 
 
 def test_the_firmware_names_no_signal_of_the_project_dbcs():

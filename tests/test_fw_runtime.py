@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import micropython_or_skip
-from keidrive import record
-from keidrive.harness import firmware_config, run_firmware
+from keidrive.drive.harness import firmware_config, run_firmware
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import micropython_or_skip
-from keidrive import record
-from keidrive.harness import run_firmware, run_records
+from keidrive.drive.harness import run_firmware, run_records
+from keidrive.io import record
 from keidrive.paths import firmware_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
@@ -137,7 +137,8 @@ def test_a_firmware_dying_on_the_bus_is_one_clear_line(tmp_path):
     runtime.chmod(0o755)
     env = dict(os.environ, KEIDRIVE_BUS_DIR=str(tmp_path / "bus"))
     result = subprocess.run(
-        [sys.executable, "-m", "keidrive", "run", "--cycle", "hwfet", "--runtime", str(runtime)],
+        # --json: no banner before the drive, so stderr holds the error alone
+        [sys.executable, "-m", "keidrive", "run", "--cycle", "hwfet", "--runtime", str(runtime), "--json"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import micropython_or_skip
 from keidrive.dbccompiler.checksum import ALGORITHMS
-from keidrive.harness import run_firmware
+from keidrive.drive.harness import run_firmware
 from keidrive.paths import dbc_dir
 from keidrive.sim import load_cycle, load_vehicle, simulate
 
@@ -223,7 +223,8 @@ def test_a_message_arriving_faster_than_its_cycle_time_is_not_decoded_while_it_l
     # HYBRID_STATE (100 ms, no CHECKSUM or COUNTER) flooded by a foreign node
     # for 20 s at 5 % bus load (about 225 frames/s of random data, half of
     # them saying idle stop): more than twice its 10 frames a second
-    from keidrive import faults, record
+    from keidrive import faults
+    from keidrive.io import record
 
     records = record.from_frames(frames_of("alto-hybrid", "wltc-jp"))
     flooded = faults.apply(records, [faults.Flood(can_id=0x1D8, load=0.05, t0=300.0, duration=20.0)])

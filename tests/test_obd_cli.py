@@ -80,7 +80,7 @@ def test_simulate_obd_is_an_ecu_a_can_isotp_tester_can_poll():
 
     channel = f"obd-{time.monotonic_ns()}"
     ecu = subprocess.Popen(["keidrive", "simulate", "--vehicle", "nbox-turbo", "--cycle", "hwfet", "--obd",
-                            "--bus", f"keidrive:{channel}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            "--bus", f"keidrive:{channel}", "--no-plot"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     bus = can.Bus(interface="keidrive", channel=channel)
     try:
         stack = isotp.CanStack(bus, address=isotp.Address(isotp.AddressingMode.Normal_11bits, txid=0x7E0, rxid=0x7E8),

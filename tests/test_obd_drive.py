@@ -1,10 +1,10 @@
 """The firmware (MicroPython unix port) polling the simulated engine ECU for a
-whole drive, in lockstep (keidrive.obdloop): fuel method, figures, VIN, and
+whole drive, in lockstep (keidrive.drive.obdloop): fuel method, figures, VIN, and
 an ECU that is silent, stops mid-drive or answers garbage."""
 
 import pytest
 from keidrive import sim
-from keidrive.obdloop import drive_obd
+from keidrive.drive.obdloop import drive_obd
 
 
 @pytest.fixture(scope="module")

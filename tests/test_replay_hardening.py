@@ -140,15 +140,21 @@ def test_json_writes_a_plot_only_when_asked(tmp_path, env):
     assert not (tmp_path / "none.png").exists()
 
 
-def test_a_missing_optional_log_writer_is_one_line_before_simulating(tmp_path, env):
-    pytest.importorskip("can")
-    try:
-        import asammdf  # noqa: F401
-        pytest.skip("asammdf is installed: .mf4 works here")
-    except ImportError:
-        pass
-    one_line_error(keidrive("simulate", "--vehicle", "alto-na", "--cycle", "udds", "-o", str(tmp_path / "x.mf4"),
-                            env=env), "pip install asammdf")
+def test_an_mf4_log_replays_like_the_blf_of_the_same_drive(short_logs, tmp_path, env):
+    """MF4 (asammdf, a dependency): the recorders' format written by python-can's
+    MF4 writer and read back by its reader gives the BLF's trip."""
+    cycle = tmp_path / "short.csv"
+    cycle.write_text(SHORT_CYCLE)
+    mf4 = tmp_path / "alto-na.mf4"
+    made = keidrive("simulate", "--vehicle", "alto-na", "--cycle", str(cycle), "-o", str(mf4), "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    trips = {}
+    for log in (mf4, short_logs["alto-na.blf"]):
+        result = keidrive("replay", str(log), "--json", env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        trips[log.suffix] = json.loads(result.stdout)
+    assert trips[".mf4"]["frames"] == trips[".blf"]["frames"]
+    assert trips[".mf4"]["firmware"] == trips[".blf"]["firmware"]
 
 
 def test_profiles_lists_the_firmwares_table(env):

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-
-from keidrive import faults, record, sim
-from keidrive.sim.frames import CRC_TABLE, codecs_for
+from keidrive import faults, sim
+from keidrive.dbccompiler.checksum import ALGORITHMS
+from keidrive.io import record
+from keidrive.sim.frames import codecs_for
 
 
 @pytest.fixture(scope="module")
@@ -13,10 +14,9 @@ def drive():
 
 
 def _crc_ok(codec, data):
-    crc = np.full(len(data), 0xFF, np.uint8)
-    for i in codec.crc_bytes:
-        crc = CRC_TABLE[crc ^ data[:, i]]
-    return (crc ^ 0xFF) == data[:, 7]
+    """CRC-8/SAE-J1850 (checked against its catalogue value in test_dbc_checksums) over bytes 0..6, in byte 7."""
+    assert codec.algorithm == ALGORITHMS["CRC8_SAEJ1850"] and codec.checksum_byte == 7
+    return ALGORITHMS["CRC8_SAEJ1850"].compute(data[:, :7]) == data[:, 7]
 
 
 def _codec(can_id):
@@ -149,8 +149,9 @@ def test_faults_are_hashable_and_deterministic(drive):
 
 
 def test_tear_modes_are_never_loaded(tmp_path):
-    from keidrive.faults import PAYLOAD_LEN, crc16_ccitt, read_slot, tear_slot
     import struct
+
+    from keidrive.faults import PAYLOAD_LEN, crc16_ccitt, read_slot, tear_slot
 
     body = b"KDT1" + struct.pack("<IH", 5, PAYLOAD_LEN) + bytes(range(256)) * (PAYLOAD_LEN // 256) \
         + bytes(PAYLOAD_LEN % 256)
@@ -170,7 +171,7 @@ def test_the_firmware_degrades_boundedly_under_a_flood(drive):
     frame times late and the trip stays within 0.5 %; at 100 % the car's
     frames starve, the firmware says its signals are lost and integrates
     nothing of the window: the trip is the one with the window cut out."""
-    from keidrive.harness import firmware_config, run_records
+    from keidrive.drive.harness import firmware_config, run_records
 
     config = firmware_config("nbox-turbo", "jp-expressway")
 

@@ -46,6 +46,9 @@ def test_run_report_in_the_terminal(tmp_path, env):
     assert result.returncode == 0, result.stderr
     assert "ground truth" in result.stdout and "firmware" in result.stdout
     assert "Wh/km" in result.stdout and "overspeed" in result.stdout
+    # off a terminal nothing wraps inside a cell: no row goes on below an empty first cell
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert rows and not [row for row in rows if row.split("│")[1].strip() == ""], result.stdout
     plot_line = result.stdout.strip().splitlines()[-1]
     assert plot_line.startswith("plot: ") and (tmp_path / plot_line[len("plot: "):]).is_file()
 
@@ -75,7 +78,8 @@ def test_paced_replay_reports_its_timing_error(tmp_path, env):
     cycle = tmp_path / "short.csv"
     cycle.write_text(SHORT_CYCLE)
     log = tmp_path / "short.asc"
-    assert keidrive("simulate", "--vehicle", "alto-na", "--cycle", str(cycle), "-o", str(log), env=env).returncode == 0
+    assert keidrive("simulate", "--vehicle", "alto-na", "--cycle", str(cycle), "-o", str(log), "--no-plot",
+                    env=env).returncode == 0
     result = keidrive("replay", str(log), "--speed", "4", "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -123,11 +127,11 @@ def test_cantools_monitor_attaches_to_a_realtime_run(tmp_path, env):
 @pytest.mark.parametrize("args, words", [
     (["run", "--vehicle", "mira"], "valid vehicles"),
     (["run", "--cycle", "jc08"], "valid cycles"),
-    (["run", "--profile", "autobahn"], "config profile must be one of"),
-    (["run", "--bus", "nosuchinterface:x"], "cannot open bus nosuchinterface:x"),
+    (["run", "--profile", "autobahn"], "--profile autobahn: no such speed profile"),
+    (["run", "--bus", "nosuchinterface:x"], "--bus nosuchinterface:x: python-can has no interface"),
     (["run", "--runtime", "/nonexistent/micropython"], "runtime '/nonexistent/micropython'"),
     (["replay", "missing.asc"], "no such log file"),
-    (["replay", "--speed", "0", "x.asc"], "--speed must be positive"),
+    (["replay", "--speed", "0", "x.asc"], "--speed 0: must be positive"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, env, args, words):
     result = keidrive(*args, env=env, cwd=tmp_path)

@@ -6,7 +6,10 @@ import pytest
 
 from keidrive import sim
 from keidrive.paths import dbc_dir
-from keidrive.sim.frames import MessageCodec, crc8_sae_j1850
+from keidrive.dbccompiler.checksum import ALGORITHMS
+from keidrive.sim.frames import MessageCodec
+
+crc8_sae_j1850 = ALGORITHMS["CRC8_SAEJ1850"].compute
 
 DBCS = ["kei_turbo_660.dbc", "kei_hybrid_660.dbc", "kei_ev.dbc"]
 
@@ -103,10 +106,7 @@ def test_ice_signals_realistic():
     assert 0.05 < brake.mean() < 0.6
 
 
-def test_full_wltc_jp_is_fast():
-    import time
-    sim.simulate("alto-hybrid", "hwfet")  # warm caches
-    t = time.perf_counter()
+def test_a_full_wltc_jp_drive_is_simulated_whole():
+    # how fast: keidrive bench --only simulator
     res = sim.simulate("alto-hybrid", "wltc-jp")
-    assert time.perf_counter() - t < 10
     assert res.truth["frames"] > 500_000

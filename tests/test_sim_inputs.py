@@ -105,7 +105,7 @@ def test_log_formats_round_trip(tmp_path, short_result, suffix):
 
 def test_stream_to_virtual_bus(short_result):
     with can.Bus(interface="virtual", channel="simtest") as rx:
-        sent = sim.stream(short_result, "virtual:simtest", realtime=False)
+        sent = sim.stream(short_result, "virtual:simtest", speed=None)
         first = rx.recv(1.0)
     assert sent["frames"] == len(short_result)
     assert first.arbitration_id == short_result.frames["arbitration_id"][0]

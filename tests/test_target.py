@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from keidrive.errors import KeidriveError
@@ -90,11 +89,8 @@ def test_a_second_build_is_a_cache_hit(name, monkeypatch):
     assert built["heap_size"] == (128 * 1024 if name == "qemu" else None)
     # in process, with make made to fail: nothing is built again
     monkeypatch.setattr(target_build, "make", lambda *a: pytest.fail("a cache hit ran make"))
-    started = time.perf_counter()
     again = target_build.build(name, src)
     assert again.summary() == built
-    # not a speed claim: a hit only hashes the source (a build takes a minute)
-    assert time.perf_counter() - started < 5
 
 
 def test_unix32_is_a_32_bit_micropython():

@@ -14,8 +14,8 @@ import json
 import numpy as np
 import pytest
 from conftest import ROOT, micropython_or_skip, run_micropython
-from keidrive import record
-from keidrive.harness import firmware_config, run_records
+from keidrive.drive.harness import firmware_config, run_records
+from keidrive.io import record
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from keidrive.target import link
 

@@ -12,8 +12,8 @@ import random
 import numpy as np
 import pytest
 from conftest import ROOT
-from keidrive import record
-from keidrive.harness import firmware_config
+from keidrive.drive.harness import firmware_config
+from keidrive.io import record
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from keidrive.target import link
 

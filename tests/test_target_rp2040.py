@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from conftest import keidrive
-from keidrive import record
-from keidrive.harness import firmware_config, run_records
+from keidrive.io import record
+from keidrive.drive.harness import firmware_config, run_records
 from keidrive.sim import load_cycle, load_vehicle, simulate
 from keidrive.target import rp2, rp2040js
 from test_target import micropython_source

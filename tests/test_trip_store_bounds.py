@@ -9,9 +9,9 @@ port; the firmware then boots on them in the unix port."""
 import pytest
 
 from keidrive import sim
-from keidrive.harness import run_records
+from keidrive.drive.harness import run_records
 from keidrive.paths import firmware_dir
-from keidrive.record import from_frames
+from keidrive.io.record import from_frames
 
 from conftest import run_micropython
 

@@ -10,9 +10,10 @@ import time
 import can
 import numpy as np
 import pytest
-from keidrive import record
-from keidrive.busio import open_bus
+from conftest import Lines
+from keidrive.drive.busio import open_bus
 from keidrive.errors import KeidriveError
+from keidrive.io import record
 from vbus_helpers import attached
 
 
@@ -52,11 +53,13 @@ bus.shutdown()
 
 def test_another_process_receives_every_frame_in_order():
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
-    assert receiver.stdout.readline().strip() == "ready"
+    lines = Lines(receiver.stdout)  # its thread reads the output from now on: the count comes from it too
+    assert (lines.first(timeout=60) or "").strip() == "ready"
     sender = can.Bus(interface="keidrive", channel="x")
     count = 200_000
     sender.send_records(_records(count))
-    out, _ = receiver.communicate(timeout=60)
+    out = lines.first(timeout=60) or ""
+    receiver.wait(timeout=60)
     sender.shutdown()
     assert out.split() == [str(count), "True"]
 
@@ -93,7 +96,7 @@ def test_can_logger_attaches_and_records(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert logger.stdout.readline().startswith("Connected to KeidriveBus")
+    assert (Lines(logger.stdout).first(timeout=60) or "").startswith("Connected to KeidriveBus")
     sender = can.Bus(interface="keidrive", channel="log0")
     for i in range(5):
         sender.send(can.Message(arbitration_id=0x1A0, data=[1, 2, 3, i], is_extended_id=False))

@@ -9,7 +9,7 @@ import time
 import can
 import numpy as np
 import pytest
-from keidrive import record
+from keidrive.io import record
 from keidrive.vbus import wire
 from vbus_helpers import attached, connect, raw_stats, rss_kib, start_hub
 

@@ -12,9 +12,9 @@ import time
 
 import can
 import pytest
-from keidrive import record
-from keidrive.busio import open_bus
+from keidrive.drive.busio import open_bus
 from keidrive.errors import KeidriveError
+from keidrive.io import record
 from vbus_helpers import attached, connect, raw_stats, start_hub
 
 
@@ -113,7 +113,8 @@ def test_replay_onto_a_hub_that_dies_exits_non_zero_with_one_line(tmp_path):
             )
     process = start_hub("dying")
     replay = subprocess.Popen(
-        [sys.executable, "-m", "keidrive", "replay", str(log), "--bus", "keidrive:dying", "--no-firmware"],
+        # --json: no banner before the drive, so stderr holds the error alone
+        [sys.executable, "-m", "keidrive", "replay", str(log), "--bus", "keidrive:dying", "--no-firmware", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     observer = connect("dying")

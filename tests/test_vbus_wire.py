@@ -5,7 +5,7 @@ proves consistency, not correctness; the hub tests (test_vbus_hub_limits.py)
 check what a receiver actually gets."""
 
 import numpy as np
-from keidrive import record
+from keidrive.io import record
 from keidrive.vbus import wire
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from keidrive import record
+from keidrive.io import record
 from keidrive.vbus import hub, wire
 from keidrive.vbus.channel import accepts
 

@@ -335,9 +335,7 @@ class Alerts:
         self.has_boost = has_boost
         self.is_ev = is_ev
         self.st = st = array("i", bytes(4 * _S_LEN))
-        st[_S_LIMIT] = self.limit
-        st[_S_THR] = KEI_ADVISORY_CKMH if self.interstate and KEI_ADVISORY_CKMH < self.limit else self.limit
-        st[_S_MIN] = self.minimum
+        self.set_limits(self.limit, self.minimum, self.interstate)
         st[_S_RPM] = self.rpm_limit
         st[_S_BOOST] = self.boost_limit
         st[_S_TEMP] = self.temp_limit
@@ -368,6 +366,21 @@ class Alerts:
     @log_total.setter
     def log_total(self, n):
         self.st[_S_LOG_TOTAL] = n
+
+    def set_limits(self, limit, minimum, interstate):
+        """The speed rule in force (0.01 km/h; minimum 0: none): the
+        profile's, or a jurisdiction's (keifw/gps.py). ``interstate``: the
+        kei advisory speed warns below a higher limit."""
+        st = self.st
+        st[_S_LIMIT] = limit
+        st[_S_THR] = KEI_ADVISORY_CKMH if interstate and KEI_ADVISORY_CKMH < limit else limit
+        st[_S_MIN] = minimum
+
+    def limit_now(self):
+        return self.st[_S_LIMIT]
+
+    def minimum_now(self):
+        return self.st[_S_MIN]
 
     def highest_level(self):
         return self.st[_S_HIGHEST]

@@ -23,8 +23,9 @@ def stdin_stream():
     return sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
 
 
-def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=None):
-    """(Firmware, config). Config problems are logged, never fatal."""
+def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=None, uart=None):
+    """(Firmware, config). Config problems are logged, never fatal.
+    ``uart``: a board's GNSS UART (with ``gps`` in the config)."""
     if cfg_obj is not None:
         cfg, errors = _config.validate(cfg_obj)
     elif cfg_path is not None:
@@ -48,12 +49,20 @@ def build(cfg_path=None, data_dir=None, out=None, port=None, gpio=None, cfg_obj=
         from .obdlines import attach
 
         attach(fw, cfg)
+    if cfg["gps"]:
+        from . import gps
+
+        gps.attach(fw, cfg, uart)
     for message in errors:
         fw.error(message)
     if store is not None and fw.load():
         fw.info(b'"event":', b"trip_restored")
     if store is not None and store.rejected:
         fw.error(store.rejected)
+    if cfg["mqtt_url"] is not None:
+        from .uplink import attach as attach_uplink
+
+        attach_uplink(fw, cfg, data_dir)
     return fw, cfg
 
 

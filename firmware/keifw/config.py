@@ -2,9 +2,13 @@
 
 The schema is data (SCHEMA) so the host's ``keidrive config get|set`` can
 import this module under CPython and reuse it. Each entry is
-``key: (kind, default, rule, help)`` where kind is "str", "int" or "bool" and
-rule is a tuple of allowed values (str), ``(min, max)`` (int), ``(min, max,
-None)`` (int or null) or None (bool).
+``key: (kind, default, rule, help)`` where kind is "str", "int", "bool" or
+"text" and rule is a tuple of allowed values (str), ``(min, max)`` (int),
+``(min, max, None)`` (int or null), None (bool) or ``(max_length, form)``
+(text: a string of that form, or null; see TEXT_FORMS).
+
+Secrets (SECRETS) are never echoed: an error about one names the key and the
+rule, not the value, and ``masked`` is what any tool shows in its place.
 
 An unknown key or a bad value never stops the firmware: validate() keeps the
 default for that key and returns a message naming the key; the firmware logs
@@ -14,6 +18,8 @@ each message as an ``error`` telemetry line and runs on safe defaults.
 VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
 PROFILES = ("jp-expressway", "jp-expressway-120", "us-minitruck-55", "us-minitruck-35", "us-interstate", "custom")
 PORTS = ("stream", "machine", "mcp2515")
+SECRETS = ("mqtt_password", "wifi_password")
+MASK = "********"
 
 SCHEMA = {
     "vehicle": ("str", "kei_turbo_660", VEHICLES, "generated decoder module (the vehicle DBC) under keifw/vehicles"),
@@ -27,6 +33,15 @@ SCHEMA = {
     "obd_ve_pct": ("int", 80, (30, 120), "volumetric efficiency for OBD-II speed-density fuel, % (keidrive calibrate)"),
     "obd_displacement_cc": ("int", 658, (300, 3000), "engine displacement for OBD-II speed-density fuel, cc"),
     "obd_bus_share_pct": ("int", 5, (1, 50), "most of the bus the OBD-II client's requests and replies may take, %"),
+    "gps": ("bool", False, None, "read a GNSS module's NMEA (UART, or the stream's UART records): GPS speed, and the "
+            "kei rules of the state the car is in (keifw/gps.py)"),
+    "gps_rules": ("bool", True, None, "warn by the kei rule of the jurisdiction the GPS places the car in (false: by "
+                  "the profile always)"),
+    "gps_hold_s": ("int", 60, (5, 3600), "how long a jurisdiction's rule holds without a GPS fix before the profile's"),
+    "gps_uart": ("int", 1, (0, 2), "UART id of the GNSS module"),
+    "gps_baud": ("int", 9600, (4800, 115200), "its baud rate"),
+    "pin_gps_rx": ("int", None, (0, 48, None), "the UART's RX pin, to the module's TX (null: the UART's default)"),
+    "pin_gps_tx": ("int", None, (0, 48, None), "the UART's TX pin, to the module's RX (null: the UART's default)"),
     "save_interval_s": ("int", 60, (10, 3600), "trip save period, seconds (flash writes per hour = 3600 / this)"),
     "status_interval_s": ("int", 1, (1, 60), "period of the status telemetry line, seconds"),
     "coolant_limit_c": ("int", 110, (80, 130), "coolant temperature for engine_stress, degC"),
@@ -45,9 +60,87 @@ SCHEMA = {
     "pin_int": ("int", 20, (0, 48), "MCP2515 interrupt pin (active low)"),
     "pin_buzzer": ("int", None, (0, 48, None), "buzzer GPIO, on while a caution or critical warning is active"),
     "pin_led": ("int", None, (0, 48, None), "LED GPIO, on while any warning is active"),
+    # the uplink (keifw/uplink.py, docs/uplink.md): on when mqtt_url is set
+    "mqtt_url": ("text", None, (120, "url"), "MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (null: no uplink)"),
+    "mqtt_username": ("text", None, (64, "any"), "MQTT user name (null: none)"),
+    "mqtt_password": ("text", None, (64, "any"), "MQTT password (secret: never printed)"),
+    "mqtt_ca": ("text", None, (64, "path"), "CA certificate file on the board (PEM or DER) for mqtts:// (null: no TLS check)"),
+    "mqtt_keepalive_s": ("int", 60, (10, 600), "MQTT keepalive; a ping unanswered for 10 s forces a reconnect"),
+    "mqtt_backoff_max_s": ("int", 60, (1, 600), "longest wait between connection attempts (1 s doubling, jittered)"),
+    "mqtt_tls_parked": ("bool", False, None, "mqtts://: start TLS handshakes only while parked (a slow board's handshake "
+                        "step can outlast a tick; messages wait in the journal meanwhile)"),
+    "device_id": ("text", None, (32, "id"), "the device's id in topics (null: machine.unique_id() in hex)"),
+    "wifi_ssid": ("text", None, (32, "any"), "Wi-Fi network (ESP32, Pico W; null: no Wi-Fi)"),
+    "wifi_password": ("text", None, (63, "any"), "Wi-Fi password (secret: never printed)"),
+    "dns_server": ("text", None, (21, "ipv4"), "DNS server (a.b.c.d[:port]) for the broker's name (null: the network's)"),
+    "uplink_status_s": ("int", 60, (10, 3600), "status message period while driving, seconds (and on change)"),
+    "uplink_trip_min": ("int", 10, (1, 120), "trip message period while driving, minutes (and at trip end)"),
+    "uplink_journal_kib": ("int", 128, (8, 2048), "flash journal bound, KiB (messages wait there until acknowledged)"),
+    "uplink_flush_s": ("int", 10, (0, 120), "at end of input, wait up to this for the broker's acknowledgements"),
+    "ha_discovery": ("bool", True, None, "publish Home Assistant discovery configs (retained) on connect"),
+}
+
+# text forms: what characters (and shape) a text value may have
+TEXT_FORMS = {
+    "id": "letters, digits, _ and -",
+    "any": "printable characters",
+    "path": "an absolute path of printable characters",
+    "url": "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]",
+    "ipv4": "an IPv4 address (a.b.c.d), a port after a colon if not 53",
 }
 
 DEFAULTS = {key: spec[1] for key, spec in SCHEMA.items()}
+
+
+def masked(key, value):
+    """``value`` as a tool may show it: a secret's is MASK (null stays null)."""
+    return MASK if key in SECRETS and value is not None else value
+
+
+def parse_url(url):
+    """(tls, host, port) of an mqtt:// or mqtts:// URL, or None. The host is
+    a name or an IPv4 address; the port 1883 / 8883 unless given."""
+    for scheme, tls, port in (("mqtt://", False, 1883), ("mqtts://", True, 8883)):
+        if url.startswith(scheme):
+            rest = url[len(scheme):]
+            if rest.endswith("/"):
+                rest = rest[:-1]
+            host = rest
+            if ":" in rest:
+                host, digits = rest.rsplit(":", 1)
+                if not digits.isdigit() or not 0 < int(digits) < 65536:
+                    return None
+                port = int(digits)
+            if not host or not all(c.isalpha() or c.isdigit() or c in "-." for c in host):
+                return None
+            return tls, host, port
+    return None
+
+
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+
+def _ipv4(text):
+    if ":" in text:
+        text, port = text.split(":", 1)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return False
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+
+
+def _text_ok(form, value):
+    if not all(" " <= c and c != "\x7f" for c in value):
+        return False
+    if form == "id":
+        return all(c in _ID_CHARS for c in value)
+    if form == "path":
+        return value.startswith("/")
+    if form == "url":
+        return parse_url(value) is not None
+    if form == "ipv4":
+        return _ipv4(value)
+    return True
 
 
 def check(key, value):
@@ -56,6 +149,14 @@ def check(key, value):
     if spec is None:
         return "unknown config key %r" % (key,)
     kind, _default, rule, _help = spec
+    if kind == "text":
+        if value is None:
+            return None
+        shown = "a secret" if key in SECRETS else repr(value)
+        if not isinstance(value, str) or not 0 < len(value) <= rule[0] or not _text_ok(rule[1], value):
+            return "config %s must be null or %s, at most %d characters, got %s" % (
+                key, TEXT_FORMS[rule[1]], rule[0], shown)
+        return None
     if kind == "bool":
         if value is True or value is False:
             return None

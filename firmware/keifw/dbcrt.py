@@ -30,6 +30,9 @@ class Codec:
         self.n_slots = g["N_SLOTS"]
         self.extended_flag = g["EXTENDED_KEY_FLAG"]
         self.msg_key = g["MSG_KEY"]
+        masks = g.get("MSG_KEY_MASK") or {}
+        # J1939 parameter groups: (key & mask, mask, index), matched when an exact key is not
+        self.wide = [(k & masks[i], masks[i], i) for k, i in self.msg_key.items() if i in masks]
         self.msg_len = g["MSG_LEN"]
         self.msg_tx = g["MSG_TX"]
         self.msg_layout = g["MSG_LAYOUT"]
@@ -180,7 +183,11 @@ class Codec:
         None for an unknown id, data shorter than the message, or a multiplexer
         value with no page (cantools raises DecodeError for those).
         """
-        index = self.msg_key.get(self.frame_key(frame_id, extended), -1)
+        key = self.frame_key(frame_id, extended)
+        index = self.msg_key.get(key, -1)
+        for value, mask, i in self.wide:
+            if index < 0 and key & mask == value:
+                index = i
         if index < 0 or len(data) < self.msg_len[index]:
             return None
         values = self.new_values()

@@ -57,6 +57,7 @@ TRIP_COUNTS = template(
     b'],"warning_count":%0,"frames":%0,"bad_frames":%0,"unknown_frames":%0,"skipped_frames":%0,'
     b'"lost_frames":%0,"clock_jumps":%0,"implausible_frames":%0,"tx_frames":%0')
 TRIP_TAIL = template(b',"restored":%b')  # after the OBD-II client's part; end() closes the line
+ACK = template(b'{"type":"ack","records":%0}')
 T_ERROR = b'"type":"error"'
 T_INFO = b'"type":"info"'
 
@@ -94,6 +95,13 @@ def error(w, message):
     w.begin(T_ERROR)
     w.kstr(b'"message":', message.replace('"', "'").encode())
     w.end()
+
+
+def ack(fw):
+    """The records taken so far, at the host's CONTROL_ACK."""
+    w = fw.w
+    w.vals[0] = fw.frames
+    w.line(ACK)
 
 
 def info(w, key, value):

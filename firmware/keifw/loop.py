@@ -119,6 +119,13 @@ def _periods(pr: ptr32) -> int:
 
 
 class Firmware:
+    # set on the instance by keifw.gps.attach when the config enables GPS (as
+    # class attributes here: more instance attributes would cost the hot
+    # path's own lookups a few percent on a board)
+    gps = None  # the GNSS reader
+    uart_rx = None  # takes the stream's UART records: (buf, j, n) -> the record after them
+    closers = ()  # called at the end of a drive, before the trip line
+
     def __init__(self, cfg, gen, out=None, port=None, store=None, gpio=None):
         self.cfg = cfg
         self.gen = gen
@@ -172,6 +179,7 @@ class Firmware:
         self.al_events = self.alerts.events
         self.chores = port is not None or gpio is not None or self.tx is not None  # see _chores
         self.obd = None  # the OBD-II client (keifw.obd.attach) when the config enables it
+        self.uplink = None  # the MQTT uplink (keifw.uplink.attach) when the config names a broker
         self.listener_data = bytearray(8)
         self.ended = False  # the harness said the drive is over
         self.periods = array("i", (0, 10, 0, 10 * cfg.get("status_interval_s", 1),
@@ -275,6 +283,13 @@ class Firmware:
             elif buf[j * 24 + 8] == 3 and virtual:  # record.CONTROL_SYNC
                 self.frames = counted + j
                 self._sync(buf, j)
+            elif buf[j * 24 + 8] == 4:  # record.CONTROL_ACK
+                self.frames = counted + j
+                lines.ack(self)
+            elif buf[j * 24 + 8] == 5 and self.uart_rx is not None:  # record.CONTROL_UART: GNSS bytes
+                k = self.uart_rx(buf, j, n)
+                counted -= k - j  # UART records are not frames
+                j = k - 1
             j += 1
         self.frames = counted + n
 
@@ -425,9 +440,13 @@ class Firmware:
     def finish(self):
         """End of input / shutdown: close open warnings, summary, save."""
         self.alerts.close_all(self.econ.acc[_econ.TICKS])
+        for fn in self.closers:
+            fn()
         lines.trip(self)
         if self.store is not None:
             self.save()
+        if self.uplink is not None:
+            self.uplink.finish()
 
     # ------------------------------------------------------------------
     # bus, persistence

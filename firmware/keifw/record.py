@@ -40,6 +40,15 @@ CONTROL_END_OF_DRIVE = const(2)
 # to the record's timestamp, due ticks run (their requests go out), then the
 # record goes back through the port, after everything they sent.
 CONTROL_SYNC = const(3)
+# ACK: the harness asks what has been processed: the firmware prints
+# {"type":"ack","records":N}, N the records it has taken before this one
+# (all of them scanned, their due ticks run), so a host can wait for that
+# instead of for the firmware to look idle.
+CONTROL_ACK = const(4)
+# UART: bytes the GNSS module's UART received (DLC of them in the data
+# field), in the stream beside the frames (keifw/nmea.py reads them).
+CONTROL_UART = const(5)
+# 6 is CLAIM, the host's to the hub alone (keidrive.io.record): it never reaches a firmware.
 
 # keys used by the generated decoders: id, or id | KEY_EXTENDED for 29-bit ids
 KEY_EXTENDED = const(0x20000000)

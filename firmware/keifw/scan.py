@@ -38,7 +38,7 @@ C_WHY = const(9)       # why the scanner stopped before the end (WHY_*)
 C_HOOK_MASK = const(10)  # 29-bit keys k with k & mask == value go to a listener
 C_HOOK_VALUE = const(11)
 C_NEXT = const(12)     # keys outside the 11-bit table: how many
-C_EXT = const(13)      # ... then (key, index) pairs
+C_EXT = const(13)      # ... then (key & mask, mask, index) triples, the narrowest masks first
 
 WHY_TICK = const(1)     # a 10 Hz tick is due at the record (or the clock starts)
 WHY_CONTROL = const(2)  # a control record
@@ -124,13 +124,14 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, val
             if (key & ctx[10]) == ctx[11]:
                 i = 254
             else:
-                k = 0
-                ne = ctx[12]
+                # a J1939 parameter group's frames match on its bits of the key (gen.MSG_KEY_MASK)
+                k = 13
+                ne = 13 + 3 * ctx[12]
                 while k < ne:
-                    if ctx[13 + 2 * k] == key:
-                        i = ctx[13 + 2 * k + 1]
+                    if (key & ctx[k + 1]) == ctx[k]:
+                        i = ctx[k + 2]
                         break
-                    k += 1
+                    k += 3
         elif key < 2048:
             i = tab[key] - 1
         if i == 254:  # a listener's frame: Python's
@@ -354,12 +355,15 @@ class Scanner:
         n = gen.N_MESSAGES
         tab = bytearray(T_LEN + 2 * n)
         far = []
+        masks = getattr(gen, "MSG_KEY_MASK", None) or {}
         for key in gen.MSG_KEY:
             i = gen.MSG_KEY[key]
             if key < T_LEN:
                 tab[key] = i + 1
             else:
-                far.append((key, i))
+                mask = masks.get(i, 0x3FFFFFFF)
+                far.append((-bin(mask).count("1"), key & mask, mask, i))
+        far.sort()
         for i in range(n):
             tab[T_LEN + i] = gen.MSG_LEN[i]  # the DLC a frame must have
             tab[T_LEN + n + i] = kinds[i]
@@ -369,14 +373,15 @@ class Scanner:
             c = gen.MSG_CYCLE_MS[i]
             rate[R_STRIDE * i + R_LIMIT] = 2 * RATE_WINDOW_US // 1000 // c if c > 0 else 0
         self.rate = rate
-        ctx = array("i", bytes(4 * (C_EXT + 2 * len(far))))
+        ctx = array("i", bytes(4 * (C_EXT + 3 * len(far))))
         ctx[C_NMSG] = n
         ctx[C_NEXT] = len(far)
         ctx[C_HOOK_MASK] = -1  # no 29-bit listener: no key matches
         ctx[C_HOOK_VALUE] = 0
         for k in range(len(far)):
-            ctx[C_EXT + 2 * k] = far[k][0]
-            ctx[C_EXT + 2 * k + 1] = far[k][1]
+            ctx[C_EXT + 3 * k] = far[k][1]
+            ctx[C_EXT + 3 * k + 1] = far[k][2]
+            ctx[C_EXT + 3 * k + 2] = far[k][3]
         self.ctx = ctx
         self.values = values
         self.st = val.st

@@ -2,10 +2,11 @@
 
 The same firmware serves an engine car, a mild hybrid and an EV. The
 generated module says which "MESSAGE.Signal" plays each role (its ``ROLES``
-table, compiled from the vehicle's roles file) and in which unit
-(``ROLE_UNITS``, the DBC's unit string unless the roles file overrides it);
-no signal name is known here. A role the module does not name is -1 and
-everything that needs it is skipped.
+table, compiled from the vehicle's roles file) and the exact factor from its
+unit to the one the firmware computes in (``ROLE_FACTORS``: km/h, L/h, rpm,
+%, kPa, degC, V, A; the compiler's units table knows the spellings); no
+signal or unit name is known here. A role the module does not name is -1
+and everything that needs it is skipped.
 """
 
 from .fixed import gcd
@@ -23,25 +24,13 @@ KIND_ICE = 0
 KIND_HYBRID = 1
 KIND_EV = 2
 
-# A unit string -> (num, den): its value times num/den is the value in the
-# unit the firmware computes in (km/h, %, L/h; every other unit it reads -
-# rpm, kPa, degC, V, A - is used as the DBC states it). Exact fractions:
-# 1 mph = 1.609344 km/h = 25146/15625, 1 m/s = 3.6 km/h, 1 mL/s = 3.6 L/h.
-_UNIT_FRACTIONS = {
-    "mph": (25146, 15625),
-    "m/s": (18, 5),
-    "fraction": (100, 1),
-    "mL/s": (18, 5),
-}
-
-
 def unit_fraction(gen, slot):
     """(num, den) converting the role signal at ``slot`` into the firmware's unit."""
     targets = getattr(gen, "ROLES", None) or {}
-    units = getattr(gen, "ROLE_UNITS", None) or {}
+    factors = getattr(gen, "ROLE_FACTORS", None) or {}
     for role in targets:
         if gen.SLOT.get(targets[role], -1) == slot:
-            return _UNIT_FRACTIONS.get(units.get(role, ""), (1, 1))
+            return factors.get(role, (1, 1))
     return 1, 1
 
 

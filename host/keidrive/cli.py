@@ -2,9 +2,10 @@
 
 import argparse
 import importlib
+import os
 import sys
 
-from . import __version__
+from . import __version__, stopping
 from .errors import KeidriveError
 
 # Order is the order of `keidrive --help`.
@@ -12,12 +13,14 @@ SUBCOMMANDS = (
     "run",
     "replay",
     "fleet",
+    "collect",
     "dbc",
     "simulate",
     "calibrate",
     "cycles",
     "vehicles",
     "profiles",
+    "geo",
     "bench",
     "flash",
     "monitor",
@@ -42,17 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    # keidrive's numpy work is element-wise: a BLAS thread pool only costs its start-up
+    # (in this process and the bus hubs it starts), unless the user asked for one
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
+    stopping.install()
     try:
         status = args.func(args)
     except KeidriveError as error:
-        print(f"keidrive: error: {error}", file=sys.stderr)
+        print(f"keidrive: error: {error.said(_flag_namer(args.func))}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("keidrive: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        # Ctrl-C, SIGTERM, SIGHUP or a run's own reason: every ``finally`` on
+        # the way here has cleaned up (keidrive.stopping)
+        why, status = (stop.why, stop.status) if isinstance(stop, stopping.Stopped) else ("interrupted", 130)
+        print(f"keidrive: {why}", file=sys.stderr)
+        sys.exit(status)
     except BrokenPipeError:
         # `keidrive ... | head` closed the pipe: not an error worth a traceback.
+        stopping.quiet_stdout()
         sys.exit(0)
     sys.exit(status or 0)
+
+
+def _joined(argv: list[str]) -> list[str]:
+    """``fleet report ...`` as the one subcommand ``fleet report``, so it has
+    a parser, usage and ``--help`` of its own beside ``fleet``'s."""
+    if argv[:2] == ["fleet", "report"]:
+        return ["fleet report", *argv[2:]]
+    return argv
+
+
+def _flag_namer(func):
+    """How errors name a setting in the command ``func`` runs: as its flag
+    (``min_explained`` -> ``--min-explained``; a command's FLAGS say where
+    the flag's name is another)."""
+    flags = getattr(sys.modules[func.__module__], "FLAGS", {})
+    return lambda name: flags.get(name, "--" + name.replace("_", "-"))

@@ -42,3 +42,31 @@ def require_valid(config: dict) -> dict:
         if message is not None:
             raise KeidriveError(message)
     return config
+
+
+def require_profile(profile: str) -> str:
+    """``profile`` if it is one of the firmware's speed profiles; else one
+    line naming it, the closest profile and the others."""
+    from .errors import did_you_mean
+
+    names = schema_module().SCHEMA["profile"][2]
+    if profile not in names:
+        raise KeidriveError(
+            f"{profile}: no such speed profile{did_you_mean(profile, names)} (valid profiles: {', '.join(names)})",
+            option="profile",
+        )
+    return profile
+
+
+def speed_limits(config: dict) -> dict:
+    """The speeds the firmware's warnings apply under ``config`` (its own
+    logic sets them up): ``limit_kmh``, ``advisory_kmh`` (the kei advisory
+    on an interstate, below its limit) and ``minimum_kmh``, None where none."""
+    alerts = firmware_module("alerts")
+    applied = alerts.Alerts(dict(schema_module().DEFAULTS, **config), False, False)
+    advisory = alerts.KEI_ADVISORY_CKMH if applied.interstate and alerts.KEI_ADVISORY_CKMH < applied.limit else None
+    return {
+        "limit_kmh": applied.limit / 100,
+        "advisory_kmh": advisory / 100 if advisory else None,
+        "minimum_kmh": applied.minimum / 100 if applied.minimum else None,
+    }

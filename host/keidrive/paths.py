@@ -5,6 +5,7 @@ checkout (editable install, tests) they are the top-level ``firmware/`` and
 ``dbc/`` folders, the single source of truth.
 """
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -30,3 +31,9 @@ def dbc_dir() -> Path:
 def resources_dir() -> Path:
     """Data that belongs to the host package itself (cycles, vehicle presets)."""
     return _PACKAGE / "resources"
+
+
+def cache_dir() -> Path:
+    """keidrive's cache: built targets, the simulator's tables."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "keidrive"

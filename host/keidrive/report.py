@@ -1,15 +1,15 @@
 """The trip report of a firmware-in-the-loop run: a terminal table (ground
 truth beside the firmware's figures, eco score, warnings timeline), the
-machine-readable form behind ``--json``, and a PNG plot."""
+machine-readable form behind ``--json`` (the plot: ``keidrive.plot``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+import sys
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from .errors import KeidriveError
+if TYPE_CHECKING:  # rich is imported where a report is printed: the library's figures never need it
+    from rich.console import Console
 
 # (label, truth key, firmware trip key, format)
 FIGURES = (
@@ -21,32 +21,48 @@ FIGURES = (
     ("pack energy", "energy_kwh", "energy_kwh", "{:.3f} kWh"),
 )
 
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
-
-LEVEL_COLOURS = {"advisory": "#f2c94c", "caution": "#f2994a", "critical": "#eb5757"}
-
-
-def check_plot_path(path: str | Path) -> Path:
-    """The plot path, or one clear error before any work is done: a format
-    matplotlib writes here, an existing, writable folder."""
-    import os
-
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise KeidriveError(f"--plot wants a {', '.join(PLOT_SUFFIXES)} file, got {str(path)!r}")
-    parent = path.parent
-    if not parent.is_dir():
-        raise KeidriveError(f"cannot write plot {path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise KeidriveError(f"cannot write plot {path}: is a directory")
-    if not os.access(path if path.exists() else parent, os.W_OK):
-        raise KeidriveError(f"cannot write plot {path}: permission denied")
-    return path
+# A relative difference means something only for a figure many printed steps
+# from zero: below this many, the difference is given in the figure's unit.
+RELATIVE_FROM_STEPS = 100
 
 
 def runtime_line(runtime: str, executable: str) -> str:
     """The report's line naming what the firmware ran in."""
     return f"runtime: {runtime} ({executable})" if runtime != executable else f"runtime: {executable}"
+
+
+class TripSoFar:
+    """Fed every telemetry event (an ``on_event``): the trip up to the
+    firmware's last status line. As a context around a drive, it prints
+    that on stderr when the drive is stopped before its end (Ctrl-C,
+    SIGTERM, SIGHUP)."""
+
+    def __init__(self):
+        self.status: dict | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, _value, _traceback):
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            print(f"keidrive: {self.line()}", file=sys.stderr)
+
+    def __call__(self, event: dict) -> None:
+        if event.get("type") == "status":
+            self.status = event
+
+    def line(self) -> str:
+        s = self.status
+        if s is None:
+            return "trip so far: none (the firmware had not reported a status line yet)"
+        figures = [f"{s['t_s']:.1f} s", f"{s['distance_km']:.3f} km"]
+        if s.get("fuel_l") is not None:
+            figures.append(f"{s['fuel_l']:.3f} L")
+        if s.get("energy_kwh") is not None:
+            figures.append(f"{s['energy_kwh']:.3f} kWh")
+        if s.get("warnings"):
+            figures.append("warnings " + ", ".join(s["warnings"]))
+        return "trip so far (the firmware's last status line): " + ", ".join(figures)
 
 
 def firmware_figures(trip: dict) -> dict:
@@ -65,19 +81,29 @@ def firmware_figures(trip: dict) -> dict:
     }
 
 
-def _error(truth_value, firmware_value) -> str:
-    if not truth_value or firmware_value is None:
+def _error(truth_value, firmware_value, fmt: str) -> str:
+    """The firmware's difference from the truth: relative, or in the
+    figure's unit for a truth near zero (-0.012 kWh vs -0.011 kWh is not -9 %)."""
+    if truth_value is None or firmware_value is None:
         return ""
-    return f"{(firmware_value - truth_value) / truth_value * 100:+.2f} %"
+    digits = int(re.search(r"\.(\d)f", fmt).group(1))
+    if abs(truth_value) >= RELATIVE_FROM_STEPS * 10 ** -digits:
+        return f"{(firmware_value - truth_value) / truth_value * 100:+.2f} %"
+    return fmt.replace("{:", "{:+").format(firmware_value - truth_value)
 
 
-def print_report(trip: dict, truth: dict | None, console: Console, title: str) -> None:
+def print_report(trip: dict, truth: dict | None, console: Console, title: str,
+                 columns: tuple = ("ground truth", "firmware vs physics")) -> None:
+    """The firmware's figures, beside ``truth`` (its column and the
+    difference's named by ``columns``) where there is one."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     if truth is not None:
         table.add_column("figure")
-        table.add_column("ground truth", justify="right")
+        table.add_column(columns[0], justify="right")
         table.add_column("firmware", justify="right")
-        table.add_column("firmware vs physics", justify="right")
+        table.add_column(columns[1], justify="right")
     else:
         table.add_column("figure")
         table.add_column("firmware", justify="right")
@@ -93,14 +119,14 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str) -
             continue  # a car without a traction or 12 V lithium pack
         cells = [fmt.format(v) if v is not None else "-" for v in ((theirs, ours) if truth is not None else (ours,))]
         if truth is not None:
-            cells.append(_error(theirs, ours))
+            cells.append(_error(theirs, ours, fmt))
         table.add_row(label, *cells)
     if trip.get("wh_per_km") is not None:
         row = ["electric consumption"]
         if truth is not None:
             truth_wh = truth["energy_kwh"] * 1000 / truth["distance_km"] if truth.get("distance_km") else None
             row += [f"{truth_wh:.1f} Wh/km" if truth_wh else "-", f"{trip['wh_per_km']:.1f} Wh/km",
-                    _error(truth_wh, trip["wh_per_km"])]
+                    _error(truth_wh, trip["wh_per_km"], "{:.1f} Wh/km")]
         else:
             row.append(f"{trip['wh_per_km']:.1f} Wh/km")
         table.add_row(*row)
@@ -131,54 +157,3 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str) -
         )
     console.print(timeline)
 
-
-def plot(path: str | Path, statuses: list, trip: dict, trace: dict | None = None, title: str = "") -> Path:
-    """Speed with the warnings as bands, instantaneous and trip economy, and
-    engine (or motor) speed, on one time axis; saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = check_plot_path(path)
-    times = [s["t_s"] for s in statuses]
-    figure, (speed_ax, economy_ax, engine_ax) = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
-    if trace is not None:
-        speed_ax.plot(trace["time_s"], trace["target_kmh"], color="#bbbbbb", lw=1, label="cycle")
-        speed_ax.plot(trace["time_s"], trace["speed_kmh"], color="#2d6cdf", lw=1, label="vehicle")
-    else:
-        speed_ax.plot(times, [s.get("speed_kmh") for s in statuses], color="#2d6cdf", lw=1, label="vehicle")
-    for w in trip.get("warnings", []):
-        end = w["end_s"] if w.get("end_s") is not None else (times[-1] if times else w["start_s"])
-        speed_ax.axvspan(w["start_s"], end, color=LEVEL_COLOURS.get(w["level"], "#cccccc"), alpha=0.35, lw=0)
-        speed_ax.text(w["start_s"], speed_ax.get_ylim()[1] * 0.92, w["kind"], fontsize=7, rotation=90, va="top")
-    speed_ax.set_ylabel("speed km/h")
-    speed_ax.legend(loc="upper left", fontsize=8)
-
-    electric = trip.get("km_per_l") is None
-    if electric:
-        economy_ax.plot(times, [s.get("wh_per_km") for s in statuses], color="#27ae60", lw=1, label="trip Wh/km")
-        economy_ax.set_ylabel("Wh/km")
-    else:
-        economy_ax.plot(times, [s.get("instant_km_per_l") for s in statuses], color="#9b51e0", lw=0.8,
-                        label="instant km/L")
-        economy_ax.plot(times, [s.get("trip_km_per_l") for s in statuses], color="#27ae60", lw=1.5,
-                        label="trip km/L")
-        economy_ax.set_ylabel("km/L")
-        economy_ax.set_ylim(0, 60)
-    economy_ax.legend(loc="upper left", fontsize=8)
-
-    if trace is not None:
-        rpm = trace.get("engine_rpm", trace.get("motor_rpm"))
-        engine_ax.plot(trace["time_s"], rpm, color="#e67e22", lw=0.8)
-        engine_ax.set_ylabel("engine rpm" if "engine_rpm" in trace else "motor rpm")
-    engine_ax.set_xlabel("time s")
-    figure.suptitle(title)
-    figure.tight_layout()
-    try:
-        figure.savefig(path, dpi=110)
-    except (OSError, ValueError) as error:
-        raise KeidriveError(f"cannot write plot {path}: {getattr(error, 'strerror', None) or error}") from None
-    finally:
-        plt.close(figure)
-    return path

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import sysconfig
 
 from .errors import KeidriveError
@@ -18,10 +19,13 @@ MICROPYTHON_HINT = (
 def installed_command(name: str) -> str | None:
     """A command installed by pip, or else on PATH.
 
-    The interpreter's own scripts folder comes first: right after
-    `pip install` a version manager's shims (pyenv) may not list it yet.
+    The interpreter's own scripts folders come first (a virtual environment's,
+    then the base installation's whose packages it may see): right after
+    `pip install` a version manager's shims (pyenv) may not list it yet, and
+    a shim costs a shell and the manager's lookup on every start.
     """
-    for folder in (sysconfig.get_path("scripts"), None):
+    base = sysconfig.get_path("scripts", vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    for folder in dict.fromkeys((sysconfig.get_path("scripts"), base, None)):
         found = shutil.which(name, path=folder)
         if found is not None:
             return found

@@ -91,6 +91,10 @@ MSG_KEY = {
     0x6e1: 7,  # KD_WARNING
     0x6e2: 8,  # KD_TRIP_SUMMARY
 }
+# Per J1939 message index: the key bits its frames share (parameter group, and a pinned
+# source address): a frame key k is the message's when k & mask == MSG_KEY's key & mask.
+MSG_KEY_MASK = {
+}
 
 SLOT = {
     'VEHICLE_SPEED.VehicleSpeed': 0,
@@ -265,7 +269,9 @@ MSG_CHECKSUM_SEED = (
     255, 0, 255, 255, 0, 255, 255, 255, 0,
 )
 
-# From the roles file kei_ev.toml: role -> "MESSAGE.Signal", and its unit.
+# From the roles file kei_ev.toml: role -> "MESSAGE.Signal", its unit as stated, and the
+# exact factor (num, den) from that unit to the firmware's (km/h, L/h, rpm, %, kPa, degC, V, A)
+# where it is not 1.
 ROLES = {
     'speed': 'VEHICLE_SPEED.VehicleSpeed',
     'wheel_fl': 'WHEEL_SPEEDS.WheelSpeedFL',
@@ -291,6 +297,8 @@ ROLE_UNITS = {
     'pack_v': 'V',
     'pack_i': 'A',
     'regen': '',
+}
+ROLE_FACTORS = {
 }
 
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it

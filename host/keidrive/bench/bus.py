@@ -17,8 +17,9 @@ import time
 import can
 import numpy as np
 
-from .. import record
+from ..io import record
 from ..vbus import hub
+from .process_tree import cpu_s
 
 BULK_FRAMES = 200_000
 SINGLE_FRAMES = 20_000
@@ -40,16 +41,6 @@ def _attached(sender, clients: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the benchmark's receiver did not attach to the hub")
         time.sleep(0.01)
-
-
-def _cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux procfs), None elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _per_frame_us(before: float | None, after: float | None, frames: int) -> float | None:
@@ -107,19 +98,19 @@ def bus_figures() -> dict:
                     raw.connect(hub.socket_path("bench"))
                     _attached(sender, 2)
                     bulk = _records(BULK_FRAMES)
-                    cpu = _cpu_s(hub_process.pid)
+                    cpu = cpu_s(hub_process.pid)
                     bulk_s = _timed(lambda: sender.send_records(bulk), lambda: _drain(raw, len(bulk)))
-                    bulk_cpu_us = _per_frame_us(cpu, _cpu_s(hub_process.pid), BULK_FRAMES)
+                    bulk_cpu_us = _per_frame_us(cpu, cpu_s(hub_process.pid), BULK_FRAMES)
                 finally:
                     raw.close()
                 listener = can.Bus(interface="keidrive", channel="bench", spawn=False)
                 try:
                     _attached(sender, 2)
-                    cpu = _cpu_s(hub_process.pid)
+                    cpu = cpu_s(hub_process.pid)
                     single_s = _timed(
                         lambda: _send_each(sender, SINGLE_FRAMES), lambda: _receive(listener, SINGLE_FRAMES)
                     )
-                    single_cpu_us = _per_frame_us(cpu, _cpu_s(hub_process.pid), SINGLE_FRAMES)
+                    single_cpu_us = _per_frame_us(cpu, cpu_s(hub_process.pid), SINGLE_FRAMES)
                 finally:
                     listener.shutdown()
             finally:

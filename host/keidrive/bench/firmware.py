@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
-from ..harness import firmware_config
+from ..drive.harness import firmware_config
+from ..io import record
 from ..paths import dbc_dir, firmware_dir as _firmware_dir
 
 WARMUP = 5000

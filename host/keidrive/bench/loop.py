@@ -1,30 +1,24 @@
 """Firmware in the loop, end to end: a whole drive through the simulator,
-the keidrive virtual bus and the firmware in MicroPython, against the
-drive's own duration."""
+a private bus (in lockstep, straight into the firmware's stdin) and the
+firmware in MicroPython (``keidrive.run``, as ``keidrive run`` drives it),
+against the drive's own duration."""
 
 from __future__ import annotations
 
-import time
-
-from .. import record, sim
-from ..harness import feed_over_bus, firmware_config
+from ..drive.simulated import run
+from ..drive.spec import DriveSpec
 
 
 def loop_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", runtime: str = "micropython") -> dict:
-    started = time.perf_counter()
-    result = sim.simulate(vehicle, cycle)
-    records = record.from_frames(result.frames)
-    report, figures = feed_over_bus(records, firmware_config(vehicle, "jp-expressway"), runtime=runtime)
-    wall = time.perf_counter() - started
-    if not report.ok:
-        raise RuntimeError(report.failure())
+    trip = run(DriveSpec(vehicle, cycle, "jp-expressway", runtime=runtime))
+    duration = trip.truth["duration_s"]
     return {
         "vehicle": vehicle,
         "cycle": cycle,
         "runtime": runtime,
-        "cycle_duration_s": result.truth["duration_s"],
-        "frames": len(records),
-        "wall_s": round(wall, 3),
-        "realtime_factor": round(result.truth["duration_s"] / wall, 1),
+        "cycle_duration_s": duration,
+        "frames": trip.frames,
+        "wall_s": round(trip.wall_s, 3),
+        "realtime_factor": round(duration / trip.wall_s, 1),
         "target_realtime_factor": 50,
     }

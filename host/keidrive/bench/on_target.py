@@ -15,6 +15,7 @@ import time
 import micropython
 from keifw import app, link
 from keifw.canport import StreamPort
+from keifw.record import CONTROL_UART
 
 CFG = {}  # the host puts the firmware config here
 N = 0  # and the number of records it sends
@@ -155,7 +156,107 @@ def instr_per_frame_transport(src, stamps, n):
     return (time.ticks_diff(t3, t2) - time.ticks_diff(t1, t0)) * 1000 // n
 
 
-MEASURES = (instr_per_frame_stream, instr_per_frame_board, instr_per_frame_transport)
+# A GNSS module's sentences (Alabama, US 231): the same epoch over and over
+# (the same time of day is not stale), so every fix is taken and the
+# jurisdiction's look once a second finds the car where it was.
+GGA = b"$GNGGA,150405.00,3443.82400,N,08635.16600,W,1,09,0.92,190.0,M,-30.0,M,,*76\r\n"
+RMC = b"$GNRMC,150405.00,A,3443.82400,N,08635.16600,W,47.786,180.00,020626,,,A*53\r\n"
+VTG = b"$GNVTG,180.00,T,,M,47.786,N,88.500,K,A*25\r\n"
+
+
+def _uart(buf, m, t, data):
+    """data as UART records (record.CONTROL_UART) stamped t, from record m of buf; the record after them."""
+    for k in range(0, len(data), 8):
+        o = m * 24
+        for i in range(24):
+            buf[o + i] = 0
+        buf[o] = t & 0xFF
+        buf[o + 1] = (t >> 8) & 0xFF
+        buf[o + 2] = (t >> 16) & 0xFF
+        buf[o + 3] = (t >> 24) & 0x3F
+        buf[o + 8] = CONTROL_UART
+        buf[o + 12] = 0x80
+        c = min(8, len(data) - k)
+        buf[o + 13] = c
+        for i in range(c):
+            buf[o + 16 + i] = data[k + i]
+        m += 1
+    return m
+
+
+def _stream_gps(src, stamps, n, sentences):
+    """Firmware.records with the GNSS module's sentences among the frames,
+    as UART records (gps on: its reading every tick, the jurisdiction looked
+    at once a second); ``sentences(k)`` the bytes of epoch k (100 ms apart).
+    The window twice: the first pass finds the jurisdiction (its dwell is
+    3 s), the second is timed, steady. Each block is filled off the clock
+    with the frames and the sentences due among them; per CAN frame."""
+    cfg = dict(CFG)
+    cfg["gps"] = True
+    fw, _ = app.build(cfg_obj=cfg, out=Null())
+    buf = bytearray(256 * 24)
+    rec = bytearray(24)
+    spent = 0
+    frames = 0
+    grown = 0
+    for timed in (False, True):
+        src.seek(0)
+        epoch = stamps[0]
+        k = 0
+        j = 0
+        while j < n:
+            m = 0
+            can = 0
+            while j < n and m < 256 - 24:  # room for a second's sentences (23 records) before a frame
+                while time.ticks_diff(stamps[j], epoch) >= 0:
+                    m = _uart(buf, m, epoch, sentences(k))
+                    epoch = (epoch + 100000) & 0x3FFFFFFF
+                    k += 1
+                src.readinto(rec)
+                buf[m * 24:m * 24 + 24] = rec
+                m += 1
+                can += 1
+                j += 1
+            if not timed:
+                fw.records(buf, m, True)
+                continue
+            a = gc.mem_alloc()
+            t0 = time.ticks_us()
+            fw.records(buf, m, True)
+            spent += time.ticks_diff(time.ticks_us(), t0)
+            grown += gc.mem_alloc() - a
+            frames += can
+    ALLOC[0] = max(ALLOC[0], grown / frames)
+    return spent * 1000 // frames
+
+
+def instr_per_frame_stream_gps(src, stamps, n):
+    """The stream path with a GNSS module at 10 Hz: an RMC every 100 ms of
+    the drive's time, GGA and VTG once a second (what 9600 baud carries)."""
+    return _stream_gps(src, stamps, n, lambda k: RMC if k % 10 else GGA + RMC + VTG)
+
+
+def instr_per_frame_stream_gps_1hz(src, stamps, n):
+    """The same at 1 Hz (the modules' default): GGA, RMC and VTG once a second."""
+    return _stream_gps(src, stamps, n, lambda k: b"" if k % 10 else GGA + RMC + VTG)
+
+
+def instr_per_sentence_nmea(src, stamps, n):
+    """The reader (keifw.nmea) over 90 sentences in RAM (GGA, RMC, VTG by
+    turns), as a board reads a full UART buffer: per sentence."""
+    from keifw import nmea
+
+    r = nmea.Reader()
+    data = (GGA + RMC + VTG) * 30
+    r.feed(data, 0, len(data), 1000)
+    t0 = time.ticks_us()
+    r.feed(data, 0, len(data), 2000)
+    t1 = time.ticks_us()
+    return time.ticks_diff(t1, t0) * 1000 // 90
+
+
+MEASURES = (instr_per_frame_stream, instr_per_frame_board, instr_per_frame_transport, instr_per_frame_stream_gps,
+            instr_per_frame_stream_gps_1hz, instr_per_sentence_nmea)
 
 
 def main():

@@ -35,9 +35,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
-from ..harness import firmware_config
+from ..drive.harness import firmware_config
 
 SATURATE_S = 60
 SATURATE_FROM_S = 600.0  # the suburban phase: every message, ticks and status lines at their drive rate

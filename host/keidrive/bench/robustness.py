@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import faults, record, sim
-from ..harness import firmware_config, run_records
+from .. import faults, sim
+from ..drive.harness import firmware_config, run_records
+from ..io import record
 
 MODULES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
 SENSITIVE = {"profile": "custom", "custom_limit_kmh": 10, "custom_minimum_kmh": 0, "rpm_limit": 2000,

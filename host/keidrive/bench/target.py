@@ -23,9 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import record
+from ..drive.harness import firmware_config
 from ..errors import KeidriveError
-from ..harness import firmware_config
+from ..io import record
 
 WINDOW_RECORDS = 1024  # records held in the board's RAM for the counts (24 KiB)
 WINDOW_START_S = 600.0  # where in the drive the window starts (suburban phase: every message, ticks, status lines)
@@ -106,7 +106,7 @@ def target_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profi
     free, counts = _on_target(target, cfg, _window(records, WINDOW_START_S, WINDOW_RECORDS))
     board = counts["instr_per_frame_board"]
     # every measure of on_target.py MEASURES, in its order
-    figures = {name: value for name, value in counts.items() if name.startswith("instr_per_frame_")}
+    figures = {name: value for name, value in counts.items() if name.startswith("instr_per_")}
     figures.update({
         "alloc_bytes_per_frame": counts["alloc_bytes_per_frame"],
         "heap_size": target.heap_size,

@@ -6,9 +6,3 @@
 CONFIG_DEADLINE_S = 30.0
 FLASH_DEADLINE_S = 300.0
 
-
-def add_deadline_option(parser, default: float) -> None:
-    parser.add_argument(
-        "--deadline", type=float, default=default, metavar="SECONDS",
-        help=f"give up on the board after this long in all, with one line saying so (default {default:g})",
-    )

@@ -21,10 +21,11 @@ class BoardKind:
     esp_chip_id: int | None   # chip id in the ESP image header's extended part
     default_can_port: str     # config can_port on this board
     can_config: tuple = ()    # (key, value) the board's CAN wiring puts in /config.json when not set
+    gps_config: tuple = ()    # (key, value) its GNSS module's UART (used with gps: true)
 
     def defaults(self) -> dict:
         """The config keys a flash writes for this board when the board has none."""
-        return {"can_port": self.default_can_port, **dict(self.can_config)}
+        return {"can_port": self.default_can_port, **dict(self.can_config), **dict(self.gps_config)}
 
 
 # Upstream MicroPython (v1.28) has machine.CAN on STM32, MIMXRT and Alif only,
@@ -32,13 +33,19 @@ class BoardKind:
 # family and the RP2040 take an MCP2515 on a hardware SPI bus. Pins: each
 # board's default pins for that SPI bus (MicroPython's port docs), chip select
 # and INT on free GPIOs; all of them can be changed with `keidrive config set`.
+# The GNSS module (NEO-6M / M8N, 9600 baud) on a UART the REPL does not use,
+# at that UART's default pins where they are free: ESP32 UART2 (TX 17, RX
+# 16), ESP32-S3 UART1 on GPIO 17/18, RP2040 UART1 on GP4/GP5.
 BOARDS = {
     "esp32": BoardKind("esp32", "ESP32", "esp32", ("xtensawin",), "esp-bin", 0x1000, 0, "mcp2515", (
-        ("mcp2515_spi", 2), ("pin_sck", 18), ("pin_mosi", 23), ("pin_miso", 19), ("pin_cs", 5), ("pin_int", 4))),
+        ("mcp2515_spi", 2), ("pin_sck", 18), ("pin_mosi", 23), ("pin_miso", 19), ("pin_cs", 5), ("pin_int", 4)),
+        (("gps_uart", 2), ("pin_gps_tx", 17), ("pin_gps_rx", 16))),
     "esp32s3": BoardKind("esp32s3", "ESP32S3", "esp32", ("xtensawin",), "esp-bin", 0x0, 9, "mcp2515", (
-        ("mcp2515_spi", 1), ("pin_sck", 12), ("pin_mosi", 11), ("pin_miso", 13), ("pin_cs", 10), ("pin_int", 9))),
+        ("mcp2515_spi", 1), ("pin_sck", 12), ("pin_mosi", 11), ("pin_miso", 13), ("pin_cs", 10), ("pin_int", 9)),
+        (("gps_uart", 1), ("pin_gps_tx", 17), ("pin_gps_rx", 18))),
     "rp2040": BoardKind("rp2040", "RP2040", "rp2", ("armv6m",), "uf2", None, None, "mcp2515", (
-        ("mcp2515_spi", 0), ("pin_sck", 18), ("pin_mosi", 19), ("pin_miso", 16), ("pin_cs", 17), ("pin_int", 20))),
+        ("mcp2515_spi", 0), ("pin_sck", 18), ("pin_mosi", 19), ("pin_miso", 16), ("pin_cs", 17), ("pin_int", 20)),
+        (("gps_uart", 1), ("pin_gps_tx", 4), ("pin_gps_rx", 5))),
     "stm32": BoardKind("stm32", "STM32F405", "pyboard", ("armv7m", "armv7em", "armv7emsp", "armv7emdp"), "dfu",
                        None, None, "machine", (("can_id", 1),)),
 }

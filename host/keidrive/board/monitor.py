@@ -194,6 +194,18 @@ def render(state: State, source: str):
 MAX_LINE = 64 * 1024  # longer than any telemetry line: what the board prints past it is not telemetry
 
 
+def split_lines(buffer: bytes) -> tuple[list, bytes]:
+    """The whole lines in ``buffer`` (text, without line ends) and what is
+    left; a writer that prints without newlines must not grow the rest
+    without bound, so past MAX_LINE it is a line of its own."""
+    *whole, rest = buffer.split(b"\n")
+    lines = [raw.decode("utf-8", "replace").rstrip("\r") for raw in whole]
+    if len(rest) > MAX_LINE:
+        lines.append(rest[:MAX_LINE].decode("utf-8", "replace"))
+        rest = b""
+    return lines, rest
+
+
 class Source:
     """Lines from a serial port that may vanish (a board reset) and come back."""
 
@@ -254,14 +266,8 @@ class Source:
             if not chunk:
                 yield None
                 continue
-            self.buffer += chunk
-            while b"\n" in self.buffer:
-                raw, self.buffer = self.buffer.split(b"\n", 1)
-                yield raw.decode("utf-8", "replace").rstrip("\r")
-            if len(self.buffer) > MAX_LINE:
-                # a board printing without newlines must not grow this without bound
-                yield self.buffer[:MAX_LINE].decode("utf-8", "replace")
-                self.buffer = b""
+            lines, self.buffer = split_lines(self.buffer + chunk)
+            yield from lines
             if self.buffer.endswith(b">>> ") or self.buffer.endswith(b"\x04>"):
                 yield self.buffer.decode("utf-8", "replace")
                 self.buffer = b""
@@ -282,19 +288,28 @@ class Source:
             self.serial.close()
 
 
-def stdin_lines(deadline: float | None):
-    import selectors
+def stdin_lines(deadline: float | None, fd: int | None = None):
+    """Lines from stdin (or ``fd``) until its end or ``deadline``; None
+    while nothing arrives, so the dashboard keeps refreshing. A pipe or a
+    terminal is waited on with select; a regular file (``< drive.jsonl``)
+    is always ready and is read straight through (epoll refuses files)."""
+    import select
+    import stat
 
-    sel = selectors.DefaultSelector()
-    sel.register(sys.stdin, selectors.EVENT_READ)
+    fd = sys.stdin.fileno() if fd is None else fd
+    regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    buffer = b""
     while deadline is None or time.monotonic() < deadline:
-        if not sel.select(0.2):
+        if not regular and not select.select([fd], [], [], 0.2)[0]:
             yield None
             continue
-        line = sys.stdin.readline()
-        if not line:
-            return
-        yield line.rstrip("\n")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        lines, buffer = split_lines(buffer + chunk)
+        yield from lines
+    if buffer and (deadline is None or time.monotonic() < deadline):
+        yield buffer.decode("utf-8", "replace")
 
 
 def run(lines, source: str, log_path: str | None, plain: bool, state: State, out=sys.stdout) -> State:

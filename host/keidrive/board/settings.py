@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from ..fwconfig import schema_module
 from ..paths import firmware_dir
 
@@ -29,6 +29,8 @@ def parse_value(key: str, text: str):
             value = False
         else:
             raise KeidriveError(f"config {key} must be true or false, got {text!r}")
+    elif kind == "text" and text.lower() in ("null", "none"):
+        value = None
     elif kind == "int":
         if text.lower() in ("null", "none") and len(rule) == 3:
             value = None
@@ -58,7 +60,10 @@ def resolve_vehicle(name: str) -> str:
         module = None
     choices = ", ".join(schema_module().VEHICLES)
     if module is None or module not in schema_module().VEHICLES:
-        raise KeidriveError(f"unknown vehicle {name!r}: a decoder module ({choices}) or a vehicle preset")
+        from ..sim import list_vehicles
+
+        hint = did_you_mean(name, [*schema_module().VEHICLES, *list_vehicles()])
+        raise KeidriveError(f"unknown vehicle {name!r}{hint}: a decoder module ({choices}) or a vehicle preset")
     return module
 
 
@@ -68,7 +73,7 @@ def describe(config: dict) -> list[str]:
     effective, errors = schema.validate(config)
     lines = []
     for key, (kind, default, _rule, text) in schema.SCHEMA.items():
-        value = effective[key]
+        value = schema.masked(key, effective[key])  # a secret is never shown
         mark = "" if key in config else "  (default)"
         lines.append(f"{key} = {json.dumps(value)}{mark}")
     for message in errors:

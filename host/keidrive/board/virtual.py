@@ -330,7 +330,7 @@ class VirtualBoard:
         self.selector.modify(self.master, events, "pty")
 
 
-def run(root, board="esp32", bus="keidrive:sim0", link=None, heap=None, out=sys.stdout) -> int:
+def run(root, board="esp32", bus="keidrive:sim0", link=None, heap=None, out=sys.stdout, uplink=None) -> int:
     """``keidrive board --pty``: serve until SIGTERM / SIGINT."""
     import shutil
     import tempfile
@@ -339,6 +339,10 @@ def run(root, board="esp32", bus="keidrive:sim0", link=None, heap=None, out=sys.
     if root is None:
         temporary = tempfile.mkdtemp(prefix=f"keidrive-vboard-{board}-")
         root = temporary
+    if uplink is not None:
+        from ..uplink import provision
+
+        provision(Path(root), uplink, board)
     vb = VirtualBoard(root, board=board, bus=bus, heap=heap)
     try:
         vb.open()

@@ -11,11 +11,10 @@ import tempfile
 from pathlib import Path
 
 from ..errors import KeidriveError
-from .codegen import DEFAULT_STYLE, generate
 from .filters import DEFAULT_MAX_FILTERS, SearchWork
-from .load import select_messages
-from .read import load_dbc, print_warnings
-from .roles import load_roles
+
+# The compiler's own modules (and cantools, which reading a DBC takes) are
+# imported by compile_dbc: a simulated drive uses dbccompiler.checksum alone.
 
 FIRMWARE_NODE = "KEIDRIVE"
 FIRMWARE_VEHICLES = ("kei_turbo_660", "kei_hybrid_660", "kei_ev")
@@ -27,14 +26,20 @@ def compile_dbc(
     node: str | None = None,
     message_names: list[str] | None = None,
     max_filters: int = DEFAULT_MAX_FILTERS,
-    style: str = DEFAULT_STYLE,
+    style: str | None = None,
     work: SearchWork | None = None,
     warn: bool = True,
     roles_path: Path | None = None,
 ) -> str:
-    """The generated module's text; ``work`` (if given) counts the filter searches' work;
+    """The generated module's text; ``style``: the generated decoders' (codegen.STYLES; default
+    codegen.DEFAULT_STYLE); ``work`` (if given) counts the filter searches' work;
     ``warn``: print a line per skipped message or relaxed check; ``roles_path``: a roles file
     (roles.py), which selects the messages its roles name."""
+    from .codegen import DEFAULT_STYLE, generate
+    from .load import select_messages
+    from .read import load_dbc, print_warnings
+    from .roles import load_roles
+
     paths = [Path(p) for p in paths]
     loaded = [load_dbc(path) for path in paths]
     roles = load_roles(Path(roles_path)) if roles_path is not None else None
@@ -47,7 +52,7 @@ def compile_dbc(
     if roles is not None:
         options.append(f"--roles {roles.path.name}")
     options.append(f"--hw-filters {max_filters}")
-    text = generate(loaded, messages, " ".join(options), max_filters, style, work, roles)
+    text = generate(loaded, messages, " ".join(options), max_filters, style or DEFAULT_STYLE, work, roles)
     if warn:
         print_warnings(loaded)
     return text

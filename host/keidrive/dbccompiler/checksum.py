@@ -3,13 +3,17 @@
 Offered: CRC-8/SAE-J1850 (a table-driven CRC over every byte but the checksum
 byte), Toyota's byte sum and Honda's nibble sum as opendbc's car ports define
 them (both over the frame id too, the checksum in the last byte). This module
-is the host-side reference the generated code is built from and the tests
-check frames against; the firmware side is ``decode_at`` (check) and
-``keifw/dbcrt.py`` (encode). Anything else is unchecked, and the compile says
-so.
+holds the one host implementation of each: the generated code's tables and
+seeds are built from it, the simulator's encoder (sim/frames.py) fills
+frames with it (``compute`` takes one frame's bytes or an N x length array
+of frames) and the tests check frames against it; the firmware side is
+``decode_at`` (check) and ``keifw/dbcrt.py`` (encode). Anything else is
+unchecked, and the compile says so.
 """
 
 from dataclasses import dataclass
+
+import numpy as np
 
 ATTRIBUTE = "ChecksumAlgorithm"
 NO_CHECKSUM = "None"
@@ -17,6 +21,17 @@ NO_CHECKSUM = "None"
 KIND_CRC8 = 0
 KIND_BYTE_SUM = 1
 KIND_NIBBLE_SUM = 2
+
+
+def _rows(data):
+    """(frames as an N x length int array, whether one frame's bytes were given)."""
+    if isinstance(data, np.ndarray):
+        return data.astype(np.int64).reshape(len(data), -1), False
+    return np.frombuffer(bytes(data), np.uint8).astype(np.int64)[None, :], True
+
+
+def _result(values: np.ndarray, one: bool):
+    return int(values[0]) if one else values.astype(np.uint8)
 
 
 def _id_bytes(frame_id: int) -> list[int]:
@@ -51,13 +66,14 @@ class Crc8:
     def seed(self, frame_id: int, extended: bool, length: int) -> int:
         return self.init
 
-    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
-        table = self.table()
-        crc = self.init
-        for index, byte in enumerate(data):
+    def compute(self, data, skip_byte: int = -1, frame_id: int = 0, extended: bool = False):
+        rows, one = _rows(data)
+        table = np.frombuffer(self.table(), np.uint8).astype(np.int64)
+        crc = np.full(len(rows), self.init, np.int64)
+        for index in range(rows.shape[1]):
             if index != skip_byte:
-                crc = table[crc ^ byte]
-        return crc ^ self.xorout
+                crc = table[crc ^ rows[:, index]]
+        return _result(crc ^ self.xorout, one)
 
 
 @dataclass(frozen=True)
@@ -73,10 +89,12 @@ class ByteSum:
     def seed(self, frame_id: int, extended: bool, length: int) -> int:
         return length + sum(_id_bytes(frame_id))
 
-    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
-        total = self.seed(frame_id, extended, len(data))
-        total += sum(byte for index, byte in enumerate(data) if index != skip_byte)
-        return total & 0xFF
+    def compute(self, data, skip_byte: int = -1, frame_id: int = 0, extended: bool = False):
+        rows, one = _rows(data)
+        total = self.seed(frame_id, extended, rows.shape[1]) + rows.sum(axis=1)
+        if 0 <= skip_byte < rows.shape[1]:
+            total -= rows[:, skip_byte]
+        return _result(total & 0xFF, one)
 
 
 @dataclass(frozen=True)
@@ -95,13 +113,13 @@ class NibbleSum:
         nibbles = sum((byte & 0xF) + (byte >> 4) for byte in _id_bytes(frame_id))
         return nibbles - 8 - (3 if extended else 0)
 
-    def compute(self, data: bytes, skip_byte: int = -1, frame_id: int = 0, extended: bool = False) -> int:
-        total = self.seed(frame_id, extended, len(data))
-        for index, byte in enumerate(data):
-            if index == skip_byte:
-                byte >>= 4  # the checksum is the low nibble
+    def compute(self, data, skip_byte: int = -1, frame_id: int = 0, extended: bool = False):
+        rows, one = _rows(data)
+        total = np.full(len(rows), self.seed(frame_id, extended, rows.shape[1]), np.int64)
+        for index in range(rows.shape[1]):
+            byte = rows[:, index] >> 4 if index == skip_byte else rows[:, index]  # the checksum: the low nibble
             total += (byte & 0xF) + (byte >> 4)
-        return -total & 0xF
+        return _result(-total & 0xF, one)
 
 
 ALGORITHMS = {

@@ -13,7 +13,7 @@ from . import bits, checksum
 from .filters import DEFAULT_MAX_FILTERS, SearchWork
 from .load import MessageSpec, Mux, SignalSpec
 from .read import LoadedDbc
-from .tables import TableWriter
+from .tables import TableWriter, comment
 
 # What decorates the generated functions. "viper" is the default: see
 # bench.py for the measurement behind that choice.
@@ -102,15 +102,15 @@ class ModuleWriter(TableWriter):
         reading it back from ``values`` in viper would give a zero-extended word)."""
         if signal.n_limbs > 1:
             return [
-                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi)}  # {signal.name} limb {k}"
+                f"{indent}values[{slot}] = {self._read_word(signal, lo, hi)}  # {comment(signal.name)} limb {k}"
                 for k, (slot, lo, hi) in enumerate(signal.words)
             ]
         word = self._read_word(signal, 0, signal.length)
         target = local or "raw"
         if not signal.is_signed:
             if local is None:
-                return [f"{indent}values[{signal.slot}] = {word}  # {signal.name}"]
-            return [f"{indent}{local} = {word}", f"{indent}values[{signal.slot}] = {local}  # {signal.name}"]
+                return [f"{indent}values[{signal.slot}] = {word}  # {comment(signal.name)}"]
+            return [f"{indent}{local} = {word}", f"{indent}values[{signal.slot}] = {local}  # {comment(signal.name)}"]
         # Sign-extend without constants beyond 2**30: viper words are 32-bit on
         # boards and 64-bit on unix; both give the same low 32 bits.
         n = signal.length
@@ -118,7 +118,7 @@ class ModuleWriter(TableWriter):
         return [
             f"{indent}{target} = {word}",
             f"{indent}{target} = {target} - ({sign} << {n})",
-            f"{indent}values[{signal.slot}] = {target}  # {signal.name}",
+            f"{indent}values[{signal.slot}] = {target}  # {comment(signal.name)}",
         ]
 
     @staticmethod
@@ -153,7 +153,7 @@ class ModuleWriter(TableWriter):
             lines = []
             order = sorted(messages, key=lambda m: (m.cycle_ms if m.cycle_ms > 0 else 1 << 30, m.index))
             for message in order:
-                lines.append(f"{indent}if i == {message.index}:  # {message.name}")
+                lines.append(f"{indent}if i == {message.index}:  # {comment(message.name)}")
                 lines += branch(message, indent + "    ")
             return lines
         middle = len(messages) // 2

@@ -116,15 +116,18 @@ class _Group:
 
 def machine_can_filters(
     standard_ids: set[int], extended_ids: set[int], max_filters: int = DEFAULT_MAX_FILTERS,
-    work: SearchWork | None = None,
+    work: SearchWork | None = None, wide: dict[int, int] | None = None,
 ) -> list[MaskFilter] | None:
     """At most ``max_filters`` filters passing every needed id, or None when nothing is needed.
 
     Agglomerative: start with one exact filter per id and merge the pair of
     same-kind groups whose merge adds the fewest false accepts. A group is
     kept as its ids' AND and OR, so a merge's cost is O(1); candidate merges
-    sit in a heap (stale ones skipped), O(n**2 log n) for n ids.
+    sit in a heap (stale ones skipped), O(n**2 log n) for n ids. ``wide``: extended
+    ids that stand for every id agreeing on the bits of their mask (J1939 parameter
+    groups), each starting as the group of all of those.
     """
+    wide = wide or {}
     kinds = (len(standard_ids) > 0) + (len(extended_ids) > 0)
     if kinds == 0:
         return None
@@ -133,7 +136,8 @@ def machine_can_filters(
     groups: dict[int, _Group] = {}
     for extended, ids in ((False, standard_ids), (True, extended_ids)):
         for frame_id in sorted(ids):
-            groups[len(groups)] = _Group(frame_id, frame_id, 1, extended)
+            free = ((1 << EXTENDED_BITS) - 1) & ~wide[frame_id] if extended and frame_id in wide else 0
+            groups[len(groups)] = _Group(frame_id & ~free, frame_id | free, 1 << bin(free).count("1"), extended)
     heap: list[tuple[int, int, int]] = []
 
     work = work or SearchWork()
@@ -191,12 +195,17 @@ class Mcp2515Group:
         return (self.mask >> EID_BITS, False)
 
 
-def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int, work: SearchWork) -> Mcp2515Group:
-    """A mask keeping as many bits as possible while ``items`` need at most ``n_filters`` filters."""
+def _mcp2515_group(items: frozenset[tuple[int, bool]], n_filters: int, work: SearchWork,
+                   wide: dict[int, int]) -> Mcp2515Group:
+    """A mask keeping as many bits as possible while ``items`` need at most ``n_filters`` filters
+    (and none of the bits a ``wide`` id leaves free)."""
     if not items:
         return Mcp2515Group((1 << EXTENDED_BITS) - 1, ())
     # Standard frames would match EID mask bits against data bytes: keep them clear.
     mask = SID_MASK_29 if any(not extended for _, extended in items) else (1 << EXTENDED_BITS) - 1
+    for frame_id, extended in items:
+        if extended and frame_id in wide:
+            mask &= wide[frame_id]
     # Each id as one int, its kind (EXIDE) in bit 29 above the register value:
     # sets of ints hash several times faster than sets of tuples.
     kind_bit = 1 << EXTENDED_BITS
@@ -226,7 +235,8 @@ def _mcp2515_cost(groups: list[Mcp2515Group], needed: int) -> int:
 
 
 def mcp2515_filters(
-    standard_ids: set[int], extended_ids: set[int], work: SearchWork | None = None
+    standard_ids: set[int], extended_ids: set[int], work: SearchWork | None = None,
+    wide: dict[int, int] | None = None,
 ) -> tuple[list[tuple[int, bool]], list[tuple[int, bool]]]:
     """``(masks, filters)``: 2 masks (RXM0, RXM1) and 6 filters (RXF0-1 use RXM0, RXF2-5 RXM1).
 
@@ -236,9 +246,10 @@ def mcp2515_filters(
     MCP2515_CANDIDATES ids, the candidates are the MCP2515_CANDIDATES ids
     whose removal narrows RXM1 most, which bounds the search at O(n**2)
     masked ids instead of O(n**3). Unused filters repeat a used one, since a
-    cleared filter register would accept id 0.
+    cleared filter register would accept id 0. ``wide``: as machine_can_filters.
     """
     work = work or SearchWork()
+    wide = wide or {}
     items = sorted([(i, False) for i in standard_ids] + [(i, True) for i in extended_ids], key=lambda x: (x[1], x[0]))
     if not items:
         # Nothing to receive: exact masks on an id we would ignore anyway.
@@ -251,7 +262,7 @@ def mcp2515_filters(
         groups = []
         for part, n_filters in zip((first, everything - first), MCP2515_FILTERS_PER_MASK):
             if (part, n_filters) not in cache:
-                cache[part, n_filters] = _mcp2515_group(part, n_filters, work)
+                cache[part, n_filters] = _mcp2515_group(part, n_filters, work, wide)
             groups.append(cache[part, n_filters])
         return _mcp2515_cost(groups, len(items)), groups
 

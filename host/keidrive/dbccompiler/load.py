@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from ..errors import KeidriveError
-from . import bits, checksum
+from . import bits, checksum, j1939
 from .read import LoadedDbc, one_line
 
 # MicroPython small ints are 31-bit signed on 32-bit boards: raw values that
@@ -23,6 +23,9 @@ LIMB_BITS = 16
 MAX_SIGNAL_BITS = 64
 MAX_CLASSIC_CAN_BYTES = 8
 EXTENDED_KEY_FLAG = 0x20000000
+# A frame key matches a message when key & key_mask == the message's key & key_mask: every bit
+# but for a J1939 parameter group (j1939.py).
+FULL_KEY_MASK = 0x3FFFFFFF
 
 # Signals found by name: COUNTER and CHECKSUM roles are a naming convention of
 # our DBCs ("Counter", "ENG_Counter", "Checksum", "ENG_Checksum"...). The
@@ -105,10 +108,16 @@ class MessageSpec:
     counter: SignalSpec | None = None
     checksum: SignalSpec | None = None
     index: int = -1
+    key_mask: int = FULL_KEY_MASK
 
     @property
     def key(self) -> int:
         return self.frame_id | EXTENDED_KEY_FLAG if self.extended else self.frame_id
+
+    @property
+    def match(self) -> tuple[int, int]:
+        """(the key's bits that count, mask): what the frames of this message share."""
+        return self.key & self.key_mask, self.key_mask
 
     @property
     def unconditional_signals(self) -> list[SignalSpec]:
@@ -177,11 +186,12 @@ def _role_signals(signals: list[SignalSpec], pattern: re.Pattern) -> list[Signal
 
 
 def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_override: str | None = None,
-                 counter_override: str | None = None) -> MessageSpec:
+                 counter_override: str | None = None, source: int | None = None) -> MessageSpec:
     """The message as the generator sees it; Refused when it cannot be carried.
 
     ``checksum_override``, ``counter_override``: the CHECKSUM algorithm and
-    the COUNTER signal a roles file names for it.
+    the COUNTER signal a roles file names for it; ``source``: the J1939
+    source address it pins.
     """
     if message.length > MAX_CLASSIC_CAN_BYTES:
         raise Refused(f"{message.length}-byte frame: CAN FD payloads over 8 bytes are not supported (classic CAN)")
@@ -204,6 +214,13 @@ def message_spec(loaded: LoadedDbc, message, tx: bool, rx: bool, checksum_overri
         tx=tx,
         rx=rx,
     )
+    if j1939.is_j1939(message):
+        spec.key_mask = j1939.key_mask(message.frame_id, source)
+        if source is not None:
+            spec.frame_id = message.frame_id & ~j1939.SOURCE_MASK | source
+    elif source is not None:
+        raise KeidriveError(f"{loaded.path.name}: message {message.name}: the roles file pins its J1939 source "
+                            "address, but it is no J1939 parameter group (VFrameFormat J1939PG)")
     by_name = {signal.name: signal for signal in signals}
     spec.layout = _layout(message.signal_tree, by_name)
     _check_counter_and_checksum(loaded, message, spec, checksum_override, counter_override)
@@ -335,7 +352,8 @@ def select_messages(
         try:
             checksum_override = roles.checksums.get(message.name) if roles is not None else None
             counter_override = roles.counters.get(message.name) if roles is not None else None
-            specs.append(message_spec(dbc, message, tx, rx, checksum_override, counter_override))
+            source = roles.sources.get(message.name) if roles is not None else None
+            specs.append(message_spec(dbc, message, tx, rx, checksum_override, counter_override, source))
         except Refused as why:
             dbc.warnings.append(f"{dbc.path.name}: message {message.name} skipped: {why}")
             dbc.skipped.append(f"{message.name}: {one_line(why)}")
@@ -351,13 +369,14 @@ def select_messages(
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise KeidriveError(f"no message left to compile: every selected message was skipped: {skipped[0]}{more}")
     specs.sort(key=lambda spec: (spec.extended, spec.frame_id))
-    seen_keys: dict[int, str] = {}
+    seen_keys: dict[tuple[int, int], str] = {}
     for spec in specs:
-        if spec.key in seen_keys:
+        if spec.match in seen_keys:
+            shared = "parameter group" if spec.key_mask != FULL_KEY_MASK else "frame id"
             raise KeidriveError(
-                f"messages {seen_keys[spec.key]} and {spec.name} share frame id {spec.frame_id:#x}"
+                f"messages {seen_keys[spec.match]} and {spec.name} share {shared} {spec.frame_id:#x}"
             )
-        seen_keys[spec.key] = spec.name
+        seen_keys[spec.match] = spec.name
     _assign_slots(specs)
     return specs
 

@@ -1,13 +1,19 @@
 """Reading DBC files with cantools, a message at a time where the file is imperfect.
 
 The text is UTF-8 where it is valid UTF-8, else cp1252 (cantools' default).
-cantools' strict load comes first; where its strict check fails, the file is
-loaded non-strict with a warning naming each message that fails it; a
-message cantools cannot build at all (a name that is no DBC identifier, a
-standard id over 11 bits, a syntax error inside its block) is cut out with
+``CM_ "IMPORT name.dbc";`` statements (opendbc's generator templates) are
+resolved as opendbc's generator does: each named file beside it first, then
+the file without those statements. cantools' strict load comes first; where
+its strict check fails, the file is loaded non-strict with a warning naming
+each message that fails it; a message cantools cannot build at all (a name
+that is no DBC identifier, a syntax error inside its block) is cut out with
 its one-line statements, and an unparsable one-line VAL_/BA_/CM_ statement is
-left out alone. Each leaves one warning line, printed once the compile
-succeeded.
+left out alone. An id over 11 bits without the extended flag is read as the
+29-bit id it is (opendbc's parser takes ids as written). Where cantools still
+rejects the file as a whole (a VAL_ naming no signal of its message: "unused
+VAL_ entries" in cantools 45), it is loaded a message at a time, each
+message with the file's definitions (per_message.py). Each leaves one
+warning line, printed once the compile succeeded.
 """
 
 import hashlib
@@ -34,7 +40,10 @@ SIGNAL_NAME = re.compile(r"^\s+SG_\s+(\S+)")
 DBC_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # BO_ ids: bit 31 flags an extended id; without it the id must fit 11 bits.
 DBC_EXTENDED_FLAG = 0x80000000
+MAX_EXTENDED_ID = 0x1FFFFFFF
 SIGNAL_LINE = re.compile(r"^\s+SG_\s")
+# opendbc's generator: a template names the files it includes (generator/generator.py's pattern).
+IMPORT_STATEMENT = re.compile(r'^CM_ "IMPORT (.*?)";[ \t]*$', re.MULTILINE)
 
 
 def print_warnings(loaded: list["LoadedDbc"]) -> None:
@@ -52,6 +61,7 @@ class LoadedDbc:
     sha256: str
     skipped: list[str] = field(default_factory=list)  # "MESSAGE: why", for the module header
     warnings: list[str] = field(default_factory=list)
+    imports: list[tuple[str, str]] = field(default_factory=list)  # (file name, sha256) of CM_ "IMPORT ..."
 
 
 def one_line(text: str) -> str:
@@ -111,16 +121,15 @@ def _side_statement(lines: list[str], error: str) -> int | None:
     return None
 
 
-def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str]) -> cantools.database.can.Database:
+def _load_database(path: Path, lines: list[str], labels: list[str], skipped: list[str],
+                   warnings: list[str]) -> cantools.database.can.Database:
     """cantools' strict load; else non-strict, naming each message that fails the strict check;
     else the file without the message (or the one-line statement) cantools cannot read,
-    one at a time."""
-    lines = text.splitlines()
-    numbers = list(range(1, len(lines) + 1))  # each line's number in the file, for warnings
+    one at a time; else a message at a time. ``labels``: where each line comes from, for warnings."""
 
     def cut(first: int, end: int, name: str, reason: str) -> None:
         """Leave out a message's block and its one-line statements (cantools refuses dangling VAL_)."""
-        nonlocal lines, numbers
+        nonlocal lines, labels
         warnings.append(f"{path.name}: message {name} skipped: {reason}")
         skipped.append(f"{name}: {reason}")
         frame_id = MESSAGE_LINE.match(lines[first]).group(1)
@@ -131,7 +140,7 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
                 and lines[k].rstrip().endswith(";")
             )
         ]
-        lines, numbers = [lines[k] for k in kept], [numbers[k] for k in kept]
+        lines, labels = [lines[k] for k in kept], [labels[k] for k in kept]
 
     # What cantools would refuse one message per parse, found in one pass (a
     # parse of a large file takes most of a second).
@@ -142,8 +151,12 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
         bad_names = [n for n in names if not DBC_IDENTIFIER.match(n)]
         if bad_names:
             cut(first, end, name, f"{', '.join(bad_names)}: not a DBC identifier (cantools cannot read it)")
+        elif not frame_id & DBC_EXTENDED_FLAG and frame_id > MAX_EXTENDED_ID:
+            cut(first, end, name, f"frame id {frame_id:#x} is more than 29 bits")
         elif not frame_id & DBC_EXTENDED_FLAG and frame_id > 0x7FF:
-            cut(first, end, name, f"standard frame id {frame_id:#x} is more than 11 bits")
+            warnings.append(f"{path.name}: message {name}: frame id {frame_id:#x} is more than 11 bits without "
+                            "the extended flag: read as a 29-bit id")
+            _flag_extended(lines, frame_id)
     warnings[already[0]:] = reversed(warnings[already[0]:])  # in file order
     skipped[already[1]:] = reversed(skipped[already[1]:])
     while True:
@@ -157,26 +170,71 @@ def _load_database(path: Path, text: str, skipped: list[str], warnings: list[str
             block = _message_block(lines, one_line(error))
             statement = _side_statement(lines, one_line(error)) if block is None else None
             if statement is not None:
-                warnings.append(f"{path.name}: line {numbers[statement]} ignored: {one_line(lines[statement])[:60]}: "
+                warnings.append(f"{path.name}: {labels[statement]} ignored: {one_line(lines[statement])[:60]}: "
                                 f"cantools cannot read it ({one_line(error)})")
-                del lines[statement], numbers[statement]
+                del lines[statement], labels[statement]
                 continue
             if block is None:
-                raise KeidriveError(f"{path}: cantools rejects this DBC: {one_line(error)}") from None
+                from .per_message import load_per_message
+
+                database = load_per_message(path, lines, labels, skipped, warnings, one_line(error))
+                relax_strict_check(path, database, warnings)
+                return database
             cut(*block, f"cantools cannot read it ({one_line(error)})")
             continue
-        relaxed = len(warnings)
-        for message in database.messages:
-            try:
-                message.refresh(strict=True)
-            except Exception as error:
-                warnings.append(
-                    f"{path.name}: message {message.name}: {one_line(error)}; loaded without cantools' strict check"
-                )
-                message.refresh(strict=False)
-        if len(warnings) == relaxed:  # the strict failure was about the file, not one message
+        if not relax_strict_check(path, database, warnings):  # the strict failure was about the file
             warnings.append(f"{path.name}: {strict_error}; loaded without cantools' strict checks")
         return database
+
+
+def relax_strict_check(path: Path, database, warnings: list[str]) -> int:
+    """Each message that fails cantools' strict check, non-strict with a warning; how many."""
+    relaxed = 0
+    for message in database.messages:
+        try:
+            message.refresh(strict=True)
+        except Exception as error:
+            warnings.append(
+                f"{path.name}: message {message.name}: {one_line(error)}; loaded without cantools' strict check"
+            )
+            message.refresh(strict=False)
+            relaxed += 1
+    return relaxed
+
+
+def _flag_extended(lines: list[str], frame_id: int) -> None:
+    """The message's BO_ line and every statement about it, with the id flagged extended."""
+    flagged = str(frame_id | DBC_EXTENDED_FLAG)
+    for k, line in enumerate(lines):
+        match = MESSAGE_LINE.match(line) or STATEMENT_FRAME_ID.match(line)
+        if match is not None and match.group(1) == str(frame_id):
+            lines[k] = line[:match.start(1)] + flagged + line[match.end(1):]
+
+
+def _with_imports(path: Path, text: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """The lines to parse, each one's label, and the imported files (name, sha256): opendbc's
+    generator puts each imported file first, then the template without its IMPORT statements."""
+    names = IMPORT_STATEMENT.findall(text)
+    lines: list[str] = []
+    labels: list[str] = []
+    imports = []
+    for name in names:
+        if name != Path(name).name or not name.endswith(".dbc"):
+            raise KeidriveError(f"{path}: IMPORT {name!r}: not the name of a .dbc file beside it")
+        try:
+            content = (path.parent / name).read_bytes()
+        except OSError as error:
+            raise KeidriveError(f"{path}: IMPORT {name}: cannot read it beside {path.name}: "
+                                f"{error.strerror}") from None
+        imported = _decode_text(path.parent / name, content).splitlines()
+        lines += imported
+        labels += [f"{name} line {k}" for k in range(1, len(imported) + 1)]
+        imports.append((name, hashlib.sha256(content).hexdigest()))
+    for number, line in enumerate(text.splitlines(), 1):
+        if not (names and IMPORT_STATEMENT.match(line)):
+            lines.append(line)
+            labels.append(f"line {number}")
+    return lines, labels, imports
 
 
 def load_dbc(path: Path) -> LoadedDbc:
@@ -188,5 +246,6 @@ def load_dbc(path: Path) -> LoadedDbc:
         raise KeidriveError(f"{path}: cannot read: {error.strerror}") from None
     skipped: list[str] = []
     warnings: list[str] = []
-    database = _load_database(path, _decode_text(path, content), skipped, warnings)
-    return LoadedDbc(path, database, hashlib.sha256(content).hexdigest(), skipped, warnings)
+    lines, labels, imports = _with_imports(path, _decode_text(path, content))
+    database = _load_database(path, lines, labels, skipped, warnings)
+    return LoadedDbc(path, database, hashlib.sha256(content).hexdigest(), skipped, warnings, imports)

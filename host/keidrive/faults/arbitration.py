@@ -15,7 +15,7 @@ import heapq
 
 import numpy as np
 
-from .. import record
+from ..io import record
 
 US = 1_000_000
 NOMINAL_BITRATE = 500_000

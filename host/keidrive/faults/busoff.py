@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .. import record
 from ..errors import KeidriveError
+from ..io import record
 from .traffic import US
 
 # ---------------------------------------------------------------------------
@@ -127,8 +127,8 @@ def busoff_recovery(vehicle: str = "nbox-turbo", cycle: str = "hwfet", *, off_at
     bus_off) and the frames processed after recovery.
     """
     from .. import sim
+    from ..drive.harness import firmware_config
     from ..fwconfig import schema_module
-    from ..harness import firmware_config
     from ..paths import firmware_dir
     from ..runtime import micropython_command
 

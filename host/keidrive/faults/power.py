@@ -16,8 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
+from ..errors import KeidriveError
+from ..io import record
 from .traffic import BLOCK_RECORDS, US
+
+# A firmware that has not taken what it was given after this long is stuck, not slow.
+ACK_TIMEOUT_S = 120.0
 
 # ---------------------------------------------------------------------------
 # the trip store, read independently of the firmware
@@ -138,28 +142,26 @@ def _pipe_pending(fd: int) -> int:
     return struct.unpack("i", buf)[0]
 
 
-def _blocked(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("S", "D")
-    except OSError:
-        return True
-
-
-def _drain(process, idle: bool, timeout: float = 30.0) -> None:
-    """Wait until the firmware has read everything written to its stdin
-    (and, for ``idle``, is waiting for more: nothing in flight)."""
+def _until_read(process, timeout: float = ACK_TIMEOUT_S) -> None:
+    """Wait until the firmware has read everything written to its stdin."""
     fd = process.stdin.fileno()
     deadline = time.monotonic() + timeout
-    settled = 0
-    while time.monotonic() < deadline and process.poll() is None:
-        if _pipe_pending(fd) == 0 and (not idle or _blocked(process.pid)):
-            settled += 1
-            if settled >= (3 if idle else 1):
-                return
-        else:
-            settled = 0
+    while _pipe_pending(fd) and process.poll() is None:
+        if time.monotonic() > deadline:
+            raise KeidriveError(f"the firmware did not read its input within {timeout:.0f} s")
         time.sleep(0.0005)
+
+
+def _until_acknowledged(firmware, records: int, timeout: float = ACK_TIMEOUT_S) -> None:
+    """Wait until the firmware says it has processed ``records`` records
+    (its ack line, answering the CONTROL_ACK written after them)."""
+    deadline = time.monotonic() + timeout
+    while not any(e.get("type") == "ack" and e.get("records") == records for e in firmware.events):
+        if firmware.process.poll() is not None:
+            raise KeidriveError(firmware.wait(1).failure())
+        if time.monotonic() > deadline:
+            raise KeidriveError(f"the firmware did not acknowledge its {records} records within {timeout:.0f} s")
+        time.sleep(0.005)
 
 
 def save_points(records: np.ndarray, start: int, end: int, save_interval_s: int) -> np.ndarray:
@@ -199,7 +201,7 @@ def run_with_power_cuts(records: np.ndarray, config: dict, cuts, *, workdir=None
     device had been given minus the time restored. Records must come from one
     drive without gaps over 60 s (the tick count is computed from timestamps).
     """
-    from ..harness import FirmwareProcess
+    from ..drive.harness import FirmwareProcess
 
     rng = np.random.default_rng(seed)
     save_s = int(config.get("save_interval_s", 60))
@@ -220,27 +222,32 @@ def run_with_power_cuts(records: np.ndarray, config: dict, cuts, *, workdir=None
             restored_ticks = expected["ticks"] if expected else 0
             before = {name: (data_dir / name).read_bytes() for name in SLOTS if (data_dir / name).exists()}
             firmware = FirmwareProcess(config, runtime=runtime, workdir=workdir)
+            last = k == len(bounds) - 1
+            mode = None if last else modes[k]
             if end > start:
                 chunk = records[start:end].tobytes()
                 # The stream loop reads whole blocks of BLOCK_RECORDS: no-op
                 # control records complete the last one, so everything
-                # delivered is processed (a port would see each frame at once).
-                pad = -(end - start) % BLOCK_RECORDS
-                firmware.write(chunk + record.control(0) * pad)
-            last = k == len(bounds) - 1
+                # delivered is processed (a port would see each frame at once);
+                # before a cut other than at a save, the block ends in a
+                # CONTROL_ACK the firmware answers once it has processed the rest.
+                ack = mode in ("idle", "tear")
+                pad = -(end - start + ack) % BLOCK_RECORDS
+                firmware.write(chunk + record.control(0) * pad + (record.control(record.CONTROL_ACK) if ack else b""))
             if last:
                 firmware.close_input()
                 result = firmware.wait(timeout)
                 report.final = result
             else:
-                mode = modes[k]
                 try:
                     firmware.process.stdin.flush()
                 except (BrokenPipeError, ValueError):
                     pass
-                _drain(firmware.process, idle=mode != "save")
-                if mode == "save":
+                if mode == "save":  # cut a random 0-3 ms after it has read the save tick's record
+                    _until_read(firmware.process)
                     time.sleep(float(rng.uniform(0, 0.003)))
+                elif end > start:
+                    _until_acknowledged(firmware, end - start + pad)
                 os.kill(firmware.process.pid, signal.SIGKILL)
                 result = firmware.wait(timeout)
                 delivered = restored_ticks + _ticks(records, start, end)

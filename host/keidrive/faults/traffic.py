@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import record
 from ..errors import KeidriveError
+from ..io import record
 from .arbitration import NOMINAL_BITRATE, arbitrate
 
 US = 1_000_000
@@ -79,15 +79,11 @@ def _unwords(le, be, big: bool) -> np.ndarray:
     return word.view(np.uint8).reshape(-1, 8)
 
 
-def _fix_crc(codec, data: np.ndarray) -> np.ndarray:
-    from ..sim.frames import CRC_TABLE
-
-    crc = np.full(len(data), 0xFF, np.uint8)
-    for i in codec.crc_bytes:
-        crc = CRC_TABLE[crc ^ data[:, i]]
-    crc ^= 0xFF
+def _fix_checksum(codec, data: np.ndarray) -> np.ndarray:
+    """``data`` with its CHECKSUM right again, by the message's own algorithm (as the simulator fills it)."""
+    value = codec.algorithm.compute(data[:, :codec.length], codec.checksum_byte, codec.frame_id, codec.is_extended)
     le, be = _words(data)
-    _set_field(le, be, codec.checksum, crc)
+    _set_field(le, be, codec.checksum, value)
     return _unwords(le, be, codec.checksum.big)
 
 
@@ -153,7 +149,7 @@ class CorruptCounter:
         _set_field(le, be, codec.counter, counter + jump)
         data = _unwords(le, be, codec.counter.big)
         if codec.checksum is not None:
-            data = _fix_crc(codec, data)
+            data = _fix_checksum(codec, data)
         out["data"][mask] = data
         return out
 

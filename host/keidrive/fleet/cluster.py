@@ -77,7 +77,7 @@ def _warm(client) -> None:
 
 
 def _import_drive_code() -> None:
-    from ..subparsers import replay, run  # noqa: F401  the drive code and its imports (numpy, cantools, sim)
+    from ..drive import replayed, simulated  # noqa: F401  the drive code and its imports (numpy, cantools, sim)
 
     tasks.firmware_version()
 

@@ -1,28 +1,15 @@
-"""The drives of a ``keidrive fleet`` command line: its logs (globs
-expanded) and its matrix of vehicles x cycles x profiles, each checked here
-so a typo is one clear error before any cluster starts, not a run of
-failed drives."""
+"""The drives of a fleet run: its logs (globs expanded) and its matrix of
+vehicles x cycles x profiles, each checked here so a typo is one clear
+error before any cluster starts, not a run of failed drives."""
 
 from __future__ import annotations
 
 import glob
 from pathlib import Path
 
+from ..drive.spec import DEFAULT_CYCLE, DEFAULT_RUNTIME, DEFAULT_VEHICLE, DriveSpec
 from ..errors import KeidriveError
 from . import tasks
-
-# Defaults of `keidrive run` for a matrix that names only one side.
-DEFAULT_VEHICLE = "nbox-turbo"
-DEFAULT_CYCLE = "wltc-jp"
-
-
-def names(text: str | None, default: str | None = None) -> list[str]:
-    if text is None:
-        return [default] if default else []
-    chosen = [name.strip() for name in text.split(",") if name.strip()]
-    if not chosen:
-        raise KeidriveError(f"empty list {text!r}")
-    return chosen
 
 
 def log_paths(patterns: list[str]) -> list[str]:
@@ -43,74 +30,49 @@ def log_paths(patterns: list[str]) -> list[str]:
     return paths
 
 
-def drive_specs(args) -> list[dict]:
-    """Every drive of the command line, logs first, then the matrix."""
+def drive_tasks(logs: list[str], vehicles: list[str] | None, cycles: list[str] | None, profiles: list[str], *,
+                dbc: str | None = None, roles: str | None = None, obd: bool = False,
+                runtime: str = DEFAULT_RUNTIME, check_runtime: bool = True) -> list[dict]:
+    """Every drive, the logs' replays first, then the matrix (a side not
+    given takes keidrive run's default); ``dbc`` and ``roles`` go to every
+    drive, ``obd`` to the simulated ones. ``check_runtime``: the runtime is
+    this machine's (a local cluster); a remote cluster's is checked per drive."""
     from .. import sim
-    from ..fwconfig import require_valid
+    from ..drive.spec import resolve_dbc
+    from ..fwconfig import require_profile
 
-    profiles = names(args.profiles)
     for profile in profiles:
-        require_valid({"profile": profile})
-    specs = [tasks.replayed(log, profile, args.runtime, passthrough(args, "replay"))
-             for log in log_paths(args.inputs) for profile in profiles]
-    if args.vehicles is not None or args.cycles is not None:
-        vehicles = [_absolute(name) for name in names(args.vehicles, DEFAULT_VEHICLE)]
-        cycles = [_absolute(name) for name in names(args.cycles, DEFAULT_CYCLE)]
+        require_profile(profile)
+    dbc, roles = _absolute(dbc), _absolute(roles)
+    resolve_dbc(dbc, roles)
+    options = " ".join(word for flag, value in (("--dbc", dbc), ("--roles", roles)) if value for word in (flag, value))
+    found = log_paths(logs)
+    drives = [tasks.replayed(log, profile, runtime, dbc, roles, options) for log in found for profile in profiles]
+    if vehicles is not None or cycles is not None:
+        vehicles = [_absolute(name) for name in vehicles or [DEFAULT_VEHICLE]]
+        cycles = [_absolute(name) for name in cycles or [DEFAULT_CYCLE]]
         for vehicle in vehicles:
             sim.load_vehicle(vehicle)
         for cycle in cycles:
             sim.load_cycle(cycle)
-        specs += [tasks.simulated(vehicle, cycle, profile, args.runtime, passthrough(args, "run"))
-                  for vehicle in vehicles for cycle in cycles for profile in profiles]
-    if not specs:
-        raise KeidriveError("nothing to drive: give drive logs (or globs) and/or --vehicles / --cycles")
-    kinds = {spec["kind"] for spec in specs}
-    for option in given_options(args):
-        if not any(takes(kind, option) for kind in kinds):
-            raise KeidriveError(f"{option[0]}: no drive here takes it ("
-                                + "; ".join(f"keidrive {kind} does not" for kind in sorted(kinds)) + ")")
-    for spec in {spec["kind"]: spec for spec in specs}.values():
-        tasks.command_args(spec)  # an option that command does not take fails here, once
-    if args.scheduler is None and args.runtime:
-        from ..harness import firmware_command
+        run_options = " ".join(filter(None, (options, "--obd" if obd else "")))
+        drives += [tasks.simulated(DriveSpec(vehicle, cycle, profile, dbc=dbc, roles=roles, obd=obd, runtime=runtime),
+                                   run_options)
+                   for vehicle in vehicles for cycle in cycles for profile in profiles]
+    if not drives:
+        raise KeidriveError("nothing to drive: give drive logs (or globs) and/or vehicles / cycles")
+    if obd and not any(drive["kind"] == "run" for drive in drives):
+        raise KeidriveError(": no drive here takes it (keidrive replay does not)", option="obd")
+    if check_runtime:
+        from ..drive.harness import firmware_command
 
-        firmware_command(args.runtime)  # the local workers' runtime; a remote cluster's is checked per drive
-    return specs
+        firmware_command(runtime)
+    return drives
 
 
-def _absolute(name: str) -> str:
-    """A vehicle TOML or cycle CSV by its absolute path: a worker does not
-    run in this directory. A preset name stays a name."""
+def _absolute(name: str | None) -> str | None:
+    """A file by its absolute path: a worker does not run in this directory.
+    A name (a preset, a bundled cycle or DBC) stays a name."""
+    if name is None:
+        return None
     return str(Path(name).resolve()) if Path(name).is_file() else name
-
-
-def given_options(args) -> list[list[str]]:
-    """The drive options of the command line, as the single commands spell them."""
-    options = []
-    if args.dbc:
-        options.append(["--dbc", _absolute(args.dbc)])
-    if args.roles:
-        options.append(["--roles", _absolute(args.roles)])
-    if args.obd:
-        options.append(["--obd"])
-    return options
-
-
-def takes(kind: str, option: list[str]) -> bool:
-    """Whether `keidrive KIND` takes ``option`` (its own parser says)."""
-    if kind == "run":
-        probe = tasks.simulated(DEFAULT_VEHICLE, DEFAULT_CYCLE, "jp-expressway", "micropython", option)
-    else:
-        probe = tasks.replayed("LOG", "jp-expressway", "micropython", option)
-    try:
-        tasks.command_args(probe)
-    except KeidriveError:
-        return False
-    return True
-
-
-def passthrough(args, kind: str) -> list[str]:
-    """The options each drive of ``kind`` (run, replay) gets: those its
-    single command takes (--obd and --roles go to simulated drives, --dbc to
-    replays and, where `keidrive run` takes it, to simulated drives too)."""
-    return [word for option in given_options(args) if takes(kind, option) for word in option]

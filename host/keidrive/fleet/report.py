@@ -26,19 +26,43 @@ def _rows(db, sql: str, params=()) -> list[dict]:
 
 
 def summary(db, run_id: int | None = None) -> dict:
+    """A run summarised per vehicle and profile; in a database keidrive
+    collect wrote, every collected trip (``collected`` in place of ``run``)."""
+    from ..collect.store import is_collected
+
+    if is_collected(db):
+        if run_id is not None:
+            raise KeidriveError("collected trips have no runs: leave out --run")
+        return _collected(db)
     run_id = store.latest_run(db) if run_id is None else store.require_run(db, run_id)
     run = _rows(db, "SELECT run_id, started_at, command, scheduler, workers, trips, failed, wall_s FROM runs "
                     "WHERE run_id = ?", [run_id])[0]
+    failures = _rows(db, "SELECT input, vehicle, profile, error FROM trips WHERE run_id = ? AND NOT ok "
+                         "ORDER BY trip_id", [run_id])
+    run["started_at"] = str(run["started_at"])
+    return {"run": run_id, "info": run, "groups": _groups(db, "run_id = ?", [run_id], "run_id, trip_id"),
+            "failures": failures}
+
+
+def _collected(db) -> dict:
+    info = _rows(db, "SELECT count(*) AS trips, count(DISTINCT device) AS devices, min(received_at) AS first, "
+                     "max(received_at) AS last FROM trips")[0]
+    info["first"], info["last"] = str(info["first"]), str(info["last"])
+    return {"collected": info, "groups": _groups(db, "true", [], "device, trip_id"), "failures": []}
+
+
+def _groups(db, where: str, params: list, keys: str) -> list[dict]:
+    """Per vehicle and profile, the trips ``where`` selects (warnings joined on ``keys``)."""
     quantiles = ", ".join(f"quantile_cont(economy, {q}) AS {name}" for name, q in QUANTILES)
     groups = _rows(db, f"""
         SELECT vehicle, profile, unit, count(*) AS drives, sum(distance_km) AS distance_km, {quantiles},
                avg(economy) AS mean, avg(eco_score) AS eco_score, sum(warnings) AS warnings
-        FROM (SELECT *, {_ECONOMY} AS economy, {_UNIT} AS unit FROM trips WHERE run_id = ? AND ok)
-        GROUP BY vehicle, profile, unit ORDER BY vehicle, profile""", [run_id])
+        FROM (SELECT *, {_ECONOMY} AS economy, {_UNIT} AS unit FROM trips WHERE {where} AND ok)
+        GROUP BY vehicle, profile, unit ORDER BY vehicle, profile""", params)
     kinds = defaultdict(dict)
-    for row in _rows(db, """
+    for row in _rows(db, f"""
             SELECT t.vehicle, t.profile, w.kind, count(*) AS n FROM warnings w
-            JOIN trips t USING (run_id, trip_id) WHERE run_id = ? GROUP BY ALL ORDER BY ALL""", [run_id]):
+            JOIN trips t USING ({keys}) WHERE {where} GROUP BY ALL ORDER BY ALL""", params):
         kinds[(row["vehicle"], row["profile"])][row["kind"]] = row["n"]
     for group in groups:
         group["economy"] = {name: _rounded(group.pop(name)) for name, _ in QUANTILES + (("mean", None),)}
@@ -47,10 +71,7 @@ def summary(db, run_id: int | None = None) -> dict:
         distance = group["distance_km"] or 0
         group["warnings_per_100km"] = round(group["warnings"] * 100 / distance, 2) if distance else None
         group["warnings_by_kind"] = kinds.get((group["vehicle"], group["profile"]), {})
-    failures = _rows(db, "SELECT input, vehicle, profile, error FROM trips WHERE run_id = ? AND NOT ok "
-                         "ORDER BY trip_id", [run_id])
-    run["started_at"] = str(run["started_at"])
-    return {"run": run_id, "info": run, "groups": groups, "failures": failures}
+    return groups
 
 
 def compare(db, run_a: int, run_b: int) -> dict:
@@ -126,9 +147,14 @@ def print_result(result: dict, console=None) -> None:
 def _print_summary(result: dict, console) -> None:
     from rich.table import Table
 
-    info = result["info"]
-    console.print(f"fleet run {result['run']}: {info['trips']} trips, {info['failed']} failed on {info['scheduler']}"
-                  f" ({info['started_at']} UTC): {info['command']}")
+    if "collected" in result:
+        info = result["collected"]
+        console.print(f"collected: {info['trips']} trips from {info['devices']} devices "
+                      f"(received {info['first']} .. {info['last']} UTC)")
+    else:
+        info = result["info"]
+        console.print(f"fleet run {result['run']}: {info['trips']} trips, {info['failed']} failed on "
+                      f"{info['scheduler']} ({info['started_at']} UTC): {info['command']}")
     table = Table()
     for column in ("vehicle", "profile", "drives", "km", "economy p10 / median / p90", "mean", "eco score",
                    "warnings /100 km", "warnings by kind"):

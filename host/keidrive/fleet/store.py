@@ -59,28 +59,31 @@ CREATE TABLE IF NOT EXISTS warnings (
 """
 
 
-def connect(path: str | Path, read_only: bool = False):
-    """The database at ``path`` (created with its schema unless read-only);
-    one clear error for a missing, foreign or locked file."""
+def connect(path: str | Path, read_only: bool = False, schema: str = SCHEMA, what: str = "fleet",
+            install: str = INSTALL_HINT):
+    """The database at ``path`` (created with ``schema`` unless read-only);
+    one clear error for a missing, foreign or locked file. ``what`` names it
+    in those errors (``fleet``, or ``collect`` for keidrive collect's)."""
     try:
         import duckdb
     except ImportError:
-        raise KeidriveError(f"keidrive fleet needs DuckDB: {INSTALL_HINT}") from None
+        raise KeidriveError(f"keidrive {what} needs DuckDB: {install}") from None
 
     path = Path(path)
     if read_only and not path.is_file():
-        raise KeidriveError(f"{path}: no such fleet database (run keidrive fleet --db {path} first)")
+        raise KeidriveError(f"{path}: no such {what} database (run keidrive {what} --db {path} first)")
     if not read_only and not path.parent.is_dir():
         raise KeidriveError(f"cannot write {path}: directory {path.parent} does not exist")
     try:
         db = duckdb.connect(str(path), read_only=read_only)
         if not read_only:
-            db.execute(SCHEMA)
-        elif not {"runs", "trips", "warnings"} <= {row[0] for row in db.execute("SHOW TABLES").fetchall()}:
+            db.execute(schema)
+        elif not ({"runs", "trips", "warnings"} <= (tables := {row[0] for row in db.execute("SHOW TABLES").fetchall()})
+                  or {"devices", "trips", "warnings"} <= tables):
             db.close()
-            raise KeidriveError(f"{path}: a DuckDB file, but not one keidrive fleet wrote")
+            raise KeidriveError(f"{path}: a DuckDB file, but not one keidrive fleet or keidrive collect wrote")
     except duckdb.Error as error:
-        raise KeidriveError(f"{path}: cannot open as a fleet database ({str(error).splitlines()[0]})") from None
+        raise KeidriveError(f"{path}: cannot open as a {what} database ({str(error).splitlines()[0]})") from None
     return db
 
 
@@ -190,6 +193,9 @@ def latest_run(db) -> int:
 
 
 def require_run(db, run_id: int) -> int:
+    if "runs" not in {row[0] for row in db.execute("SHOW TABLES").fetchall()}:
+        raise KeidriveError("collected trips have no runs to compare or plot (keidrive fleet report --db alone "
+                            "summarises them)")
     if db.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] == 0:
         known = [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
         raise KeidriveError(f"no run {run_id} in the fleet database (runs: {', '.join(map(str, known)) or 'none'})")

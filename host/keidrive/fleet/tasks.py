@@ -1,19 +1,16 @@
 """One fleet drive: its description (a plain dict, cheap to ship to a
 worker) and the function a worker runs for it.
 
-A drive goes through the same functions as a single ``keidrive run``
-(``subparsers.run.prepare`` and ``drive``) or ``keidrive replay``
-(``subparsers.replay.drive``), with its arguments parsed by that command's
-own parser, so a fleet trip equals the single run's trip exactly and every
-option those commands accept passes straight through. Each drive runs its
-firmware in a process of its own on a private channel of the keidrive
-virtual bus; nothing is shared between drives.
+A drive goes through the library a single ``keidrive run`` (``keidrive.run``)
+or ``keidrive replay`` (``keidrive.replay``) goes through, with the same
+settings, so a fleet trip equals the single command's trip exactly. Each
+drive runs its firmware in a process of its own on a private bus (in
+lockstep, its records straight into the firmware's stdin: no hub); nothing
+is shared between drives.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import socket
 import subprocess
 import time
@@ -21,81 +18,58 @@ from collections import Counter
 from functools import cache
 from pathlib import Path
 
+from ..drive.spec import DriveSpec
 from ..errors import KeidriveError
 
 ATTEMPTS = 2  # a failed drive is tried once more before it is reported
 
 
-def simulated(vehicle: str, cycle: str, profile: str, runtime: str, options: list[str]) -> dict:
-    """A drive of ``vehicle`` over ``cycle`` (as ``keidrive run`` drives it)."""
-    return {"kind": "run", "input": f"{vehicle}/{cycle}", "vehicle": vehicle, "cycle": cycle,
-            "profile": profile, "runtime": runtime, "options": list(options)}
+def simulated(spec: DriveSpec, options: str = "") -> dict:
+    """A simulated drive (as ``keidrive run`` drives it); ``options``: the
+    flags beyond vehicle, cycle, profile and runtime, as the command spells them."""
+    return {"kind": "run", "input": f"{spec.vehicle}/{spec.cycle}", "vehicle": spec.vehicle, "cycle": spec.cycle,
+            "profile": spec.profile, "runtime": spec.runtime, "options": options, "spec": spec}
 
 
-def replayed(log: str, profile: str, runtime: str, options: list[str]) -> dict:
+def replayed(log: str, profile: str, runtime: str, dbc: str | None = None, roles: str | None = None,
+             options: str = "") -> dict:
     """A replay of the drive log ``log`` (as ``keidrive replay`` replays it)."""
-    return {"kind": "replay", "input": log, "vehicle": None, "cycle": None,
-            "profile": profile, "runtime": runtime, "options": list(options)}
+    return {"kind": "replay", "input": log, "vehicle": None, "cycle": None, "profile": profile,
+            "runtime": runtime, "options": options, "dbc": dbc, "roles": roles}
 
 
-def command_args(spec: dict) -> argparse.Namespace:
-    """The arguments of the single ``keidrive run``/``replay`` equal to
-    ``spec``, parsed by that command's own parser; an option it does not
-    take is one clear error."""
-    if spec["kind"] == "run":
-        argv = ["--vehicle", spec["vehicle"], "--cycle", spec["cycle"]]
-    else:
-        argv = [spec["input"]]
-    argv += ["--profile", spec["profile"], "--runtime", spec["runtime"], "--json", *spec["options"]]
-    parser = _command_parser(spec["kind"])
-    try:
-        args, unknown = parser.parse_known_args(argv)
-    except argparse.ArgumentError as error:
-        raise KeidriveError(f"keidrive {spec['kind']}: {error}") from None
-    if unknown:
-        raise KeidriveError(f"keidrive {spec['kind']} does not take {' '.join(unknown)}")
-    return args
-
-
-@cache
-def _command_parser(command: str) -> argparse.ArgumentParser:
-    subparsers = argparse.ArgumentParser(prog="keidrive").add_subparsers()
-    importlib.import_module(f"keidrive.subparsers.{command}").add_subparser(subparsers)
-    parser = subparsers.choices[command]
-    parser.exit_on_error = False  # bad values raise, they do not exit a worker
-    return parser
-
-
-def drive_once(spec: dict) -> dict:
+def drive_once(task: dict) -> dict:
     """Run the drive; what its single command's ``--json`` would report
     (truth, firmware, frames) plus the names it resolved."""
-    from .. import report
-    from ..drivelog import read_drive_log
-    from ..subparsers import replay, run
+    from ..drive.replayed import LogReplay
+    from ..drive.simulated import SimulatedDrive
 
-    args = command_args(spec)
-    if spec["kind"] == "run":
-        vehicle, cycle, config = run.prepare(args)
-        result, firmware, _ = run.drive(args, vehicle, cycle, config)
-        return {"truth": result.truth, "firmware": report.firmware_figures(firmware.trip), "trip": firmware.trip,
-                "frames": result.truth["frames"], "vehicle": vehicle.name, "cycle": cycle.name}
-    messages = read_drive_log(args.log).messages  # a cut log replays up to the cut, as replay does
-    replay.explained(args, messages)
-    vehicle_dbc, records, firmware, _ = replay.drive(args, messages)
-    return {"truth": None, "firmware": report.firmware_figures(firmware.trip), "trip": firmware.trip,
-            "frames": len(records), "vehicle": vehicle_dbc, "cycle": None}
+    if task["kind"] == "run":
+        drive = SimulatedDrive(task["spec"])
+        trip = drive.run()
+        return {"truth": trip.truth, "firmware": trip.firmware, "trip": trip.summary, "frames": trip.frames,
+                "vehicle": drive.vehicle.name, "cycle": drive.cycle.name}
+    trip = LogReplay(task["input"], profile=task["profile"], dbc=task["dbc"], roles=task["roles"],
+                     runtime=task["runtime"]).run()  # a cut log replays up to the cut, as replay does
+    return {"truth": None, "firmware": trip.firmware, "trip": trip.summary, "frames": trip.frames,
+            "vehicle": trip.log["dbc"], "cycle": None}
 
 
 def run_drive(spec: dict) -> dict:
     """The task a worker runs: the drive, tried twice at most; never raises.
-    The result is the row for the ``trips`` table and its warning events."""
+    The result is the row for the ``trips`` table and its warning events.
+    The drive keeps to one core (``harness.one_core``): a worker per core
+    then scales with the cores."""
+    from ..drive.harness import one_core
+
     started = time.perf_counter()
     outcome, error = None, None
     attempts = 0
     while outcome is None and attempts < ATTEMPTS:
         attempts += 1
         try:
-            outcome = drive_once(spec)
+            with one_core():
+                outcome = drive_once(spec)
         except KeidriveError as failure:
             error = str(failure)
         except Exception as failure:  # noqa: BLE001  a bug must cost one drive, not the run; its reason is kept
@@ -121,7 +95,7 @@ def trip_row(spec: dict, outcome: dict | None, error: str | None, attempts: int,
         "cycle": outcome["cycle"] if outcome else spec["cycle"],
         "profile": spec["profile"],
         "runtime": spec["runtime"],
-        "options": " ".join(spec["options"]),
+        "options": spec["options"],
         "firmware_version": firmware_version() if worker else None,
         "ok": outcome is not None,
         "error": None if outcome else error,

@@ -12,11 +12,16 @@ Library API (used by the firmware tests and the firmware-in-the-loop harness)::
     res.trace            # per-10-ms arrays for plots: time_s, target_kmh, speed_kmh, fuel_lph, ...
     res.grid_wh_per_km   # EV only: pack energy / distance / charger efficiency (AC from the grid)
 
+    drive = sim.Simulation("alto-na", "day.csv")   # a drive of any length in bounded memory
+    for frames in drive: ...   # frame arrays as res.frames, a piece (2 minutes of driving) at a time
+    for trace, frames in drive.pieces(): ...   # the same, with the piece's plot trace every 10 ms step
+    drive.truth, drive.trace   # once iterated: the truth, a plot trace thinned to at most 20,000 points
+
     sim.load_vehicle("nbox-turbo") / sim.load_vehicle("my_car.toml") -> Vehicle
     sim.load_cycle("wltc-jp") / sim.load_cycle("day.csv") -> Cycle
     sim.list_vehicles(), sim.list_cycles()
     sim.write_log(res, "out.blf")    # any python-can writer, by suffix
-    sim.stream(res, "socketcan:vcan0", realtime=True)
+    sim.stream(res, "socketcan:vcan0", speed=1.0)   # None: as fast as possible
 
 Truth is the physics: distance is the integral of the achieved speed and
 fuel the integral of the fuel rate, at the simulator's 10 ms step. The
@@ -32,12 +37,12 @@ Modules: ``cycles`` (cycle data), ``vehicles`` (TOML presets), ``physics``
 frame semantics), ``io`` (log writers, bus streaming).
 """
 
-from .core import SimResult, simulate
+from .core import SimResult, Simulation, simulate
 from .cycles import Cycle, list_cycles, load_cycle
 from .io import LOG_SUFFIXES, stream, write_log
 from .vehicles import Vehicle, list_vehicles, load_vehicle
 
 __all__ = [
-    "Cycle", "SimResult", "Vehicle", "LOG_SUFFIXES", "list_cycles", "list_vehicles",
+    "Cycle", "SimResult", "Simulation", "Vehicle", "LOG_SUFFIXES", "list_cycles", "list_vehicles",
     "load_cycle", "load_vehicle", "simulate", "stream", "write_log",
 ]

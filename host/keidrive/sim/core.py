@@ -25,13 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import intake, physics
+from . import physics
 from .cycles import Cycle, load_cycle
 from .frames import codecs_for
+from .truth import TruthSums
 from .vehicles import Vehicle, load_vehicle
 
-MPG_PER_KMPL = 2.352145833  # US mpg per km/L
 JITTER_S = 0.0005  # estimate: an ECU's transmit task runs up to 0.5 ms late
+TRACE_POINTS = 20_000  # a streamed drive's plot trace, at most
 
 
 @dataclass
@@ -189,120 +190,109 @@ def _common_signals(veh: Vehicle, tr, cum_dist_km, t_step):
 
 # ------------------------------------------------------------------ frames
 
-def _window(x, s, e, m, how):
-    """Per frame of a message every m steps: the value of the step that ends
-    the frame's period. A rate ("rate") is what the ECU read as it built the
-    frame, a state ("last") where it stood; neither is a period mean."""
-    nf = (e - s) // m
-    block = x[s:s + nf * m].reshape(nf, m)
-    return block[:, -1]
+class _Frames:
+    """Every message's frames, a piece of the trace at a time: a message's
+    frame count (its COUNTER and multiplexer) and its transmit task's jitter
+    generator go on from one piece to the next, so the pieces' frames put
+    together are the whole drive's."""
 
+    def __init__(self, veh: Vehicle, eng_params):
+        self.eng_params = eng_params
+        self.step_ms = int(round(physics.DT * 1000))
+        # (index in the DBC, codec): the index seeds the jitter and sets the stagger
+        self.codecs = [(mi, codec) for mi, codec in enumerate(codecs_for(veh.dbc)) if codec.cycle_ms > 0]
+        self.sent = {mi: 0 for mi, _ in self.codecs}
+        self.jitter = {mi: np.random.default_rng(mi) for mi, _ in self.codecs}
 
-def _build_frames(veh: Vehicle, tr, sig: dict, eng_params) -> dict:
-    codecs = codecs_for(veh.dbc)
-    step_ms = int(round(physics.DT * 1000))
-    ts_parts, id_parts, ext_parts, data_parts, dlc_parts = [], [], [], [], []
-    for mi, codec in enumerate(codecs):
-        if codec.cycle_ms <= 0:
-            continue
-        m = max(1, codec.cycle_ms // step_ms)
-        period = m * physics.DT
-        stagger = (mi % 8) * 0.00025
-        # an ECU's task sends a little after its period ends, never exactly
-        jitter = np.random.default_rng(mi)
-        frame_base = 0
-        seg_data, seg_ts = [], []
-        for s, e, t0 in zip(tr.seg_start, tr.seg_stop, tr.seg_t0):
-            nf = (e - s) // m
-            if nf == 0:
-                continue
-            vals = {}
-            for sg in codec.signals:
-                spec = sig.get(sg.name)
-                if spec is None:
+    def piece(self, tr, sig: dict) -> dict:
+        """The frames whose period ends in the piece ``tr``, in timestamp order."""
+        eng_params = self.eng_params
+        ts_parts, id_parts, ext_parts, data_parts, dlc_parts = [], [], [], [], []
+        for mi, codec in self.codecs:
+            m = max(1, codec.cycle_ms // self.step_ms)
+            period = m * physics.DT
+            stagger = (mi % 8) * 0.00025
+            # an ECU's task sends a little after its period ends, never exactly
+            jitter = self.jitter[mi]
+            frame_base = self.sent[mi]
+            seg_data, seg_ts = [], []
+            for s, e, t0, k0 in zip(tr.seg_start, tr.seg_stop, tr.seg_t0, tr.seg_offset):
+                # frame j of the segment ends its period with step (j + 1) m - 1
+                first = k0 // m
+                nf = (k0 + e - s) // m - first
+                if nf == 0:
                     continue
-                how, x = spec
-                if how == "const":
-                    vals[sg.name] = np.full(nf, float(x))
-                elif how == "pw":
-                    fuel = _window(sig["FuelRate"][1], s, e, m, "rate")
-                    rpm = _window(sig["EngineSpeed"][1], s, e, m, "rate")
-                    inj_per_s = eng_params["cylinders"] * rpm / 120.0
-                    mg_per_s = fuel / 3600 * eng_params["fuel_density_kg_per_l"] * 1e6
-                    pw = np.where((fuel > 0) & (inj_per_s > 0),
-                                  mg_per_s / np.maximum(inj_per_s, 1e-9) / eng_params["injector_flow_mg_per_ms"]
-                                  + eng_params["injector_dead_time_ms"], 0.0)
-                    vals[sg.name] = pw
-                elif how == "odo":
-                    vals[sg.name] = np.floor(_window(x, s, e, m, "last") * 10 + 1e-9) / 10
-                else:
-                    vals[sg.name] = _window(np.asarray(x, np.float64), s, e, m, how)
-            if codec.mux is not None:
-                vals[codec.mux.name] = np.arange(frame_base, frame_base + nf) % 3
-            idx = np.arange(frame_base, frame_base + nf)
-            seg_data.append(codec.encode(vals, idx))
-            seg_ts.append(t0 + (np.arange(nf) + 1) * period + stagger + jitter.uniform(0.0, JITTER_S, nf))
-            frame_base += nf
-        if not seg_ts:
-            continue
-        ts = np.concatenate(seg_ts)
-        ts_parts.append(ts)
-        id_parts.append(np.full(len(ts), codec.frame_id, np.uint32))
-        ext_parts.append(np.full(len(ts), codec.is_extended, bool))
-        dlc_parts.append(np.full(len(ts), codec.length, np.uint8))
-        data_parts.append(np.concatenate(seg_data))
-    ts = np.concatenate(ts_parts)
-    order = np.argsort(ts, kind="stable")
-    data = np.concatenate(data_parts)[order]
-    if data.shape[1] < 8:
-        data = np.pad(data, ((0, 0), (0, 8 - data.shape[1])))
-    ids = np.concatenate(id_parts)[order]
-    return {
-        "timestamp": ts[order],
-        "arbitration_id": ids,
-        "is_extended": np.concatenate(ext_parts)[order],
-        "dlc": np.concatenate(dlc_parts)[order],
-        "data": np.ascontiguousarray(data),
-    }
+                at = s + (first + 1) * m - 1 - k0  # the step ending the piece's first frame
+                vals = {}
+                for sg in codec.signals:
+                    spec = sig.get(sg.name)
+                    if spec is None:
+                        continue
+                    how, x = spec
+                    if how == "const":
+                        vals[sg.name] = np.full(nf, float(x))
+                    elif how == "pw":
+                        fuel = _window(sig["FuelRate"][1], at, nf, m)
+                        rpm = _window(sig["EngineSpeed"][1], at, nf, m)
+                        inj_per_s = eng_params["cylinders"] * rpm / 120.0
+                        mg_per_s = fuel / 3600 * eng_params["fuel_density_kg_per_l"] * 1e6
+                        pw = np.where((fuel > 0) & (inj_per_s > 0),
+                                      mg_per_s / np.maximum(inj_per_s, 1e-9) / eng_params["injector_flow_mg_per_ms"]
+                                      + eng_params["injector_dead_time_ms"], 0.0)
+                        vals[sg.name] = pw
+                    elif how == "odo":
+                        vals[sg.name] = np.floor(_window(x, at, nf, m) * 10 + 1e-9) / 10
+                    else:
+                        # a rate is what the ECU read as it built the frame,
+                        # a state where it stood: neither is a period mean
+                        vals[sg.name] = _window(np.asarray(x, np.float64), at, nf, m)
+                if codec.mux is not None:
+                    vals[codec.mux.name] = np.arange(frame_base, frame_base + nf) % 3
+                idx = np.arange(frame_base, frame_base + nf)
+                seg_data.append(codec.encode(vals, idx))
+                seg_ts.append(t0 + (np.arange(first, first + nf) + 1) * period + stagger
+                              + jitter.uniform(0.0, JITTER_S, nf))
+                frame_base += nf
+            self.sent[mi] = frame_base
+            if not seg_ts:
+                continue
+            ts = np.concatenate(seg_ts)
+            data = np.concatenate(seg_data)
+            ts_parts.append(ts)
+            id_parts.append(np.full(len(ts), codec.frame_id, np.uint32))
+            ext_parts.append(np.full(len(ts), codec.is_extended, bool))
+            dlc_parts.append(np.full(len(ts), codec.length, np.uint8))
+            data_parts.append(np.pad(data, ((0, 0), (0, 8 - data.shape[1]))) if data.shape[1] < 8 else data)
+        if not ts_parts:
+            return no_frames()
+        # Frames of one piece all come before the next piece's: a frame leaves
+        # within 2.25 ms of its step's end, the next piece's first a step later.
+        ts = np.concatenate(ts_parts)
+        order = np.argsort(ts, kind="stable")
+        return {
+            "timestamp": ts[order],
+            "arbitration_id": np.concatenate(id_parts)[order],
+            "is_extended": np.concatenate(ext_parts)[order],
+            "dlc": np.concatenate(dlc_parts)[order],
+            "data": np.ascontiguousarray(np.concatenate(data_parts)[order]),
+        }
 
 
-# ------------------------------------------------------------------ truth
+def _window(x, at: int, nf: int, m: int):
+    """The ``nf`` frames' values of a per-step array: every ``m``-th step from ``at``."""
+    return x[at:at + nf * m:m]
 
-def _r(x, nd=6):
-    return None if x is None else float(round(x, nd))
+
+def no_frames() -> dict:
+    return {"timestamp": np.zeros(0), "arbitration_id": np.zeros(0, np.uint32), "is_extended": np.zeros(0, bool),
+            "dlc": np.zeros(0, np.uint8), "data": np.zeros((0, 8), np.uint8)}
 
 
-def _truth(veh, cyc, tr, n_frames):
-    a = tr.arrays
-    dt = physics.DT
-    dist = a["v"] * dt / 1000.0
-    fuel = a["fuel_lph"] * dt / 3600.0
-    energy = a["pack_power_w"] * dt / 3.6e6 if "pack_power_w" in a else np.zeros_like(dist)
-    t = a["t"]
-    ends = np.array([p[2] for p in cyc.phases])
-    ph = np.minimum(np.searchsorted(ends, t - 1e-9), len(ends) - 1)
-    phases = []
-    for i, (name, _t0, _t1) in enumerate(cyc.phases):
-        sel = ph == i
-        d, f, e = float(dist[sel].sum()), float(fuel[sel].sum()), float(energy[sel].sum())
-        phases.append({"name": name, "distance_km": _r(d), "fuel_l": _r(f),
-                       "km_per_l": _r(d / f, 4) if f > 0 else None, "energy_kwh": _r(e)})
-    d, f, e = float(dist.sum()), float(fuel.sum()), float(energy.sum())
-    kmpl = d / f if f > 0 else None
-    return {
-        "vehicle": veh.name,
-        "cycle": cyc.name,
-        "duration_s": _r(cyc.duration_s, 3),
-        "distance_km": _r(d),
-        "fuel_l": _r(f),
-        "km_per_l": _r(kmpl, 4),
-        "l_per_100km": _r(f / d * 100, 4) if f > 0 and d > 0 else None,
-        "mpg_us": _r(kmpl * MPG_PER_KMPL, 4) if kmpl else None,
-        "energy_kwh": _r(e),
-        "phases": phases,
-        "trace_shortfall_s": _r(float(a["shortfall"].sum()) * dt, 2),
-        "frames": int(n_frames),
-    }
+def join_frames(pieces: list) -> dict:
+    """Frame arrays of consecutive pieces as one."""
+    if not pieces:
+        return no_frames()
+    return {key: np.concatenate([piece[key] for piece in pieces]) for key in pieces[0]}
 
 
 def _plot_trace(veh, tr) -> dict:
@@ -324,43 +314,134 @@ def _plot_trace(veh, tr) -> dict:
     return out
 
 
+class _Drive:
+    """The drive a piece of the trace at a time (``physics.chunks``): each
+    piece's physics, the distance and fuel so far at each of its steps, its
+    frames; the truth summed as the pieces go."""
+
+    def __init__(self, veh: Vehicle, cyc: Cycle, frames: bool = True, steps: int = physics.CHUNK_STEPS):
+        self.veh, self.cyc, self.steps = veh, cyc, steps
+        self.sums = TruthSums(cyc)
+        self.frames = 0
+        self._schedule = _Frames(veh, None if veh.powertrain == "ev" else veh.data["engine"]) if frames else None
+        self._v_sum = self._fuel_sum = 0.0  # the running sums the cumulative figures come from
+
+    def __iter__(self):
+        """(trace piece, distance km and fuel L so far at each of its steps, its frames)"""
+        veh = self.veh
+        for tr in physics.chunks(veh, self.cyc, self.steps):
+            a = tr.arrays
+            # the running sums as one cumulative sum over the drive would add them
+            v_sum = np.cumsum(np.concatenate(([self._v_sum], a["v"])))[1:]
+            fuel_sum = np.cumsum(np.concatenate(([self._fuel_sum], a["fuel_lph"])))[1:]
+            self._v_sum, self._fuel_sum = float(v_sum[-1]), float(fuel_sum[-1])
+            cum_dist = v_sum * physics.DT / 1000.0
+            cum_fuel = fuel_sum * physics.DT / 3600.0
+            self.sums.add(a)
+            frames = no_frames()
+            if self._schedule is not None:
+                signals = _ev_signals if veh.powertrain == "ev" else _ice_signals
+                sig = signals(veh, tr, cum_dist, cum_fuel)
+                sig.update(_common_signals(veh, tr, cum_dist, a["t"]))
+                frames = self._schedule.piece(tr, sig)
+            self.frames += len(frames["timestamp"])
+            yield tr, cum_dist, cum_fuel, frames
+
+    def truth(self) -> dict:
+        return self.sums.truth(self.veh, self.frames)
+
+
 def simulate(vehicle, cycle, frames: bool = True) -> SimResult:
     """Simulate ``vehicle`` (name, path or ``Vehicle``) over ``cycle`` (name,
-    path or ``Cycle``). ``frames=False`` skips CAN encoding (physics only)."""
+    path or ``Cycle``). ``frames=False`` skips CAN encoding (physics only).
+    The whole drive is held (``Simulation`` streams one of any length)."""
     veh = load_vehicle(vehicle)
     cyc = load_cycle(cycle)
-    tr = physics.run(veh, cyc)
-    a = tr.arrays
-    cum_dist = np.cumsum(a["v"]) * physics.DT / 1000.0
-    cum_fuel = np.cumsum(a["fuel_lph"]) * physics.DT / 3600.0
-    if veh.powertrain == "ev":
-        sig = _ev_signals(veh, tr, cum_dist, cum_fuel)
-        eng_params = None
-    else:
-        sig = _ice_signals(veh, tr, cum_dist, cum_fuel)
-        eng_params = veh.data["engine"]
-    sig.update(_common_signals(veh, tr, cum_dist, a["t"]))
-    if frames:
-        fr = _build_frames(veh, tr, sig, eng_params)
-    else:
-        fr = {"timestamp": np.zeros(0), "arbitration_id": np.zeros(0, np.uint32),
-              "is_extended": np.zeros(0, bool), "dlc": np.zeros(0, np.uint8), "data": np.zeros((0, 8), np.uint8)}
-    truth = _truth(veh, cyc, tr, len(fr["timestamp"]))
-    grid = None
-    if veh.powertrain == "ev" and truth["distance_km"]:
-        # energy the charger must put back: the chemical energy taken out of the
-        # pack (terminal energy plus its internal I^2R loss) over the charger's
-        # grid-to-pack efficiency - the Japanese figure is AC from the grid
-        chem_wh = float(a["pack_chem_w"].sum()) * physics.DT / 3600.0
-        grid = chem_wh / truth["distance_km"] / veh.p("battery.charger_efficiency")
-    ecu = ecu_state(veh, tr, cum_dist, cum_fuel) if veh.powertrain != "ev" else None
-    return SimResult(veh, cyc, truth, fr, _plot_trace(veh, tr), grid, ecu)
+    drive = _Drive(veh, cyc, frames)
+    traces, dists, fuels, pieces = [], [], [], []
+    for tr, cum_dist, cum_fuel, piece in drive:
+        traces.append(tr)
+        dists.append(cum_dist)
+        fuels.append(cum_fuel)
+        pieces.append(piece)
+    tr = physics.concatenate(traces)
+    truth = drive.truth()
+    ecu = ecu_state(veh, tr, np.concatenate(dists), np.concatenate(fuels)) if veh.powertrain != "ev" else None
+    return SimResult(veh, cyc, truth, join_frames(pieces), _plot_trace(veh, tr),
+                     drive.sums.grid_wh_per_km(veh, truth), ecu)
+
+
+class Simulation:
+    """``simulate`` as it goes, for a drive of any length: iterating yields
+    its frames a piece at a time (dicts of frame arrays as in
+    ``SimResult.frames``, each piece's after the last one's) and sums the
+    ground truth. Once iterated, ``truth``, ``grid_wh_per_km`` and ``trace``
+    are there as in ``SimResult``; the trace is the plot's, thinned evenly to
+    at most ``TRACE_POINTS`` points. What it holds does not grow with the
+    drive: a piece of the physics and of the frames, the sums, the thinned
+    trace."""
+
+    def __init__(self, vehicle, cycle, steps: int = physics.CHUNK_STEPS):
+        self.vehicle = load_vehicle(vehicle)
+        self.cycle = load_cycle(cycle)
+        self.steps = steps
+        self.truth: dict | None = None
+        self.grid_wh_per_km: float | None = None
+        self.trace: dict | None = None
+
+    def __iter__(self):
+        for _, frames in self.pieces():
+            yield frames
+
+    def pieces(self):
+        """As iterating, with each piece's plot trace every 10 ms step:
+        (trace piece, frames) a piece at a time."""
+        drive = _Drive(self.vehicle, self.cycle, True, self.steps)
+        trace = _ThinTrace(TRACE_POINTS)
+        for tr, _, _, frames in drive:
+            piece = _plot_trace(self.vehicle, tr)
+            trace.add(piece)
+            yield piece, frames
+        self.truth = drive.truth()
+        self.grid_wh_per_km = drive.sums.grid_wh_per_km(self.vehicle, self.truth)
+        self.trace = trace.arrays()
+
+
+class _ThinTrace:
+    """A growing trace kept to at most ``limit`` points: every ``stride``-th
+    step, the stride doubling (every other point dropped) whenever the limit
+    is passed, so the points stay evenly spaced over the whole drive."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.stride = 1
+        self.steps = 0
+        self.points = 0
+        self.parts: list = []
+
+    def add(self, piece: dict) -> None:
+        first = -self.steps % self.stride  # the piece's first step on the stride
+        kept = {key: np.array(x[first::self.stride]) for key, x in piece.items()}
+        self.parts.append(kept)
+        self.points += len(kept["time_s"])
+        self.steps += len(piece["time_s"])
+        while self.points > self.limit:
+            self.parts = [{key: x[::2].copy() for key, x in self.arrays().items()}]
+            self.stride *= 2
+            self.points = len(self.parts[0]["time_s"])
+
+    def arrays(self) -> dict:
+        if not self.parts:
+            return {}
+        return {key: np.concatenate([part[key] for part in self.parts]) for key in self.parts[0]}
 
 
 def ecu_state(veh: Vehicle, tr, cum_dist_km, cum_fuel_l) -> dict:
     """Per 10 ms step, what the engine ECU knows (the OBD-II ECU's source,
     keidrive.sim.obd_ecu): the step's end time, state at the step and the
     intake (keidrive.sim.intake)."""
+    from . import intake  # only OBD-II drives need it
+
     a = tr.arrays
     eng = veh.data["engine"]
     state = intake.run(veh, tr)

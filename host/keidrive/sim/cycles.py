@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from ..paths import resources_dir
 
 #: An interval between two standstill samples longer than this is a parked gap.
@@ -193,4 +193,5 @@ def load_cycle(name_or_path) -> Cycle:
     path = Path(text)
     if isinstance(name_or_path, Path) or text.lower().endswith(".csv") or "/" in text or path.exists():
         return _load_csv(path)
-    raise KeidriveError(f"unknown cycle {text!r}; valid cycles: {', '.join(names)} (or a path to a .csv file)")
+    raise KeidriveError(f"{text}: no such cycle{did_you_mean(text, names)} (valid cycles: {', '.join(names)}, "
+                        "or a path to a .csv file)", option="cycle")

@@ -6,10 +6,11 @@ per signal, one element per frame) into an ``N x 8`` uint8 array: each value
 is quantised with the DBC's scale/offset (rounded to nearest, clipped to the
 signal's range), packed per its Intel or Motorola layout with integer
 arithmetic on uint64 words, the ``COUNTER`` set to ``frame_index mod 2**bits``
-and, where the message attribute ``ChecksumAlgorithm`` is ``CRC8_SAEJ1850``,
-the ``CHECKSUM`` byte filled with CRC-8/SAE-J1850 (poly 0x1D, init 0xFF,
-xorout 0xFF) over every other data byte in order 0..7, via a 256-entry
-lookup table. Multiplexed signals are only written in frames whose
+and the ``CHECKSUM`` filled by the algorithm the message attribute
+``ChecksumAlgorithm`` (or a roles file's [checksum]) names, with the
+compiler's implementation of it (dbccompiler/checksum.py: CRC-8/SAE-J1850,
+Toyota's byte sum, Honda's nibble sum), the one the firmware's checks are
+built from. Multiplexed signals are only written in frames whose
 multiplexer selects them. Tests check every message against
 ``cantools.decode``.
 """
@@ -19,39 +20,24 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import cantools
 import numpy as np
 
+from ..dbccompiler import checksum
 from ..errors import KeidriveError
 from ..paths import dbc_dir
+from . import tables
 
 
-def _crc_table() -> np.ndarray:
-    table = np.zeros(256, np.uint8)
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1D) & 0xFF if c & 0x80 else (c << 1) & 0xFF
-        table[i] = c
-    return table
-
-
-CRC_TABLE = _crc_table()
-
-
-def crc8_sae_j1850(data: bytes) -> int:
-    """Scalar reference implementation (used by tests and firmware checks)."""
-    c = 0xFF
-    for b in data:
-        c = int(CRC_TABLE[c ^ b])
-    return c ^ 0xFF
+def _dbc_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    return path if path.is_file() else dbc_dir() / name_or_path
 
 
 @functools.lru_cache(maxsize=16)
 def load_dbc(name_or_path: str):
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = dbc_dir() / name_or_path
+    import cantools  # here, not at import: a run's codecs come from the cache (sim.tables)
+
+    path = _dbc_path(name_or_path)
     try:
         return cantools.database.load_file(str(path))
     except (OSError, cantools.database.UnsupportedDatabaseFormatError) as e:
@@ -60,13 +46,13 @@ def load_dbc(name_or_path: str):
 
 def _checksum_algorithm(msg) -> str:
     attrs = msg.dbc.attributes if msg.dbc else {}
-    if "ChecksumAlgorithm" not in attrs:
-        return "None"
-    value = attrs["ChecksumAlgorithm"].value
+    if checksum.ATTRIBUTE not in attrs:
+        return checksum.NO_CHECKSUM
+    value = attrs[checksum.ATTRIBUTE].value
     if isinstance(value, int):
-        defn = attrs["ChecksumAlgorithm"].definition
-        choices = list(getattr(defn, "choices", None) or ["None", "CRC8_SAEJ1850"])
-        return choices[value] if value < len(choices) else "None"
+        defn = attrs[checksum.ATTRIBUTE].definition
+        choices = list(getattr(defn, "choices", None) or [checksum.NO_CHECKSUM, "CRC8_SAEJ1850"])
+        return choices[value] if value < len(choices) else checksum.NO_CHECKSUM
     return str(value)
 
 
@@ -98,7 +84,8 @@ class _Sig:
 
 
 class MessageCodec:
-    def __init__(self, msg):
+    def __init__(self, msg, checksum_name: str | None = None):
+        """``checksum_name``: the CHECKSUM algorithm a roles file names, over the DBC's attribute."""
         self.msg = msg
         self.name = msg.name
         self.frame_id = msg.frame_id
@@ -108,14 +95,21 @@ class MessageCodec:
         self.signals = [_Sig(s) for s in msg.signals]
         self.mux = next((s for s in self.signals if any(x.is_multiplexer for x in msg.signals if x.name == s.name)), None)
         self.counter = next((s for s in self.signals if s.name == "COUNTER"), None)
-        cs = next((s for s in self.signals if s.name == "CHECKSUM"), None)
-        self.checksum = cs if cs is not None and _checksum_algorithm(msg) == "CRC8_SAEJ1850" else None
+        name = checksum.canonical_name(checksum_name or _checksum_algorithm(msg))
+        self.algorithm = checksum.ALGORITHMS.get(name)
+        from ..dbccompiler.load import CHECKSUM_NAME  # here: a codec from the cache is built without cantools
+
+        # the signal the compiler takes as the CHECKSUM (dbccompiler/load.py's name rule)
+        found = [s for s in self.signals if CHECKSUM_NAME.search(s.name)]
+        self.checksum = found[0] if self.algorithm is not None and len(found) == 1 else None
         if self.checksum is not None:
-            covered = set()
-            for bit in range(self.checksum.length):
-                covered.add(7 - (self.checksum.shift + bit) // 8 if self.checksum.big else (self.checksum.shift + bit) // 8)
-            self.crc_bytes = [i for i in range(self.length) if i not in covered]
+            bit = self.checksum.shift
+            self.checksum_byte = 7 - bit // 8 if self.checksum.big else bit // 8
         self.value_signals = [s for s in self.signals if s not in (self.counter, self.checksum)]
+
+    def __getstate__(self):
+        # what encoding needs, without the cantools message: a cached codec loads without cantools
+        return {**self.__dict__, "msg": None}
 
     def raw(self, sig: _Sig, phys) -> np.ndarray:
         r = np.rint((np.asarray(phys, np.float64) - sig.offset) / sig.scale)
@@ -149,11 +143,8 @@ class MessageCodec:
             self._place(acc_le, acc_be, self.counter, np.asarray(frame_index, np.int64) & self.counter.mask)
         data = self._bytes(acc_le, acc_be)
         if self.checksum is not None:
-            crc = np.full(n, 0xFF, np.uint8)
-            for i in self.crc_bytes:
-                crc = CRC_TABLE[crc ^ data[:, i]]
-            crc ^= 0xFF
-            self._place(acc_le, acc_be, self.checksum, crc.astype(np.int64))
+            value = self.algorithm.compute(data[:, : self.length], self.checksum_byte, self.frame_id, self.is_extended)
+            self._place(acc_le, acc_be, self.checksum, value.astype(np.int64))
             data = self._bytes(acc_le, acc_be)
         return data[:, : self.length] if self.length < 8 else data
 
@@ -166,5 +157,7 @@ class MessageCodec:
 
 @functools.lru_cache(maxsize=16)
 def codecs_for(dbc_name: str) -> tuple:
-    db = load_dbc(dbc_name)
-    return tuple(MessageCodec(m) for m in db.messages)
+    path = _dbc_path(dbc_name)
+    if not path.is_file():
+        return tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages)  # load_dbc says why
+    return tables.cached(path, lambda: tuple(MessageCodec(m) for m in load_dbc(dbc_name).messages))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..busio import open_bus, play
 from ..errors import KeidriveError
 
 LOG_SUFFIXES = (".asc", ".blf", ".log", ".trc", ".csv")
@@ -32,7 +31,7 @@ def check_output_path(path) -> Path:
     """Raise KeidriveError for an unknown suffix or an unwritable location."""
     from importlib.util import find_spec
 
-    from ..drivelog import log_suffix
+    from ..io.drivelog import log_suffix
 
     path = Path(path)
     suffix = log_suffix(path)
@@ -74,15 +73,18 @@ def write_log(result, path) -> int:
     return n
 
 
-def stream(result, spec: str, realtime: bool = True, bus=None) -> dict:
-    """Send the frames on ``INTERFACE:CHANNEL`` (or an open ``bus``) at the
-    recorded pace (``realtime=False``: as fast as possible); returns the
-    frame count and the pace's timing error."""
+def stream(result, spec: str, speed: float | None = 1.0, bus=None, on_frame=None) -> dict:
+    """Send the frames on ``INTERFACE:CHANNEL`` (or an open ``bus``) at
+    ``speed`` times the recorded pace (None: as fast as possible); returns
+    the frame count and the pace's timing error. ``on_frame(count)``: see
+    ``keidrive.drive.busio.play``."""
+    from ..drive.busio import open_bus, play  # python-can, only when a bus is used
+
     own = bus is None
     if own:
         bus = open_bus(spec)
     try:
-        return play(bus, result.messages(), speed=1.0 if realtime else None)
+        return play(bus, result.messages(), speed=speed, on_frame=on_frame)
     finally:
         if own:
             bus.shutdown()

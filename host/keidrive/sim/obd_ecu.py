@@ -16,6 +16,9 @@ under the tester's flow control (block size, STmin, wait frames). Functional
 requests (0x7DF, 0x18DB33F1) are single frames by ISO 15765-4 and are read
 here directly.
 
+The transport (addressing, response scheduling, can-isotp) is ``IsoTpEcu``'s;
+``keidrive.sim.recorded_ecu`` answers through it from a recorded capture.
+
 ``faults``: ``{"silent": True}`` never answers; ``{"stop_at_s": t}`` stops
 answering at drive time t; ``{"garbage": p}`` answers a share p of requests
 with random bytes; ``{"busy": p}`` a share p with the negative response
@@ -66,26 +69,135 @@ def supported_map(pids, base: int) -> int:
     return word
 
 
-class EngineEcu:
-    """One engine ECU; ``request(...)`` and ``process(...)`` drive it on the
-    caller's clock (the co-simulation's virtual time), ``txfn`` gets frames."""
+def supported_maps(pids) -> dict:
+    """{0x00: word, 0x20: word, ...}: the maps an ECU offering ``pids`` answers,
+    each saying whether the next exists."""
+    bases = [b for b in range(0, 0xE1, 0x20) if any(p > b for p in pids)]
+    return {b: supported_map(pids, b) | (1 if any(m > b for m in bases) else 0) for b in bases}
+
+
+class IsoTpEcu:
+    """An ECU's side of ISO 15765-4: which frames it hears, when it answers
+    and how its replies go out (can-isotp, padded with ``padding``). A
+    subclass says what it answers (``reply``) and after how long
+    (``delay``); ``on_frame(...)`` and ``process(...)`` drive it on the
+    caller's clock (the co-simulation's virtual time), ``txfn`` gets frames.
+    ``seg``: the (start, end) spans of time in which it is on."""
+
+    def __init__(self, *, reply_id: int = 0x7E8, extended: bool = False, source_address: int = 0x10,
+                 padding: int = 0x00):
+        self.extended = extended
+        self.reply_id = (0x18DAF100 | source_address) if extended else reply_id
+        self.phys_id = (0x18DA00F1 | (source_address << 8)) if extended else reply_id - 8
+        self.padding = padding
+        self.seg: list = []
+        self.pending: list = []  # (due_s, request)
+        self._rx: list = []  # flow control frames from the tester
+        self.answered = 0
+        self._stack = None
+
+    def reply(self, request: bytes, t: float) -> bytes | None:
+        """The response payload to a request payload at time t, or None (no reply)."""
+        raise NotImplementedError
+
+    def delay(self) -> float:
+        """Seconds from a request to its reply."""
+        raise NotImplementedError
+
+    def deaf(self, t: float) -> bool:
+        """Requests at time t go unanswered (a fault)."""
+        return False
+
+    def _payload(self, request: bytes, t: float) -> bytes | None:
+        """The reply as sent at t."""
+        return self.reply(request, t)
+
+    # ---- on the bus ---------------------------------------------------
+    def hears(self, can_id: int, extended: bool) -> bool:
+        if extended != self.extended:
+            return False
+        return can_id in ((FUNCTIONAL_29 if extended else FUNCTIONAL_11), self.phys_id)
+
+    def on_frame(self, can_id: int, data: bytes, t: float) -> None:
+        """A frame from the tester at time t: a functional request, or flow
+        control for a multi-frame reply in progress."""
+        if can_id == self.phys_id and data and data[0] >> 4 == 3:
+            self._rx.append(bytes(data))
+            return
+        if not data or data[0] >> 4 != 0:
+            return
+        n = data[0] & 0x0F
+        if not 1 <= n <= 7 or n > len(data) - 1:
+            return
+        request = bytes(data[1:1 + n])
+        if self.deaf(t) or self.reply(request, t) is None:
+            return
+        self.pending.append((t + self.delay(), request))
+
+    def next_due(self) -> float | None:
+        return min((p[0] for p in self.pending), default=None)
+
+    def process(self, t: float, txfn) -> None:
+        """Send what is due by t; ``txfn(can_id, extended, data)`` puts a
+        frame on the bus (the caller stamps its time)."""
+        stack = self._link(txfn)
+        due = [p for p in self.pending if p[0] <= t]
+        if due and not stack.transmitting():
+            self.pending.remove(due[0])
+            payload = self._payload(due[0][1], due[0][0])
+            if payload is not None:
+                stack.send(payload)
+                self.answered += 1
+        stack.process()
+
+    @property
+    def busy(self) -> bool:
+        return self._stack is not None and self._stack.transmitting()
+
+    def _link(self, txfn):
+        import isotp
+
+        self._txfn = txfn
+        if self._stack is None:
+            if self.extended:
+                address = isotp.Address(isotp.AddressingMode.NormalFixed_29bits,
+                                        source_address=self.reply_id & 0xFF, target_address=0xF1)
+            else:
+                address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=self.reply_id, rxid=self.phys_id)
+            self._stack = isotp.TransportLayerLogic(
+                rxfn=self._rxfn, txfn=self._emit, address=address,
+                params={"tx_padding": self.padding, "tx_data_min_length": 8, "wftmax": 8,
+                        "rx_flowcontrol_timeout": 1000},
+            )
+        return self._stack
+
+    def _rxfn(self, timeout):
+        import isotp
+
+        if self._rx:
+            data = self._rx.pop(0)
+            return isotp.CanMessage(arbitration_id=self.phys_id, data=data, dlc=len(data),
+                                    extended_id=self.extended)
+        return None
+
+    def _emit(self, msg):
+        self._txfn(msg.arbitration_id, bool(msg.is_extended_id), bytes(msg.data))
+
+
+class EngineEcu(IsoTpEcu):
+    """One simulated engine ECU, answering from the simulator's state."""
 
     def __init__(self, result, *, reply_id: int = 0x7E8, extended: bool = False, source_address: int = 0x10,
                  seed: int = 0, faults: dict | None = None):
         if result.ecu is None:
             raise KeidriveError(f"{result.vehicle.name} has no engine: no engine ECU answers OBD-II")
+        super().__init__(reply_id=reply_id, extended=extended, source_address=source_address)
         obd = result.vehicle.data.get("obd")
         if not obd:
             raise KeidriveError(f"vehicle {result.vehicle.name} has no [obd] section (the PIDs its ECU offers)")
         self.state = result.ecu
         self.pids = sorted({int(p) for p in obd["pids"]} & set(ENCODERS))
-        maps = [b for b in range(0, 0xE1, 0x20) if any(p > b for p in self.pids)]
-        self.maps = {}
-        for b in maps:
-            word = supported_map(self.pids, b)
-            if any(m > b for m in maps):
-                word |= 1  # the next map exists
-            self.maps[b] = word
+        self.maps = supported_maps(self.pids)
         self.vin = str(obd["vin"]).encode("ascii")
         if len(self.vin) != 17:
             raise KeidriveError(f"vehicle {result.vehicle.name}: [obd] vin must have 17 characters")
@@ -94,13 +206,6 @@ class EngineEcu:
         self.seg = list(zip(self.state["segment_start"].tolist(), self.state["segment_end"].tolist()))
         self.rng = np.random.default_rng(seed)
         self.faults = faults or {}
-        self.extended = extended
-        self.reply_id = (0x18DAF100 | source_address) if extended else reply_id
-        self.phys_id = (0x18DA00F1 | (source_address << 8)) if extended else reply_id - 8
-        self.pending: list = []  # (due_s, request)
-        self._rx: list = []  # flow control frames from the tester
-        self.answered = 0
-        self._stack = None
 
     # ---- what it says -------------------------------------------------
     def step(self, t: float) -> int | None:
@@ -141,46 +246,12 @@ class EngineEcu:
             return None
         return bytes([0x7F, svc, 0x11])  # service not supported
 
-    # ---- on the bus ---------------------------------------------------
-    def hears(self, can_id: int, extended: bool) -> bool:
-        if extended != self.extended:
-            return False
-        return can_id in ((FUNCTIONAL_29 if extended else FUNCTIONAL_11), self.phys_id)
+    def delay(self) -> float:
+        return float(self.rng.uniform(*DELAY_S))
 
-    def on_frame(self, can_id: int, data: bytes, t: float) -> None:
-        """A frame from the tester at time t: a functional request, or flow
-        control for a multi-frame reply in progress."""
-        if can_id == self.phys_id and data and data[0] >> 4 == 3:
-            self._rx.append(bytes(data))
-            return
-        if not data or data[0] >> 4 != 0:
-            return
-        n = data[0] & 0x0F
-        if not 1 <= n <= 7 or n > len(data) - 1:
-            return
-        request = bytes(data[1:1 + n])
+    def deaf(self, t: float) -> bool:
         f = self.faults
-        if f.get("silent") or ("stop_at_s" in f and t >= f["stop_at_s"]):
-            return
-        if self.reply(request, t) is None:
-            return
-        self.pending.append((t + float(self.rng.uniform(*DELAY_S)), request))
-
-    def next_due(self) -> float | None:
-        return min((p[0] for p in self.pending), default=None)
-
-    def process(self, t: float, txfn) -> None:
-        """Send what is due by t; ``txfn(can_id, extended, data)`` puts a
-        frame on the bus (the caller stamps its time)."""
-        stack = self._link(txfn)
-        due = [p for p in self.pending if p[0] <= t]
-        if due and not stack.transmitting():
-            self.pending.remove(due[0])
-            payload = self._payload(due[0][1], due[0][0])
-            if payload is not None:
-                stack.send(payload)
-                self.answered += 1
-        stack.process()
+        return bool(f.get("silent")) or ("stop_at_s" in f and t >= f["stop_at_s"])
 
     def _payload(self, request: bytes, t: float) -> bytes | None:
         """The reply as sent at t: the values sampled when the ECU answers,
@@ -195,36 +266,3 @@ class EngineEcu:
         if u < f.get("garbage", 0.0) + f.get("busy", 0.0):
             return bytes([0x7F, request[0], 0x21])
         return payload
-
-    @property
-    def busy(self) -> bool:
-        return self._stack is not None and self._stack.transmitting()
-
-    def _link(self, txfn):
-        import isotp
-
-        self._txfn = txfn
-        if self._stack is None:
-            if self.extended:
-                address = isotp.Address(isotp.AddressingMode.NormalFixed_29bits,
-                                        source_address=self.reply_id & 0xFF, target_address=0xF1)
-            else:
-                address = isotp.Address(isotp.AddressingMode.Normal_11bits, txid=self.reply_id, rxid=self.phys_id)
-            self._stack = isotp.TransportLayerLogic(
-                rxfn=self._rxfn, txfn=self._emit, address=address,
-                params={"tx_padding": 0x00, "tx_data_min_length": 8, "wftmax": 8,
-                        "rx_flowcontrol_timeout": 1000},
-            )
-        return self._stack
-
-    def _rxfn(self, timeout):
-        import isotp
-
-        if self._rx:
-            data = self._rx.pop(0)
-            return isotp.CanMessage(arbitration_id=self.phys_id, data=data, dlc=len(data),
-                                    extended_id=self.extended)
-        return None
-
-    def _emit(self, msg):
-        self._txfn(msg.arbitration_id, bool(msg.is_extended_id), bytes(msg.data))

@@ -18,7 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import KeidriveError
+from ..errors import KeidriveError, did_you_mean
 from ..paths import resources_dir
 
 POWERTRAINS = ("ice", "mild_hybrid", "ev")
@@ -218,7 +218,8 @@ def load_vehicle(name_or_path) -> Vehicle:
     elif isinstance(name_or_path, Path) or text.endswith(".toml") or "/" in text:
         path = Path(text)
     else:
-        raise KeidriveError(f"unknown vehicle {text!r}; valid vehicles: {', '.join(names)} (or a path to a .toml file)")
+        raise KeidriveError(f"{text}: no such vehicle{did_you_mean(text, names)} (valid vehicles: {', '.join(names)}, "
+                            "or a path to a .toml file)", option="vehicle")
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler")
-# The fleet section starts Dask clusters (the fleet extra): only when asked.
+SECTIONS = ("firmware", "loop", "simulator", "bus", "fleet", "compiler", "uplink", "scale")
+# The fleet section starts Dask clusters (the fleet extra), the uplink section brokers (the collect
+# extra), scale drives ten times the cycle: only when asked.
 DEFAULT_SECTIONS = ("firmware", "loop", "simulator", "bus")
 
 
@@ -27,7 +28,8 @@ def add_subparser(subparsers) -> None:
     )
     parser.add_argument("--vehicle", default="nbox-turbo", metavar="NAME|FILE.toml", help="default: nbox-turbo")
     parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
-    parser.add_argument("--repeat", type=int, default=3, help="simulator runs to take the best of (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="simulator runs, and scale's runs of the cycle, to take the best of (default 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--robustness", action="store_true",
@@ -99,6 +101,14 @@ def run(args) -> int:
         from ..bench.compiler import compiler_figures
 
         figures["compiler"] = compiler_figures()
+    if "uplink" in sections:
+        from ..bench.uplink import uplink_figures
+
+        figures["uplink"] = uplink_figures(args.vehicle, args.cycle)
+    if "scale" in sections:
+        from ..bench.scale import scale_figures
+
+        figures["scale"] = scale_figures(args.vehicle, args.cycle, args.repeat)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -140,17 +150,29 @@ def _print(figures: dict) -> None:
               f" hub CPU {bus['single_hub_cpu_us_per_frame']} us/frame")
     fleet = figures.get("fleet")
     if fleet:
-        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles), local Dask cluster:")
+        print(f"fleet, {fleet['drives']} drives on {fleet['cycle']} (every preset, 2 profiles,"
+              f" {fleet['rounds']} times), local Dask cluster:")
         for workers in (1, 2):
             rate = fleet[f"workers_{workers}"]
+            times = rate["drive_time"]
             print(f"  {workers} worker{'s' if workers > 1 else ' '}                  {rate['drives_per_s']:>10.3f}"
-                  f" drives/s ({rate['wall_s']:.1f} s)")
+                  f" drives/s ({rate['wall_s']:.1f} s, load {rate['load_avg_1min']}); a drive on a worker:"
+                  f" mean {times['mean_s']} s, p10 {times['p10_s']}, median {times['median_s']},"
+                  f" p90 {times['p90_s']}, max {times['max_s']}")
         print(f"  efficiency                 {fleet['efficiency']:>10.3f} (2-worker rate / 2 x 1-worker rate)"
               + (f"; {fleet['failed']} drives failed" if fleet["failed"] else ""))
     if figures.get("compiler"):
         from ..bench.compiler import print_compiler
 
         print_compiler(figures["compiler"])
+    if figures.get("uplink"):
+        from ..bench.uplink import print_uplink
+
+        print_uplink(figures["uplink"])
+    if figures.get("scale"):
+        from ..bench.scale import print_scale
+
+        print_scale(figures["scale"])
 
 
 def _target(args) -> int:

@@ -29,9 +29,10 @@ def _target(p) -> None:
     p.add_argument("--no-reset", action="store_true",
                    help="leave the board at the REPL prompt; by default it is soft reset afterwards, so the "
                         "firmware (interrupted to reach the REPL) runs again, with the new config")
-    from ..board import CONFIG_DEADLINE_S, add_deadline_option
+    from ..board import CONFIG_DEADLINE_S
+    from .options import add_deadline
 
-    add_deadline_option(p, CONFIG_DEADLINE_S)
+    add_deadline(p, CONFIG_DEADLINE_S)
 
 
 def _read_board(board):
@@ -65,7 +66,7 @@ def run_get(args) -> int:
             board.close(leave="friendly" if args.no_reset else "reset")
     if args.key is not None:
         effective, _ = schema_module().validate(config)
-        print(json.dumps(effective[args.key]))
+        print(json.dumps(schema_module().masked(args.key, effective[args.key])))
     else:
         print("\n".join(settings.describe(config)))
     return 0
@@ -74,7 +75,9 @@ def run_get(args) -> int:
 def run_set(args) -> int:
     from ..board import deploy, settings
     from ..errors import KeidriveError
+    from ..fwconfig import schema_module
 
+    masked = schema_module().masked
     if len(args.pairs) % 2:
         raise KeidriveError("config set wants KEY VALUE pairs")
     changes = {}
@@ -86,7 +89,7 @@ def run_set(args) -> int:
         settings.check_writable(args.file)
         config = deploy.merged_config(settings.read_local(args.file, missing_ok=True), changes, args.file)
         settings.write_local(args.file, config)
-        print(f"{args.file}: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        print(f"{args.file}: " + ", ".join(f"{k}={masked(k, v)!r}" for k, v in changes.items()))
         return 0
     from ..board.client import Board
 
@@ -99,7 +102,8 @@ def run_set(args) -> int:
             deploy.write_config(board, config)
         for key, value in changes.items():
             before = current.get(key, "(default)")
-            print(f"{key}: {before!r} -> {value!r}" if before != value else f"{key}: {value!r} (unchanged)")
+            shown, was = masked(key, value), masked(key, before) if key in current else before
+            print(f"{key}: {was!r} -> {shown!r}" if before != value else f"{key}: {shown!r} (unchanged)")
         if args.no_reset:
             print("takes effect at the next soft reset (Ctrl-D at the REPL, or keidrive monitor --reset)")
         else:
@@ -117,6 +121,8 @@ def run_keys(args) -> int:
     for key, (kind, default, rule, text) in schema_module().SCHEMA.items():
         if kind == "str":
             allowed = "|".join(rule)
+        elif kind == "text":
+            allowed = f"null|{schema_module().TEXT_FORMS[rule[1]]} (<= {rule[0]})"
         elif kind == "bool":
             allowed = "true|false"
         else:

@@ -25,8 +25,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from .screen import console
     t = Table(title="Drive cycles")
     for col, j in (("name", "left"), ("duration s", "right"), ("distance km", "right"), ("top km/h", "right"),
                    ("phases", "left"), ("description", "left")):
@@ -34,5 +35,5 @@ def run(args) -> int:
     for r in rows:
         t.add_row(r["name"], f"{r['duration_s']:.0f}", f"{r['distance_km']:.2f}", f"{r['top_speed_kmh']:.1f}",
                   ", ".join(r["phases"]), r["description"])
-    Console().print(t)
+    console().print(t)
     return 0

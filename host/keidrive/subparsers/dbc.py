@@ -32,6 +32,8 @@ def _compile(args: argparse.Namespace) -> int:
         raise KeidriveError("no DBC file given")
     if args.output is None:
         raise KeidriveError("no output file given (-o OUT.py)")
+    if args.output.is_dir():
+        raise KeidriveError(f"-o {args.output}: is a folder; give the module's file name (-o {args.output / 'OUT.py'})")
     max_filters = dbccompiler.DEFAULT_MAX_FILTERS if args.hw_filters is None else args.hw_filters
     if max_filters < 1:
         raise KeidriveError("--hw-filters must be at least 1")

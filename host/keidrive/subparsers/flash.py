@@ -29,16 +29,17 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="with --dry-run: the plan as JSON {board, arch, config, files}; config is exactly what "
                         "/config.json will hold on a board that has none")
-    from ..board import FLASH_DEADLINE_S, add_deadline_option
+    from ..board import FLASH_DEADLINE_S
+    from .options import add_deadline
 
-    add_deadline_option(p, FLASH_DEADLINE_S)
+    add_deadline(p, FLASH_DEADLINE_S)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import tempfile
 
-    from .. import byodbc
+    from ..drive import byodbc
     from ..errors import KeidriveError
 
     if args.dbc is None and args.roles is None:
@@ -68,7 +69,9 @@ def _flash(args, tree, byo_vehicle) -> int:
     if args.vehicle:
         changes["vehicle"] = settings.parse_value("vehicle", settings.resolve_vehicle(args.vehicle))
     if args.profile:
-        changes["profile"] = settings.parse_value("profile", args.profile)
+        from ..fwconfig import require_profile
+
+        changes["profile"] = require_profile(args.profile)
     deploy.merged_config({}, changes)
     if args.base_firmware:
         image.check_image(args.base_firmware, kind)
@@ -129,7 +132,11 @@ def _say_config(say, current: dict, config: dict) -> None:
     if not changed:
         say(f"  config: unchanged ({len(current)} keys)")
         return
-    text = ", ".join(f"{k}={v!r}" + (f" (was {current[k]!r})" if k in current else "") for k, v in changed.items())
+    from ..fwconfig import schema_module
+
+    masked = schema_module().masked  # a secret is never shown
+    text = ", ".join(f"{k}={masked(k, v)!r}" + (f" (was {masked(k, current[k])!r})" if k in current else "")
+                     for k, v in changed.items())
     say(f"  config /config.json: {text}")
 
 

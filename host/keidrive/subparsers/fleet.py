@@ -8,13 +8,16 @@ import sys
 
 # What `--json` prints, exactly.
 JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
-# The options of one mode only (the shared parser holds both).
-REPORT_ONLY = ("run", "compare", "plot")
-DRIVE_ONLY = ("vehicles", "cycles", "dbc", "roles", "scheduler", "workers", "parquet")  # and --obd, a flag
+# The setting behind each flag whose name differs (errors name the flag).
+FLAGS = {"vehicle": "--vehicles", "cycle": "--cycles", "profile": "--profiles"}
+# Each mode's own flags, named in one line when given to the other mode.
+REPORT_ONLY = ("run", "compare", "plot", "no_plot")
+DRIVE_ONLY = ("vehicles", "cycles", "profiles", "dbc", "roles", "obd", "runtime", "scheduler", "workers", "parquet")
 
 
 def add_subparser(subparsers) -> None:
     from ..fleet.store import DEFAULT_DB
+    from . import options
 
     parser = subparsers.add_parser(
         "fleet",
@@ -31,7 +34,7 @@ def add_subparser(subparsers) -> None:
     parser.add_argument(
         "inputs", nargs="*", metavar="LOG|GLOB",
         help="drive logs to replay (any format python-can reads; globs are expanded here, and the paths must "
-        "be readable on the workers); or `report` to read the database back",
+        "be readable on the workers)",
     )
     matrix = parser.add_argument_group("simulated drives")
     matrix.add_argument("--vehicles", metavar="A,B",
@@ -39,15 +42,11 @@ def add_subparser(subparsers) -> None:
     matrix.add_argument("--cycles", metavar="C,D", help="drive cycles or CSV files (with only --vehicles: wltc-jp)")
     matrix.add_argument("--profiles", metavar="P,Q", default="jp-expressway",
                         help="speed profiles, for simulated drives and replays alike (default: jp-expressway)")
-    drive = parser.add_argument_group("passed to every drive")
-    drive.add_argument("--dbc", metavar="NAME|FILE.dbc",
-                       help="the vehicle DBC of the logs (as keidrive replay --dbc); with --roles, the DBC the "
-                       "simulated drives' bus speaks (as keidrive run --dbc), for the drives whose command takes it")
-    drive.add_argument("--roles", metavar="ROLES.toml", help="the roles file for --dbc (as keidrive run --roles)")
+    drive = parser.add_argument_group("passed to every drive (as keidrive run / replay take them)")
+    options.add_dbc(drive)
     drive.add_argument("--obd", action="store_true",
                        help="simulated drives with the firmware as an OBD-II tester (as keidrive run --obd)")
-    drive.add_argument("--runtime", default="micropython", metavar="micropython|cpython|PATH",
-                       help="where each drive's firmware runs, on its worker (default: micropython)")
+    options.add_runtime(drive)
     engine = parser.add_argument_group("cluster")
     engine.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask cluster's scheduler")
     engine.add_argument("--workers", type=int, metavar="N",
@@ -55,51 +54,70 @@ def add_subparser(subparsers) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--db", default=DEFAULT_DB, metavar="FILE.duckdb", help=f"default: {DEFAULT_DB}")
     out.add_argument("--parquet", metavar="DIR", help="also write the run's trips and warnings as Parquet files")
-    out.add_argument(
-        "--json", action="store_true",
-        help="print exactly trips, failed, workers, wall_s (first drive submitted to last trip stored), "
-        "trips_per_s and db; with report: the summary or comparison as JSON",
-    )
-    report = parser.add_argument_group("keidrive fleet report [--db FILE] [--run ID | --compare A B] [--plot PNG]")
-    report.add_argument("--run", type=int, metavar="ID", help="the run to summarise (default: the latest)")
-    report.add_argument("--compare", type=int, nargs=2, metavar=("RUN_A", "RUN_B"),
-                        help="which drives changed figures or warnings from RUN_A to RUN_B, and by how much")
-    report.add_argument("--plot", metavar="FILE.png", help="economy per vehicle and profile (both runs with --compare)")
+    options.add_json(out, "exactly trips, failed, workers, wall_s (first drive submitted to last trip stored), "
+                     "trips_per_s and db")
+    _misplaced(parser, REPORT_ONLY)
     parser.set_defaults(func=run)
+
+    report = subparsers.add_parser(
+        "fleet report",
+        description="Summarise a fleet run per vehicle and profile, or compare two runs: which drives changed "
+                    "figures or warnings, and by how much.",
+    )
+    report.add_argument("--db", default=DEFAULT_DB, metavar="FILE.duckdb", help=f"default: {DEFAULT_DB}")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--run", type=int, metavar="ID", help="the run to summarise (default: the latest)")
+    which.add_argument("--compare", type=int, nargs=2, metavar=("RUN_A", "RUN_B"),
+                       help="which drives changed figures or warnings from RUN_A to RUN_B, and by how much")
+    options.add_plot(report, None)
+    options.add_json(report, "the summary or the comparison")
+    _misplaced(report, DRIVE_ONLY)
+    report.set_defaults(func=run_report)
+
+
+def _misplaced(parser, names) -> None:
+    """The other mode's flags, taken quietly so that giving one is one clear line, not a usage dump."""
+    import argparse
+
+    for name in names:
+        parser.add_argument("--" + name.replace("_", "-"), nargs="*", dest="misplaced_" + name,
+                            help=argparse.SUPPRESS)
+
+
+def _refuse_misplaced(args, names, message: str) -> None:
+    from ..errors import KeidriveError
+
+    for name in names:
+        if getattr(args, "misplaced_" + name) is not None:
+            raise KeidriveError(message, option=name)
 
 
 def run(args) -> int:
     from ..errors import KeidriveError
-
-    if args.inputs[:1] == ["report"]:
-        if len(args.inputs) > 1:
-            raise KeidriveError(f"fleet report takes no logs, got {' '.join(args.inputs[1:])}")
-        misplaced = [name for name in DRIVE_ONLY if getattr(args, name) is not None] + ["obd"] * args.obd
-        if misplaced:
-            raise KeidriveError(f"--{misplaced[0]} is for running drives, not for `keidrive fleet report`")
-        return _report(args)
-    misplaced = [name for name in REPORT_ONLY if getattr(args, name) is not None]
-    if misplaced:
-        raise KeidriveError(f"--{misplaced[0]} belongs to `keidrive fleet report`")
-    return _fleet(args)
-
-
-def _fleet(args) -> int:
-    from rich.console import Console
-
-    from ..errors import KeidriveError
     from ..fleet import cluster, store
-    from ..fleet.inputs import drive_specs
+    from ..fleet.inputs import drive_tasks
+    from . import screen
 
-    specs = drive_specs(args)
+    _refuse_misplaced(args, REPORT_ONLY, "belongs to `keidrive fleet report`")
+    if args.inputs[:1] == ["report"]:
+        raise KeidriveError("`report` goes right after fleet: keidrive fleet report [--db FILE] [--run ID | "
+                            "--compare A B]")
+    specs = drive_tasks(args.inputs, _names(args.vehicles), _names(args.cycles), _names(args.profiles),
+                        dbc=args.dbc, roles=args.roles, obd=args.obd, runtime=args.runtime,
+                        check_runtime=args.scheduler is None)
     if args.parquet:
         store.parquet_dir(args.parquet)
     db = store.connect(args.db)
     try:
         with cluster.open_client(args.scheduler, args.workers) as client:
             workers = cluster.worker_count(client)
-            run_id = store.begin_run(db, _describe(args, specs), args.scheduler or f"local:{workers}", workers)
-            wall, failures = _run_with_progress(client, specs, db, run_id, Console(stderr=True))
+            where = args.scheduler or f"local:{workers}"
+            err = screen.console(stderr=True)
+            if not args.json or err.is_terminal:
+                screen.banner(err, "fleet", f"{len(specs)} drives", f"on {where} ({workers} worker{'s' * (workers != 1)}), "
+                       f"each on a private bus; trips into {args.db}")
+            run_id = store.begin_run(db, _describe(args, specs), where, workers)
+            wall, failures = _run_with_progress(client, specs, db, run_id, err)
         trips = len(specs) - len(failures)
         store.finish_run(db, run_id, trips, len(failures), round(wall, 3))
         if args.parquet:
@@ -122,6 +140,18 @@ def _fleet(args) -> int:
     if trips == 0:
         raise KeidriveError(f"all {len(specs)} drives failed")
     return 1 if failures else 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list of names; None when the flag was not given."""
+    from ..errors import KeidriveError
+
+    if text is None:
+        return None
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    if not chosen:
+        raise KeidriveError(f"empty list {text!r}")
+    return chosen
 
 
 def _run_with_progress(client, specs, db, run_id, console):
@@ -172,19 +202,21 @@ def _describe(args, specs) -> str:
     return " ".join(parts)
 
 
-def _report(args) -> int:
+def run_report(args) -> int:
     from ..fleet import report, store
+    from . import screen
 
+    _refuse_misplaced(args, DRIVE_ONLY, "is for running drives, not for `keidrive fleet report`")
     db = store.connect(args.db, read_only=True)
     try:
         if args.compare:
-            if args.run is not None:
-                from ..errors import KeidriveError
-
-                raise KeidriveError("--run and --compare: give one (--compare names both runs)")
             result = report.compare(db, *args.compare)
         else:
             result = report.summary(db, args.run)
+        if args.plot and "collected" in result:
+            from ..errors import KeidriveError
+
+            raise KeidriveError("--plot draws fleet runs; collected trips have none (use --json and your own plot)")
         if args.plot:
             report.plot(db, args.plot, args.compare or [result["run"]])
     finally:
@@ -192,7 +224,7 @@ def _report(args) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        report.print_result(result)
+        report.print_result(result, screen.console())
         if args.plot:
             print(f"plot: {args.plot}")
     return 0

@@ -24,20 +24,14 @@ def add_subparser(subparsers) -> None:
 
 def profiles() -> list[dict]:
     """Every profile as the firmware's own warning logic sets it up with the default config."""
-    from ..fwconfig import firmware_module, schema_module
+    from ..fwconfig import firmware_module, speed_limits
 
-    alerts = firmware_module("alerts")
     listed = []
-    for name, (_code, _limit, _minimum, highway) in alerts.PROFILES.items():
-        cfg = dict(schema_module().DEFAULTS, profile=name)
-        applied = alerts.Alerts(cfg, False, False)
+    for name, (_code, _limit, _minimum, highway) in firmware_module("alerts").PROFILES.items():
+        limits = speed_limits({"profile": name})
         notes = CONFIGURED.get(name) or ("highway: below_minimum applies" if highway else "no minimum speed")
-        listed.append({
-            "name": name,
-            "limit_kmh": applied.limit / 100,
-            "minimum_kmh": applied.minimum / 100 if applied.minimum else None,
-            "notes": notes,
-        })
+        listed.append({"name": name, "limit_kmh": limits["limit_kmh"], "minimum_kmh": limits["minimum_kmh"],
+                       "notes": notes})
     return listed
 
 

@@ -1,11 +1,16 @@
-"""keidrive replay: a recorded drive log into the firmware, or onto a bus."""
+"""keidrive replay: a recorded drive log into the firmware (``keidrive.replay``
+underneath), or onto a bus."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
+
+from . import options
+
+# The setting behind each flag whose name differs (errors name the flag).
+FLAGS = {"pace": "--speed"}
 
 
 def add_subparser(subparsers) -> None:
@@ -18,190 +23,193 @@ def add_subparser(subparsers) -> None:
         ),
     )
     parser.add_argument("log", metavar="LOG", help="drive log: .asc .blf .log (candump) .trc .csv .mf4 ...")
+    options.add_profile(parser)
+    options.add_dbc(parser)
     parser.add_argument(
-        "--dbc", metavar="NAME|FILE.dbc",
-        help="vehicle DBC of the log (kei_turbo_660, kei_hybrid_660, kei_ev; default: the one whose "
-        "messages the log carries), or your car's DBC file with --roles",
+        "--obd", action="store_true",
+        help="an OBD-II capture (requests and an ECU's replies): the firmware's OBD-II client polls an ECU that "
+        "answers from the recording, reported beside python-OBD's decode of the capture (docs/obd.md)",
     )
-    parser.add_argument(
-        "--roles", type=Path, metavar="ROLES.toml",
-        help="the roles file for a --dbc FILE: the firmware runs that DBC compiled with it",
-    )
-    parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
     parser.add_argument(
         "--min-explained", type=float, metavar="SHARE",
         help="refuse a log the vehicle DBC explains less of than this share of frames (default 0.5: below it "
         "the log is of another car or the DBC is wrong; lower it for a bus that also carries other traffic)",
     )
-    parser.add_argument("--bus", metavar="INTERFACE:CHANNEL[@BITRATE]", help="play the log onto this bus")
+    options.add_bus(parser, "the bus to replay on (default: a private keidrive virtual bus)")
     parser.add_argument(
         "--no-firmware", action="store_true", help="with --bus: only play the log, attach no firmware",
     )
-    pace = parser.add_mutually_exclusive_group()
-    pace.add_argument(
-        "--speed", type=float, metavar="N",
-        help="N times the recorded pace (default: recorded pace onto a bus, as fast as possible into the firmware)",
-    )
-    pace.add_argument("--fast", action="store_true", help="as fast as possible")
-    parser.add_argument("--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|PATH",
-                        help="where the firmware runs (as in keidrive run)")
+    options.add_pace(parser)
+    options.add_runtime(parser)
     parser.add_argument("--truth", metavar="FILE.json", help="ground truth to compare (keidrive simulate --json)")
-    parser.add_argument("--plot", metavar="FILE.png", help="plot the firmware's view of the drive (.png .pdf .svg)")
     parser.add_argument(
-        "--json", action="store_true",
-        help="print the report as JSON: firmware, frames, wall_s, runtime, unknown_frames, explained_share, "
-        "truncated (null, or where the log was cut), and truth and timing_error when they apply",
+        "--nmea", metavar="FILE",
+        help="a GNSS module's NMEA capture beside the log: into the firmware's GPS UART among the frames, by the "
+             "sentences' own UTC times (the firmware then warns by each state's kei rules)",
+    )
+    parser.add_argument(
+        "--nmea-offset", type=float, metavar="SECONDS",
+        help="log time = the capture's UTC time + SECONDS (default: 0 for a log in epoch seconds, else the capture "
+             "starts with the log)",
+    )
+    options.add_plot(parser, "keidrive-replay-<log>.png")
+    options.add_json(
+        parser, "firmware, frames, wall_s, runtime, unknown_frames, explained_share, truncated (null, or where "
+        "the log was cut), and truth, timing_error, jurisdictions and gps when they apply",
     )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from rich.console import Console
-
-    from .. import report
-    from ..busio import open_bus, play
-    from ..drivelog import read_drive_log, require_same_drive, vehicle_ids
     from ..errors import KeidriveError
-    from ..harness import firmware_command
-    from ..pacing import describe
 
-    if args.speed is not None and args.speed <= 0:
-        raise KeidriveError(f"--speed must be positive, got {args.speed}")
-    if args.roles is None and args.dbc and Path(args.dbc).suffix == ".dbc" and Path(args.dbc).stem not in vehicle_ids():
-        raise KeidriveError(f"--dbc {args.dbc}: a DBC file of your own car needs --roles ROLES.toml")
-    if args.roles is not None:
-        if args.dbc is None:
-            raise KeidriveError("--roles needs --dbc: the DBC file whose signals the roles file names")
-        if not Path(args.dbc).is_file():
-            raise KeidriveError(f"{args.dbc}: no such file")
-    if args.plot:
-        report.check_plot_path(args.plot)
-    truth = _load_truth(args.truth) if args.truth else None
-    log = read_drive_log(args.log)
-    messages = log.messages
-    if log.truncated:
-        print(f"keidrive: note: {log.describe_cut(args.log)}", file=sys.stderr)
-    console = Console()
-    started = time.perf_counter()
+    if args.obd:
+        clash = [flag for flag, given in (("--dbc", args.dbc), ("--roles", args.roles), ("--bus", args.bus),
+                                          ("--no-firmware", args.no_firmware), ("--truth", args.truth),
+                                          ("--speed", args.speed), ("--min-explained", args.min_explained),
+                                          ("--nmea", args.nmea))
+                 if given not in (None, False)]
+        if clash:
+            raise KeidriveError(f"--obd replays in lockstep against python-OBD's decode: {clash[0]} does not apply")
 
+    if args.nmea_offset is not None and args.nmea is None:
+        raise KeidriveError("goes with {nmea}", option="nmea_offset", mentions=("nmea",))
+    if args.obd:
+        return _replay_obd(args)
     if args.no_firmware:
         if not args.bus:
-            raise KeidriveError("--no-firmware needs --bus: where should the log go?")
-        bus = open_bus(args.bus)
-        try:
-            figures = play(bus, messages, speed=None if args.fast else (args.speed or 1.0))
-        finally:
-            bus.shutdown()
-        figures["wall_s"] = round(time.perf_counter() - started, 3)
-        if args.json:
-            print(json.dumps(figures, indent=2))
-        else:
-            console.print(
-                f"played {figures['frames']} frames onto {args.bus} in {figures['wall_s']:.1f} s; {describe(figures)}"
-            )
-        return 0
+            raise KeidriveError("needs {bus}: where should the log go?", option="no_firmware", mentions=("bus",))
+        if args.nmea is not None:
+            raise KeidriveError("goes into the firmware's GPS UART: not with {no_firmware}", option="nmea",
+                                mentions=("no_firmware",))
+        return _play(args)
+    return _replay(args)
 
-    # Before the drive: a log the DBC does not explain, or a truth of another drive.
-    log_dbc, unknown, share = explained(args, messages)
-    if truth is not None:
-        require_same_drive(truth, log_dbc, log, args.truth)
-    executable = firmware_command(args.runtime)[0]
-    vehicle_dbc, records, firmware, figures = drive(args, messages)
-    wall = time.perf_counter() - started
-    trip = firmware.trip
-    # The report first: a plot that fails late must not lose it.
+
+def _replay(args) -> int:
+    from .. import report
+    from ..drive.replayed import LogReplay
+    from ..gps.report import print_jurisdictions
+    from ..io.drivelog import MIN_EXPLAINED_SHARE
+    from ..plot import check_plot_path
+    from . import screen
+
+    pace = options.pace_of(args)
+    plot_path = options.plot_path(args, f"keidrive-replay-{Path(args.log).name.split('.')[0]}.png")
+    if plot_path is not None:
+        check_plot_path(plot_path)
+    minimum = MIN_EXPLAINED_SHARE if args.min_explained is None else args.min_explained
+    replay = LogReplay(args.log, profile=args.profile, dbc=args.dbc, roles=args.roles, runtime=args.runtime,
+                       bus=args.bus, pace=pace, min_explained=minimum, truth=args.truth, nmea=args.nmea,
+                       nmea_offset=args.nmea_offset)
+    err = screen.console(stderr=True)
+    if replay.log.truncated:
+        err.print(f"keidrive: note: {replay.log.describe_cut(args.log)}", highlight=False)
+    for note in replay.notes:
+        err.print(f"keidrive: {note}", highlight=False)
+    if not args.json or err.is_terminal:
+        _banner(err, replay, args)
+    with report.TripSoFar() as so_far, screen.progress(err, replay.title, replay.duration_s) as advance:
+        def on_event(event):
+            so_far(event)
+            if event.get("type") == "status":
+                advance(event["t_s"])
+
+        trip = replay.run(on_event=on_event)
+    out = screen.console()
     if args.json:
-        out = {
-            "firmware": report.firmware_figures(trip), "frames": len(records), "wall_s": round(wall, 3),
-            "runtime": executable, "unknown_frames": unknown, "explained_share": share, "truncated": log.truncated,
-        }
-        if truth is not None:
-            out["truth"] = truth
-        if "mean_ms" in figures:
-            out["timing_error"] = {k: figures[k] for k in ("mean_ms", "p99_ms", "max_ms")}
-        print(json.dumps(out, indent=2))
+        print(json.dumps(trip.to_json(), indent=2))
     else:
-        report.print_report(trip, truth, console, f"replay of {Path(args.log).name} ({vehicle_dbc}, {args.profile})")
-        console.print(f"{vehicle_dbc} explains {share * 100:.1f} % of the frames ({unknown} unknown)")
-        if log.truncated:
-            console.print(log.describe_cut(args.log))
-        console.print(f"{len(records)} frames in {wall:.1f} s")
-        console.print(report.runtime_line(args.runtime, executable))
-        if "mean_ms" in figures:
-            console.print(f"pace: {describe(figures)}")
-    if args.plot:
-        report.plot(args.plot, firmware.statuses, trip, None, f"replay of {Path(args.log).name}")
-        if not args.json:
-            console.print(f"plot: {args.plot}")
+        report.print_report(trip.summary, trip.truth, out, f"{trip.title} ({trip.log['dbc']}, {args.profile})")
+        out.print(f"{trip.log['dbc']} explains {trip.log['explained_share'] * 100:.1f} % of the frames "
+                  f"({trip.log['unknown_frames']} unknown)")
+        if replay.log.truncated:
+            out.print(replay.log.describe_cut(args.log))
+        out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s")
+        if trip.gps is not None:
+            print_jurisdictions(trip.report, None, out)
+    screen.finish_report(out, trip, args.runtime, plot_path, args.json)
     return 0
 
 
-def explained(args, messages):
-    """The log's vehicle DBC, its unknown frames and the share of the log
-    that DBC explains; a log it mostly does not explain fails here, before
-    the firmware starts (``keidrive fleet`` checks each log through this)."""
-    from ..drivelog import MIN_EXPLAINED_SHARE, guess_vehicle_dbc, require_coverage
+def _replay_obd(args) -> int:
+    from .. import report
+    from ..drive import obdreplay
+    from ..drive.harness import firmware_command
+    from ..io.drivelog import read_drive_log
+    from . import screen
 
-    log_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
-    minimum = getattr(args, "min_explained", None)  # fleet's drives carry no such option
-    if minimum is None:
-        minimum = MIN_EXPLAINED_SHARE
-    unknown, share = require_coverage(messages, log_dbc, args.log, minimum)
-    return log_dbc, unknown, share
-
-
-def drive(args, messages):
-    """The log's ``messages`` into the firmware as ``args`` asks: (vehicle
-    DBC, records, firmware report, bus figures). ``keidrive fleet`` replays
-    each of its logs through this, so a fleet trip is the trip of the same
-    ``keidrive replay``. A firmware that fails raises with its reason."""
-    from .. import record
-    from ..drivelog import guess_vehicle_dbc
-    from ..errors import KeidriveError
-    from ..fwconfig import require_valid
-    from ..harness import feed_over_bus, firmware_command, firmware_config
-
-    vehicle_dbc = args.dbc or guess_vehicle_dbc(messages, args.log)
-    roles = getattr(args, "roles", None)  # fleet's drives carry no such option
-    # a --roles vehicle module exists only in the compiled tree: its name joins the config there
-    config = require_valid(firmware_config(vehicle_dbc, args.profile) if roles is None else {"profile": args.profile})
-    firmware_command(args.runtime)  # a missing runtime fails before the replay starts
-    records = record.from_messages(messages)
-    # As fast as possible into the firmware; at recorded pace onto a bus.
-    speed = None if args.fast else (args.speed or (1.0 if args.bus else None))
-    if speed not in (None, 1.0) and args.bus and not args.bus.startswith("keidrive:"):
-        # The bridge hands the firmware the bus's receive times, not the log's.
-        raise KeidriveError(f"--speed {speed:g} with the firmware on {args.bus}: only recorded pace (1) works there")
-    # The firmware integrates on the frames' own time (virtual clock); the
-    # pace only spaces their delivery, so --speed never rescales the trip.
-    feed = dict(bus=args.bus, runtime=args.runtime, realtime=speed is not None, speed=speed, clock="virtual")
-    if roles is None:
-        firmware, figures = feed_over_bus(records, config, **feed)
-    else:  # the user's DBC compiled with its roles into a copy of the firmware tree, as keidrive run does
-        import tempfile
-
-        from .. import byodbc
-
-        with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
-            tree, name, roles_file = byodbc.build_tree(Path(args.dbc), roles, Path(folder))
-            for figure in byodbc.missing_figures(roles_file):
-                print(f"keidrive: {figure} cannot be computed: {roles.name} names no signal for it", file=sys.stderr)
-            firmware, figures = feed_over_bus(records, {**config, "vehicle": name}, tree=tree, **feed)
-        vehicle_dbc = Path(args.dbc).stem
-    if not firmware.ok:
-        raise KeidriveError(firmware.failure())
-    return vehicle_dbc, records, firmware, figures
+    started = time.perf_counter()
+    log = read_drive_log(args.log)
+    err = screen.console(stderr=True)
+    if log.truncated:
+        err.print(f"keidrive: note: {log.describe_cut(args.log)}", highlight=False)
+    executable = firmware_command(args.runtime)[0]
+    with report.TripSoFar() as so_far:
+        out = obdreplay.replay_obd(log.messages, source=args.log, profile=args.profile, runtime=args.runtime,
+                                   on_event=so_far)
+    trip = out["report"].trip
+    firmware = report.firmware_figures(trip)
+    if args.json:
+        print(json.dumps({
+            "firmware": firmware, "reference": out["reference"],
+            "difference_pct": obdreplay.compare(firmware, out["reference"]), "capture": out["capture"],
+            "frames": out["figures"]["frames"], "wall_s": round(time.perf_counter() - started, 3),
+            "runtime": executable, "truncated": log.truncated,
+        }, indent=2))
+        return 0
+    console = screen.console()
+    reference = out["reference"]
+    report.print_report(trip, reference, console, f"OBD-II replay of {Path(args.log).name}",
+                        columns=(reference["decoder"], "firmware vs python-OBD"))
+    capture = out["capture"]
+    console.print(f"capture: {capture['replies']} replies from {capture['reply_id']} over "
+                  f"{capture['duration_s']:.0f} s, PIDs {' '.join(capture['pids'])}, each about every "
+                  f"{capture['poll_interval_s']} s; answered with the recorded reply nearest in time")
+    console.print(f"fuel method: {firmware['fuel_method']}; VIN {firmware['obd']['vin'] or '-'}")
+    console.print(report.runtime_line(args.runtime, executable))
+    return 0
 
 
-def _load_truth(path: str) -> dict:
-    from ..errors import KeidriveError
+def _banner(err, replay, args) -> None:
+    from .screen import attach_hint, banner
 
+    how = "as fast as it goes" if replay.pace is None else f"at {replay.pace:g} times the recorded pace"
+    where = f"on {args.bus}" if args.bus else "on a private bus"
+    banner(err, "replay", f"{Path(args.log).name}, {len(replay.log.messages)} frames, {replay.duration_s:.0f} s "
+           f"({replay.vehicle_dbc}, {args.profile})", f"firmware in {args.runtime} {where}, {how}",
+           attach_hint(args.bus, args.dbc if args.dbc and str(args.dbc).endswith(".dbc") else None))
+
+
+def _play(args) -> int:
+    """The log onto ``--bus`` alone, at the pace asked (recorded by default)."""
+    from ..drive.busio import open_bus, play
+    from ..drive.pacing import describe
+    from ..drive.spec import check_bus
+    from ..io.drivelog import read_drive_log
+    from . import screen
+
+    pace = options.pace_of(args, firmware=False)
+    log = read_drive_log(args.log)
+    err = screen.console(stderr=True)
+    if log.truncated:
+        err.print(f"keidrive: note: {log.describe_cut(args.log)}", highlight=False)
+    bus = open_bus(check_bus(args.bus))
+    started = time.perf_counter()
     try:
-        truth = json.loads(Path(path).read_text())
-    except OSError as error:
-        raise KeidriveError(f"cannot read truth {path}: {error.strerror}") from None
-    except ValueError as error:
-        raise KeidriveError(f"truth {path} is not JSON: {error}") from None
-    if not isinstance(truth, dict) or "distance_km" not in truth:
-        raise KeidriveError(f"truth {path} is not the JSON of keidrive simulate --json")
-    return truth
+        if not args.json or err.is_terminal:
+            screen.banner(err, "replay", f"{Path(args.log).name}, {len(log.messages)} frames",
+                          f"onto {args.bus}, " + ("as fast as it goes" if pace is None else f"at {pace:g}x recorded pace"),
+                          screen.attach_hint(args.bus))
+        with screen.progress(err, "frames", len(log.messages), unit="frames") as advance:
+            figures = play(bus, log.messages, speed=pace, on_frame=advance)
+    finally:
+        bus.shutdown()
+    figures["wall_s"] = round(time.perf_counter() - started, 3)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        screen.console().print(
+            f"played {figures['frames']} frames onto {args.bus} in {figures['wall_s']:.1f} s; {describe(figures)}"
+        )
+    return 0

@@ -1,11 +1,15 @@
 """keidrive run: the main job — drive a kei car through a cycle with the
-firmware in the loop and show what it saw."""
+firmware in the loop and show what it saw (``keidrive.run`` underneath)."""
 
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
+
+from ..errors import KeidriveError
+from . import options
+
+# The setting behind each flag whose name differs (errors name the flag).
+FLAGS = {"pace": "--realtime"}
 
 
 def add_subparser(subparsers) -> None:
@@ -18,226 +22,171 @@ def add_subparser(subparsers) -> None:
             "beside the firmware's figures, with a plot."
         ),
     )
-    parser.add_argument("--vehicle", default="nbox-turbo", metavar="NAME|FILE.toml", help="default: nbox-turbo")
-    parser.add_argument("--cycle", default="wltc-jp", metavar="NAME|FILE.csv", help="default: wltc-jp")
-    parser.add_argument("--profile", default="jp-expressway", help="speed profile (default: jp-expressway)")
-    parser.add_argument(
-        "--bus", metavar="INTERFACE:CHANNEL[@BITRATE]",
-        help="bus to drive on: keidrive:NAME (attachable with -i keidrive -c NAME), socketcan:vcan0, ...; "
-        "@BITRATE is python-can's -b (keidrive:NAME@125000 paces the virtual bus) "
-        "(default: a private keidrive virtual bus)",
-    )
-    parser.add_argument("--realtime", action="store_true", help="recorded pace, firmware on its own clock")
+    options.add_drive(parser)
+    options.add_profile(parser)
+    options.add_bus(parser, "bus to drive on (default: a private keidrive virtual bus)")
+    options.add_pace(parser, speed=False)
     parser.add_argument(
         "--obd", action="store_true",
-        help="the firmware as an OBD-II tester: it polls the simulated engine ECU (no DBC traffic) and takes fuel "
-        "from what the ECU supports (lockstep on a private bus)",
+        help="the firmware as an OBD-II tester: it polls the simulated engine ECU and takes fuel from what the "
+             "ECU supports (lockstep on a private bus)",
     )
-    parser.add_argument(
-        "--dbc", type=Path, metavar="DBC",
-        help="drive the preset on a bus in this DBC's format (with --roles): the simulator encodes the role "
-             "signals, the firmware runs the DBC compiled with the roles file",
-    )
-    parser.add_argument("--roles", type=Path, metavar="ROLES.toml", help="the roles file for --dbc")
+    options.add_dbc(parser)
     parser.add_argument(
         "--config", metavar="FILE.json",
         help="firmware config keys to use on top of the run's (e.g. obd_ve_pct written by keidrive calibrate)",
     )
-    parser.add_argument(
-        "--runtime", default="micropython", metavar="micropython|cpython|unix32|qemu|qemu-mpy|rp2040|PATH",
-        help="where the firmware runs: the MicroPython unix port (default), CPython, the 32-bit targets "
-             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy, "
-             "rp2040: an emulated Raspberry Pi Pico, the frames through its MCP2515), or your micropython build",
-    )
+    options.add_runtime(parser)
     parser.add_argument(
         "--telemetry", metavar="FILE",
         help="also write the firmware's telemetry JSON lines to FILE as they come (-: stdout, the report then "
         "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
     )
-    plot = parser.add_mutually_exclusive_group()
-    plot.add_argument(
-        "--plot", metavar="FILE.png",
-        help="plot path, .png .pdf or .svg (default: keidrive-<vehicle>-<cycle>.png; with --json only when given)",
-    )
-    plot.add_argument("--no-plot", action="store_true", help="write no plot")
-    parser.add_argument(
-        "--json", action="store_true",
-        help="print the report as JSON (truth, firmware, frames, wall_s, runtime); writes a plot only with --plot",
-    )
+    options.add_plot(parser, "keidrive-<vehicle>-<cycle>.png")
+    options.add_json(parser, "truth, firmware, frames, wall_s, runtime; uplink with --uplink; jurisdictions and "
+                             "gps with --route")
+    options.add_uplink(parser)
+    _add_route(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from .. import report, stopping
+    from ..drive.simulated import SimulatedDrive
+    from ..drive.spec import DriveSpec
+    from ..plot import check_plot_path
+    from ..gps.report import print_jurisdictions
+    from ..uplink import describe as describe_uplink
+    from . import screen
 
-    from .. import report
-    from ..harness import firmware_command
-    from ..pacing import describe
-
-    vehicle, cycle, config = prepare(args)
-    executable = firmware_command(args.runtime)[0]
-    plot_path = _plot_path(args, vehicle, cycle)
-    if plot_path is not None:
-        report.check_plot_path(plot_path)  # before minutes of driving, not after
-
-    console = Console(stderr=True)
-    telemetry = _open_telemetry(args.telemetry)
-    started = time.perf_counter()
-    duration = cycle.duration_s
-    with Progress(
-        TextColumn(f"{vehicle.name} on {cycle.name}"), BarColumn(), TextColumn("{task.fields[t]:>7.0f} s"),
-        TimeRemainingColumn(), console=console, transient=True, disable=args.json and not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("drive", total=duration, t=0.0)
-
-        def on_event(event):
-            if telemetry is not None:
-                telemetry.write(json.dumps(event) + "\n")
-                telemetry.flush()
-            if event.get("type") == "status":
-                progress.update(task, completed=min(event["t_s"], duration), t=event["t_s"])
-
-        result, firmware, figures = drive(args, vehicle, cycle, config, on_event=on_event)
-    wall = time.perf_counter() - started
-    trip = firmware.trip
-    # The report first: a plot that fails late must not lose a drive that ran.
-    out = Console(stderr=args.telemetry == "-")
-    if args.json:
-        print(json.dumps({
-            "truth": result.truth,
-            "firmware": report.firmware_figures(trip),
-            "frames": result.truth["frames"],
-            "wall_s": round(wall, 3),
-            "runtime": executable,
-        }, indent=2))
-    else:
-        report.print_report(trip, result.truth, out, f"{vehicle.name} on {cycle.name} ({args.profile})")
-        speedup = duration / wall if wall else 0.0
-        out.print(f"{result.truth['frames']} frames in {wall:.1f} s ({speedup:.0f}x real time)")
-        out.print(report.runtime_line(args.runtime, executable))
-        if "mean_ms" in figures:
-            out.print(f"pace: {describe(figures)}")
-    if plot_path is not None:
-        report.plot(plot_path, firmware.statuses, trip, result.trace, f"{vehicle.name} on {cycle.name}, {args.profile}")
-        if not args.json:
-            out.print(f"plot: {plot_path}")
-    return 0
-
-
-def _plot_path(args, vehicle, cycle) -> str | None:
-    """--plot's path; without it the default name, except with --json (a
-    machine's report writes no file it was not asked for) or --no-plot."""
-    if args.plot is not None:
-        return args.plot
-    if args.no_plot or args.json:
-        return None
-    return f"keidrive-{vehicle.name}-{cycle.name}.png"
-
-
-def prepare(args):
-    """The vehicle, cycle and firmware config of the drive ``args`` asks for;
-    bad input fails here, before any work. ``keidrive fleet`` prepares and
-    drives each of its simulated drives through this and ``drive``, so a
-    fleet trip is the trip of the same ``keidrive run``."""
-    from .. import sim
-    from ..fwconfig import require_valid
-    from ..harness import firmware_command, firmware_config
-
-    vehicle = sim.load_vehicle(args.vehicle)
-    cycle = sim.load_cycle(args.cycle)
     overrides = None
-    if getattr(args, "config", None):
+    if args.config:
         from ..obdcalibrate import read_config
 
         overrides = read_config(args.config)
-    config = require_valid(firmware_config(vehicle.dbc, args.profile, overrides))
-    firmware_command(args.runtime)  # a missing runtime fails before the drive is simulated
-    return vehicle, cycle, config
+    uplink = options.uplink_keys(args, args.vehicle)
+    if uplink:
+        overrides = {**(overrides or {}), **uplink}
+    drive = SimulatedDrive(DriveSpec(
+        vehicle=args.vehicle, cycle=args.cycle, profile=args.profile, dbc=args.dbc, roles=args.roles, obd=args.obd,
+        config=overrides, runtime=args.runtime, bus=args.bus, pace=options.pace_of(args), **_route_of(args),
+    ))
+    plot_path = options.plot_path(args, f"keidrive-{drive.vehicle.name}-{drive.cycle.name}.png")
+    if plot_path is not None:
+        check_plot_path(plot_path)  # before minutes of driving, not after
+    telemetry = _open_telemetry(args.telemetry)
+
+    err = screen.console(stderr=True)
+    if not args.json or err.is_terminal:
+        _banner(err, drive)
+    for note in drive.notes:
+        err.print(f"keidrive: {note}", highlight=False)
+    with report.TripSoFar() as so_far, screen.progress(err, drive.title, drive.duration_s) as advance:
+        def on_event(event):
+            nonlocal telemetry
+            so_far(event)
+            if telemetry is not None:
+                try:
+                    telemetry.write(json.dumps(event) + "\n")
+                    telemetry.flush()
+                except BrokenPipeError:  # its reader went away: the run has no one to tell
+                    telemetry = None
+                    if args.telemetry == "-":
+                        stopping.quiet_stdout()
+                    where = "stdout" if args.telemetry == "-" else args.telemetry
+                    stopping.stop(f"the telemetry reader closed {where}: the run stopped")
+            if event.get("type") == "status":
+                advance(event["t_s"])
+
+        trip = drive.run(on_event=on_event)
+    out = screen.console(stderr=args.telemetry == "-")
+    if args.json:
+        print(json.dumps(trip.to_json(), indent=2))
+    else:
+        report.print_report(trip.summary, trip.truth, out, f"{trip.title} ({args.profile})")
+        speedup = drive.duration_s / trip.wall_s if trip.wall_s else 0.0
+        out.print(f"{trip.frames} frames in {trip.wall_s:.1f} s ({speedup:.0f}x real time)")
+        if trip.uplink is not None:
+            out.print(describe_uplink(trip.uplink))
+        if trip.gps is not None:
+            print_jurisdictions(trip.report, trip.route, out)
+    screen.finish_report(out, trip, args.runtime, plot_path, args.json)
+    return 0
 
 
-def drive(args, vehicle, cycle, config, on_event=None):
-    """Simulate the drive and feed its traffic to the firmware over the bus:
-    (simulator result, firmware report, bus figures). A firmware that fails
-    raises with its reason."""
-    from .. import record, sim
-    from ..errors import KeidriveError
-    from ..harness import feed_over_bus
-
-    if getattr(args, "dbc", None) is not None or getattr(args, "roles", None) is not None:
-        return _drive_dbc(args, vehicle, cycle, config, on_event)
-    if getattr(args, "obd", False):
-        return _drive_obd(args, vehicle, cycle, config, on_event)
-    result = sim.simulate(vehicle, cycle)
-    firmware, figures = feed_over_bus(
-        record.from_frames(result.frames), config, bus=args.bus, runtime=args.runtime, realtime=args.realtime,
-        on_event=on_event,
+def _add_route(parser) -> None:
+    group = parser.add_argument_group("GPS (with --route; docs/gps.md)")
+    group.add_argument(
+        "--route", metavar="NAME|FILE.gpx|FILE.csv",
+        help="drive the cycle along this route (repeated until it covers it) with a GNSS module on the board's "
+             "GPS UART: the firmware picks each state's kei rules (bundled: keidrive geo routes)",
     )
-    if not firmware.ok:
-        raise KeidriveError(firmware.failure())
-    return result, firmware, figures
+    group.add_argument("--gps-rate", type=int, default=1, metavar="HZ", help="fixes per second, 1 or 10 (default 1)")
+    group.add_argument("--gps-noise", type=float, default=2.5, metavar="M",
+                       help="position noise, metres per axis (default 2.5)")
+    group.add_argument("--gps-outage", action="append", default=[], metavar="START:SECONDS",
+                       help="no fix from START s for SECONDS (a tunnel); repeatable")
+    group.add_argument("--gps-jump", action="append", default=[], metavar="START:SECONDS:METRES[:BEARING]",
+                       help="the position off by METRES (towards BEARING degrees, default right of the course) from "
+                            "START s for SECONDS (multipath); repeatable")
+    group.add_argument("--start", metavar="YYYY-MM-DDTHH:MM", help="when the drive starts, UTC (default: the route's "
+                       "own time): the GPS date decides which rules are in force")
 
 
-def _drive_dbc(args, vehicle, cycle, config, on_event):
-    """The preset's drive on a bus in --dbc's format, the firmware running that DBC
-    compiled with --roles (keidrive.byodbc)."""
-    import sys
-    import tempfile
+def _route_of(args) -> dict:
+    """DriveSpec's route, gnss and start from the GPS flags ({} without --route)."""
+    import datetime
 
-    from .. import byodbc, record, sim
-    from ..errors import KeidriveError
-    from ..harness import feed_over_bus
+    from ..gps.nmea import Receiver
 
-    if args.dbc is None or args.roles is None:
-        raise KeidriveError("--dbc and --roles go together")
-    if args.obd and (args.bus is not None or args.realtime):
-        raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")
-    if not args.dbc.is_file():
-        raise KeidriveError(f"{args.dbc}: no such file")
-    result = sim.simulate(vehicle, cycle)
-    with tempfile.TemporaryDirectory(prefix="keidrive-dbc-") as folder:
-        tree, name, roles = byodbc.build_tree(args.dbc, args.roles, Path(folder))
-        frames = byodbc.translate(result, args.dbc, roles)
-        if args.obd:  # the DBC's traffic and the engine ECU's OBD-II replies on one bus
-            from ..obdloop import drive_obd
-
-            report, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
-                                        on_event=on_event, tree=tree, vehicle_module=name, bus_frames=frames)
-            if not report.ok:
-                raise KeidriveError(report.failure())
-            result.truth["frames"] = figures["frames"]
-            return result, report, figures
-        for figure in byodbc.missing_figures(roles):
-            print(f"keidrive: {figure} cannot be computed: {args.roles.name} names no signal for it "
-                  "(--obd: from OBD-II)", file=sys.stderr)
-        result.truth["frames"] = len(frames["timestamp"])
-        report, figures = feed_over_bus(record.from_frames(frames), {**config, "vehicle": name}, bus=args.bus,
-                                        runtime=args.runtime, realtime=args.realtime, on_event=on_event, tree=tree)
-    if not report.ok:
-        raise KeidriveError(report.failure())
-    return result, report, figures
+    if args.route is None:
+        given = [flag for flag, value in (("--gps-outage", args.gps_outage), ("--gps-jump", args.gps_jump),
+                                          ("--start", args.start)) if value]
+        if given:
+            raise KeidriveError(f"{given[0]} goes with --route")
+        return {}
+    start = None
+    if args.start:
+        try:
+            start = datetime.datetime.fromisoformat(args.start)
+        except ValueError:
+            raise KeidriveError(f"--start {args.start}: not a date and time (YYYY-MM-DDTHH:MM)") from None
+    gnss = Receiver(rate_hz=args.gps_rate, noise_m=args.gps_noise, outages=_spans(args.gps_outage, (2,), "--gps-outage"),
+                    jumps=_spans(args.gps_jump, (3, 4), "--gps-jump"))
+    return {"route": args.route, "gnss": gnss, "start": start}
 
 
-def _drive_obd(args, vehicle, cycle, config, on_event):
-    from .. import sim
-    from ..errors import KeidriveError
-    from ..obdloop import drive_obd
+def _spans(texts, parts: tuple, flag: str) -> list[tuple]:
+    """START:SECONDS[:...] spans of a repeatable GPS flag, each with ``parts`` numbers."""
+    spans = []
+    for text in texts:
+        try:
+            values = tuple(float(x) for x in text.split(":"))
+        except ValueError:
+            values = ()
+        if len(values) not in parts or values[0] < 0 or values[1] <= 0:
+            form = "START:SECONDS" + (":METRES[:BEARING]" if len(parts) > 1 else "")
+            raise KeidriveError(f"{flag} {text}: expected {form} with SECONDS > 0")
+        spans.append(values)
+    return spans
 
-    if args.bus is not None or args.realtime:
-        raise KeidriveError("--obd drives in lockstep on a private bus: --bus and --realtime do not apply")
-    result = sim.simulate(vehicle, cycle, frames=False)
-    firmware, figures = drive_obd(result, profile=args.profile, config=config, runtime=args.runtime,
-                                  on_event=on_event)
-    if not firmware.ok:
-        raise KeidriveError(firmware.failure())
-    result.truth["frames"] = figures["frames"]  # the OBD-II requests and replies on the bus
-    return result, firmware, figures
+
+def _banner(err, drive) -> None:
+    from ..paths import dbc_dir
+    from .screen import attach_hint, banner
+
+    spec = drive.spec
+    how = "in lockstep, as fast as it goes" if drive.pace is None else "at recorded pace"
+    where = f"on {spec.bus}" if spec.bus else "on a private bus"
+    if spec.obd:
+        where = "polling the simulated engine ECU over OBD-II on a private bus"
+    dbc = drive.dbc if drive.dbc is not None else dbc_dir() / drive.vehicle.dbc
+    banner(err, "run", f"{drive.title} ({spec.profile}), {drive.duration_s:.0f} s of driving",
+           f"firmware in {spec.runtime} {where}, {how}", attach_hint(spec.bus, str(dbc)))
 
 
 def _open_telemetry(path: str | None):
     import sys
-
-    from ..errors import KeidriveError
 
     if path is None:
         return None

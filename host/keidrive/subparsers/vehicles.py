@@ -31,8 +31,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from .screen import console
     t = Table(title="Vehicle presets")
     for col, j in (("name", "left"), ("powertrain", "left"), ("test mass kg", "right"), ("kW", "right"),
                    ("DBC", "left"), ("description", "left")):
@@ -40,5 +41,5 @@ def run(args) -> int:
     for r in rows:
         t.add_row(r["name"], r["powertrain"], f"{r['test_mass_kg']:.0f}", f"{r['power_kw']:.0f}", r["dbc"],
                   r["description"])
-    Console().print(t)
+    console().print(t)
     return 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import record
 from ..dbccompiler.checksum import ALGORITHMS
+from ..io import record
 
 SYNC = 0xA5
 OFF_SYNC = 14

@@ -34,7 +34,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import record
+from ..io import record
 from ..errors import KeidriveError
 from . import rp2040js
 from .bridge import _open_source, main_arguments

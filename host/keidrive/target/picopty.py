@@ -7,7 +7,7 @@ Boots the rp2040 target (``--stock``: MicroPython as it ships, nothing
 frozen, an empty file system it formats at first boot, the image a user
 flashes before ``keidrive flash``; otherwise the application image) with the
 MCP2515 model on SPI0, prints ``pty: /dev/pts/N`` and serves until killed.
-``--records`` (24-byte frame records, keidrive.record) go onto the chip's
+``--records`` (24-byte frame records, keidrive.io.record) go onto the chip's
 bus at their own timestamps, the first one a second after firmware first
 puts the chip in listen-only or normal mode (main.py opens the port before
 it builds the firmware: frames that came sooner would wait in the driver's

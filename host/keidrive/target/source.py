@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 from ..errors import KeidriveError
+from ..paths import cache_dir
 
 ENV_VAR = "KEIDRIVE_MICROPYTHON_SRC"
 VERSION = "1.28"
@@ -28,8 +29,7 @@ _MARKERS = ("py/mpconfig.h", "ports/qemu/Makefile", "ports/unix/Makefile", "mpy-
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "keidrive"
+    return cache_dir()
 
 
 def locate(given: str | None) -> Path:

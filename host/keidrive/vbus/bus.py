@@ -13,8 +13,8 @@ import time
 
 import can
 
-from .. import record
 from ..errors import KeidriveError
+from ..io import record
 from . import hub, wire
 
 
@@ -56,6 +56,13 @@ class KeidriveBus(can.BusABC):
         self._receive_own = receive_own_messages
         self.channel = channel
         self.channel_info = f"keidrive virtual CAN {channel} ({path})"
+        # The handshake: the hub answers once it has this client on its list,
+        # so every frame sent on the channel from now on reaches it.
+        try:
+            self.bus_stats()
+        except HubGoneError as error:
+            self._sock.close()
+            raise BusInitError(str(error)) from None
         super().__init__(channel=channel, **kwargs)
 
     def fileno(self) -> int:
@@ -116,12 +123,29 @@ class KeidriveBus(can.BusABC):
 
         The answer can wait while a receiver that stopped reading still holds
         the bus (up to the hub's stall time), hence the default timeout."""
-        self._write(wire.seal_one(record.control(record.CONTROL_STATS)))
+        return hub.parse_stats(self._ask(record.control(record.CONTROL_STATS), record.CONTROL_STATS, timeout))
+
+    def claim(self, timeout: float = 3 * hub.STALL_S) -> None:
+        """Claim the channel for a drive: one drive at a time drives a
+        channel, so a second one's frames never mix with the first one's.
+        Raises ``BusInitError`` naming the process that holds it; the claim
+        ends when this client disconnects."""
+        granted, owner = wire.parse_claim(self._ask(wire.claim_record(os.getpid()), record.CONTROL_CLAIM, timeout))
+        if not granted:
+            raise BusInitError(
+                f"keidrive bus {self.channel!r} is being driven by another drive (process {owner}): "
+                "one drive per channel; drive on another channel, or let that one finish"
+            )
+
+    def _ask(self, request: bytes, command: int, timeout: float) -> bytes:
+        """The hub's answer to the control record ``request``: the record of
+        ``command`` it sends this client alone (others stay queued for ``recv``)."""
+        self._write(wire.seal_one(request))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            raw = self._read_record(deadline - time.monotonic(), control=record.CONTROL_STATS)
+            raw = self._read_record(deadline - time.monotonic(), control=command)
             if raw is not None:
-                return hub.parse_stats(raw)
+                return raw
         raise HubGoneError(f"keidrive bus {self.channel!r}: the hub did not answer within {timeout:g} s")
 
     def _read_record(self, timeout: float | None, control: int | None = None):

@@ -119,6 +119,8 @@ def ensure_hub(channel: str, bitrate: int | None = None, timeout: float = 5.0) -
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            # its numpy is element-wise: a BLAS thread pool would only cost its start-up
+            env={**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

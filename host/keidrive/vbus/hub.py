@@ -12,6 +12,11 @@ for ``stall_s`` while ``queue_limit`` frames wait for it) no longer holds
 anyone up: like a CAN controller whose receive buffer is full (SocketCAN
 drops on a full socket buffer and counts it), it loses the frames that do not
 fit, counted in its ``bus_stats()["dropped"]``, until it reads again.
+
+One client at a time may claim the channel (``CONTROL_CLAIM``): a drive
+claims the bus it drives, and a second drive's claim is refused while the
+first one's client is connected, so two drives never mix their frames on
+one channel; watchers, which claim nothing, attach as ever.
 """
 
 import argparse
@@ -24,8 +29,8 @@ import sys
 import time
 from collections import deque
 
-from .. import record
 from ..errors import KeidriveError
+from ..io import record
 from . import wire
 from .channel import bus_dir, check_bus_dir, ensure_hub, socket_path
 from .wire import parse_stats, stats_record
@@ -90,6 +95,8 @@ class Hub:
         self._window: deque = deque()  # [10 ms slot, bits] of recent frames
         self._window_bits = 0
         self.peak_load = 0.0
+        self.owner: _Client | None = None  # the client whose claim holds the channel
+        self.owner_pid = 0
         check_bus_dir()
         # Held back for the moment descriptors run out: closing it lets the hub
         # accept a newcomer only to close it, instead of spinning on the backlog.
@@ -270,6 +277,9 @@ class Hub:
             if flags & record.FLAG_CONTROL and can_id == record.CONTROL_STATS:
                 client.asked += 1  # answered once the frames before it are on the bus
                 continue
+            if flags & record.FLAG_CONTROL and can_id == record.CONTROL_CLAIM:
+                self._claim(client, timestamp_us)
+                continue
             raw = data[offset : offset + record.SIZE]
             bits = 0 if flags & record.FLAG_CONTROL else _FRAME_BITS[flags & _SHAPE][dlc]
             frames.append((timestamp_us, record.arbitration_key(can_id, flags), offset, raw, bits, arrived))
@@ -284,6 +294,15 @@ class Hub:
                 start = end
         client.queue.extend(frames)
         self._watch(client)
+
+    def _claim(self, client: _Client, pid: int) -> None:
+        """Grant ``client`` the channel unless another connected client holds it."""
+        owner = self.owner
+        granted = owner is None or owner is client or owner.number not in self.clients
+        if granted:
+            self.owner, self.owner_pid = client, pid
+        _queue_for(client, time.monotonic())
+        client.outbox += wire.claim_answer(granted, self.owner_pid)  # sent once its socket has room (_watch)
 
     def _answer_stats(self, client: _Client) -> None:
         _queue_for(client, time.monotonic())

@@ -1,7 +1,7 @@
 """Framing on the hub's streams: every record is checked before it reaches
 the bus, and a stream that stray bytes knocked out of step finds its way back.
 
-A record (``keidrive.record``, 24 bytes) is valid when its flags are known
+A record (``keidrive.io.record``, 24 bytes) is valid when its flags are known
 ones, its DLC is 0-8 with zero padding after the data, its identifier fits
 its format (11 bits, or 29 for an extended or error frame) and a control
 record's command fits a byte.
@@ -20,7 +20,7 @@ board) get the other checks only.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import record
+from ..io import record
 
 SYNC = 0xA5
 SIZE = record.SIZE
@@ -184,3 +184,19 @@ def parse_stats(raw: bytes) -> dict:
         "dropped": counts >> 16 & _COUNT_MAX,
         "rejected": counts >> 40 & _COUNT_MAX,
     }
+
+
+def claim_record(pid: int) -> bytes:
+    """A client's CONTROL_CLAIM: its process id in the timestamp field."""
+    return record.pack(pid, record.CONTROL_CLAIM, record.FLAG_CONTROL, 0, b"")
+
+
+def claim_answer(granted: bool, owner_pid: int) -> bytes:
+    """The hub's answer to CONTROL_CLAIM: the owner's process id in the
+    timestamp field, data byte 0 whether the claim was granted."""
+    return record.pack(owner_pid, record.CONTROL_CLAIM, record.FLAG_CONTROL, 1, bytes((granted,)))
+
+
+def parse_claim(raw: bytes) -> tuple[bool, int]:
+    """(granted, the owner's process id) of a claim answer."""
+    return bool(raw[16]), int.from_bytes(raw[0:8], "little")

@@ -5,7 +5,7 @@
 # CAN follows the upstream machine.CAN API (MicroPython v1.28+): CAN(id,
 # bitrate, mode=...), set_filters, recv(list), send, state, restart, deinit,
 # with the controller's wire being a keidrive virtual CAN hub (24-byte frame
-# records over a Unix socket, see keidrive/record.py). MODE_SILENT never puts
+# records over a Unix socket, see keidrive/io/record.py). MODE_SILENT never puts
 # a frame on the bus; filters are applied as a controller's acceptance filters.
 
 import socket
@@ -267,6 +267,84 @@ class _Wire:
 
 def _ns():
     return time.ticks_us() * 1000
+
+
+_UART_CMD = 5  # keidrive.io.record.CONTROL_UART: bytes a UART received
+
+
+class UART:
+    """machine.UART of the virtual board, for a GNSS module: what it receives
+    is the UART records on the board's bus (keidrive run --route --bus
+    keidrive:NAME puts a simulated module's NMEA there, beside the frames);
+    what it sends goes nowhere. Non-blocking reads, as with timeout=0; a
+    full receive buffer (``rxbuf``) drops the newer bytes, as a UART does."""
+
+    def __init__(self, id, baudrate=9600, *, tx=None, rx=None, timeout=0, rxbuf=256, **kw):
+        self.id = id
+        self.baudrate = baudrate
+        self.rxbuf = rxbuf
+        self.sock = None
+        self.inbox = b""
+        self.pending = bytearray()
+        self.overruns = 0
+
+    def _fill(self):
+        if self.sock is None:
+            self.sock = _hub_socket()
+            if self.sock is None:
+                return
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError as e:
+                if e.errno == _EAGAIN:
+                    return
+                data = b""
+            if not data:
+                self.sock.close()
+                self.sock = None
+                return
+            buf = self.inbox + data
+            n = len(buf) // _REC * _REC
+            self.inbox = buf[n:]
+            for p in range(0, n, _REC):
+                if buf[p + 12] == _F_CTRL and buf[p + 8] == _UART_CMD:
+                    chunk = buf[p + 16:p + 16 + min(buf[p + 13], 8)]
+                    room = self.rxbuf - len(self.pending)
+                    if room < len(chunk):
+                        self.overruns += len(chunk) - max(room, 0)
+                        chunk = chunk[:max(room, 0)]
+                    self.pending.extend(chunk)
+
+    def any(self):
+        self._fill()
+        return len(self.pending)
+
+    def readinto(self, buf, nbytes=None):
+        self._fill()
+        n = min(len(buf) if nbytes is None else nbytes, len(self.pending))
+        if not n:
+            return None
+        buf[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def read(self, nbytes=-1):
+        self._fill()
+        n = len(self.pending) if nbytes is None or nbytes < 0 else min(nbytes, len(self.pending))
+        if not n:
+            return None
+        out = bytes(self.pending[:n])
+        self.pending = self.pending[n:]
+        return out
+
+    def write(self, data):
+        return len(data)
+
+    def deinit(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 class SPI:

@@ -26,10 +26,10 @@ import tempfile
 
 import numpy as np
 
-from . import record
-from .errors import KeidriveError
+from ..errors import KeidriveError
+from ..io import record
+from ..sim.obd_ecu import EngineEcu, IsoTpEcu
 from .harness import FirmwareProcess, FirmwareReport, firmware_config
-from .sim.obd_ecu import EngineEcu
 
 TICK_S = 0.1
 FRAME_S = 0.00025      # one 8-byte frame at 500 kbit/s, stuffing included
@@ -48,12 +48,22 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
     (``extended``: an ECU on 29-bit identifiers): its report, and figures
     (``frames`` on the bus, ``barriers``). ``bus_frames`` (frame arrays in drive
     time): other traffic on the same bus, for the firmware tree ``tree`` whose
-    ``vehicle_module`` decodes it (keidrive.byodbc)."""
+    ``vehicle_module`` decodes it (keidrive.drive.byodbc)."""
     ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
     if vehicle_module is not None:
         cfg["vehicle"] = vehicle_module
-    bus = record.from_frames(bus_frames) if bus_frames is not None else np.zeros(0, record.DTYPE)
+    bus = record.from_frames(bus_frames) if bus_frames is not None else None
+    return drive_ecu(ecu, cfg, runtime=runtime, seed=seed, timeout=timeout, on_event=on_event, tree=tree, bus=bus)
+
+
+def drive_ecu(ecu: IsoTpEcu, cfg: dict, *, runtime: str = "micropython", seed: int = 0, timeout: float = 3600.0,
+              on_event=None, tree=None, bus=None) -> tuple[FirmwareReport, dict]:
+    """The firmware (config ``cfg``, OBD-II on) polling ``ecu`` from its first
+    span's start to its last one's end, in lockstep: its report, and figures
+    (``frames`` on the bus, ``barriers``). ``bus``: records of other traffic
+    on the same bus, in drive time."""
+    bus = np.zeros(0, record.DTYPE) if bus is None else bus.copy()
     bus["timestamp_us"] += np.uint64(round(EPOCH_S * 1e6))  # on the lockstep's clock (_us)
     # a unit is plugged in at no particular moment: its 10 Hz ticks keep a
     # phase of their own to the drive (the simulator's trace changes slope
@@ -85,7 +95,7 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
     return report, figures
 
 
-def _lockstep(conn, ecu: EngineEcu, start: float, end: float, firmware, bus) -> dict:
+def _lockstep(conn, ecu: IsoTpEcu, start: float, end: float, firmware, bus) -> dict:
     frames = 0
     bus_next = 0  # the first of ``bus`` not yet sent
     barriers = 0

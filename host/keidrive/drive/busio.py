@@ -3,7 +3,7 @@ frames onto it at a recorded pace."""
 
 import can
 
-from .errors import KeidriveError
+from ..errors import KeidriveError
 from .pacing import Pacer
 
 
@@ -47,7 +47,11 @@ def play(bus: can.BusABC, messages, speed: float | None = 1.0, on_frame=None) ->
 
     Returns the pace's timing error (see ``Pacer.timing_error``) with the
     frame count. ``on_frame(count)`` is called every 1000 frames (progress).
+    A keidrive virtual bus channel is claimed first: one drive per channel.
     """
+    claim = getattr(bus, "claim", None)  # a keidrive channel's: its refusal is a one-line KeidriveError
+    if claim is not None:
+        claim()
     pacer = Pacer(speed)
     count = 0
     for msg in messages:

@@ -28,6 +28,9 @@ FLAG_CONTROL = 0x80
 CONTROL_STATS = 1  # to the hub: answer with frames carried and bus load
 CONTROL_END_OF_DRIVE = 2  # to every other client: the drive is over (SIL: report the trip and exit)
 CONTROL_SYNC = 3  # to the firmware: advance the clock to the timestamp, then echo this record (lockstep barrier)
+CONTROL_ACK = 4  # to the firmware: print {"type": "ack", "records": N}, N the records taken before this one
+CONTROL_UART = 5  # to the firmware: DLC bytes its GNSS module's UART received (keidrive.gps.nmea)
+CONTROL_CLAIM = 6  # to the hub: this client drives the channel; answered granted, or refused while another does
 
 # A numpy view of many records at once, for the simulator's bulk traffic.
 DTYPE = np.dtype(
@@ -56,22 +59,28 @@ def from_frames(frames) -> np.ndarray:
     return records
 
 
+def pieces_from_frames(pieces):
+    """Records of each piece of frame arrays (``sim.Simulation``) as it comes."""
+    for frames in pieces:
+        yield from_frames(frames)
+
+
 def from_messages(messages) -> np.ndarray:
-    """Records from python-can Messages (a drive log)."""
-    rows = [
-        (
-            round(msg.timestamp * 1e6),
-            msg.arbitration_id,
-            (FLAG_EXTENDED if msg.is_extended_id else 0)
-            | (FLAG_REMOTE if msg.is_remote_frame else 0)
-            | (FLAG_ERROR if msg.is_error_frame else 0),
-            min(msg.dlc, 8),
-            0,
-            tuple(bytes(msg.data[:8]).ljust(8, b"\0")),
-        )
+    """Records from python-can Messages (a drive log), a field at a time."""
+    messages = messages if isinstance(messages, list) else list(messages)
+    records = np.zeros(len(messages), dtype=DTYPE)
+    records["timestamp_us"] = [round(msg.timestamp * 1e6) for msg in messages]
+    records["can_id"] = [msg.arbitration_id for msg in messages]
+    records["flags"] = [
+        (FLAG_EXTENDED if msg.is_extended_id else 0)
+        | (FLAG_REMOTE if msg.is_remote_frame else 0)
+        | (FLAG_ERROR if msg.is_error_frame else 0)
         for msg in messages
     ]
-    return np.array(rows, dtype=DTYPE)
+    records["dlc"] = [min(msg.dlc, 8) for msg in messages]
+    data = b"".join([bytes(msg.data[:8]).ljust(8, b"\0") for msg in messages])
+    records["data"] = np.frombuffer(data, np.uint8).reshape(-1, 8)
+    return records
 
 
 def to_messages(records):
@@ -119,6 +128,37 @@ def arbitration_key(can_id: int, flags: int) -> int:
     else:
         base, low = can_id, 0
     return ((((base << 1) | (1 if extended else 0)) << 18 | low) << 1) | (1 if flags & FLAG_REMOTE else 0)
+
+
+def arbitration_keys(can_id: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """``arbitration_key`` of many records at once."""
+    ids = np.asarray(can_id, np.uint64)
+    extended = (np.asarray(flags) & FLAG_EXTENDED) != 0
+    remote = ((np.asarray(flags) & FLAG_REMOTE) != 0).astype(np.uint64)
+    base = np.where(extended, ids >> np.uint64(18), ids)
+    low = np.where(extended, ids & np.uint64(0x3FFFF), np.uint64(0))
+    key = (base << np.uint64(1)) | extended.astype(np.uint64)
+    return (((key << np.uint64(18)) | low) << np.uint64(1)) | remote
+
+
+def bus_order(records: np.ndarray) -> np.ndarray:
+    """``records`` as a bus delivers them when they are queued together:
+    records of the same timestamp in arbitration order, as the hub sends
+    them (lowest ``arbitration_key`` first, the queued order among equals);
+    a timestamp going backwards is the sender's business and stays."""
+    stamps = records["timestamp_us"]
+    if len(stamps) < 2:
+        return records
+    same = stamps[1:] == stamps[:-1]
+    if not same.any():
+        return records
+    # only the records that share a timestamp with a neighbour move
+    tied = np.flatnonzero(np.concatenate(([False], same)) | np.concatenate((same, [False])))
+    runs = np.cumsum(np.concatenate(([True], ~same))[tied])
+    keys = arbitration_keys(records["can_id"][tied], records["flags"][tied])
+    ordered = records.copy()
+    ordered[tied] = records[tied[np.lexsort((tied, keys, runs))]]
+    return ordered
 
 
 def frame_bits(flags: int, dlc: int) -> int:

@@ -8,7 +8,8 @@ into the DBC's format role by role: each role signal of the preset's own DBC
 converted into the unit the other DBC states, and encoded into the message
 the roles file names, at the cadence of the frames it came from; the other
 signals of that message keep their initial values, a signal named COUNTER
-counts (sim/frames.py's codec). A role the DBC lacks is reported as a figure
+counts and a CHECKSUM is filled by the algorithm the DBC or the roles file
+names (sim/frames.py's codec). A role the DBC lacks is reported as a figure
 that cannot be computed.
 """
 
@@ -20,16 +21,13 @@ from pathlib import Path
 import cantools
 import numpy as np
 
-from .dbccompiler import compile_dbc, write_module
-from .dbccompiler.read import load_dbc
-from .dbccompiler.roles import RolesFile, load_roles
-from .errors import KeidriveError
-from .paths import dbc_dir, firmware_dir
-from .sim.frames import MessageCodec
+from ..dbccompiler import compile_dbc, units, write_module
+from ..dbccompiler.read import load_dbc
+from ..dbccompiler.roles import RolesFile, load_roles
+from ..errors import KeidriveError
+from ..paths import dbc_dir, firmware_dir
+from ..sim.frames import MessageCodec
 
-# A unit string -> the factor taking it to the unit the simulator states (km/h, %, L/h), as
-# keifw/vehicle.py converts it the other way on the firmware side.
-_TO_SIM_UNIT = {"mph": 1.609344, "m/s": 3.6, "fraction": 100.0, "mL/s": 3.6}
 # figures that need a role, for the line naming what cannot be computed
 _FIGURE_ROLES = {"fuel": ("fuel_rate",), "eco score": ("pedal",), "rpm warnings": ("rpm",)}
 
@@ -41,7 +39,8 @@ def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, Ro
     text = compile_dbc([dbc], roles_path=roles_path, warn=False)
     tree = folder / "firmware"
     shutil.copytree(firmware_dir(), tree, ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
-    name = "byo_" + "".join(c if c.isalnum() else "_" for c in dbc.stem)
+    # an ASCII identifier whatever the file is called: MicroPython's lexer takes no other
+    name = "byo_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in dbc.stem)
     write_module(text, tree / "keifw" / "vehicles" / f"{name}.py")
     # the copy's config accepts the module as its vehicle (the bundled firmware knows its own three)
     config = tree / "keifw" / "config.py"
@@ -52,8 +51,11 @@ def build_tree(dbc: Path, roles_path: Path, folder: Path) -> tuple[Path, str, Ro
     return tree, name, roles
 
 
-def missing_figures(roles: RolesFile) -> list[str]:
-    return [figure for figure, needed in _FIGURE_ROLES.items() if not all(r in roles.roles for r in needed)]
+def missing_figures(roles_path: Path) -> list[str]:
+    """A line for each figure the roles file gives the firmware no signal for."""
+    roles = load_roles(roles_path).roles
+    return [f"{figure} cannot be computed: {Path(roles_path).name} names no signal for it"
+            for figure, needed in _FIGURE_ROLES.items() if not all(role in roles for role in needed)]
 
 
 def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -72,10 +74,22 @@ def _decode(frames: dict, source, signal_name: str) -> tuple[np.ndarray, np.ndar
     return frames["timestamp"][mask], raw * sig.scale + sig.offset
 
 
+def require_drivable(vehicle, roles: RolesFile, dbc: Path) -> RolesFile:
+    """The preset's own roles, when they hold a signal for every role ``roles``
+    names (the simulator drives ``dbc``'s signals with them); else one clear error."""
+    own_roles = load_roles((dbc_dir() / vehicle.dbc).with_suffix(".toml"))
+    for role, where in roles.roles.items():
+        if role not in own_roles.roles:
+            raise KeidriveError(
+                f"{Path(dbc).name}: role {role} ({where}): the preset {vehicle.name} has no such signal to drive it with"
+            )
+    return own_roles
+
+
 def translate(result, dbc: Path, roles: RolesFile) -> dict:
     """The simulated drive's frames in ``dbc``'s format: frame arrays for record.from_frames."""
     own_dbc = dbc_dir() / result.vehicle.dbc
-    own_roles = load_roles(own_dbc.with_suffix(".toml"))
+    own_roles = require_drivable(result.vehicle, roles, dbc)
     own = cantools.database.load_file(str(own_dbc), strict=False)
     target = load_dbc(Path(dbc)).database
     by_message: dict[str, list[tuple[str, str]]] = {}
@@ -85,20 +99,14 @@ def translate(result, dbc: Path, roles: RolesFile) -> dict:
     parts = []
     for message_name, role_signals in by_message.items():
         message = target.get_message_by_name(message_name)
-        codec = MessageCodec(message)
-        if message_name in roles.checksums:
-            raise KeidriveError(f"{dbc.name}: message {message_name}: the simulator does not fill its CHECKSUM yet")
+        codec = MessageCodec(message, roles.checksums.get(message_name))
         series = []
         for role, signal in role_signals:
-            if role not in own_roles.roles:
-                raise KeidriveError(
-                    f"{dbc.name}: role {role} ({message_name}.{signal}): the preset {result.vehicle.name} has no such "
-                    "signal to drive it with"
-                )
             own_message, own_signal = own_roles.roles[role].split(".", 1)
             t, value = _decode(result.frames, own.get_message_by_name(own_message), own_signal)
             unit = roles.units.get(role) or message.get_signal_by_name(signal).unit or ""
-            series.append((signal, t, value / _TO_SIM_UNIT.get(unit, 1.0)))
+            # the simulator states what the firmware computes in (km/h, %, L/h...): the DBC's unit from it
+            series.append((signal, t, value / float(units.factor(role, unit, roles.tyre) or 1)))
         stamps = series[0][1]
         if len(stamps) == 0:
             continue
