@@ -125,8 +125,10 @@ class PicoDevice(SilDevice):
     """The emulated Pico (keidrive.target.pico): listen-only, and its trip
     store is a LittleFS image the runner keeps, not a process to cut."""
 
-    def run_obd(self, *args, **kwargs):
-        pytest.skip("the emulated Pico listens only: OBD-II polling transmits (use sil or sil:unix32)")
+    def drive(self, spec: DriveSpec, mutate=None, ecu_faults=None) -> Drive:
+        if spec.obd:
+            pytest.skip("the emulated Pico listens only: OBD-II polling transmits (use sil or sil:unix32)")
+        return super().drive(spec, mutate=mutate, ecu_faults=ecu_faults)
 
     def run_with_power_cuts(self, *args, **kwargs):
         pytest.skip("power cuts kill the firmware's process: use sil or sil:unix32")
