@@ -59,6 +59,7 @@ def drive(tmp_path_factory):
     return record.from_frames(simulate(load_vehicle("nbox-turbo"), load_cycle(str(cycle))).frames)
 
 
+@pytest.mark.timeout(2400)  # the target fixture's first, cold build: the rp2 port twice (base, application)
 def test_the_build_gives_a_uf2_for_a_pico_and_what_flash_and_ram_are_left(target):
     done = keidrive("target", "build", "rp2040", "--json", env=os.environ)
     assert done.returncode == 0, done.stderr
@@ -119,6 +120,7 @@ def unfixed(target, tmp_path_factory):
     return build("rp2040", align_fix=False, app=app)
 
 
+@pytest.mark.timeout(2400)  # the unfixed fixture: another whole port build when cold
 def test_without_the_fix_viper_code_frozen_at_2_mod_4_reads_a_wrong_constant(unfixed):
     """ldr rX, [pc, #0] reads from the word-aligned PC: code that lands at an
     address 2 mod 4 takes its 32-bit constant (or long jump) from the wrong
@@ -136,6 +138,7 @@ def test_without_the_fix_viper_code_frozen_at_2_mod_4_reads_a_wrong_constant(unf
     assert sum(1 for value in results if value != VALUE) == misaligned, results
 
 
+@pytest.mark.timeout(1200)  # two drives, the Pico's given 900 s
 def test_the_trip_on_the_emulated_pico_matches_the_unix_ports(target, drive, tmp_path):
     """Frames through the MCP2515 at their own times, the firmware on the Pico's
     clock: the same trip as the 64-bit unix port's on the frames' timestamps,
@@ -200,6 +203,7 @@ def _first_status_with_frames(port: str, deadline_s: float) -> dict:
     raise AssertionError(f"no status line with frames within {deadline_s} s: {text[-500:]!r}")
 
 
+@pytest.mark.timeout(1200)  # the emulator at a third of real time on a saturated bus, slower when loaded
 def test_the_bench_meets_the_board_budget_on_a_saturated_bus(target, tmp_path):
     """keidrive bench --target rp2040 on a short drive and 10 s of a saturated
     500 kbit/s bus: every frame drained (0 overruns, none lost in the chip),

@@ -153,10 +153,13 @@ def _rp2040(path: Path, src_key: str, rp2_src: str | None, align_fix: bool, app)
                 tree = rp2.prepare(root, tarballs, out / "src", align_fix)
                 log = out / "build.log"
                 make(tree / "mpy-cross", [], log)
-                base = rp2.build_image(tree, out / "build-base", None, log)
-                result = Target("rp2040", str(out / "build-base" / "firmware.uf2"), base["heap_size"],
-                                MPY_ARCH["rp2040"], base=str(out / "build-base" / "firmware.uf2"), src=str(tree),
-                                image=base)
+                if align_fix:
+                    base = rp2.build_image(tree, out / "build-base", None, log)
+                    stock = str(out / "build-base" / "firmware.uf2")
+                    result = Target("rp2040", stock, base["heap_size"], MPY_ARCH["rp2040"], base=stock,
+                                    src=str(tree), image=base)
+                else:  # only ever an application image: no stock image (a whole port build) for it
+                    result = Target("rp2040", "", None, MPY_ARCH["rp2040"], src=str(tree))
                 record.write_text(json.dumps(asdict(result), indent=1))
     result = Target(**json.loads(record.read_text()))
     uf2, image = rp2.application(Path(result.src), out, app)
