@@ -35,9 +35,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..io import record
-from ..errors import KeidriveError
 from ..drive.harness import firmware_config
+from ..errors import KeidriveError
+from ..io import record
 
 SATURATE_S = 60
 SATURATE_FROM_S = 600.0  # the suburban phase: every message, ticks and status lines at their drive rate
@@ -114,11 +114,11 @@ def rp2040_figures(vehicle: str = "nbox-turbo", cycle: str = "wltc-jp", *, profi
                 self.type(b"\x03")  # Ctrl-C: the script prints its last figures
             return due if due is not None else self.nanos + pico.POLL_NS
 
-    with tempfile.TemporaryDirectory(prefix="keidrive-bench-pico-") as tmp:
-        with pico.boot(target, cfg, None, Path(tmp)) as emulated:
-            bench = Bench(emulated, chip, None, script=script, out=io.StringIO(), err=io.StringIO())
-            if bench.run() != 0:
-                raise KeidriveError(f"the bench on the emulated Pico failed: {bench.failed}")
+    with tempfile.TemporaryDirectory(prefix="keidrive-bench-pico-") as tmp, \
+            pico.boot(target, cfg, None, Path(tmp)) as emulated:
+        bench = Bench(emulated, chip, None, script=script, out=io.StringIO(), err=io.StringIO())
+        if bench.run() != 0:
+            raise KeidriveError(f"the bench on the emulated Pico failed: {bench.failed}")
     got = bench.figures
     cycles = bench.saturated_cycles / got["frames"] if got["frames"] else None
     image = target.image

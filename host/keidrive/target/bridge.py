@@ -57,7 +57,7 @@ def _parse(argv):
     return p.parse_args(argv)
 
 
-def _open_source(args):
+def open_source(args):
     """The source's read function. A hub's socket is connected before the
     board boots: the harness waits only so long for the firmware to attach."""
     if args.stdin:
@@ -126,7 +126,7 @@ def serve(args) -> int:
 
     if args.clock != "virtual":
         raise KeidriveError("the qemu runtime runs on the virtual clock only (no --realtime)")
-    read = _open_source(args)
+    read = open_source(args)
     cfg = json.loads(Path(args.config).read_text())
     cfg.pop("transmit", None)  # the UART carries records in, telemetry out: nothing goes back on the bus
     heap = args.heap or (MPY_HEAP if args.runtime == "qemu-mpy" else None)

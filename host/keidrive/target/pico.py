@@ -34,10 +34,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..io import record
 from ..errors import KeidriveError
+from ..io import record
 from . import rp2040js
-from .bridge import _open_source, main_arguments
+from .bridge import open_source, main_arguments
 
 VBOARD = Path(__file__).resolve().parents[1] / "board" / "vboard"
 START_NS = 50_000_000  # the first frame after the chip is receiving (lets the firmware's loop start)
@@ -345,11 +345,10 @@ def run_script(target, script: str, cfg: dict | None = None) -> str:
     chip = chip_for(mcp, cfg)
     out = io.StringIO()
     err = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="keidrive-pico-") as tmp:
-        with boot(target, cfg, None, Path(tmp)) as pico:
-            session = ScriptSession(pico, chip, None, script=script, out=out, err=err)
-            if session.run() != 0:
-                raise KeidriveError(err.getvalue().strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="keidrive-pico-") as tmp, boot(target, cfg, None, Path(tmp)) as pico:
+        session = ScriptSession(pico, chip, None, script=script, out=out, err=err)
+        if session.run() != 0:
+            raise KeidriveError(err.getvalue().strip().splitlines()[-1])
     return out.getvalue() + err.getvalue()
 
 
@@ -398,7 +397,7 @@ def serve(args) -> int:
     cfg = board_config(json.loads(Path(args.config).read_text()))
     if cfg.get("obd"):
         raise KeidriveError("the rp2040 runtime is listen-only: OBD-II polling transmits (use micropython or unix32)")
-    read = _open_source(args)  # before the Pico boots: the harness waits only so long for the firmware
+    read = open_source(args)  # before the Pico boots: the harness waits only so long for the firmware
     target = build("rp2040", app=args.tree)
     data = Path(args.data) if args.data else None
     mcp = model()

@@ -81,7 +81,6 @@ def serve(stock: bool, records: Path | None, link: Path | None) -> int:
     from .builder import build
 
     target = build("rp2040")
-    image = target.image
     master, slave = os.openpty()
     tty.setraw(slave, termios.TCSANOW)  # a USB CDC port: no echo, no line editing, no CR/LF translation
     os.set_blocking(master, False)

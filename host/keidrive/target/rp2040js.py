@@ -17,7 +17,6 @@ per lock file, the first time a Pico is started.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import struct
@@ -100,7 +99,7 @@ class Message:
     byte needs the chip's answer, 'E' chip select rose, 'T' a requested
     callback), when it was sent and what it carries."""
 
-    __slots__ = ("kind", "nanos", "cycles", "payload", "pc")
+    __slots__ = ("cycles", "kind", "nanos", "payload", "pc")
 
     def __init__(self, kind: str, nanos: float, cycles: float, payload: bytes, pc: int = 0):
         self.kind = kind
@@ -137,7 +136,7 @@ class Pico:
         if device:
             os.close(runner_in)
             os.close(runner_out)
-            self._from = io.open(from_runner, "rb", buffering=1 << 16)
+            self._from = open(from_runner, "rb", buffering=1 << 16)  # noqa: SIM115  (closed in close())
             self._to = to_runner
 
     # -- the console ---------------------------------------------------------
