@@ -194,7 +194,7 @@ def _target(args) -> int:
 
 
 def _pico(args) -> int:
-    from ..bench.pico import SATURATE_FROM_S, rp2040_figures
+    from ..bench.pico import rp2040_figures
 
     figures = rp2040_figures(args.vehicle, args.cycle)
     if args.json:
@@ -204,7 +204,7 @@ def _pico(args) -> int:
     for key, value in figures.items():
         if key != "timing_note":
             print(f"  {key:<30} {value:>12}" if not isinstance(value, str) else f"  {key:<30} {value}")
-    print(f"saturated bus: {figures['saturated_s']} s of the drive from {SATURATE_FROM_S:.0f} s with an ENGINE_1 frame "
+    print(f"saturated bus: {figures['saturated_s']} s of the drive from {figures['saturated_from_s']:.0f} s with an ENGINE_1 frame "
           "in every idle bit time; cycles the core executed (not waiting) per frame received")
     print(f"timing: {figures['timing_note']}")
     return 0
