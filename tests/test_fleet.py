@@ -87,7 +87,9 @@ def test_the_run_reports_its_figures_and_the_corrupt_log(fleet):
     status, out, err = fleet["first"]
     assert status == 1  # a drive failed: the run says so, after finishing the rest
     summary = json.loads(out)
-    assert list(summary) == ["trips", "failed", "workers", "wall_s", "trips_per_s", "db"]
+    assert list(summary) == ["trips", "failed", "workers", "wall_s", "trips_per_s", "db", "quality"]
+    assert summary["quality"]["drives_with_faulty_sources"] == 0 and summary["quality"]["not_measured"] == {}
+    assert set(summary["quality"]["rejected_frames"]) == {"dlc", "checksum", "counter", "rate", "plausibility", "stale"}
     assert summary["trips"] == 4 and summary["failed"] == 1 and summary["workers"] == 2
     assert summary["db"] == str(fleet["db"]) and summary["wall_s"] > 0
     assert summary["trips_per_s"] == pytest.approx(4 / summary["wall_s"], rel=2e-3)  # both rounded to 3 places
@@ -102,7 +104,13 @@ def test_every_drive_is_a_row_of_the_duckdb_file(fleet):
     broken = by_input[str(fleet["corrupt"])]
     assert not broken["ok"] and broken["attempts"] == 2 and "not a readable .blf file" in broken["error"]
     assert broken["distance_km"] is None
+    assert all(broken[name] is None for name in ("fallback_s", "untrusted_s", "rejected_frames", "faulty_sources",
+                                                  "not_measured"))
     done = [row for row in trips if row["ok"]]
+    for row in done:  # the data-quality columns: clean drives, nothing faulty or unmeasured
+        assert row["faulty_sources"] == {} and row["not_measured"] == [] and row["fallback_km"] == 0
+        assert set(row["rejected_frames"]) == {"dlc", "checksum", "counter", "rate", "plausibility", "stale"}
+        assert row["untrusted_s"] < 2
     assert {row["kind"] for row in done} == {"run", "replay"}
     assert {row["vehicle"] for row in done} == {"alto-na", "sakura-ev", "kei_turbo_660", "kei_hybrid_660"}
     assert len({row["worker"] for row in trips}) == 2  # both worker processes drove
@@ -305,4 +313,39 @@ def test_trips_are_stored_in_batches_and_read_back_whole(tmp_path):
     assert db.execute("SELECT count(*), count(end_s) FROM warnings").fetchone() == (1600, 800)
     assert db.execute("SELECT kind, level, start_s, end_s FROM warnings WHERE trip_id = 2 ORDER BY start_s"
                       ).fetchall() == [tuple(event.values()) for event in events]
+    db.close()
+
+
+def test_the_quality_columns_land_and_an_older_file_gains_them(tmp_path):
+    """A trip's quality in its columns (maps, a list), null for a failed
+    drive; a file written before those columns existed gets them on open."""
+    from keidrive.fleet import report, store, tasks
+
+    path = tmp_path / "old.duckdb"
+    db = store.connect(path)
+    for name in ("fallback_s", "fallback_km", "untrusted_s", "rejected_frames", "faulty_sources", "not_measured"):
+        db.execute(f"ALTER TABLE trips DROP COLUMN {name}")
+    db.close()
+    db = store.connect(path)
+    run_id = store.begin_run(db, "quality", "none", 0)
+    spec = tasks.replayed("drive.blf", PROFILE, "micropython", [])
+    quality = {"sources": [{"source": "VEHICLE_SPEED.VehicleSpeed", "lead_s": 900.0},
+                           {"source": "wheels", "lead_s": 100.0}],
+               "fallback_s": 100.0, "fallback_km": 1.25, "untrusted_s": 3.5,
+               "rejected": {"dlc": 0, "checksum": 2, "counter": 14769, "rate": 0, "plausibility": 5, "stale": 4},
+               "faulty": [{"source": "VEHICLE_SPEED.VehicleSpeed", "reason": "frozen", "s": 99.0}],
+               "not_measured": ["eco_score"]}
+    outcome = {"truth": None, "trip": {"quality": quality}, "frames": 100, "vehicle": "kei_turbo_660", "cycle": None,
+               "firmware": {"distance_km": 16.4, "fuel_l": 0.5, "km_per_l": 32.8, "energy_kwh": None,
+                            "eco_score": None, "warnings": []}}
+    store.add_trips(db, run_id, [(1, tasks.trip_row(spec, outcome, None, 1, 1.0, "w")),
+                                 (2, tasks.trip_row(spec, None, "a reason", 2, None, None))])
+    assert db.execute("SELECT fallback_s, fallback_km, untrusted_s, rejected_frames, faulty_sources, not_measured "
+                      "FROM trips ORDER BY trip_id").fetchall() == [
+        (100.0, 1.25, 3.5, quality["rejected"], {"VEHICLE_SPEED.VehicleSpeed": "frozen"}, ["eco_score"]),
+        (None, None, None, None, None, None)]
+    summary = report.quality(db, run_id)
+    assert summary["drives_with_faulty_sources"] == 1 and summary["rejected_frames"]["counter"] == 14769
+    assert summary["not_measured"] == {"eco_score": 1} and summary["fallback_km"] == 1.25
+    assert "1 drives with a faulty speed source" in report.quality_line(summary)
     db.close()

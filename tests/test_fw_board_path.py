@@ -102,7 +102,8 @@ except MemoryError:
 micropython.heap_unlock()
 out.on = True
 fw.finish()
-print(json.dumps({"err": err, "frames": fw.frames, "lines": [l.decode() for l in out.out]}))
+# (a long line, the trip's, may come in more than one write)
+print(json.dumps({"err": err, "frames": fw.frames, "lines": b"".join(out.out).decode().splitlines()}))
 """
 
 

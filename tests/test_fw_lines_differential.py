@@ -1,7 +1,10 @@
 """The telemetry lines byte for byte against the previous formatter.
 
 tests/lines_reference/ holds keifw/lines.py and keifw/telemetry.py as they
-were at cfc9719 (an element at a time, before the template formatter): the
+were at cfc9719 (an element at a time, before the template formatter), the
+reference lines.py since extended, in the same style, with what the lines
+gained later (the quality object of status and trip lines; null for fuel,
+eco score and an engine car's pack energy where they cannot be computed): the
 firmware tree is copied with those two files put back, and both trees run
 the same whole drives on the MicroPython unix port; every line (status,
 warning, signal, trip) must be the same bytes. Presets of each powertrain,

@@ -65,8 +65,11 @@ def test_timeout_names_the_missing_signal_and_restores():
     lost_t = out.signals[0]["t_s"]
     assert 300.2 <= lost_t <= 300.6  # 10 x 20 ms cycle
     during = [s for s in out.statuses if 301 <= s["t_s"] <= 304]
-    assert during and all("VEHICLE_SPEED.VehicleSpeed" in s["missing"] and s["speed_kmh"] is None and not s["valid"]
+    # missing, and the speed goes on from the wheels meanwhile
+    assert during and all("VEHICLE_SPEED.VehicleSpeed" in s["missing"] and not s["valid"]
+                          and s["quality"]["speed_source"] == "wheels" and s["speed_kmh"] is not None
                           for s in during)
+    assert out.trip["quality"]["fallback_s"] >= 4.5
     assert out.warnings == []
 
 
@@ -91,13 +94,19 @@ def test_stuck_counter_invalidates():
     assert out.trip["bad_frames"] >= 90
 
 
-def test_implausible_speed_blocks_warnings():
+def test_wheels_at_another_scale_are_faulty_and_the_vehicle_speed_carries_on():
+    # the wheels read 0.8 of the vehicle speed: with two sources the car's own
+    # vehicle speed is kept, the wheels named faulty (a steady ratio: scale)
+    clean = run(frames_of("nbox-turbo", "hwfet"), "nbox-turbo", "us-minitruck-55")
     f = frames_of("nbox-turbo", "hwfet")
     scale = lambda t, s: {k: s[k] * 0.8 for k in ("WheelSpeedFL", "WheelSpeedFR", "WheelSpeedRL", "WheelSpeedRR")}
     f = rewrite(f, "kei_turbo_660", "WHEEL_SPEEDS", 0.0, 1e9, scale)
     out = run(f, "nbox-turbo", "us-minitruck-55")
-    assert "overspeed" not in kinds(out)  # it fires on clean hwfet traffic (test_fw_sil)
-    assert any(s["implausible"] == ["VEHICLE_SPEED.VehicleSpeed"] and not s["valid"] for s in out.statuses)
+    assert kinds(out) == kinds(clean) == ["overspeed", "overspeed"]  # test_fw_sil: it fires on clean hwfet
+    assert abs(out.trip["distance_km"] / clean.trip["distance_km"] - 1) < 0.001
+    wheels = [f"WHEEL_SPEEDS.WheelSpeed{w}" for w in ("FL", "FR", "RL", "RR")]
+    assert any(s["implausible"] == wheels and not s["valid"] for s in out.statuses)
+    assert {(q["source"], q["reason"]) for q in out.trip["quality"]["faulty"]} == {(w, "scale") for w in wheels}
 
 
 def test_engine_stress_on_hot_coolant():

@@ -41,12 +41,13 @@ def test_a_run_from_python_is_the_commands_run(env):
                        env=environment, cwd=folder)
     assert printed.returncode == 0, printed.stderr
     _same_but_wall_time(trip.to_json(), json.loads(printed.stdout))
-    assert set(trip.to_json()) == {"truth", "firmware", "frames", "wall_s", "runtime"}
+    assert set(trip.to_json()) == {"truth", "firmware", "quality", "frames", "wall_s", "runtime"}
     # what the Trip carries beyond the JSON: the firmware's own summary and lines, the trace, the counts
     assert trip.summary["type"] == "trip" and trip.summary["distance_km"] == trip.firmware["distance_km"]
     assert trip.warnings == trip.firmware["warnings"] and trip.trace["time_s"][-1] >= 33
     assert trip.counts["frames"] == trip.frames and trip.counts["status_lines"] == len(trip.report.statuses)
-    assert set(trip.quality) >= {"bad_frames", "unknown_frames", "lost_frames", "implausible_frames"}
+    assert trip.quality == trip.to_json()["quality"] and trip.quality["sources"][0]["source"]
+    assert set(trip.quality["rejected"]) == {"dlc", "checksum", "counter", "rate", "plausibility", "stale"}
 
 
 def test_a_replay_from_python_is_the_commands_replay(env):

@@ -23,7 +23,8 @@ def test_run_obd_json_names_the_method_and_the_obd_figures(alto_na_run):
     _, run = alto_na_run
     fw, truth = run["firmware"], run["truth"]
     assert fw["fuel_method"] == "obd_speed_density"
-    assert set(fw["obd"]) == {"vin", "supported_pids", "requests", "responses", "timeouts", "negative"}
+    assert set(fw["obd"]) == {"vin", "supported_pids", "requests", "responses", "timeouts", "negative", "engine_ecu",
+                              "ecus", "fuel_fallbacks"}
     assert len(fw["obd"]["vin"]) == 17
     assert abs(fw["distance_km"] / truth["distance_km"] - 1) < 0.01
     assert abs(fw["fuel_l"] / truth["fuel_l"] - 1) < 0.08  # uncalibrated volumetric efficiency

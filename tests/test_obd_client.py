@@ -97,3 +97,48 @@ def test_a_negative_reply_is_counted_and_completes_that_ecus_part():
     c.frame(0x7E8, bytearray(b"\x03\x7f\x01\x12\x00\x00\x00\x00"), 8, 10000)
     c.tick(100000)
     assert c.negative == 1 and c.timeouts == 0
+
+
+def _maps(c, slot, pids):
+    for pid in pids:
+        c.sup[32 * slot + (pid - 1) // 8] |= 0x80 >> ((pid - 1) % 8)
+
+
+def _polling(c):
+    """Past discovery: 0x7E8 (the engine: speed, MAF) and 0x7E9, a stranger
+    claiming speed and the fuel rate."""
+    c.started = True
+    c.ecus = 0b11
+    _maps(c, 0, (0x0D, 0x10))
+    _maps(c, 1, (0x0D, 0x5E))
+    c.phase = 4
+    c._choose()
+
+
+def test_the_engine_ecu_wins_a_pid_two_ecus_answer():
+    c = make()
+    _polling(c)
+    assert c.engine == 0 and list(c.src[:1]) == [0]  # the speed from 0x7E8
+    c.tick(0)
+    assert c.pending and c.tx[1:4] == bytearray(b"\x01\x0d\x5e")
+    c.frame(0x7E9, bytearray(b"\x06\x41\x0d\xc8\x5e\x00\x10\x00"), 8, 5000)  # 200 km/h, from the stranger
+    c.frame(0x7E8, bytearray(b"\x03\x41\x0d\x32\x00\x00\x00\x00"), 8, 8000)  # 50 km/h, from the engine
+    assert not c.pending  # both answered
+    assert c.v[0] == 50 and c.v[6] == 16  # obdpid.V_SPEED the engine's; V_FUEL_RATE the stranger's (it alone has it)
+
+
+def test_a_fuel_pid_nobody_answers_is_named_missing_then_the_next_method_taken():
+    c = make()
+    _polling(c)
+    assert c.method == 1  # obd_fuel_rate: 0x5E, offered by the stranger only
+    names = [b""] * 4
+    t = 0
+    for k in range(3):  # three polls: the engine answers the speed, the stranger nothing
+        c.tick(t)
+        c.frame(0x7E8, bytearray(b"\x03\x41\x0d\x32\x00\x00\x00\x00"), 8, t + 5000)
+        t += 100000
+        c.tick(t)  # P2 past: complete
+        if k < 2:
+            assert c.missing_names(names, 0) == 1 and names[0] == b"OBD-II 0x5E"
+    assert c.method == 2 and c.n_fallbacks == 1 and bytes(c.fallbacks[:3]) == b"\x01\x5e\x01"  # MAF; 0x5E from 0x7E9
+    assert c.missing_names(names, 0) == 0

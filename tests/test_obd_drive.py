@@ -25,7 +25,9 @@ def test_fuel_rate_ecu_gives_fuel_and_distance(hybrid_hwfet, hybrid_run):
     assert abs(trip["fuel_l"] / truth["fuel_l"] - 1) < 0.01
     assert abs(trip["distance_km"] / truth["distance_km"] - 1) < 0.01
     o = trip["obd"]
-    assert set(o) == {"vin", "supported_pids", "requests", "responses", "timeouts", "negative"}
+    assert set(o) == {"vin", "supported_pids", "requests", "responses", "timeouts", "negative", "engine_ecu", "ecus",
+                      "fuel_fallbacks"}
+    assert o["engine_ecu"] == "0x7E8" and [e["id"] for e in o["ecus"]] == ["0x7E8"] and o["fuel_fallbacks"] == []
     assert o["vin"] == "JS2HA97S5M0234567" and 0x5E in o["supported_pids"] and 0x10 not in o["supported_pids"]
     # 10 Hz fast requests plus the slow ones; the only timeouts come after
     # the engine is off at the end

@@ -49,7 +49,7 @@ def test_replay_json_names_runtime_coverage_and_truncation(short_logs, env):
     result = keidrive("replay", str(short_logs["alto-na.log"]), "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"firmware", "frames", "wall_s", "runtime", "unknown_frames", "explained_share",
+    assert set(report) == {"firmware", "quality", "frames", "wall_s", "runtime", "unknown_frames", "explained_share",
                            "truncated"}
     assert report["unknown_frames"] == 0 and report["explained_share"] == 1.0
     assert report["truncated"] is None
@@ -131,7 +131,7 @@ def test_json_writes_a_plot_only_when_asked(tmp_path, env):
     cycle.write_text(SHORT_CYCLE)
     result = keidrive("run", "--vehicle", "alto-na", "--cycle", str(cycle), "--json", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert set(json.loads(result.stdout)) == {"truth", "firmware", "frames", "wall_s", "runtime"}
+    assert set(json.loads(result.stdout)) == {"truth", "firmware", "quality", "frames", "wall_s", "runtime"}
     assert not list(tmp_path.glob("*.png"))
     result = keidrive("run", "--vehicle", "alto-na", "--cycle", str(cycle), "--no-plot", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

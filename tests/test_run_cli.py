@@ -28,8 +28,12 @@ def test_run_json_contract_and_plot(tmp_path, env):
     result = keidrive("run", "--vehicle", "alto-na", "--cycle", "hwfet", "--plot", str(plot), "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == {"truth", "firmware", "frames", "wall_s", "runtime"}
+    assert set(report) == {"truth", "firmware", "quality", "frames", "wall_s", "runtime"}
     assert set(report["firmware"]) == {"distance_km", "fuel_l", "km_per_l", "energy_kwh", "eco_score", "warnings"}
+    assert set(report["quality"]) == {"sources", "fallback_s", "fallback_km", "untrusted_s", "rejected", "faulty",
+                                      "not_measured"}
+    assert set(report["quality"]["rejected"]) == {"dlc", "checksum", "counter", "rate", "plausibility", "stale"}
+    assert report["quality"]["faulty"] == [] and report["quality"]["not_measured"] == []
     assert set(report["truth"]) == {
         "vehicle", "cycle", "duration_s", "distance_km", "fuel_l", "km_per_l", "l_per_100km", "mpg_us",
         "energy_kwh", "phases", "trace_shortfall_s", "frames",

@@ -235,3 +235,8 @@ class Eco:
     @property
     def sample(self):
         return self.st[S_SAMPLE]
+
+    @property
+    def samples(self):
+        """Samples in the 60 s window (0: no score to show)."""
+        return self.st[S_N]

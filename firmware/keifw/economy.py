@@ -16,7 +16,7 @@ value x (time since the previous frame of the message) reproduces the
 integral; a frame after a gap longer than the timeout adds nothing.
 
 The per-frame integration itself runs in the loop's viper frame scanner
-(``loop._scan``), which reads its parameters and state from ``Economy.p``
+(``scan._scan``), which reads its parameters and state from ``Economy.p``
 (the P_* offsets) and adds into ``acc``; this module sets them up and
 reads the figures back.
 """
@@ -42,14 +42,18 @@ IDLE_TICKS = const(15)   # engine running and stopped
 ECO_SUM = const(16)      # sum of 10 Hz eco samples
 ECO_N = const(17)
 MOVING_TICKS = const(18)
-N_ACC = const(20)
+FALLBACK_DIST = const(20)  # (whole m, remainder) of DIST integrated from a fallback speed source
+FALLBACK_TICKS = const(22)  # ticks whose distance came from a fallback source
+UNTRUSTED_TICKS = const(23)  # ticks with no trusted speed: no distance integrated
+N_ACC = const(24)
 
 # remainder divisor of the idle-stop timer: 100 us units per second (the
 # scanner's literal 10000)
 IDLE_STOP_DIV = const(10000)
 
 # Economy.p: the integration parameters and state the loop's viper frame
-# scanner (loop._scan) reads by these fixed offsets; slots are -1 when absent.
+# scanner (scan._scan) and the tick's counters (loop._count) read by these
+# fixed offsets; slots are -1 when absent.
 P_S_SPEED = const(0)
 P_SPEED_MUL = const(1)
 P_DIST_DIV = const(2)
@@ -64,25 +68,27 @@ P_P_DIV = const(10)
 P_E_DIV = const(11)
 P_S_REGEN = const(12)
 P_S_IDLE_STOP = const(13)
-P_STOPPED = const(14)   # state: the last speed frame was below 1 km/h
-P_SPEED_OK = const(15)  # state: set by the loop, speed valid and plausible
-# speed plausibility per frame: a change faster than 1.2 g (42.4 km/h per s,
-# in raw units x 1000 per 100 us), plus 5 km/h of slack, is not a car's
-P_PREV_SPEED = const(16)  # state: the last plausible raw speed
-P_DV_MUL = const(17)
-P_DV_SLACK = const(18)
-P_HAVE_PREV = const(19)   # state: P_PREV_SPEED holds one
-P_SPEED_JUMPS = const(20)  # count: speed and fuel frames rejected as implausible
-P_REJECT_RUN = const(21)  # state: consecutive rejected frames agreeing with each other
-P_REJECTED = const(22)    # state: the last rejected raw speed
-# fuel plausibility per frame (the scanner's literals 23..26): a rate above
-# what the engine can burn, or any fuel while the engine stands (a valid rpm
-# of 0), is not integrated and counts in P_SPEED_JUMPS (implausible_frames)
-P_FUEL_MAX = const(23)    # raw fuel rate ceiling (FUEL_CEILING_MLPH)
-P_S_RPM = const(24)       # the rpm's value slot (-1: none)
-P_FUEL_RUN = const(25)    # state: consecutive implausible fuel frames
-P_RPM_VALID = const(26)   # the rpm message's VALID word in validity.st (-1: none)
-N_P = const(27)
+P_STOPPED = const(14)   # state: stopped (below 1 km/h) by the trusted speed
+P_SPEED_OK = const(15)  # state, set by the tick: the speed role's frames are the trusted speed (integrated per frame)
+P_TRUSTED = const(16)   # state, set by the tick: some speed source is trusted (idle fuel while stopped)
+P_FALLBACK_MUL = const(17)  # DIST remainder units per (0.01 km/h x 200 ms): a tick's trapezoid (dist_div // 7200)
+P_SPEED_JUMPS = const(18)  # count: frames rejected as implausible (speed, fuel) or arriving too fast
+# fuel plausibility per frame: a rate above what the engine can burn, or any
+# fuel while the engine stands (a valid rpm of 0), is not integrated and
+# counts in P_SPEED_JUMPS (implausible_frames)
+P_FUEL_MAX = const(19)    # raw fuel rate ceiling (FUEL_CEILING_MLPH)
+P_S_RPM = const(20)       # the rpm's value slot (-1: none)
+P_FUEL_RUN = const(21)    # state: consecutive implausible fuel frames
+P_RPM_VALID = const(22)   # the rpm message's VALID word in validity.st (-1: none)
+# frames rejected, by reason (the trip's and status lines' quality.rejected)
+P_REJ_DLC = const(23)
+P_REJ_CHECKSUM = const(24)
+P_REJ_COUNTER = const(25)
+P_REJ_RATE = const(26)          # its message arrives faster than its cycle time allows
+P_REJ_PLAUSIBILITY = const(27)  # a speed no car reaches that fast, fuel no engine burns
+P_REJ_STALE = const(28)         # after a gap, before consistent frames agree on a new reference
+N_P = const(29)
+REJECT_REASONS = (b"dlc", b"checksum", b"counter", b"rate", b"plausibility", b"stale")  # from P_REJ_DLC on
 # so many consecutive implausible fuel frames mark the fuel rate implausible
 # in status lines (until a plausible one)
 FUEL_IMPLAUSIBLE_FRAMES = const(3)
@@ -91,9 +97,6 @@ FUEL_IMPLAUSIBLE_FRAMES = const(3)
 # (a brake-specific consumption near 450 g/kWh), and petrol holds 8.9 kWh/L:
 # 47 / (0.18 * 8.9) = 29.3 L/h. The simulated turbo car peaks at 22 L/h.
 FUEL_CEILING_MLPH = const(29338)  # 47 kW / (0.18 * 8.9 kWh/L), mL/h
-# so many consecutive rejected frames that agree with each other are a real
-# change (a sensor back from a fault, a crafted step): the new reference
-SPEED_RESYNC_FRAMES = const(25)
 
 # handler kinds per message (which integration a frame of it runs)
 H_NONE = const(0)
@@ -166,37 +169,17 @@ class Economy:
         p[P_S_REGEN] = self.s_regen
         p[P_S_IDLE_STOP] = self.s_idle_stop
         p[P_STOPPED] = 1
-        # raw per km/h: sd / sn (0.00424 km/h per 100 us, x 1000)
-        p[P_DV_MUL] = 4240 * sd // sn // 1000 if s >= 0 and sn else 0
-        p[P_DV_SLACK] = 5 * sd // sn if s >= 0 and sn else 0
+        p[P_FALLBACK_MUL] = self.dist_div // 7200  # dist_div = sd * 36000: exact
         # raw per L/h: fd / fn; the ceiling below 2**31 for any fraction a DBC gives
         p[P_FUEL_MAX] = min(FUEL_CEILING_MLPH * fd // (1000 * fn), 0x3FFFFFFF) if f >= 0 and fn else 0x3FFFFFFF
         p[P_S_RPM] = roles.slot["rpm"]
         p[P_RPM_VALID] = roles.msg["rpm"] * STRIDE + VALID if roles.slot["rpm"] >= 0 else -1
         self.p = p
 
-    # the speed role's message valid and plausible (set by the loop's 10 Hz tick)
-    @property
-    def speed_ok(self):
-        return self.p[P_SPEED_OK] != 0
-
-    @speed_ok.setter
-    def speed_ok(self, ok):
-        self.p[P_SPEED_OK] = 1 if ok else 0
-
     # a run of fuel frames above the ceiling or with the engine stopped
     @property
     def fuel_implausible(self):
         return self.p[P_FUEL_RUN] >= FUEL_IMPLAUSIBLE_FRAMES
-
-    # the last speed frame said below 1 km/h
-    @property
-    def stopped(self):
-        return self.p[P_STOPPED] != 0
-
-    @stopped.setter
-    def stopped(self, x):
-        self.p[P_STOPPED] = 1 if x else 0
 
     def handler_kinds(self, roles, n):
         """Per message index, the H_* integration its frames run (as the

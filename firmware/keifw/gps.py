@@ -19,9 +19,13 @@ the GPS gave none), else the profile; ``gps_rules`` false: the profile
 always (the jurisdiction is still reported). Each change is a
 ``jurisdiction`` line.
 
-The speed reading (``Gps.reading``, the R_* offsets) is for the fusion of
-speed sources: value 0.01 km/h, valid (a gated fix at most 2 s old), its age,
-fix quality, satellites, HDOP, course and a count of fixes; see docs/gps.md.
+The speed reading (``Gps.reading``, the R_* offsets): value 0.01 km/h,
+valid (a gated fix at most 2 s old), its age, fix quality, satellites, HDOP,
+course and a count of fixes; see docs/gps.md. While valid it is the ``GPS``
+row of the speed-source fusion (keifw/fusion.py, the last group): pushed
+every tick, stale the tick after it stops, integrated by the tick when it
+leads. It votes in every judgement, so it breaks the tie of a car whose
+vehicle speed and wheels disagree.
 """
 
 from array import array
@@ -31,6 +35,7 @@ from micropython import const
 
 from . import geo, kei_rules
 from . import nmea as _nmea
+from .fusion import INTEG_TICK
 from .telemetry import NULL, template
 
 # the GPS speed reading
@@ -44,6 +49,7 @@ R_COURSE = const(6)     # 0.01 degree (-1: unknown)
 R_FIXES = const(7)      # speed fixes taken (modulo 2**30): a new one when it changes
 R_LEN = const(8)
 SPEED_MAX_AGE_US = const(2000000)
+NAME = b"GPS"  # the speed source's name in status and trip lines
 
 DWELL_DS = const(30)    # ticks a new region must hold (deep inside) before it counts
 CHECK_DS = const(10)    # the jurisdiction is looked at once a second at most
@@ -137,6 +143,8 @@ class Gps:
         self.fx = self.reader.fx
         self.reading = array("i", bytes(4 * R_LEN))
         self.reading[R_AGE_DS] = 9999
+        self.fusion = fw.fusion
+        self.speed_row = fw.fusion.add(NAME, 1, INTEG_TICK)  # fresh the tick after a push: pushed while valid
         self.s = array("i", (0, -CHECK_DS, -1, 10 * cfg["gps_hold_s"], 0))
         self.ctx = fw.ctx
         al = fw.alerts
@@ -161,7 +169,10 @@ class Gps:
 
     # --- the tick ----------------------------------------------------------
     def tick(self, t_ds):
-        a = _step(self.fx, self.reading, self.s, self.ctx, t_ds)  # pyright: ignore[reportArgumentType]
+        r = self.reading
+        a = _step(self.fx, r, self.s, self.ctx, t_ds)  # pyright: ignore[reportArgumentType]
+        if r[R_VALID]:
+            self.fusion.push(self.speed_row, r[R_SPEED])
         if a:
             self._act(a, t_ds)
 

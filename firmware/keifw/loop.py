@@ -16,11 +16,13 @@ from array import array
 from . import alerts as _alerts
 from . import eco as _eco
 from . import economy as _econ
+from . import fusion as _fusion
 from . import lines
 from . import scan as _scan
 from .compat import TICKS_MASK, tadd, tdiff
 from .eco import Eco
 from .figures import Windows
+from .fusion import Fusion
 from . import inputs as _inputs
 from .inputs import Inputs
 from .telemetry import Writer
@@ -49,22 +51,54 @@ _TICKS = const(14)
 _O_SPEED_OK = const(0)
 
 # _count's answer: what else the tick runs
-_F_ECO = const(1)      # an eco sample: speed valid, and engine data valid on an engine car
+_F_ECO = const(1)      # an eco sample: a trusted speed, the pedal, and engine data on an engine car
 _F_IDLING = const(2)   # stopped with the engine running
 _F_SCORED = const(4)   # the sample counts towards the trip's score (not parked with the engine off)
 _F_SIGNALS = const(8)  # lost / restored events to report
+_S_CHANGES = const(234)  # the fusion's count of verdicts changed (a source line each): fusion.S_CHANGES
 
 
 @micropython.viper
 def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int, events: int) -> int:
     """The tick's counters (economy accumulators TICKS, IDLE_TICKS,
-    MOVING_TICKS; the scanner's P_SPEED_OK) from this tick's readings
-    (Inputs.o) and the scanner's stopped flag; returns _F_* bits (events:
-    how many lost / restored events the sweep found). The offsets are the
-    consts above, asserted in Firmware.__init__."""
+    MOVING_TICKS, FALLBACK_TICKS, UNTRUSTED_TICKS), the scanner's words
+    (P_SPEED_OK: the speed role's frames carry the distance, P_TRUSTED,
+    P_STOPPED from the trusted speed when it is not theirs) and the distance
+    of the tick just gone where its trusted speed is integrated at the tick
+    (a trapezoid into DIST, and FALLBACK_DIST when not the first source),
+    from this tick's readings (Inputs.o, fusion's); returns _F_* bits
+    (events: how many lost / restored events the sweep found). The offsets
+    are the consts above, asserted in Firmware.__init__."""
     acc[14] += 1
     speed_ok = o[0]
-    p[15] = speed_ok
+    v = o[1]
+    integ = o[12]
+    fallback = o[21]
+    p[15] = 1 if speed_ok and integ == 0 else 0
+    p[16] = speed_ok
+    if not speed_ok:
+        p[14] = 0
+    elif integ:
+        p[14] = 1 if v < 100 else 0
+    tick = o[19]
+    if tick:
+        x = (o[20] + (v if speed_ok else o[20])) * p[17]
+        div = p[2]
+        k = 0
+        while k >= 0:
+            r = acc[k + 1] + x
+            if r >= div:
+                q = r // div
+                acc[k] += q
+                r -= q * div
+            acc[k + 1] = r
+            k = 20 if k == 0 and tick == 2 else -1  # FALLBACK_DIST
+    o[19] = (2 if fallback else 1) if speed_ok and integ == 1 else 0
+    o[20] = v
+    if not speed_ok:
+        acc[23] += 1
+    elif fallback:
+        acc[22] += 1
     stopped = p[14]
     running = o[9]
     f = 0
@@ -76,7 +110,7 @@ def _count(o: ptr32, p: ptr32, acc: ptr32, engine: int, events: int) -> int:
         elif running and engine:
             acc[15] += 1
             f |= 2
-        if o[3] or not engine:
+        if o[5] and (o[3] or not engine):
             f |= 1
             if running or not stopped:
                 f |= 4
@@ -133,11 +167,13 @@ class Firmware:
         self.store = store
         self.gpio = gpio
         self.values = gen.new_values()
+        self.stage = gen.new_values()  # what a frame decodes into before it is judged
         self.roles = roles = Roles(gen)
         self.kind = roles.kind
         self.val = val = Validity(gen)
         self.econ = econ = _econ.Economy(gen, roles)
         self.inputs = Inputs(gen, roles)
+        self.fusion = Fusion(gen, roles, self.inputs.engine)
         # the tick's arrays, one attribute away
         self.acc = econ.acc
         self.ep = econ.p
@@ -146,23 +182,29 @@ class Firmware:
         self.eco = Eco()
         self.alerts = _alerts.Alerts(cfg, roles.has("boost"), roles.kind == KIND_EV)
         self.windows = Windows()
-        self.w = Writer(out, 1536 + 96 * _alerts.MAX_LOG)  # room for the trip line's whole warning log
-        self.scanner = _scan.Scanner(gen, self.values, val, econ, econ.handler_kinds(roles, gen.N_MESSAGES))
+        self.w = Writer(out)  # (the trip line, with its warning log, goes out in pieces: telemetry.FLUSH_AT)
+        checks = [(roles.msg[r], roles.slot[r]) for r in ("speed", "wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
+                  if roles.has(r)]
+        self.scanner = _scan.Scanner(gen, self.values, self.stage, val, econ,
+                                     econ.handler_kinds(roles, gen.N_MESSAGES), checks)
         self.ctx = self.scanner.ctx
         self.tx = Transmitter(gen, port) if bool(cfg.get("transmit")) and port is not None else None
         self.block = bytearray(24 * 32)  # frames from a port, as stream records
         assert (_scan.C_NT, _scan.C_STARTED, _scan.C_T, _scan.C_STAMP, _scan.C_WHY) == (0, 1, 2, 7, 9)
         assert _LAST_BEFORE_WRAP == TICKS_MASK - TICK_US
-        assert _econ.P_STOPPED == 14 and _econ.P_SPEED_OK == 15 and _econ.H_IDLE_STOP == 4  # the scanner's layout
-        assert (_econ.TICKS, _econ.IDLE_TICKS, _econ.ECO_SUM, _econ.ECO_N, _econ.MOVING_TICKS) == (14, 15, 16, 17, 18)
+        assert (_econ.P_DIST_DIV, _econ.P_STOPPED, _econ.P_SPEED_OK, _econ.P_TRUSTED, _econ.P_FALLBACK_MUL,
+                _econ.H_IDLE_STOP) == (2, 14, 15, 16, 17, 4)  # the scanner's and _count's layout
+        assert (_econ.TICKS, _econ.IDLE_TICKS, _econ.ECO_SUM, _econ.ECO_N, _econ.MOVING_TICKS, _econ.FALLBACK_DIST,
+                _econ.FALLBACK_TICKS, _econ.UNTRUSTED_TICKS) == (14, 15, 16, 17, 18, 20, 22, 23)
         assert (_inputs.O_SPEED_OK, _inputs.O_V, _inputs.O_A, _inputs.O_ENG_OK, _inputs.O_RPM, _inputs.O_PEDAL_OK,
-                _inputs.O_PEDAL, _inputs.O_BOOST, _inputs.O_TEMP, _inputs.O_RUNNING) == tuple(range(10))  # the tick's layout
+                _inputs.O_PEDAL, _inputs.O_BOOST, _inputs.O_TEMP, _inputs.O_RUNNING, _inputs.O_FAULTY,
+                _inputs.O_LEADER, _inputs.O_LEAD_INTEG) == tuple(range(13))  # the tick's layout
+        assert (_inputs.O_TICK_INT, _inputs.O_V_PREV, _inputs.O_FALLBACK) == (19, 20, 21)
         for role in roles.slot:
             if roles.slot[role] >= 0:
                 val.watch(roles.msg[role])
         self.msg_names = [name.encode() for name in gen.MSG_NAMES]
         self.required = []  # (msg index, b"MSG.Signal")
-        self.speed_name = roles.name["speed"].encode()  # what an implausible speed is called in status lines
         self.fuel_name = roles.name["fuel_rate"].encode()  # ... and an implausible fuel rate
         for role in REQUIRED + ("wheel_fl",):
             if roles.has(role):
@@ -173,7 +215,7 @@ class Firmware:
         self.nmsg = val.n
         self.flags = val.flags
         self.q = self.inputs.q
-        self.vhist = self.inputs.vhist
+        self.src = self.fusion.src
         self.al_st = self.alerts.st
         self.al_log = self.alerts.log
         self.al_events = self.alerts.events
@@ -212,6 +254,11 @@ class Firmware:
     @property
     def tx_frames(self):
         return self.tx.frames if self.tx is not None else 0
+
+    def has_fuel(self):
+        """The trip has a fuel source: the DBC's fuel rate, or an OBD-II
+        client with a fuel method."""
+        return self.roles.has("fuel_rate") or (self.obd is not None and self.obd.method != 0)
 
     def listen(self, keys, handler, ext_mask=0, ext_value=-1):
         """Frames of these ids go to ``handler(key, data, dlc, t)`` (see Scanner.listen)."""
@@ -256,7 +303,9 @@ class Firmware:
         sc = self.scanner
         tab = sc.tab
         st = sc.st
+        stage = sc.stage
         values = sc.values
+        ck = sc.ck
         p = sc.p
         acc = sc.acc
         dec = sc.dec
@@ -264,7 +313,7 @@ class Firmware:
         scan = _scan._scan
         j = 0
         while True:
-            j = scan(buf, st, j, n, ctx, tab, buf, values, p, acc, dec, rate)  # pyright: ignore[reportArgumentType]
+            j = scan(buf, st, j, n, ctx, tab, buf, stage, p, acc, dec, rate, values, ck)  # pyright: ignore[reportArgumentType]
             if j >= n:
                 break
             why = ctx[_C_WHY]
@@ -363,6 +412,8 @@ class Firmware:
             self._warnings(t_ds)
         if f & _F_SIGNALS:
             self._signals(t_ds)
+        if self.src[_S_CHANGES] != self.fusion.changes:
+            lines.sources(self, t_ds)
         if self.chores:
             self._chores(t_ds)
         f = _periods(self.periods)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
@@ -372,7 +423,8 @@ class Firmware:
     def _measure(self, t):
         """Timeouts and VALID flags, this tick's readings, the tick's counters: _count's bits."""
         n = _sweep(self.vst, self.nmsg, t, self.flags)  # pyright: ignore[reportArgumentType]
-        _inputs.read(self.values, self.flags, self.q, self.o, self.vhist)  # pyright: ignore[reportArgumentType]
+        _inputs.read(self.values, self.flags, self.q, self.o)  # pyright: ignore[reportArgumentType]
+        _fusion.judge(self.src, self.values, self.flags, self.o)  # pyright: ignore[reportArgumentType]
         return _count(self.o, self.ep, self.acc, self.engine, n)  # pyright: ignore[reportArgumentType]
 
     def _eco_sample(self, f):

@@ -16,21 +16,38 @@ chooses the fuel method (keifw/obdfuel.py) and polls:
 each only while the client's own bus load stays within ``obd_bus_share_pct``
 of the bit rate (a token bucket in bits, frames costed at 130 bits). One
 request is outstanding at a time; it completes when every ECU that supports
-one of its PIDs has answered, or after P2 (50 ms, 5 s after a "response
-pending" 0x7F xx 0x78).
+one of its PIDs has answered, or after P2 (50 ms; P2*, 5 s, after a
+"response pending" 0x7F xx 0x78, at most PENDING_MAX times a request, and
+never for the fast poll, whose data is the next poll's).
 
-Distance and fuel integrate between consecutive fast replies (trapezoid, in
-the economy's exact remainders) only when both replies are fresh and at most
-``obdfuel.HOLD_US`` apart: nothing is integrated across a silence. After
-``LOST_AFTER`` requests in a row without a valid reply the OBD data is
-``lost`` (a ``signal`` event; ``missing`` names ``OBD-II``) until a valid
-reply restores it. Nothing here allocates per frame.
+Other ECUs on the port (a gateway, a transmission, a dongle) may claim
+PIDs, answer them late, wrongly or never: each PID is taken from one ECU,
+the engine ECU (0x7E8, or source address 0x10, else the one offering rpm)
+where it offers the PID, else the first that does; only that ECU's reply
+counts and is waited for. An ECU whose response pending never became an
+answer is not waited for again. The fuel method is the first whose PIDs
+an ECU offers and has not failed: when its data is missing or more than an
+engine burns for FALLBACK_POLLS fast polls in a row while the speed comes
+(CONFIRMED_FALLBACK_POLLS once its data has come), it is given up for the
+next (``fuel_fallbacks`` in the trip line).
+
+Distance (PID 0x0D) and fuel integrate between consecutive fast replies
+(trapezoid, in the economy's exact remainders) only when both replies are
+fresh and at most ``obdfuel.HOLD_US`` apart: nothing is integrated across a
+silence, and the distance never waits for the fuel. The speed is a source
+of the firmware's speed fusion (keifw/fusion.py): the client adds its
+distance while the fusion trusts it. After ``LOST_AFTER`` requests in a row
+without a valid reply from the ECUs asked the OBD data is ``lost`` (a
+``signal`` event; ``missing`` names ``OBD-II``) until a valid reply restores
+it; a PID the fast poll lacks is named in ``missing`` too (``OBD-II 0x5E``).
+Nothing here allocates per frame.
 """
 
 from array import array
 
 from micropython import const
 
+from . import economy as _econ
 from . import isotp
 from . import obdfuel as _f
 from . import obdpid as _pid
@@ -47,7 +64,18 @@ P2_STAR_US = const(5000000)
 FAST_US = const(100000)
 SLOW_US = const(1000000)
 LOST_AFTER = const(5)
+PENDING_MAX = const(2)     # response-pending replies a request honours (each restarts P2*)
+FALLBACK_POLLS = const(3)  # fast polls without the fuel method's data before the next method ...
+CONFIRMED_FALLBACK_POLLS = const(50)  # ... or, once its data has come, 5 s of them
 FRAME_BITS = const(130)  # 8-byte frame with stuffing, roughly
+ENGINE_SA = const(0x10)  # ISO 15765-4: the engine ECU's 29-bit source address (11-bit: 0x7E8)
+# why an ECU is no longer waited for (Client.ignored)
+IGNORED_PENDING = const(1)  # its response pending never became an answer
+IGNORED_SILENT = const(2)   # it left FALLBACK_POLLS requests in a row unanswered
+IGNORED = (b"", b"pending", b"silent")
+# the fuel methods' PIDs (their value slots must all be there), best first
+_METHOD_PIDS = (b"", b"\x5e", b"\x10\x44\x03\x11", b"\x0b\x0c\x0f\x03\x11")
+_METHOD_KEY = (b"", b"\x5e", b"\x10", b"\x0b\x0c")  # what a method cannot do without
 
 # phases
 _DISCOVER_01 = const(0)
@@ -109,6 +137,26 @@ class Client:
         self.integ = _f.Integrator(econ)
         self.t_fast = 0                 # time of the last reply to the fast request
         self.fast_got = False
+        # which ECU each value slot comes from (0xFF: none yet), and the ECUs' record
+        self.src = bytearray(b"\xff" * _pid.N_V)
+        self.engine = 0xFF
+        self.got = 0                    # value slots the fast request got from their ECU
+        self.ecu_resp = array("i", bytes(4 * N_ECU))
+        self.ecu_missed = array("i", bytes(4 * N_ECU))
+        self.ecu_pending = array("i", bytes(4 * N_ECU))
+        self.missed_run = bytearray(N_ECU)
+        self.ignored = bytearray(N_ECU)
+        self.pend = 0                   # ECUs whose response pending this request honours
+        self.n78 = 0
+        self.failed = 0                 # fuel methods given up (bit per method)
+        self.unanswered = 0             # fast polls in a row without the method's data
+        self.confirmed = False          # the method's data has come
+        self.fallbacks = bytearray(9)   # (method, pid, ECU slot) per method given up
+        self.n_fallbacks = 0
+        self.lacking = -1               # a value slot the last fast poll lacked (-1: none)
+        self.fusion = None              # the firmware's speed fusion and this client's row (obdlines.attach)
+        self.row = -1
+        self.inputs = None
 
     # ---- frames in ------------------------------------------------------
     def keys(self):
@@ -165,9 +213,15 @@ class Client:
         svc = b[0]
         if svc == 0x7F:
             if n >= 3 and b[1] == self.tx[1]:
-                if b[2] == 0x78:  # response pending: wait longer
-                    self.wait_us = P2_STAR_US
-                    self.t_sent = t
+                if b[2] == 0x78:  # response pending: wait longer, a bounded number of times
+                    self.ecu_pending[s] += 1
+                    self.pend |= 1 << s
+                    # (a fast poll's data is the next poll's: it waits for none)
+                    if not self.req_fast and (not self.expect or self.expect >> s & 1) and not self.ignored[s] \
+                            and self.n78 < PENDING_MAX:
+                        self.n78 += 1
+                        self.wait_us = P2_STAR_US
+                        self.t_sent = t
                     return
                 self.negative += 1
                 self._answered(s, t, False)
@@ -177,13 +231,18 @@ class Client:
         ok = self._parse_01(s, b, n, t) if svc == 0x41 else self._parse_09(b, n)
         if ok:
             self.responses += 1
+            self.ecu_resp[s] += 1
             if self.phase == _DISCOVER_01 and self.tx[2] == 0:
                 self.ecus |= 1 << s
         self._answered(s, t, ok)
 
     def _answered(self, s, t, ok):
         self.answered |= 1 << s
-        if ok:
+        self.pend &= ~(1 << s)
+        if ok and self.phase == _POLL:
+            self.missed_run[s] = 0
+            self.ignored[s] = 0  # answering again: waited for again
+        if ok and (not self.expect or self.expect >> s & 1):
             self.silent = 0
             if self.lost:
                 self.lost = False
@@ -192,10 +251,12 @@ class Client:
             self._complete(t)
 
     def _parse_01(self, s, b, n, t):
-        got = _pid.parse_01(self.v, self.sup, s, b, n)
+        got = _pid.parse_01(self.v, self.sup, s, b, n, self.src)
         if got and self.req_fast:
             self.fast_got = True
-            self.t_fast = t
+            self.got |= got
+            if got & (1 << _pid.V_SPEED):
+                self.t_fast = t
         return got
 
     def _parse_09(self, b, n):
@@ -222,6 +283,22 @@ class Client:
             return True
         return False
 
+    def missing_names(self, s, j):
+        """Into s from j what a status line's ``missing`` names for the
+        client: ``OBD-II`` while it is lost, else the PID the last fast poll
+        lacked (``OBD-II 0x5E``); the next free index."""
+        if self.lost:
+            s[j] = b"OBD-II"
+            j += 1
+        elif self.lacking >= 0:
+            s[j] = _pid.NAMES[self.lacking]
+            j += 1
+        return j
+
+    def ecu_id(self, s):
+        """ECU slot s's reply identifier."""
+        return REPLY_29_BASE | self.sa[s] if self.ext else 0x7E8 + s
+
     # ---- what the ECUs support -----------------------------------------
     def supports(self, pid):
         """Some ECU that answered supports Mode 01 ``pid``."""
@@ -235,13 +312,10 @@ class Client:
         return False
 
     def _expected(self, pid):
-        o = (pid - 1) >> 3
-        bit = 0x80 >> ((pid - 1) & 7)
-        m = 0
-        for s in range(N_ECU):
-            if self.sup[32 * s + o] & bit:
-                m |= 1 << s
-        return m
+        """The ECU a polled PID is taken from, as a bit mask (0: none, or one no longer waited for)."""
+        k = _pid.SLOT[pid]
+        s = self.src[k] if k != 0xFF else 0xFF
+        return 1 << s if s != 0xFF and not self.ignored[s] else 0
 
     # ---- 10 Hz ------------------------------------------------------------
     def tick(self, t):
@@ -267,18 +341,28 @@ class Client:
 
     def _complete(self, t):
         self.pending = False
-        if self.answered == 0:
+        missed = self.expect & ~self.answered
+        if missed:
+            for s in range(N_ECU):
+                if missed >> s & 1:
+                    self.ecu_missed[s] += 1
+                    if self.pend >> s & 1:
+                        self.ignored[s] = IGNORED_PENDING
+                    elif self.missed_run[s] < 255:
+                        self.missed_run[s] += 1
+                        # (the engine ECU silent: the client is lost, not the ECU ignored)
+                        if self.missed_run[s] >= FALLBACK_POLLS and not self.ignored[s] and s != self.engine:
+                            self.ignored[s] = IGNORED_SILENT
+        self.pend = 0
+        if (self.answered & self.expect if self.expect else self.answered) == 0:
             self.timeouts += 1
             self.silent += 1
             if self.silent >= LOST_AFTER and not self.lost:
                 self.lost = True
                 self.integ.reset()
                 self.events |= 1
-        elif self.req_fast and self.fast_got:
-            # without a fuel method the distance still counts (fuel adds 0;
-            # fuel_method "none" says so)
-            rate = self.rate_mlph() if self.integ.can_fuel and self.method != _f.METHOD_NONE else 0
-            self.integ.add(self.t_fast, self.v[_pid.V_SPEED], rate)
+        elif self.req_fast:
+            self._fast_done()
         phase = self.phase
         if phase == _DISCOVER_01:
             self._after_map(t)
@@ -296,6 +380,50 @@ class Client:
         elif self.slow_n:
             self._next(t)  # a slow PID due goes between two fast requests
 
+    def _fast_done(self):
+        """A fast request complete: the speed (and whether the engine runs)
+        to the fusion, the method's data checked, the interval integrated."""
+        got = self.got
+        speed = self.v[_pid.V_SPEED] if got >> _pid.V_SPEED & 1 else -1
+        rate = self.rate_mlph() if self.method != _f.METHOD_NONE else -1
+        if rate > _econ.FUEL_CEILING_MLPH:
+            rate = -1  # more than a kei engine burns: garbage, not fuel
+        self.lacking = -1
+        if speed < 0:
+            self.lacking = _pid.V_SPEED
+        if self.method != _f.METHOD_NONE and rate < 0:
+            self.unanswered += 1
+            if self.lacking < 0:
+                self.lacking = _pid.SLOT[_METHOD_KEY[self.method][0]]
+            if speed >= 0 and self.unanswered >= (CONFIRMED_FALLBACK_POLLS if self.confirmed else FALLBACK_POLLS):
+                self._fall_back()
+        else:
+            self.unanswered = 0
+            self.confirmed = self.method != _f.METHOD_NONE
+        fusion = self.fusion
+        inputs = self.inputs
+        if speed >= 0 and fusion is not None and inputs is not None:
+            fusion.push(self.row, speed * 100)
+            rpm = self.v[_pid.V_RPM] if got >> _pid.V_RPM & 1 else -1
+            inputs.ext_running(rpm > 0 or rate > 0)
+        self.integ.add(self.t_fast, speed, rate if self.integ.can_fuel else -1)
+
+    def _fall_back(self):
+        """Give up the fuel method for the next one the ECUs offer."""
+        m = self.method
+        k = 3 * self.n_fallbacks
+        if k < len(self.fallbacks):
+            pid = _METHOD_KEY[m][0]
+            self.fallbacks[k] = m
+            self.fallbacks[k + 1] = pid
+            self.fallbacks[k + 2] = self.src[_pid.SLOT[pid]]
+            self.n_fallbacks += 1
+        self.failed |= 1 << m
+        self.unanswered = 0
+        self.confirmed = False
+        self.lacking = -1  # (the speed came: what lacked was this method's)
+        self._choose()
+
     def _after_map(self, t):
         pid = self.map_pid
         if pid == 0 and self.ecus == 0:
@@ -309,8 +437,35 @@ class Client:
         else:
             self.phase = _DISCOVER_09
 
+    def _sources(self):
+        """The engine ECU, and for each value slot the ECU it is taken from."""
+        e = 0xFF
+        for s in range(N_ECU):
+            if self.ecus >> s & 1 and ((not self.ext and s == 0) or (self.ext and self.sa[s] == ENGINE_SA)):
+                e = s
+        if e == 0xFF:
+            for s in range(N_ECU - 1, -1, -1):  # the lowest that offers rpm, else the lowest that answered
+                if self.ecus >> s & 1 and (self._offers(s, 0x0C) or e == 0xFF or not self._offers(e, 0x0C)):
+                    e = s
+        self.engine = e
+        for k in range(_pid.N_V):
+            pid = _pid.PIDS[k]
+            src = e if e != 0xFF and self._offers(e, pid) else 0xFF
+            s = 0
+            while src == 0xFF and s < N_ECU:
+                if self._offers(s, pid):
+                    src = s
+                s += 1
+            self.src[k] = src
+
+    def _offers(self, s, pid):
+        return self.sup[32 * s + ((pid - 1) >> 3)] & (0x80 >> ((pid - 1) & 7)) != 0
+
     def _choose(self):
-        """The fuel method and the fast / slow request lists."""
+        """The fuel method (the first whose key PIDs an ECU offers and that
+        has not failed) and the fast / slow request lists."""
+        if self.engine == 0xFF:
+            self._sources()
         f = self.fast
         f[0] = 1
         n = 1
@@ -318,18 +473,15 @@ class Client:
         if sp(0x0D):
             f[n] = 0x0D
             n += 1
-        if sp(0x5E):
-            self.method = _f.METHOD_FUEL_RATE
-            want = (0x5E,)
-        elif sp(0x10):
-            self.method = _f.METHOD_MAF
-            want = (0x10, 0x44, 0x03, 0x11)
-        elif sp(0x0B) and sp(0x0C):
-            self.method = _f.METHOD_SPEED_DENSITY
-            want = (0x0B, 0x0C, 0x0F, 0x03, 0x11)
-        else:
-            want = ()
-        for pid in want:
+        self.method = _f.METHOD_NONE
+        for m in (_f.METHOD_FUEL_RATE, _f.METHOD_MAF, _f.METHOD_SPEED_DENSITY):
+            if not self.failed >> m & 1 and self.method == _f.METHOD_NONE:
+                ok = True
+                for pid in _METHOD_KEY[m]:
+                    ok = ok and sp(pid)
+                if ok:
+                    self.method = m
+        for pid in _METHOD_PIDS[self.method]:
             if n < 7 and sp(pid):
                 f[n] = pid
                 n += 1
@@ -393,6 +545,9 @@ class Client:
         self.answered = 0
         self.req_fast = fast
         self.fast_got = False
+        self.got = 0
+        self.pend = 0
+        self.n78 = 0
         self.wait_us = P2_US
         self.t_sent = t
         self.pending = True

@@ -20,6 +20,7 @@ from micropython import const
 
 from . import economy as _econ
 from .compat import tdiff
+from .inputs import O_FALLBACK, O_LEADER, O_SPEED_OK
 
 # gasoline: stoichiometric AFR 14.7, density 0.745 kg/L (JIS K2202 regular):
 # 3600 / (14.7 * 0.745) = 328.72 mL/h per g/s of air
@@ -100,49 +101,67 @@ MAX_RATE_MLPH = const(50000)
 
 class Integrator:
     """Distance (km/h samples) and fuel (mL/h samples) into the economy's
-    exact (whole, remainder) accumulators, trapezoid between consecutive
-    samples at most HOLD_US apart; odd half-units carried, nothing drifts."""
+    exact (whole, remainder) accumulators, each a trapezoid between its
+    consecutive samples at most HOLD_US apart (a reply without one of them
+    is skipped, not a break); odd half-units carried, nothing drifts. The
+    distance counts while the firmware's speed fusion trusts this source
+    (``o``: the tick's readings, ``group``: its source group; both set when
+    the client joins the firmware), into FALLBACK_DIST too when it is a
+    fallback (O_FALLBACK); the fuel counts whatever the speed, as idle fuel
+    too while the last two speeds were 0."""
 
     def __init__(self, econ):
         self.econ = econ
         self.dist_k = econ.dist_div // 36000  # remainder units per (km/h x 100 us), twice
         self.can_fuel = econ.fuel_div == 36000000  # 1 mL = (mL/h x 100 us) x 36e6
-        self.have_prev = False
+        self.o = None
+        self.group = 0
+        self.have_prev = False  # a speed sample to integrate from
         self.t_prev = 0
         self.v_prev = 0
+        self.stopped = False    # the last two speed samples were 0
+        self.have_fuel = False  # ... a fuel sample
+        self.t_fuel = 0
         self.f_prev = 0
         self.dist_half = 0
         self.fuel_half = 0
 
     def reset(self):
-        """A silence: the next sample starts afresh."""
+        """A silence: the next samples start afresh."""
         self.have_prev = False
+        self.have_fuel = False
 
     def add(self, t, speed, rate):
-        """Samples at firmware time t (us): speed km/h, fuel mL/h (-1: none)."""
-        if speed < 0 or rate < 0:
-            self.have_prev = False
-            return
-        rate = min(rate, MAX_RATE_MLPH)
-        if self.have_prev:
+        """Samples at firmware time t (us): speed km/h, fuel mL/h (-1: not
+        in this reply)."""
+        econ = self.econ
+        acc = econ.acc
+        if speed >= 0:
             dt = tdiff(t, self.t_prev)
-            if 0 < dt <= HOLD_US:
-                dt100 = dt // 100
-                econ = self.econ
-                acc = econ.acc
-                if not econ.p[_econ.P_SPEED_OK]:  # a valid speed on the bus (the DBC's) has the distance
-                    x = (self.v_prev + speed) * dt100 * self.dist_k + self.dist_half
+            if self.have_prev and 0 < dt <= HOLD_US:
+                o = self.o
+                if o is None or (o[O_SPEED_OK] and o[O_LEADER] == self.group):
+                    x = (self.v_prev + speed) * (dt // 100) * self.dist_k + self.dist_half
                     self.dist_half = x & 1
                     _carry(acc, _econ.DIST, x >> 1, econ.dist_div)
-                y = (self.f_prev + rate) * dt100 + self.fuel_half
+                    if o is not None and o[O_FALLBACK]:
+                        _carry(acc, _econ.FALLBACK_DIST, x >> 1, econ.dist_div)
+            self.stopped = speed == 0 and self.v_prev == 0
+            self.have_prev = True
+            self.t_prev = t
+            self.v_prev = speed
+        if rate >= 0:
+            rate = min(rate, MAX_RATE_MLPH)
+            dt = tdiff(t, self.t_fuel)
+            if self.have_fuel and 0 < dt <= HOLD_US:
+                y = (self.f_prev + rate) * (dt // 100) + self.fuel_half
                 self.fuel_half = y & 1
                 _carry(acc, _econ.FUEL, y >> 1, econ.fuel_div)
-                if speed == 0 and self.v_prev == 0:
+                if self.stopped:
                     _carry(acc, _econ.IDLE_FUEL, y >> 1, econ.fuel_div)
-        self.have_prev = True
-        self.t_prev = t
-        self.v_prev = speed
-        self.f_prev = rate
+            self.have_fuel = True
+            self.t_fuel = t
+            self.f_prev = rate
 
 
 def _carry(acc, i, add, div):

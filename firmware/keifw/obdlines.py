@@ -8,6 +8,8 @@ line: ``fuel_method`` and ``obd`` {vin, supported_pids, requests, responses,
 timeouts, negative}.
 """
 
+from . import fusion as _fusion
+from . import obd as _obd
 from . import obdfuel as _f
 from .obd import Client
 
@@ -18,6 +20,13 @@ NAME = b"OBD-II"
 def attach(fw, cfg):
     """The client on firmware ``fw``; ``fw.obd`` from then on."""
     client = Client(cfg, fw.econ, fw.port)
+    # PID 0x0D: a speed source of the firmware's fusion, fresh for the
+    # integrator's hold (1 s), whose distance the client adds itself
+    client.fusion = fw.fusion
+    client.row = fw.fusion.add(NAME, _f.HOLD_US // 100000, _fusion.INTEG_OWNER)
+    client.inputs = fw.inputs
+    client.integ.o = fw.inputs.o
+    client.integ.group = fw.fusion.group_of(client.row)
     keys, mask, value = client.keys()
     fw.listen(keys, client.frame, mask, value)
 
@@ -49,10 +58,28 @@ def _signal(w, state, t_ds):
 
 def write_trip(client, w):
     """``"fuel_method"`` and ``"obd"`` of the trip line (once a trip: the
-    object is formatted here, which allocates)."""
+    object is formatted here, which allocates): the ECUs that answered
+    (each one's replies, requests it left unanswered, response-pending
+    replies, whether it is no longer waited for and why), the engine ECU
+    (its PIDs win), the fuel methods given up."""
     w.kstr(b'"fuel_method":', _f.METHOD_NAMES[client.method])
     w.key(b'"obd":')
     vin = b'"' + bytes(client.vin) + b'"' if client.vin_len == 17 else b"null"
     pids = b",".join(b"%d" % pid for pid in range(1, 256) if client.supports(pid))
-    w.raw(b'{"vin":%s,"supported_pids":[%s],"requests":%d,"responses":%d,"timeouts":%d,"negative":%d}' % (
-        vin, pids, client.requests, client.responses, client.timeouts, client.negative))
+    ecus = b",".join(
+        b'{"id":"0x%X","responses":%d,"missed":%d,"pending":%d,"ignored":%s}' % (
+            client.ecu_id(s), client.ecu_resp[s], client.ecu_missed[s], client.ecu_pending[s],
+            b'"' + _obd.IGNORED[client.ignored[s]] + b'"' if client.ignored[s] else b"null")
+        for s in range(_obd.N_ECU) if client.ecus >> s & 1)
+    engine = b'"0x%X"' % client.ecu_id(client.engine) if client.engine != 0xFF else b"null"
+    fb = client.fallbacks
+    fallbacks = b",".join(
+        b'{"method":"%s","pid":"0x%02X","ecu":%s}' % (
+            _f.METHOD_NAMES[fb[k]], fb[k + 1], b'"0x%X"' % client.ecu_id(fb[k + 2]) if fb[k + 2] != 0xFF else b"null")
+        for k in range(0, 3 * client.n_fallbacks, 3))
+    # in pieces the Writer sends as they come (a stranger claiming every PID
+    # makes the list of PIDs alone a kilobyte)
+    w.raw(b'{"vin":%s,"supported_pids":[%s],' % (vin, pids))
+    w.raw(b'"requests":%d,"responses":%d,"timeouts":%d,"negative":%d,"engine_ecu":%s,"ecus":[%s],' % (
+        client.requests, client.responses, client.timeouts, client.negative, engine, ecus))
+    w.raw(b'"fuel_fallbacks":[%s]}' % fallbacks)

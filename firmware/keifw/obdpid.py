@@ -31,15 +31,20 @@ for _p in (0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0, 0xE0, 0xA6):
 SLOT = bytearray(b"\xff" * 256)
 for _i in range(len(PIDS)):
     SLOT[PIDS[_i]] = _i
+# what a status line's missing calls a value slot's PID
+NAMES = tuple(b"OBD-II 0x%02X" % pid for pid in PIDS)
+REPLY = const(1 << N_V)  # parse_01's answer: it carried PIDs (besides the value slots it filled)
 
 
 
-def parse_01(v, sup, s, b, n):
-    """A Mode 01 reply b[:n] (0x41, then PID, data ...) of ECU slot s: values
-    into v, supported-PID maps into sup (32 bytes per slot). True if it
-    carried at least one PID; parsing stops at a PID it does not know."""
+def parse_01(v, sup, s, b, n, src):
+    """A Mode 01 reply b[:n] (0x41, then PID, data ...) of ECU slot s: the
+    values of slots it is the source of (src: per value slot the ECU slot,
+    0xFF any) into v, supported-PID maps into sup (32 bytes per slot). The
+    bits of the value slots it filled, and REPLY if it carried any PID (0:
+    nothing); parsing stops at a PID it does not know."""
     i = 1
-    got = False
+    got = 0
     while i < n:
         pid = b[i]
         m = LEN[pid]
@@ -51,13 +56,14 @@ def parse_01(v, sup, s, b, n):
             for k in range(4):
                 sup[o + k] = b[i + 1 + k]
         slot = SLOT[pid]
-        if slot != 0xFF:
+        if slot != 0xFF and (src[slot] == s or src[slot] == 0xFF):
             if m == 1 or pid == 0x03:  # 0x03: fuel system 1 (A); B is system 2
                 v[slot] = a
             elif m == 2:
                 v[slot] = (a << 8) | b[i + 2]
             elif a < 0x20:  # odometer: 0.1 km, kept below 2**29
                 v[slot] = (a << 24) | (b[i + 2] << 16) | (b[i + 3] << 8) | b[i + 4]
-        got = True
+            got |= 1 << slot
+        got |= REPLY
         i += 1 + m
     return got

@@ -2,10 +2,13 @@
 
 Per frame: the firmware clock (on a virtual clock, the records' timestamps
 with discontinuities absorbed), message lookup (a 2048-entry table for
-11-bit ids, a short list for 29-bit ones), the DLC, CHECKSUM and decode in
-one call to the generated ``decode_at``, the COUNTER, the validity
-bookkeeping (validity.STRIDE layout) and the economy integration
-(economy.P_* layout), all in exact integers below 2**31: the same figures
+11-bit ids, a short list for 29-bit ones), then decode, judge, commit: the
+DLC, CHECKSUM and decode into staging values in one call to the generated
+``decode_at``, the COUNTER, the validity bookkeeping (validity.STRIDE
+layout), the speed checks (CK_*) and the fuel plausibility; only a frame
+that passes them all is copied into the values the tick, the economy and
+the warnings read. Then the economy integration (economy.P_* layout), all
+in exact integers below 2**31: the same figures
 on 32-bit boards, where viper ints are machine words. It hands back to
 Python only when a 10 Hz tick falls due, at a control record and at a
 frame of an id a listener took (``Scanner.listen``).
@@ -23,6 +26,8 @@ from array import array
 
 import micropython
 from micropython import const
+
+from .vehicle import scaled
 
 # ctx: the scanner's scalars (array('i'))
 C_NT = const(0)        # next 10 Hz tick, firmware time
@@ -50,11 +55,45 @@ JITTER_US = const(100000)
 # rate (array('i')): per message, R_STRIDE words: the arrival window's start
 # (firmware time), frames in it, the most a window may hold (twice the
 # DBC's cycle time's count; 0: no cycle time, not checked), flooded (1: the
-# message's frames are not decoded)
-R_STRIDE = const(4)
+# message's frames are not decoded); the value slots a frame commits
+# (gen.MSG_SLOT0[i] .. MSG_SLOT0[i + 1] - 1); its first speed check row and
+# how many (CK_*)
+R_STRIDE = const(8)
 R_LIMIT = const(2)
 R_FLOODED = const(3)
+R_SLOT0 = const(4)
+R_SLOT_END = const(5)
+R_CHECK0 = const(6)
+R_CHECKS = const(7)
 RATE_WINDOW_US = const(1000000)
+
+# checks (array('i')): per speed-bearing signal (the speed and wheel roles),
+# CK_STRIDE words: its slot, the change a car can make in raw units per
+# 16 us x 4096 (1.2 g: no division on the frame path, every product below
+# 2**30 for up to 1 s and scales down to 0.001 km/h) and the slack
+# (5 km/h), the last accepted raw value and its time, whether there is
+# one, and the run of frames that agree with each other but not with the
+# reference: their count, the last one's raw value and time. After its
+# message timed out (validity's SEEN cleared) a signal has no reference.
+CK_STRIDE = const(9)
+CK_SLOT = const(0)
+CK_MUL = const(1)
+CK_SLACK = const(2)
+CK_PREV = const(3)
+CK_T = const(4)
+CK_HAVE = const(5)
+CK_RUN = const(6)
+CK_CAND = const(7)
+CK_CAND_T = const(8)
+# 1.2 g is 42.4 km/h per second: 16 us x 4096 of it is 2.779 km/h (x 1000
+# here; times sd / sn raw units per km/h)
+DV_PER_16US_4096 = const(2779)
+DV_SLACK_KMH = const(5)
+# after a gap a new reference needs so many consecutive frames within 1.2 g
+# of each other (the frames before it are stale); after rejected frames, a
+# run of this many that agree with each other is a real change
+AGREE_FRAMES = const(3)
+SPEED_RESYNC_FRAMES = const(25)
 
 # tab (bytearray): message index + 1 by 11-bit id (0: unknown, LISTENED: a
 # listener's), then per message its DLC, then its economy handler kind
@@ -65,17 +104,24 @@ _I_LISTENED = const(254)
 
 
 @micropython.viper
-def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, valo, p: ptr32, acc: ptr32, dec,
-          rate: ptr32) -> int:
+def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, stgo, p: ptr32, acc: ptr32, dec,
+          rate: ptr32, valo, ck: ptr32) -> int:
     """Process stream records j..n-1 of buf (bufo: the same buffer, passed
     on to the decoder); returns the index of the first record left for
     Python (ctx[C_WHY] says why), n when all are done. The record buffer
     and the validity words come first: viper keeps its first three locals
     in registers on a Cortex-M, the rest on the stack.
+
+    Decode, judge, commit: a frame is decoded into the staging values
+    (stgo), judged (DLC, CHECKSUM, COUNTER, arrival rate, the speed checks,
+    the fuel plausibility), and only a frame that passes is copied into the
+    values everything else reads (valo); a rejected one is undone in the
+    staging values and counted by reason (economy.P_REJ_*).
     Words read back from int arrays are zero-extended on 64-bit ports:
     values that may be negative are range-checked or sign-fixed before use.
     """
     values = ptr32(valo)
+    stg = ptr32(stgo)
     nm = ctx[6]
     virtual = ctx[3]
     t = ctx[2]
@@ -147,7 +193,7 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, val
         # twice the DBC's cycle time allows are foreign frames on the id:
         # none of its frames of the right DLC is decoded until a window
         # within the limit
-        r = i * 4
+        r = i * 8
         lim = rate[r + 2]
         flood = 0
         if lim:
@@ -161,9 +207,9 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, val
                 rate[r + 3] = 1
             flood = rate[r + 3]
         b = i * 13
-        # bad: 1 before decoding (wrong DLC or CHECKSUM: not decoded, and the
-        # next frame's COUNTER is the new reference), 2 a COUNTER that did
-        # not advance by one
+        # bad: 1 a wrong DLC, 2 a CHECKSUM mismatch (neither decoded: the
+        # next frame's COUNTER is the new reference), 3 a COUNTER that did
+        # not advance by one (decoded: undone below)
         bad = 0
         if buf[o + 13] != tab[2048 + i]:
             bad = 1
@@ -174,25 +220,33 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, val
                 st[b + 12] = 1
             st[b + 7] = 0
             st[b + 9] = 0
-            p[20] += 1
+            p[18] += 1  # P_SPEED_JUMPS
+            p[26] += 1  # P_REJ_RATE
             continue
-        elif int(dec(i, bufo, o + 16, valo)) < 0:
-            bad = 1
+        elif int(dec(i, bufo, o + 16, stgo)) < 0:
+            bad = 2
         else:
             cs = st[b + 3]
             if cs >= 0 and cs < 0x10000:
-                c = values[cs]
+                c = stg[cs]
                 prev = st[b + 2]
                 st[b + 2] = c
                 resync = st[b + 11]
                 st[b + 11] = 0
                 if st[b + 6] and not resync and c != ((prev + 1) & st[b + 4]):
-                    bad = 2
+                    bad = 3
+        s0 = rate[r + 4]
+        s1 = rate[r + 5]
         if bad:
             # validity.mark_bad's bookkeeping, inline: a viper call passing a
             # pointer boxes the address on a 32-bit board, an allocation per
             # bad frame
-            if bad == 1:
+            p[22 + bad] += 1  # P_REJ_DLC, P_REJ_CHECKSUM, P_REJ_COUNTER
+            if bad == 3:
+                while s0 < s1:  # undo the decode
+                    stg[s0] = values[s0]
+                    s0 += 1
+            else:
                 st[b + 11] = 1
             st[b + 10] += 1
             st[b + 9] = 0
@@ -209,79 +263,136 @@ def _scan(buf: ptr8, st: ptr32, j: int, n: int, ctx: ptr32, tab: ptr8, bufo, val
             if st[b + 9] >= 2:
                 st[b + 7] = 1
         d = 0
-        if st[b + 6]:
+        seen = st[b + 6]  # 0: the first frame after a gap over the timeout (or ever)
+        if seen:
             d = ((t - st[b] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
             if d < 0 or d > st[b + 5]:
                 d = 0  # a gap over the timeout adds nothing
         else:
             st[b + 6] = 1
         st[b] = t
-        if not st[b + 7]:
+        h = tab[2048 + nm + i]
+        # judge: each speed-bearing signal against its last accepted value,
+        # whatever the frame's timestamp (a change faster than 1.2 g plus the
+        # slack is no car's); after a gap, or with no reference yet, a new
+        # one only from AGREE_FRAMES consecutive frames within that bound of
+        # each other (before: stale); a run of SPEED_RESYNC_FRAMES rejected
+        # frames that agree with each other is a real change. Either verdict
+        # rejects the whole frame; a signal that passes takes its value as
+        # its reference at once (it passed its own check, whatever the
+        # frame's other signals do).
+        why = 0
+        c = rate[r + 6] * 9
+        ce = c + rate[r + 7] * 9
+        while c < ce:
+            x = stg[ck[c]]
+            if (x >> 31) == 1:  # zero-extended negative (64-bit port)
+                x -= (x >> 31) << 16 << 16
+            if not seen:  # after a gap: a new reference only from agreement
+                ck[c + 5] = 0
+            ok = 0
+            if ck[c + 5]:
+                el = ((t - ck[c + 4] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+                if el > 1000000 or el < 0:  # the bound grows for 1 s of rejected frames at most
+                    el = 1000000
+                dv = ck[c + 3]
+                if (dv >> 31) == 1:
+                    dv -= (dv >> 31) << 16 << 16
+                dv = x - dv
+                if dv < 0:
+                    dv = 0 - dv
+                ok = 1 if dv <= (((el >> 4) * ck[c + 1]) >> 12) + ck[c + 2] else 2
+            if ok != 1:
+                # the run of frames that agree with each other but not with a
+                # reference: this frame within the bound of the last in it
+                ec = ((t - ck[c + 8] + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+                dr = ck[c + 7]
+                if (dr >> 31) == 1:
+                    dr -= (dr >> 31) << 16 << 16
+                dr = x - dr
+                if dr < 0:
+                    dr = 0 - dr
+                if ck[c + 6] and ec >= 0 and ec <= 1000000 and dr <= (((ec >> 4) * ck[c + 1]) >> 12) + ck[c + 2]:
+                    ck[c + 6] += 1
+                else:
+                    ck[c + 6] = 1
+                ck[c + 7] = x
+                ck[c + 8] = t
+                if ok == 2 and ck[c + 6] < 25:  # SPEED_RESYNC_FRAMES
+                    why = 27  # P_REJ_PLAUSIBILITY
+                elif ok == 0 and ck[c + 6] < 3:  # AGREE_FRAMES
+                    if why == 0:
+                        why = 28  # P_REJ_STALE
+                else:
+                    ok = 1  # agreed on: the new reference
+                    ck[c + 5] = 1
+            if ok == 1:
+                ck[c + 3] = x
+                ck[c + 4] = t
+                if ck[c + 6]:  # a passing frame ends a run
+                    ck[c + 6] = 0
+            c += 9
+        if h == 2 and why == 0:
+            # fuel: more than the engine can burn, or fuel with the engine at
+            # rest (economy.P_FUEL_*)
+            x = stg[p[4]]
+            if (x >> 31) == 1:
+                x -= (x >> 31) << 16 << 16
+            sr = p[20]
+            sv = p[22]
+            if x > p[19] or (x > 0 and sr >= 0 and sr < 0x10000 and values[sr] == 0
+                             and sv >= 0 and sv < 0x1000000 and st[sv]):
+                why = 27
+                if p[21] < 255:
+                    p[21] += 1
+            else:
+                p[21] = 0
+        if why:
+            p[why] += 1
+            if why == 27:
+                p[18] += 1  # P_SPEED_JUMPS: implausible_frames
+            while s0 < s1:  # undo the decode
+                stg[s0] = values[s0]
+                s0 += 1
+            continue
+        # commit: the frame's values become current (two words a pass)
+        while s0 + 1 < s1:
+            values[s0] = stg[s0]
+            values[s0 + 1] = stg[s0 + 1]
+            s0 += 2
+        if s0 < s1:
+            values[s0] = stg[s0]
+        if not st[b + 7] or h == 0:
             continue
         # valid: time since the previous good frame in 100 us units, the
         # sub-100 us part carried per message
         d += st[b + 1]
         d100 = d // 100
         st[b + 1] = d - d100 * 100
-        h = tab[2048 + nm + i]
-        if h == 0:
-            continue
         # economy: acc pair k (and k2) += x, remainder below div
         k = -1
         k2 = -1
         x = 0
         div = 1
-        if h == 1:  # speed: distance; stopped below 1 km/h
-            raw = values[p[0]]
-            if (raw >> 31) == 1:  # zero-extended negative (64-bit port)
-                raw -= (raw >> 31) << 16 << 16
-            if d100 and p[19]:
-                # faster than a car changes speed since the previous frame:
-                # neither integrated nor seen by the tick (economy.P_DV_*)
-                lim = d100 * p[17] // 1000 + p[18]
-                dv = raw - p[16]
-                if dv < 0:
-                    dv = 0 - dv
-                if dv > lim:
-                    # consecutive rejects that agree with each other: after
-                    # SPEED_RESYNC_FRAMES (25) they are the new reference
-                    dr = raw - p[22]
-                    if dr < 0:
-                        dr = 0 - dr
-                    p[21] = p[21] + 1 if dr <= lim else 1
-                    p[22] = raw
-                    if p[21] < 25:
-                        values[p[0]] = p[16]
-                        p[20] += 1
-                        continue
-            p[21] = 0
-            p[16] = raw
-            p[19] = 1
-            p[14] = 1 if raw < p[3] else 0
-            if d100 and p[15]:
-                k = 0
-                x = raw * p[1] * d100
-                div = p[2]
+        if h == 1:  # speed: distance, while it is the trusted speed; stopped below 1 km/h
+            if p[15]:
+                raw = values[p[0]]
+                if (raw >> 31) == 1:  # zero-extended negative (64-bit port)
+                    raw -= (raw >> 31) << 16 << 16
+                p[14] = 1 if raw < p[3] else 0
+                if d100:
+                    k = 0
+                    x = raw * p[1] * d100
+                    div = p[2]
         elif h == 2:  # fuel rate: fuel, and idle fuel while stopped
-            x = values[p[4]]
-            if (x >> 31) == 1:
-                x -= (x >> 31) << 16 << 16
-            # more than the engine can burn, or fuel with the engine at rest
-            # (economy.P_FUEL_*): not integrated, counted
-            sr = p[24]
-            sv = p[26]
-            if x > p[23] or (x > 0 and sr >= 0 and sr < 0x10000 and values[sr] == 0
-                             and sv >= 0 and sv < 0x1000000 and st[sv]):
-                p[20] += 1
-                if p[25] < 255:
-                    p[25] += 1
-                continue
-            p[25] = 0
             if d100:
+                x = values[p[4]]
+                if (x >> 31) == 1:
+                    x -= (x >> 31) << 16 << 16
                 k = 2
                 x = x * p[5] * d100
                 div = p[6]
-                if p[14] and p[15]:
+                if p[14] and p[16]:
                     k2 = 4
         elif h == 3:  # pack power, rounded to its quantum: energy out / in / regen
             if d100:
@@ -349,9 +460,13 @@ def put(rec: ptr8, o: int, key: int, data, dlc: int, flags: int):
 
 
 class Scanner:
-    """The scanner's tables for one vehicle module, and its calls."""
+    """The scanner's tables for one vehicle module, and its calls.
 
-    def __init__(self, gen, values, val, econ, kinds):
+    values: the values everything reads (committed); stage: as many words,
+    what a frame decodes into before it is judged; checks: the speed-bearing
+    signals, (message index, slot) pairs (see CK_*)."""
+
+    def __init__(self, gen, values, stage, val, econ, kinds, checks):
         n = gen.N_MESSAGES
         tab = bytearray(T_LEN + 2 * n)
         far = []
@@ -369,10 +484,26 @@ class Scanner:
             tab[T_LEN + n + i] = kinds[i]
         self.tab = tab
         rate = array("i", bytes(4 * R_STRIDE * n))
+        ck = array("i", bytes(4 * CK_STRIDE * len(checks)))
+        row = 0
         for i in range(n):
+            r = R_STRIDE * i
             c = gen.MSG_CYCLE_MS[i]
-            rate[R_STRIDE * i + R_LIMIT] = 2 * RATE_WINDOW_US // 1000 // c if c > 0 else 0
+            rate[r + R_LIMIT] = 2 * RATE_WINDOW_US // 1000 // c if c > 0 else 0
+            rate[r + R_SLOT0] = gen.MSG_SLOT0[i]
+            rate[r + R_SLOT_END] = gen.MSG_SLOT0[i + 1]
+            rate[r + R_CHECK0] = row
+            for m, slot in checks:
+                if m == i:
+                    sn, sd = scaled(gen, slot)[:2]  # km/h per raw
+                    b = CK_STRIDE * row
+                    ck[b + CK_SLOT] = slot
+                    ck[b + CK_MUL] = DV_PER_16US_4096 * sd // sn // 1000
+                    ck[b + CK_SLACK] = DV_SLACK_KMH * sd // sn
+                    row += 1
+            rate[r + R_CHECKS] = row - rate[r + R_CHECK0]
         self.rate = rate
+        self.ck = ck
         ctx = array("i", bytes(4 * (C_EXT + 3 * len(far))))
         ctx[C_NMSG] = n
         ctx[C_NEXT] = len(far)
@@ -384,6 +515,7 @@ class Scanner:
             ctx[C_EXT + 3 * k + 2] = far[k][3]
         self.ctx = ctx
         self.values = values
+        self.stage = stage
         self.st = val.st
         self.p = econ.p
         self.acc = econ.acc
@@ -408,4 +540,5 @@ class Scanner:
 
     def scan(self, buf, j, n):
         """Records j..n-1 of buf; the first left for Python (see C_WHY), or n."""
-        return _scan(buf, self.st, j, n, self.ctx, self.tab, buf, self.values, self.p, self.acc, self.dec, self.rate)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+        # (viper takes any buffer as a pointer: pyright ignores the arguments)
+        return _scan(buf, self.st, j, n, self.ctx, self.tab, buf, self.stage, self.p, self.acc, self.dec, self.rate, self.values, self.ck)  # pyright: ignore[reportArgumentType]

@@ -20,6 +20,10 @@ even four to a loop pass, a digit ~60 (its division is a runtime call).
 The per-element methods (begin, key, raw, kfix, kstr, end) go through the
 same call, one key and value at a time, for lines written in pieces
 (keifw/obdlines.py) and the rare ones (error, info).
+
+A line put together from pieces goes out in more than one write once it
+passes FLUSH_AT bytes (the trip line with its warning log): the stream gets
+the same bytes, the buffer holds one piece rather than the longest line.
 """
 
 from array import array
@@ -51,6 +55,10 @@ ABSENT = const(-0x3FFFFFFE)
 
 N_VALS = const(48)
 N_OBJS = const(48)
+# A line past this many bytes goes out in pieces before its next element is
+# added (the trip line, with its warning log and quality object): the
+# buffer holds one piece, not the longest line.
+FLUSH_AT = const(768)
 
 
 def template(text):
@@ -256,7 +264,7 @@ def _emit(buf: ptr8, st: ptr32, tpl, tail: int, valso, objs):
 
 
 class Writer:
-    def __init__(self, stream, size=1536):
+    def __init__(self, stream, size=2048):
         self.stream = stream
         self.buf = bytearray(size)
         self.mv = memoryview(self.buf)
@@ -286,7 +294,18 @@ class Writer:
     def part(self, tpl):
         """A template's piece of a line begun with start() or begin() (vals
         and objs from their start again)."""
+        self._room()
         _emit(self.buf, self.st, tpl, _COMPILED, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
+
+    def _room(self):
+        """Past FLUSH_AT, what the line has so far goes out but its last
+        byte, which stays first in the buffer: the next element's comma
+        depends on it."""
+        n = self.st[0]
+        if n > FLUSH_AT:
+            self._write(n - 1)
+            self.buf[0] = self.buf[n - 1]
+            self.st[0] = 1
 
     # ---- one element at a time -----------------------------------------
     def begin(self, type_key):
@@ -297,9 +316,11 @@ class Writer:
 
     def key(self, k):
         """k: b'"name":' (its value follows with raw())"""
+        self._room()
         _emit(self.buf, self.st, k, 0, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
     def raw(self, s):
+        self._room()
         self.objs[0] = s
         _emit(self.buf, self.st, b"", RAW, self.vals, self.objs)  # pyright: ignore[reportArgumentType]
 
@@ -326,14 +347,18 @@ class Writer:
         buf[n] = 10  # \n
         n += 1
         st[0] = n
+        self._write(n)
+        self.lines += 1
+
+    def _write(self, n):
         s = self.stream
         if s is not None:
             if MICROPYTHON:
-                s.write(buf, n)
+                s.write(self.buf, n)
             else:
                 s.write(self.mv[:n])
-        self.lines += 1
 
     def text(self):
-        """The current line as str (tests, debugging; allocates)."""
+        """The current line as str, its piece not yet sent (tests,
+        debugging; allocates)."""
         return bytes(self.buf[:self.n]).decode()

@@ -64,12 +64,16 @@ def attach(fw, cfg, data_dir, connect=None):
 
 
 class Tee:
-    """The telemetry stream, with each line also shown to the uplink."""
+    """The telemetry stream, with each line also shown to the uplink. A line
+    the Writer sends in pieces (past telemetry.FLUSH_AT: a trip line with
+    its warning log) is joined here first, in a buffer of its own."""
 
     def __init__(self, out, uplink):
         self.out = out
         self.uplink = uplink
         self.quiet = False  # a line the uplink asked for: not printed
+        self.held = bytearray(MAX_MESSAGE)  # the pieces of a line so far
+        self.n_held = 0  # -1: the line outgrew held (dropped at its end, counted too large)
 
     def write(self, buf, n=-1):
         if n < 0:
@@ -79,8 +83,27 @@ class Tee:
                 self.out.write(buf, n)
             else:
                 self.out.write(buf[:n])
+        if not n:
+            return n
         if not MICROPYTHON:  # CPython hands a memoryview of the Writer's buffer
             buf = bytes(buf[:n])
+        whole = buf[n - 1] == 10
+        if not whole or self.n_held:
+            h = self.n_held
+            if h >= 0 and h + n <= MAX_MESSAGE:
+                _copy(self.held, h, buf, 0, n)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
+                self.n_held = h + n
+            else:
+                self.n_held = -1
+            if not whole:
+                return n
+            h = self.n_held
+            self.n_held = 0
+            if h < 0:
+                self.uplink.too_large += 1
+                return n
+            buf = self.held
+            n = h
         self.uplink.capture(buf, n, self.quiet)
         return n
 
@@ -205,7 +228,7 @@ class Uplink:
             else:
                 self.trip_age = 0
                 self.trip_sent = True
-                lines.trip(self.fw)
+                lines.trip(self.fw, False)
         finally:
             tee.quiet = False
 
@@ -213,8 +236,8 @@ class Uplink:
     def capture(self, buf, n, own):
         """A telemetry line (``own``: formatted for the uplink): journal it
         if it is a message. Event lines are all of them but status, trip and
-        the uplink's own; statuses and trips only those it asked for, and
-        the trip summary at the end."""
+        the uplink's own; statuses and trips only those it asked for (the
+        trip summary at the end too: ``finish``)."""
         if n < 12:
             return
         c = buf[9]
@@ -223,8 +246,9 @@ class Uplink:
         if c == 115 and buf[10] == 116:  # "st": status
             if own:
                 self._journal(STATUS, buf, n)
-        elif c == 116:  # "t": trip (a printed one is the summary at the end, or one asked for)
-            self._journal(TRIP, buf, n)
+        elif c == 116:  # "t": trip
+            if own:
+                self._journal(TRIP, buf, n)
         else:
             self._journal(EVENT, buf, n)
 
@@ -251,8 +275,8 @@ class Uplink:
         last = n - 1
         if cls == TRIP:
             # the warning log's entries go as events; the trip carries their count by kind
-            a = line.find(b'"warnings":[')
-            b = line.find(b"]", a) if a >= 0 else -1
+            a = line.find(b'"warnings":[', 0, n)  # (line may be the Tee's buffer: its first n bytes)
+            b = line.find(b"]", a, n) if a >= 0 else -1
             if b > a >= 0 and o + (a - body) + 160 < end:
                 _copy(rec, o, line, body, a - body)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
                 o += a - body
@@ -401,6 +425,7 @@ class Uplink:
         goodbye and what became of the messages."""
         import time
 
+        self._own(TRIP)  # the trip summary, without the warning log its events carried
         c = self.client
         self.hold_tls = False  # the end of input: no frames left to lose
         t0 = _mqtt.now_ms()

@@ -65,6 +65,17 @@ class TripSoFar:
         return "trip so far (the firmware's last status line): " + ", ".join(figures)
 
 
+def quality(trip: dict) -> dict | None:
+    """``--json``'s ``quality``: the trip line's (docs/firmware.md, "Data
+    quality"), with the OBD-II client's word on its ECUs where it polled."""
+    found = trip.get("quality")
+    if found is None:
+        return None
+    obd = trip.get("obd")
+    return {**found, **({"obd": {k: obd[k] for k in ("engine_ecu", "ecus", "fuel_fallbacks") if k in obd}}
+                        if obd else {})}
+
+
 def firmware_figures(trip: dict) -> dict:
     """The firmware's side of ``keidrive run --json``."""
     return {
@@ -79,6 +90,43 @@ def firmware_figures(trip: dict) -> dict:
         ],
         **({"fuel_method": trip["fuel_method"], "obd": trip["obd"]} if "obd" in trip else {}),
     }
+
+
+NOT_MEASURED = "—"  # a figure that could not be computed
+
+
+def _shown(value, fmt: str) -> str:
+    return fmt.format(value) if value is not None else NOT_MEASURED
+
+
+def quality_line(trip: dict) -> str:
+    """The report's data-quality row: where the distance came from, what
+    was not measured and why (the trip line's ``quality``)."""
+    q = trip.get("quality")
+    if q is None:
+        return "data quality: not reported by this firmware"
+    parts = []
+    sources = q.get("sources") or []
+    if sources:
+        parts.append("speed from " + ", ".join(f"{s['source']} {s['lead_s']:.1f} s" for s in sources))
+    if q.get("fallback_s"):
+        parts.append(f"{q['fallback_km']:.3f} km in {q['fallback_s']:.1f} s from a fallback source")
+    if q.get("untrusted_s"):
+        parts.append(f"{q['untrusted_s']:.1f} s without a trusted speed (no distance counted)")
+    rejected = {k: n for k, n in (q.get("rejected") or {}).items() if n}
+    if rejected:
+        parts.append("frames rejected: " + ", ".join(f"{k} {n}" for k, n in rejected.items()))
+    for f in q.get("faulty") or []:
+        parts.append(f"faulty: {f['source']} ({f['reason']}, {f['s']:.1f} s)")
+    if q.get("not_measured"):
+        parts.append("not measured: " + ", ".join(q["not_measured"]))
+    obd = trip.get("obd") or {}
+    if obd.get("engine_ecu"):
+        ignored = [f"{e['id']} ({e['ignored']})" for e in obd.get("ecus", []) if e.get("ignored")]
+        parts.append(f"OBD-II engine ECU {obd['engine_ecu']}" + (f", ignored {', '.join(ignored)}" if ignored else ""))
+    for fb in obd.get("fuel_fallbacks") or []:
+        parts.append(f"fuel method {fb['method']} given up: {fb['pid']} from {fb['ecu']} missing or implausible")
+    return "data quality: " + ("; ".join(parts) if parts else "nothing rejected, no source faulty")
 
 
 def _error(truth_value, firmware_value, fmt: str) -> str:
@@ -117,7 +165,8 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str,
             continue
         if truth_key == "energy_kwh" and not ours and not theirs:
             continue  # a car without a traction or 12 V lithium pack
-        cells = [fmt.format(v) if v is not None else "-" for v in ((theirs, ours) if truth is not None else (ours,))]
+        cells = [fmt.format(v) if v is not None else NOT_MEASURED
+                 for v in ((theirs, ours) if truth is not None else (ours,))]
         if truth is not None:
             cells.append(_error(theirs, ours, fmt))
         table.add_row(label, *cells)
@@ -131,9 +180,9 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str,
             row.append(f"{trip['wh_per_km']:.1f} Wh/km")
         table.add_row(*row)
     console.print(table)
-    line = f"eco score [bold]{trip.get('eco_score')}[/bold]"
+    line = f"eco score [bold]{_shown(trip.get('eco_score'), '{}')}[/bold]"
     if not electric:
-        line += f"   idle {trip.get('idle_s', 0):.0f} s ({trip.get('idle_fuel_l') or 0:.3f} L)"
+        line += f"   idle {trip.get('idle_s', 0):.0f} s ({_shown(trip.get('idle_fuel_l'), '{:.3f} L')})"
     if trip.get("idle_stop_s"):
         line += f"   idle-stop {trip['idle_stop_s']:.0f} s"
     if trip.get("regen_kwh"):
@@ -141,6 +190,7 @@ def print_report(trip: dict, truth: dict | None, console: Console, title: str,
     if trip.get("mpge"):
         line += f"   {trip['mpge']:.0f} MPGe"
     console.print(line)
+    console.print(quality_line(trip), highlight=False)
     warnings = trip.get("warnings", [])
     if not warnings:
         console.print("warnings: none")

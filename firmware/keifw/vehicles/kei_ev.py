@@ -301,10 +301,16 @@ ROLE_UNITS = {
 ROLE_FACTORS = {
 }
 
+# Per message i, the slots its frames decode into: MSG_SLOT0[i] .. MSG_SLOT0[i + 1] - 1.
+MSG_SLOT0 = (
+    0, 5, 9, 15, 21, 25, 30, 39, 49, 59,
+)
+
 # Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it
 # matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;
 # -2: no such message. i = ~index decodes without the check (dispatch, decode).
-# The caller checks the DLC against MSG_LEN.
+# The caller checks the DLC against MSG_LEN. The firmware decodes into staging values and
+# commits a frame's slots (MSG_SLOT0) only once its COUNTER and plausibility have passed.
 @micropython.viper
 def decode_at(i: int, buf: ptr8, o: int, values: ptr32) -> int:
     checked = 1

@@ -99,6 +99,9 @@ class State:
             self.warnings.append(obj)
         elif kind == "signal":
             self.signals.append(obj)
+        elif kind == "source":
+            self.messages.append(f"speed source {obj.get('name')} {obj.get('state')} ({obj.get('reason')}) "
+                                 f"at {obj.get('t_s')} s"[:100])
         elif kind == "error":
             self.errors.append(obj.get("message", ""))
         elif kind == "trip":
@@ -118,6 +121,11 @@ def _num(value, unit="", digits=1) -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def _txt(value) -> str:
+    """A status field as shown: "—" where the firmware could not compute it (null)."""
+    return "—" if value is None else str(value)
+
+
 def status_text(s: dict, profile: str | None = None) -> str:
     """One plain line for a status object (--plain, logs, tests)."""
     warnings = ",".join(s.get("warnings") or []) or "none"
@@ -127,7 +135,7 @@ def status_text(s: dict, profile: str | None = None) -> str:
         f"speed {_num(s.get('speed_kmh'), ' km/h')}",
         f"instant {_num(s.get('instant_km_per_l'), ' km/L')}",
         f"trip {_num(s.get('trip_km_per_l'), ' km/L', 2)}",
-        f"eco {s.get('eco_level', '—')} {s.get('eco_hint', '')}".rstrip(),
+        f"eco {_txt(s.get('eco_level'))} {s.get('eco_hint') or ''}".rstrip(),
         f"warnings {warnings}",
         f"valid {'yes' if s.get('valid') else 'no'}" + (f" (missing {','.join(missing)})" if missing else ""),
         f"bus {s.get('bus', '—')}",
@@ -160,8 +168,8 @@ def render(state: State, source: str):
     table.add_row("distance", _num(s.get("distance_km"), " km", 3))
     level = s.get("eco_level")
     bar = "●" * level + "○" * (5 - level) if isinstance(level, int) and 0 <= level <= 5 else "—"
-    table.add_row("eco", f"{bar} level {level if level is not None else '—'}/5  score "
-                  f"{s.get('eco_score', '—')}  hint: {s.get('eco_hint', '—')}")
+    table.add_row("eco", f"{bar} level {_txt(level)}/5  score {_txt(s.get('eco_score'))}  hint: "
+                  f"{_txt(s.get('eco_hint'))}")
     warn_style = {"none": "green", "advisory": "yellow", "caution": "dark_orange", "critical": "bold red"}
     active = ", ".join(s.get("warnings") or []) or "none"
     table.add_row("warnings", Text(f"{active}  [{s.get('warning_level', '—')}]",

@@ -33,7 +33,7 @@ _ENVELOPE = {"v": int, "device": str, "boot": int, "seq": int, "trip": int, "typ
 _STATUS = {
     "t_s": (NUMBER, True), "speed_kmh": ((*NUMBER, None), True), "distance_km": (NUMBER, True),
     "fuel_l": ((*NUMBER, None), False), "trip_km_per_l": ((*NUMBER, None), False),
-    "energy_kwh": ((*NUMBER, None), False), "eco_score": (int, True), "warnings": (list, True),
+    "energy_kwh": ((*NUMBER, None), False), "eco_score": ((int, None), True), "warnings": (list, True),
     "warning_level": (str, True), "valid": (bool, True), "bus": (str, True), "frames": (int, True),
     "uplink": (dict, True),
 }
@@ -41,14 +41,16 @@ _UPLINK = {"queued": int, "dropped_status": int, "dropped_event": int, "dropped_
 _TRIP = {
     "vehicle": (str, True), "profile": (str, True), "duration_s": (NUMBER, True), "distance_km": (NUMBER, True),
     "fuel_l": ((*NUMBER, None), False), "km_per_l": ((*NUMBER, None), False), "energy_kwh": ((*NUMBER, None), False),
-    "wh_per_km": ((*NUMBER, None), False), "eco_score": (int, True), "warning_count": (int, True),
+    "wh_per_km": ((*NUMBER, None), False), "eco_score": ((int, None), True), "warning_count": (int, True),
     "warnings_by_kind": (dict, False), "frames": (int, True), "restored": (bool, False),
 }
 _WARNING = {"kind": (str, True), "level": (str, True), "state": (str, True), "t_s": (NUMBER, True),
             "speed_kmh": ((*NUMBER, None), False)}
 _SIGNAL = {"state": (str, True), "name": (str, True), "t_s": (NUMBER, True)}
+_SOURCE = {"state": (str, True), "name": (str, True), "reason": (str, True), "t_s": (NUMBER, True)}
 _BOOT = {"reset_cause": (str, True), "restored": (bool, True)}
-_EVENTS = {"warning": _WARNING, "signal": _SIGNAL, "boot": _BOOT, "info": {}, "error": {"message": (str, True)}}
+_EVENTS = {"warning": _WARNING, "signal": _SIGNAL, "source": _SOURCE, "boot": _BOOT, "info": {},
+           "error": {"message": (str, True)}}
 
 
 class Invalid(ValueError):

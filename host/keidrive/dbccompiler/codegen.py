@@ -13,7 +13,7 @@ from . import bits, checksum
 from .filters import DEFAULT_MAX_FILTERS, SearchWork
 from .load import MessageSpec, Mux, SignalSpec
 from .read import LoadedDbc
-from .tables import TableWriter, comment
+from .tables import TableWriter, _tuple_lines, comment
 
 # What decorates the generated functions. "viper" is the default: see
 # bench.py for the measurement behind that choice.
@@ -164,6 +164,20 @@ class ModuleWriter(TableWriter):
             + self._chain(messages[middle:], indent + "    ", branch)
         )
 
+    def commit_table(self) -> list[str]:
+        """The slots each message's decode writes: a message's signals hold
+        consecutive slots (load._assign_slots), so a frame decoded into
+        staging values is committed by copying one range."""
+        first = []
+        start = self.n_slots
+        for message in reversed(self.messages):  # a message without signals: an empty range
+            start = message.signals[0].slot if message.signals else start
+            first.insert(0, start)
+        return [
+            "",
+            "# Per message i, the slots its frames decode into: MSG_SLOT0[i] .. MSG_SLOT0[i + 1] - 1.",
+        ] + _tuple_lines("MSG_SLOT0", first + [self.n_slots], per_line=20)
+
     def decode_at(self) -> list[str]:
         """One function for the firmware's hot path: CHECKSUM check and decode of any message.
 
@@ -175,7 +189,8 @@ class ModuleWriter(TableWriter):
             "# Hot path: check the CHECKSUM of message i held in buf[o:o + MSG_LEN[i]] and, when it",
             "# matches, decode it into values. 0: decoded; -1: CHECKSUM mismatch, nothing decoded;",
             "# -2: no such message. i = ~index decodes without the check (dispatch, decode).",
-            "# The caller checks the DLC against MSG_LEN.",
+            "# The caller checks the DLC against MSG_LEN. The firmware decodes into staging values and",
+            "# commits a frame's slots (MSG_SLOT0) only once its COUNTER and plausibility have passed.",
         ]
         lines += self._function_header("decode_at", "i: int, buf: ptr8, o: int, values: ptr32", "-> int")
         lines += ["    checked = 1", "    if i < 0:", "        i = ~i", "        checked = 0"]
@@ -285,7 +300,7 @@ class ModuleWriter(TableWriter):
     def module(self) -> str:
         lines = self.header() + self.message_tables() + self.slot_tables() + self.filter_tables()
         lines += self.checksum_tables() + self.role_tables()
-        lines += self.decode_at()
+        lines += self.commit_table() + self.decode_at()
         lines += self.encode_at()
         lines.append(BIND)
         return "\n".join(lines).rstrip("\n") + "\n"

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import KeidriveError
 from ..io import record
-from ..sim.obd_ecu import EngineEcu, IsoTpEcu
+from ..sim.obd_ecu import EngineEcu, HostileEcu, IsoTpEcu
 from .harness import FirmwareProcess, FirmwareReport, firmware_config
 
 TICK_S = 0.1
@@ -43,26 +43,30 @@ def drive_obd(result, *, profile: str = "jp-expressway", config: dict | None = N
               runtime: str = "micropython", faults: dict | None = None, seed: int = 0,
               timeout: float = 3600.0, on_event=None, extended: bool = False,
               tree=None, vehicle_module: str | None = None, bus_frames: dict | None = None,
-              ) -> tuple[FirmwareReport, dict]:
+              second_ecu: str | None = None) -> tuple[FirmwareReport, dict]:
     """The firmware polling ``result``'s engine ECU for the whole drive
     (``extended``: an ECU on 29-bit identifiers): its report, and figures
     (``frames`` on the bus, ``barriers``). ``bus_frames`` (frame arrays in drive
     time): other traffic on the same bus, for the firmware tree ``tree`` whose
-    ``vehicle_module`` decodes it (keidrive.drive.byodbc)."""
+    ``vehicle_module`` decodes it (keidrive.drive.byodbc). ``second_ecu``: a
+    hostile second ECU on the port (``sim.obd_ecu.HOSTILE``)."""
     ecu = EngineEcu(result, seed=seed, faults=faults, extended=extended)
+    others = [HostileEcu(result, second_ecu, extended=extended, seed=seed + 1)] if second_ecu else []
     cfg = firmware_config(result.vehicle.name, profile, {"obd": True, **(config or {})})
     if vehicle_module is not None:
         cfg["vehicle"] = vehicle_module
     bus = record.from_frames(bus_frames) if bus_frames is not None else None
-    return drive_ecu(ecu, cfg, runtime=runtime, seed=seed, timeout=timeout, on_event=on_event, tree=tree, bus=bus)
+    return drive_ecu(ecu, cfg, runtime=runtime, seed=seed, timeout=timeout, on_event=on_event, tree=tree, bus=bus,
+                     others=others)
 
 
 def drive_ecu(ecu: IsoTpEcu, cfg: dict, *, runtime: str = "micropython", seed: int = 0, timeout: float = 3600.0,
-              on_event=None, tree=None, bus=None) -> tuple[FirmwareReport, dict]:
+              on_event=None, tree=None, bus=None, others: list | None = None) -> tuple[FirmwareReport, dict]:
     """The firmware (config ``cfg``, OBD-II on) polling ``ecu`` from its first
     span's start to its last one's end, in lockstep: its report, and figures
     (``frames`` on the bus, ``barriers``). ``bus``: records of other traffic
-    on the same bus, in drive time."""
+    on the same bus, in drive time; ``others``: more ECUs on the port."""
+    ecus = [ecu] + (others or [])
     bus = np.zeros(0, record.DTYPE) if bus is None else bus.copy()
     bus["timestamp_us"] += np.uint64(round(EPOCH_S * 1e6))  # on the lockstep's clock (_us)
     # a unit is plugged in at no particular moment: its 10 Hz ticks keep a
@@ -85,7 +89,7 @@ def drive_ecu(ecu: IsoTpEcu, cfg: dict, *, runtime: str = "micropython", seed: i
                 firmware.kill()
                 raise KeidriveError(firmware.wait(1).failure()) from None
             conn.settimeout(SILENCE_S)
-            figures = _lockstep(conn, ecu, start, end, firmware, bus)
+            figures = _lockstep(conn, ecus, start, end, firmware, bus)
             conn.sendall(record.control(record.CONTROL_END_OF_DRIVE))
             report = firmware.wait(timeout)
             conn.close()
@@ -95,7 +99,7 @@ def drive_ecu(ecu: IsoTpEcu, cfg: dict, *, runtime: str = "micropython", seed: i
     return report, figures
 
 
-def _lockstep(conn, ecu: IsoTpEcu, start: float, end: float, firmware, bus) -> dict:
+def _lockstep(conn, ecus: list, start: float, end: float, firmware, bus) -> dict:
     frames = 0
     bus_next = 0  # the first of ``bus`` not yet sent
     barriers = 0
@@ -103,12 +107,13 @@ def _lockstep(conn, ecu: IsoTpEcu, start: float, end: float, firmware, bus) -> d
     next_tick = start
     t = start
     while t <= end:
-        due = ecu.next_due()
-        if ecu.busy:
+        due = min((d for d in (e.next_due() for e in ecus) if d is not None), default=None)
+        if any(e.busy for e in ecus):
             due = t + CF_POLL_S
         barrier = next_tick if due is None or due >= next_tick else max(due, t)
         out: list = []
-        ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
+        for ecu in ecus:
+            ecu.process(barrier, lambda can_id, ext, data, out=out: out.append((can_id, ext, data)))
         chunk = bytearray()
         stamp = barrier
         bus_due = int(np.searchsorted(bus["timestamp_us"], _us(barrier), side="right"))
@@ -127,8 +132,9 @@ def _lockstep(conn, ecu: IsoTpEcu, start: float, end: float, firmware, bus) -> d
             raise KeidriveError(firmware.wait(1).failure()) from None
         for can_id, ext, data in sent:
             frames += 1
-            if ecu.hears(can_id, ext):
-                ecu.on_frame(can_id, data, stamp)
+            for ecu in ecus:
+                if ecu.hears(can_id, ext):
+                    ecu.on_frame(can_id, data, stamp)
         barriers += 1
         if barrier >= next_tick - 1e-9:
             next_tick += TICK_S

@@ -47,6 +47,15 @@ class SimulatedDrive:
         if spec.obd and (spec.bus is not None or spec.pace is not None):
             raise KeidriveError("drives in lockstep on a private bus: {bus} and {pace} do not apply", option="obd",
                                 mentions=("bus", "pace"))
+        if spec.obd_second_ecu is not None:
+            from ..sim.obd_ecu import HOSTILE
+
+            if not spec.obd:
+                raise KeidriveError("is a fault of the OBD-II port: it needs {obd}", option="obd_second_ecu",
+                                    mentions=("obd",))
+            if spec.obd_second_ecu not in HOSTILE:
+                raise KeidriveError(f"{spec.obd_second_ecu}: no such hostile ECU (kinds: {', '.join(HOSTILE)})",
+                                    option="obd_second_ecu")
         self.pace = check_pace(spec.pace, spec.bus)
         if self.pace not in (None, 1):
             raise KeidriveError(f"{self.pace:g}: a simulated drive goes as fast as the firmware takes it or at "
@@ -139,7 +148,7 @@ class SimulatedDrive:
         from .obdloop import drive_obd
 
         return drive_obd(result, profile=self.spec.profile, config=self.config, runtime=self.spec.runtime,
-                         faults=ecu_faults, on_event=on_event, **dbc_bus)
+                         faults=ecu_faults, on_event=on_event, second_ecu=self.spec.obd_second_ecu, **dbc_bus)
 
     def _drive_dbc(self, result, on_event, mutate, ecu_faults):
         """The preset's drive on a bus in the DBC's format, the firmware

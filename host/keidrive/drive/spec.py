@@ -31,7 +31,10 @@ class DriveSpec:
     ``dbc``, ``roles``: put the drive on a bus in this DBC's format, the
     firmware running it compiled with the roles file; a bundled vehicle DBC
     (``kei_hybrid_660``) brings its own roles file, any other needs one.
-    ``obd``: the firmware polls the simulated engine ECU over OBD-II.
+    ``obd``: the firmware polls the simulated engine ECU over OBD-II;
+    ``obd_second_ecu``: with it, a hostile second ECU on the port that claims
+    every PID, then stays silent, answers only "response pending" or answers
+    garbage (``silent``, ``pending``, ``garbage``: ``sim.obd_ecu.HOSTILE``).
     ``config``: firmware config keys on top of the drive's (``obd_ve_pct``
     from ``keidrive calibrate``...).
     ``runtime``: where the firmware runs: ``micropython`` (the unix port),
@@ -58,6 +61,7 @@ class DriveSpec:
     dbc: str | Path | None = None
     roles: str | Path | None = None
     obd: bool = False
+    obd_second_ecu: str | None = None
     config: Mapping | None = field(default=None, hash=False)
     runtime: str = DEFAULT_RUNTIME
     bus: str | None = None

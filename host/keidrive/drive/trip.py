@@ -6,10 +6,6 @@ from dataclasses import dataclass, field
 
 from .harness import FirmwareReport
 
-# The firmware trip summary's counts of frames it could not use, and why.
-QUALITY_KEYS = ("bad_frames", "unknown_frames", "skipped_frames", "lost_frames", "implausible_frames", "clock_jumps")
-
-
 @dataclass
 class Trip:
     """The outcome of ``keidrive.run`` or ``keidrive.replay``.
@@ -57,9 +53,15 @@ class Trip:
         return self.firmware["warnings"]
 
     @property
-    def quality(self) -> dict:
-        """The frames the firmware could not use, by reason, as it counted them."""
-        return {key: self.summary[key] for key in QUALITY_KEYS if key in self.summary}
+    def quality(self) -> dict | None:
+        """The trip's data quality as the firmware reported it (docs/firmware.md,
+        "Data quality": speed sources, fallback and untrusted time, rejected
+        frames by reason, faulty sources, what was not measured), with the
+        OBD-II client's word on its ECUs where it polled; None from a firmware
+        that does not report it."""
+        from ..report import quality
+
+        return quality(self.summary)
 
     @property
     def counts(self) -> dict:
@@ -103,13 +105,13 @@ class Trip:
     def to_json(self) -> dict:
         """Exactly what ``keidrive run --json`` (or ``replay --json``) prints."""
         if self.log is None:
-            out = {"truth": self.truth, "firmware": self.firmware, "frames": self.frames,
+            out = {"truth": self.truth, "firmware": self.firmware, "quality": self.quality, "frames": self.frames,
                    "wall_s": round(self.wall_s, 3), "runtime": self.runtime}
             if self.uplink is not None:
                 out["uplink"] = self.uplink
             out.update(self.gps or {})
             return out
-        out = {"firmware": self.firmware, "frames": self.frames, "wall_s": round(self.wall_s, 3),
+        out = {"firmware": self.firmware, "quality": self.quality, "frames": self.frames, "wall_s": round(self.wall_s, 3),
                "runtime": self.runtime, "unknown_frames": self.log["unknown_frames"],
                "explained_share": self.log["explained_share"], "truncated": self.log["truncated"]}
         if self.truth is not None:

@@ -1,6 +1,8 @@
 """Fault injection: what a car's bus and power supply do to a device.
 
 One module per job: ``traffic`` (transforms of the frame records),
+``signals`` (a sensor that lies or dies, forged frames: decoded, changed and
+re-encoded with a valid CHECKSUM),
 ``arbitration`` (the bus the flood runs on), ``power`` (power cuts and an independent
 reader of the trip store), ``busoff`` (the board loop against a controller
 that goes bus-off). Their public names are here too.
@@ -27,6 +29,11 @@ Two levels:
   ``TimestampJump``      the clock jumps forward (or back) at a moment
   ``BusOff``             error frames, then silence: the stream a device
                          sees while its controller is bus-off
+  ``ScaleSignals``       signals times a factor (0: dead, 1/3.6: m/s)
+  ``FreezeSignals``      signals stuck at a value
+  ``Forge``              a foreign node's frames, repeated COUNTER, just
+                         before each 10 Hz tick
+  ``SameTimeSpike``      single frames at the timestamp of the car's own
   =====================  ==================================================
 
   Times (``t0``, ``duration``) are seconds of record time (the simulator's
@@ -57,6 +64,7 @@ from .power import (
     save_points,
     tear_slot,
 )
+from .signals import Forge, FreezeSignals, SameTimeSpike, ScaleSignals
 from .traffic import (
     NOMINAL_BITRATE,
     BusOff,
@@ -79,4 +87,5 @@ __all__ = [
     "read_trip_store", "run_with_power_cuts", "save_points", "tear_slot", "busoff_recovery", "NOMINAL_BITRATE",
     "BusOff", "CorruptChecksum", "CorruptCounter", "Drop", "ErrorFrames", "Flood", "RandomFrames", "RemoteFrames",
     "TimestampJump", "WrongDlc", "apply", "arbitrate", "bus_occupancy", "known_ids", "random_frames",
+    "Forge", "FreezeSignals", "SameTimeSpike", "ScaleSignals",
 ]

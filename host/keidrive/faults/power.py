@@ -30,7 +30,7 @@ ACK_TIMEOUT_S = 120.0
 SLOTS = ("trip_a.bin", "trip_b.bin")
 MAGIC = b"KDT1"
 # keifw/economy.py accumulator layout (whole, remainder pairs)
-ACC_DIST, ACC_FUEL, ACC_TICKS, N_ACC = 0, 2, 14, 20
+ACC_DIST, ACC_FUEL, ACC_TICKS, N_ACC = 0, 2, 14, 24
 MAX_LOG = 64
 PAYLOAD_LEN = 4 * N_ACC + 8 + 16 * MAX_LOG
 

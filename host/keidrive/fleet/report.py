@@ -41,14 +41,14 @@ def summary(db, run_id: int | None = None) -> dict:
                          "ORDER BY trip_id", [run_id])
     run["started_at"] = str(run["started_at"])
     return {"run": run_id, "info": run, "groups": _groups(db, "run_id = ?", [run_id], "run_id, trip_id"),
-            "failures": failures}
+            "failures": failures, "quality": quality(db, run_id)}
 
 
 def _collected(db) -> dict:
     info = _rows(db, "SELECT count(*) AS trips, count(DISTINCT device) AS devices, min(received_at) AS first, "
                      "max(received_at) AS last FROM trips")[0]
     info["first"], info["last"] = str(info["first"]), str(info["last"])
-    return {"collected": info, "groups": _groups(db, "true", [], "device, trip_id"), "failures": []}
+    return {"collected": info, "groups": _groups(db, "true", [], "device, trip_id"), "failures": [], "quality": None}
 
 
 def _groups(db, where: str, params: list, keys: str) -> list[dict]:
@@ -72,6 +72,40 @@ def _groups(db, where: str, params: list, keys: str) -> list[dict]:
         group["warnings_per_100km"] = round(group["warnings"] * 100 / distance, 2) if distance else None
         group["warnings_by_kind"] = kinds.get((group["vehicle"], group["profile"]), {})
     return groups
+
+
+def quality(db, run_id: int) -> dict:
+    """A run's data quality (the trips' quality columns): drives with a
+    faulty speed source or time without a trusted speed, what came from a
+    fallback source, frames rejected by reason, figures not measured (drives)."""
+    totals = _rows(db, """
+        SELECT count(*) FILTER (WHERE cardinality(faulty_sources) > 0) AS drives_with_faulty_sources,
+               count(*) FILTER (WHERE untrusted_s > 0) AS drives_with_untrusted_speed,
+               sum(untrusted_s) AS untrusted_s, sum(fallback_s) AS fallback_s, sum(fallback_km) AS fallback_km
+        FROM trips WHERE run_id = ? AND ok""", [run_id])[0]
+    for key in ("untrusted_s", "fallback_s", "fallback_km"):
+        totals[key] = _rounded(totals[key], 3)
+    totals["rejected_frames"] = {row["reason"]: row["n"] for row in _rows(db, """
+        SELECT reason, sum(n)::BIGINT AS n FROM (SELECT unnest(map_keys(rejected_frames)) AS reason,
+               unnest(map_values(rejected_frames)) AS n FROM trips WHERE run_id = ? AND ok)
+        GROUP BY reason ORDER BY reason""", [run_id])}
+    totals["not_measured"] = {row["figure"]: row["drives"] for row in _rows(db, """
+        SELECT figure, count(*) AS drives FROM (SELECT unnest(not_measured) AS figure FROM trips
+        WHERE run_id = ? AND ok) GROUP BY figure ORDER BY figure""", [run_id])}
+    return totals
+
+
+def quality_line(q: dict) -> str:
+    """The run's data-quality row."""
+    parts = [f"{q['drives_with_faulty_sources']} drives with a faulty speed source",
+             f"{q['drives_with_untrusted_speed']} with time without a trusted speed ({q['untrusted_s'] or 0:.1f} s)",
+             f"{q['fallback_km'] or 0:.3f} km from fallback sources"]
+    rejected = {k: n for k, n in q["rejected_frames"].items() if n}
+    if rejected:
+        parts.append("frames rejected: " + ", ".join(f"{k} {n}" for k, n in rejected.items()))
+    if q["not_measured"]:
+        parts.append("not measured: " + ", ".join(f"{k} in {n} drives" for k, n in q["not_measured"].items()))
+    return "data quality: " + "; ".join(parts)
 
 
 def compare(db, run_a: int, run_b: int) -> dict:
@@ -164,10 +198,13 @@ def _print_summary(result: dict, console) -> None:
         table.add_row(
             g["vehicle"], g["profile"], str(g["drives"]), f"{g['distance_km']:.1f}",
             f"{e['p10']:.2f} / {e['median']:.2f} / {e['p90']:.2f} {g['unit']}", f"{e['mean']:.2f}",
-            f"{g['eco_score']:.0f}", "-" if g["warnings_per_100km"] is None else f"{g['warnings_per_100km']:.1f}",
+            "—" if g["eco_score"] is None else f"{g['eco_score']:.0f}",
+            "-" if g["warnings_per_100km"] is None else f"{g['warnings_per_100km']:.1f}",
             ", ".join(f"{kind} {n}" for kind, n in g["warnings_by_kind"].items()) or "none",
         )
     console.print(table)
+    if result["quality"] is not None:  # collected trips keep the board's quality object as it came, per trip
+        console.print(quality_line(result["quality"]), highlight=False)
     for failure in result["failures"]:
         console.print(f"failed: {failure['input']} ({failure['profile']}): {failure['error']}")
 

@@ -42,7 +42,15 @@ TRIP_COLUMNS = (
     ("truth_km_per_l", "DOUBLE"),
     ("wall_s", "DOUBLE"),
     ("worker", "VARCHAR"),
+    # data quality (the trip line's quality object, docs/firmware.md)
+    ("fallback_s", "DOUBLE"),  # distance from a fallback speed source: for so long
+    ("fallback_km", "DOUBLE"),
+    ("untrusted_s", "DOUBLE"),  # no trusted speed: no distance counted
+    ("rejected_frames", "MAP(VARCHAR, BIGINT)"),  # by reason
+    ("faulty_sources", "MAP(VARCHAR, VARCHAR)"),  # source -> reason
+    ("not_measured", "VARCHAR[]"),  # figures that could not be computed
 )
+_MAPS = {name: kind[4:-1].split(", ") for name, kind in TRIP_COLUMNS if kind.startswith("MAP(")}
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,9 +69,10 @@ CREATE TABLE IF NOT EXISTS warnings (
 
 def connect(path: str | Path, read_only: bool = False, schema: str = SCHEMA, what: str = "fleet",
             install: str = INSTALL_HINT):
-    """The database at ``path`` (created with ``schema`` unless read-only);
-    one clear error for a missing, foreign or locked file. ``what`` names it
-    in those errors (``fleet``, or ``collect`` for keidrive collect's)."""
+    """The database at ``path`` (created with ``schema`` unless read-only,
+    and the fleet's ``trips`` columns a file of an older keidrive lacks
+    added); one clear error for a missing, foreign or locked file. ``what``
+    names it in those errors (``fleet``, or ``collect`` for keidrive collect's)."""
     try:
         import duckdb
     except ImportError:
@@ -78,6 +87,9 @@ def connect(path: str | Path, read_only: bool = False, schema: str = SCHEMA, wha
         db = duckdb.connect(str(path), read_only=read_only)
         if not read_only:
             db.execute(schema)
+            if schema == SCHEMA:
+                for name, kind in TRIP_COLUMNS:
+                    db.execute(f"ALTER TABLE trips ADD COLUMN IF NOT EXISTS {name} {kind}")
         elif not ({"runs", "trips", "warnings"} <= (tables := {row[0] for row in db.execute("SHOW TABLES").fetchall()})
                   or {"devices", "trips", "warnings"} <= tables):
             db.close()
@@ -98,13 +110,14 @@ def begin_run(db, command: str, scheduler: str, workers: int) -> int:
 
 # Rows go in as columns (one list per column, unnested in step): DuckDB's
 # cost is per statement, tens of milliseconds, and next to nothing per row.
-_SELECTED = ", ".join("map(kinds, counts)" if name == "warnings_by_kind" else name for name, _ in TRIP_COLUMNS)
+# A MAP column goes in as two lists per row, its keys and its values.
+_SELECTED = ", ".join(f"map({name}_k, {name}_v)" if name in _MAPS else name for name, _ in TRIP_COLUMNS)
 _INSERT_TRIPS = (
     f"INSERT INTO trips (run_id, trip_id, {', '.join(name for name, _ in TRIP_COLUMNS)}) "
     f"SELECT ?, trip_id, {_SELECTED} "
     "FROM (SELECT unnest(?::INTEGER[]) AS trip_id, "
-    + ", ".join("unnest(?::VARCHAR[][]) AS kinds, unnest(?::INTEGER[][]) AS counts" if name == "warnings_by_kind"
-                else f"unnest(?::{kind}[]) AS {name}" for name, kind in TRIP_COLUMNS)
+    + ", ".join(f"unnest(?::{_MAPS[name][0]}[][]) AS {name}_k, unnest(?::{_MAPS[name][1]}[][]) AS {name}_v"
+                if name in _MAPS else f"unnest(?::{kind}[]) AS {name}" for name, kind in TRIP_COLUMNS)
     + ")"
 )
 _WARNING_COLUMNS = (("trip_id", "INTEGER"), ("input", "VARCHAR"), ("kind", "VARCHAR"), ("level", "VARCHAR"),
@@ -122,9 +135,10 @@ def add_trips(db, run_id: int, trips: list[tuple[int, dict]]) -> None:
         return
     columns = [[trip_id for trip_id, _ in trips]]
     for name, _ in TRIP_COLUMNS:
-        if name == "warnings_by_kind":
-            kinds = [sorted(row[name]) for _, row in trips]
-            columns += [kinds, [[row[name][kind] for kind in names] for (_, row), names in zip(trips, kinds)]]
+        if name in _MAPS:
+            keys = [None if row[name] is None else sorted(row[name]) for _, row in trips]
+            columns += [keys, [None if names is None else [row[name][key] for key in names]
+                               for (_, row), names in zip(trips, keys)]]
         else:
             columns.append([row[name] for _, row in trips])
     events = [(trip_id, row["input"], event) for trip_id, row in trips for event in row["warning_events"]]

@@ -115,7 +115,22 @@ def trip_row(spec: dict, outcome: dict | None, error: str | None, attempts: int,
         "truth_km_per_l": truth.get("km_per_l"),
         "wall_s": None if wall_s is None else round(wall_s, 3),
         "worker": worker,
+        **quality_columns(trip.get("quality")),
         "warning_events": warnings,
+    }
+
+
+def quality_columns(quality: dict | None) -> dict:
+    """The ``trips`` table's data-quality columns from a trip's ``quality``
+    (all null for a drive that failed, or a firmware that reports none)."""
+    q = quality or {}
+    return {
+        "fallback_s": q.get("fallback_s"),
+        "fallback_km": q.get("fallback_km"),
+        "untrusted_s": q.get("untrusted_s"),
+        "rejected_frames": q.get("rejected"),
+        "faulty_sources": {f["source"]: f["reason"] for f in q["faulty"]} if "faulty" in q else None,
+        "not_measured": q.get("not_measured"),
     }
 
 

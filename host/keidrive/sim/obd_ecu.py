@@ -23,6 +23,12 @@ The transport (addressing, response scheduling, can-isotp) is ``IsoTpEcu``'s;
 answering at drive time t; ``{"garbage": p}`` answers a share p of requests
 with random bytes; ``{"busy": p}`` a share p with the negative response
 0x7F <service> 0x21 (busy, repeat request).
+
+``HostileEcu(kind)`` is a second ECU on the same port that claims every
+Mode 01 PID in its supported-PID maps and then, by ``kind`` (``HOSTILE``):
+never answers them (``silent``), answers each request only with "response
+pending" 0x7F 01 0x78, again every 4 s (``pending``), or answers every PID
+asked with random values (``garbage``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import numpy as np
 from ..errors import KeidriveError
 
 DELAY_S = (0.005, 0.030)
+HOSTILE = ("silent", "pending", "garbage")
+PENDING_AGAIN_S = 4.0  # under P2* (5 s): the tester's wait never ends
 FUNCTIONAL_11 = 0x7DF
 FUNCTIONAL_29 = 0x18DB33F1
 
@@ -265,4 +273,45 @@ class EngineEcu(IsoTpEcu):
             return self.rng.integers(0, 256, int(self.rng.integers(1, 12)), dtype=np.uint8).tobytes()
         if u < f.get("garbage", 0.0) + f.get("busy", 0.0):
             return bytes([0x7F, request[0], 0x21])
+        return payload
+
+class HostileEcu(EngineEcu):
+    """A second ECU (0x7E9, or source address 0x11 on 29 bits) that claims
+    every Mode 01 PID and then lies about it as ``kind`` says (``HOSTILE``)."""
+
+    def __init__(self, result, kind: str, *, extended: bool = False, seed: int = 1):
+        if kind not in HOSTILE:
+            raise KeidriveError(f"no hostile ECU kind {kind!r} (kinds: {', '.join(HOSTILE)})")
+        super().__init__(result, reply_id=0x7E9, extended=extended, source_address=0x11, seed=seed)
+        self.kind = kind
+        self.maps = {b: 0xFFFFFFFF if b < 0xE0 else 0xFFFFFFFE for b in range(0, 0xE1, 0x20)}
+        self.again = None  # the scheduled repeat of the last "response pending"
+
+    def reply(self, request: bytes, t: float) -> bytes | None:
+        if len(request) < 2 or request[0] != 0x01 or self.step(t) is None:
+            return None
+        pids = request[1:7]
+        if all(pid in self.maps for pid in pids):
+            return bytes([0x41]) + b"".join(bytes([pid]) + self.maps[pid].to_bytes(4, "big") for pid in pids)
+        if self.kind == "silent":
+            return None
+        if self.kind == "pending":
+            return bytes([0x7F, 0x01, 0x78])
+        out = bytearray([0x41])
+        for pid in pids:
+            if pid in ENCODERS:
+                n = ENCODERS[pid][0]
+                out += bytes([pid]) + self.rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        return bytes(out)
+
+    def on_frame(self, can_id: int, data: bytes, t: float) -> None:
+        if self.again in self.pending and data and data[0] >> 4 == 0:
+            self.pending.remove(self.again)  # a new request: the old one is given up
+        super().on_frame(can_id, data, t)
+
+    def _payload(self, request: bytes, t: float) -> bytes | None:
+        payload = self.reply(request, t)
+        if payload is not None and payload[0] == 0x7F:
+            self.again = (t + PENDING_AGAIN_S, request)
+            self.pending.append(self.again)
         return payload

@@ -7,7 +7,7 @@ import json
 import sys
 
 # What `--json` prints, exactly.
-JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db")
+JSON_KEYS = ("trips", "failed", "workers", "wall_s", "trips_per_s", "db", "quality")
 # The setting behind each flag whose name differs (errors name the flag).
 FLAGS = {"vehicle": "--vehicles", "cycle": "--cycles", "profile": "--profiles"}
 # Each mode's own flags, named in one line when given to the other mode.
@@ -55,7 +55,7 @@ def add_subparser(subparsers) -> None:
     out.add_argument("--db", default=DEFAULT_DB, metavar="FILE.duckdb", help=f"default: {DEFAULT_DB}")
     out.add_argument("--parquet", metavar="DIR", help="also write the run's trips and warnings as Parquet files")
     options.add_json(out, "exactly trips, failed, workers, wall_s (first drive submitted to last trip stored), "
-                     "trips_per_s and db")
+                     "trips_per_s, db and quality (the run's data quality: docs/fleet.md)")
     _misplaced(parser, REPORT_ONLY)
     parser.set_defaults(func=run)
 
@@ -94,7 +94,7 @@ def _refuse_misplaced(args, names, message: str) -> None:
 
 def run(args) -> int:
     from ..errors import KeidriveError
-    from ..fleet import cluster, store
+    from ..fleet import cluster, report, store
     from ..fleet.inputs import drive_tasks
     from . import screen
 
@@ -122,11 +122,12 @@ def run(args) -> int:
         store.finish_run(db, run_id, trips, len(failures), round(wall, 3))
         if args.parquet:
             store.export_parquet(db, run_id, args.parquet)
+        quality = report.quality(db, run_id)
     finally:
         db.close()
     figures = {
         "trips": trips, "failed": len(failures), "workers": workers, "wall_s": round(wall, 3),
-        "trips_per_s": round(trips / wall, 3) if wall > 0 else 0.0, "db": str(args.db),
+        "trips_per_s": round(trips / wall, 3) if wall > 0 else 0.0, "db": str(args.db), "quality": quality,
     }
     for row in failures:
         print(f"keidrive: drive failed: {row['input']} ({row['profile']}): {row['error']}", file=sys.stderr)
@@ -135,6 +136,7 @@ def run(args) -> int:
     else:
         print(f"{trips} trips, {len(failures)} failed on {workers} worker{'s' * (workers != 1)} in "
               f"{figures['wall_s']:.1f} s ({figures['trips_per_s']:.2f} trips/s); run {run_id} in {args.db}")
+        print(report.quality_line(quality))
         if args.parquet:
             print(f"parquet: {args.parquet}/trips-run{run_id}.parquet, {args.parquet}/warnings-run{run_id}.parquet")
     if trips == 0:

@@ -54,7 +54,7 @@ def add_subparser(subparsers) -> None:
     )
     options.add_plot(parser, "keidrive-replay-<log>.png")
     options.add_json(
-        parser, "firmware, frames, wall_s, runtime, unknown_frames, explained_share, truncated (null, or where "
+        parser, "firmware, quality, frames, wall_s, runtime, unknown_frames, explained_share, truncated (null, or where "
         "the log was cut), and truth, timing_error, jurisdictions and gps when they apply",
     )
     parser.set_defaults(func=run)
@@ -152,7 +152,7 @@ def _replay_obd(args) -> int:
     firmware = report.firmware_figures(trip)
     if args.json:
         print(json.dumps({
-            "firmware": firmware, "reference": out["reference"],
+            "firmware": firmware, "quality": report.quality(trip), "reference": out["reference"],
             "difference_pct": obdreplay.compare(firmware, out["reference"]), "capture": out["capture"],
             "frames": out["figures"]["frames"], "wall_s": round(time.perf_counter() - started, 3),
             "runtime": executable, "truncated": log.truncated,

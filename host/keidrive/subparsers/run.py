@@ -31,6 +31,11 @@ def add_subparser(subparsers) -> None:
         help="the firmware as an OBD-II tester: it polls the simulated engine ECU and takes fuel from what the "
              "ECU supports (lockstep on a private bus)",
     )
+    parser.add_argument(
+        "--obd-second-ecu", metavar="silent|pending|garbage",
+        help="with --obd: a hostile second ECU on the port that claims every PID, then never answers, answers "
+             "only 'response pending', or answers garbage",
+    )
     options.add_dbc(parser)
     parser.add_argument(
         "--config", metavar="FILE.json",
@@ -43,7 +48,7 @@ def add_subparser(subparsers) -> None:
         "goes to stderr; e.g. --realtime --telemetry - | keidrive monitor --stdin)",
     )
     options.add_plot(parser, "keidrive-<vehicle>-<cycle>.png")
-    options.add_json(parser, "truth, firmware, frames, wall_s, runtime; uplink with --uplink; jurisdictions and "
+    options.add_json(parser, "truth, firmware, quality, frames, wall_s, runtime; uplink with --uplink; jurisdictions and "
                              "gps with --route")
     options.add_uplink(parser)
     _add_route(parser)
@@ -69,6 +74,7 @@ def run(args) -> int:
         overrides = {**(overrides or {}), **uplink}
     drive = SimulatedDrive(DriveSpec(
         vehicle=args.vehicle, cycle=args.cycle, profile=args.profile, dbc=args.dbc, roles=args.roles, obd=args.obd,
+        obd_second_ecu=args.obd_second_ecu,
         config=overrides, runtime=args.runtime, bus=args.bus, pace=options.pace_of(args), **_route_of(args),
     ))
     plot_path = options.plot_path(args, f"keidrive-{drive.vehicle.name}-{drive.cycle.name}.png")
