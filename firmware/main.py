@@ -215,7 +215,14 @@ def board_main():
     elif cfg["can_port"] == "stream":
         app.run_stream(fw, app.stdin_stream(), virtual=False)
     else:
-        app.run_port(fw, port)
+        try:
+            app.run_port(fw, port)
+        except KeyboardInterrupt:
+            # Ctrl-C on the console: the trip so far, then the REPL. Not saved: a
+            # flash or a config change usually follows, and the next boot goes on
+            # from the last periodic save
+            fw.store = None
+            fw.finish()
 
 
 def main():

@@ -9,7 +9,9 @@ Fixtures for your own scenarios:
   MicroPython unix port, default), ``sil:cpython``, ``sil:/path/to/micropython``,
   ``sil:unix32`` (the 32-bit unix port), ``qemu`` / ``qemu-mpy`` (MicroPython's
   Cortex-M3 build under qemu, the firmware frozen or as .mpy files; built by
-  ``keidrive target build qemu``), or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
+  ``keidrive target build qemu``), ``rp2040`` (an emulated Raspberry Pi Pico,
+  the firmware frozen, frames through its MCP2515; ``keidrive target build
+  rp2040``), or ``serial:/dev/ttyUSB0`` — a board running the firmware, on the bus given
   by ``--bus`` (``socketcan:can0``, a USB-CAN adapter...); its drives run at
   recorded pace.
 * ``drive`` — ``drive(vehicle, cycle, profile, config=None, mutate=None)``;
@@ -62,7 +64,8 @@ def pytest_addoption(parser):
     group.addoption(
         "--dut", default="sil",
         help="device under test: sil (MicroPython unix port), sil:cpython, sil:unix32, sil:/path/to/micropython, "
-             "qemu (the Cortex-M3 build, firmware frozen), qemu-mpy (its .mpy files), serial:/dev/ttyUSB0",
+             "qemu (the Cortex-M3 build, firmware frozen), qemu-mpy (its .mpy files), rp2040 (an emulated Pico), "
+             "serial:/dev/ttyUSB0",
     )
     group.addoption(
         "--bus", default=None, metavar="INTERFACE:CHANNEL[@BITRATE]",
@@ -116,6 +119,19 @@ class SilDevice:
         if self.runtime in QEMU_RUNTIMES:
             pytest.skip("the qemu board keeps no files (no trip store to cut power on): use sil or sil:unix32")
         return _faults.run_with_power_cuts(records, config, cuts, runtime=self.runtime, seed=seed)
+
+
+class PicoDevice(SilDevice):
+    """The emulated Pico (keidrive.target.pico): listen-only, and its trip
+    store is a LittleFS image the runner keeps, not a process to cut."""
+
+    def drive(self, spec: DriveSpec, mutate=None, ecu_faults=None) -> Drive:
+        if spec.obd:
+            pytest.skip("the emulated Pico listens only: OBD-II polling transmits (use sil or sil:unix32)")
+        return super().drive(spec, mutate=mutate, ecu_faults=ecu_faults)
+
+    def run_with_power_cuts(self, *args, **kwargs):
+        pytest.skip("power cuts kill the firmware's process: use sil or sil:unix32")
 
 
 # A new trip: the board's trip store goes before the drive.
@@ -242,11 +258,13 @@ def _device(spec: str, bus: str | None):
     if spec in QEMU_RUNTIMES:
         # MicroPython's Cortex-M3 build under qemu (keidrive target build qemu), records over its UART
         return SilDevice(spec, bus)
+    if spec == "rp2040":
+        return PicoDevice(spec, bus)
     if kind == "serial" and detail:
         return SerialDevice(detail, bus)
     raise pytest.UsageError(
-        f"--dut {spec!r}: expected sil, sil:cpython, sil:unix32, sil:/path/to/micropython, qemu, qemu-mpy "
-        "or serial:/dev/ttyUSB0"
+        f"--dut {spec!r}: expected sil, sil:cpython, sil:unix32, sil:/path/to/micropython, qemu, qemu-mpy, "
+        "rp2040 or serial:/dev/ttyUSB0"
     )
 
 

@@ -24,6 +24,8 @@ VM_MAX_STATE_ON_STACK_WORDS = 11
 # the board loop
 HOT = {
     "loop.py": ("clock", "tick", "_measure", "_eco_sample", "_chores", "at"),
+    # the MCP2515's per pass and per tick calls (its drains are viper: no call state)
+    "mcp2515.py": ("read", "drain", "_release", "state", "state_of"),
     "uplink.py": ("tick",),  # with the uplink on: its call on every tick
     # the GNSS tick and the stream's UART records (keifw/gps.py)
     "gps.py": ("tick", "records"),

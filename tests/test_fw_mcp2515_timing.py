@@ -36,7 +36,6 @@ sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[2])
 import kd_mcp2515 as M
 from keifw import mcp2515 as D
-from keifw.canport import Frame
 from keifw.vehicles import kei_turbo_660 as gen
 
 CALL_NS, FRAME_NS, TICK_NS, STATUS_NS = %d, %d, %d, %d
@@ -58,18 +57,16 @@ def make(schedule, irq=True, spi_hz=8000000):
     return chip, port
 
 def board_loop(chip, port, ms, status_ns=STATUS_NS, save=None, save_every_s=1):
-    # app.run_port's shape: up to 32 frames, the 10 Hz tick, 1 ms sleep when idle
-    fr = Frame()
+    # app.run_port's shape: a block of up to 32 frames, the 10 Hz tick, 1 ms sleep when idle
+    block = bytearray(24 * 32)
     got = 0
     end = chip.schedule[0][0] + ms * 1000000 if chip.schedule else chip.now
     next_tick = chip.now + 100000000
     ticks = 0
     while chip.now < end:
-        k = 0
-        while k < 32 and port.poll(fr):
-            k += 1
-            got += 1
-            chip.busy(FRAME_NS)
+        k = port.read(block)
+        got += k
+        chip.busy(FRAME_NS * k)
         if chip.now >= next_tick:
             next_tick += 100000000
             ticks += 1
@@ -80,9 +77,11 @@ def board_loop(chip, port, ms, status_ns=STATUS_NS, save=None, save_every_s=1):
                 save(chip, port)
         if k == 0:
             chip.sleep_us(1000)
-    while port.poll(fr):
-        got += 1
-    return got
+    while True:
+        k = port.read(block)
+        if not k:
+            return got
+        got += k
 
 def report(chip, port, got, sent):
     print(json.dumps({"sent": sent, "received": chip.received, "got": got, "chip_lost": chip.lost,

@@ -1,8 +1,7 @@
 """CAN ports: one small interface over three very different sources.
 
-    poll(frame) -> bool   fill the preallocated Frame, True if one was read
-    read(block) -> n      or instead: up to len(block) // 24 frames as stream
-                          records straight into block (the loop polls otherwise, see fill)
+    read(block) -> n      up to len(block) // 24 received frames as stream
+                          records straight into block (keifw/record.py)
     send(id, extended, buf, n) -> bool
     state() -> 0 active, 1 warning, 2 passive, 3 bus-off, 4 stopped
     restart()
@@ -17,35 +16,18 @@ no error frames).
   the SIL reads blocks of records directly with Firmware.records().
 """
 
+from array import array
+
+import micropython
+
 from . import record
 from .compat import now_us, tadd, tdiff
-from .scan import put
 
 STATE_ACTIVE = 0
 STATE_WARNING = 1
 STATE_PASSIVE = 2
 STATE_BUS_OFF = 3
 STATE_STOPPED = 4
-
-
-class Frame:
-    """The one frame buffer a port fills; never reallocated."""
-
-    def __init__(self):
-        self.key = 0  # id, | record.KEY_EXTENDED for a 29-bit id
-        self.dlc = 0
-        self.flags = 0
-        self.buf = bytearray(8)
-        self.data = self.buf  # a port may point this at its own buffer
-
-
-def fill(poll, fr, block, nmax):
-    """Up to nmax frames from ``poll`` into block as stream records; how many."""
-    n = 0
-    while n < nmax and poll(fr):
-        put(block, n * 24, fr.key, fr.data, fr.dlc, fr.flags)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
-        n += 1
-    return n
 
 
 class StreamPort:
@@ -155,16 +137,18 @@ class Backoff:
 
 
 class MachineCANPort:
-    """machine.CAN (MicroPython v1.28+ API): set_filters, recv(list), restart."""
+    """machine.CAN (MicroPython v1.28+ API): set_filters, recv(list), restart.
+    ``can``: a controller already open (by default the port opens CAN(can_id))."""
 
-    def __init__(self, gen, can_id=1, bitrate=500000, transmit=False):
-        # machine.CAN is upstream since v1.28 (STM32 today; the ESP32 and RP2040
-        # stubs do not list it yet)
-        from machine import CAN  # pyright: ignore[reportAttributeAccessIssue]
+    def __init__(self, gen, can_id=1, bitrate=500000, transmit=False, can=None):
+        if can is None:
+            # machine.CAN is upstream since v1.28 (STM32 today; the ESP32 and RP2040
+            # stubs do not list it yet)
+            from machine import CAN  # pyright: ignore[reportAttributeAccessIssue]
 
-        self.CAN = CAN
-        mode = CAN.MODE_NORMAL if transmit else CAN.MODE_SILENT
-        self.can = CAN(can_id, bitrate, mode=mode)
+            can = CAN(can_id, bitrate, mode=CAN.MODE_NORMAL if transmit else CAN.MODE_SILENT)
+        self.CAN = type(can)
+        self.can = can
         self.filtered = True
         try:
             self.can.set_filters(gen.CAN_FILTERS)
@@ -174,28 +158,53 @@ class MachineCANPort:
             self.can.set_filters(None)
             self.filtered = False
         self.buf = bytearray(8)
-        self.rx = [0, memoryview(self.buf), 0, 0]
-        self.ext_flag = CAN.FLAG_EXT_ID
+        self.rx = [0, memoryview(self.buf), 0, 0]  # recv fills it in place
+        self.ext_flag = self.CAN.FLAG_EXT_ID
+        self.rtr_flag = self.CAN.FLAG_RTR
+        self.counts = array("i", (0,))  # frames the controller says it lost (recv's errors)
         self.backoff = Backoff()
         self.restarts = 0
-        self.overruns = 0
 
-    def poll(self, fr):
-        r = self.can.recv(self.rx)
-        if r is None:
-            return False
-        key = r[0]
-        if r[2] & self.ext_flag:
-            key |= record.KEY_EXTENDED
-        if r[3]:
-            self.overruns += 1
-        fr.key = key
-        fr.flags = 1 if r[2] & self.ext_flag else 0
-        if r[2] & self.CAN.FLAG_RTR:
-            fr.flags |= record.FLAG_REMOTE
-        fr.data = r[1]
-        fr.dlc = len(r[1])
-        return True
+    @property
+    def overruns(self):
+        return self.counts[0]
+
+    @micropython.viper
+    def read(self, block) -> int:
+        """Received frames as stream records at the start of block; how many.
+        Viper: the loop's locals stay on the C stack (a bytecode function this
+        size takes its call state from the heap on every pass)."""
+        can = self.can  # can.recv(rx) below: loading recv alone would make a bound method (an allocation)
+        rx = self.rx
+        ext = int(self.ext_flag)
+        rtr = int(self.rtr_flag)
+        counts = ptr32(self.counts)
+        rec = ptr8(block)
+        nmax = int(len(block)) // 24
+        n = 0
+        while n < nmax:
+            r = can.recv(rx)
+            if not r:  # None: nothing received
+                break
+            if r[3]:
+                counts[0] += 1
+            key = int(r[0])
+            f = int(r[2])
+            data = ptr8(r[1])
+            m = int(len(r[1]))
+            o = n * 24
+            rec[o + 8] = key & 0xFF
+            rec[o + 9] = (key >> 8) & 0xFF
+            rec[o + 10] = (key >> 16) & 0xFF
+            rec[o + 11] = (key >> 24) & 0x1F
+            rec[o + 12] = (1 if f & ext else 0) | (2 if f & rtr else 0)  # record.FLAG_EXTENDED, FLAG_REMOTE
+            rec[o + 13] = m
+            k = 0
+            while k < 8:
+                rec[o + 16 + k] = data[k] if k < m else 0
+                k += 1
+            n += 1
+        return n
 
     def send(self, can_id, extended, buf, n):
         flags = self.ext_flag if extended else 0

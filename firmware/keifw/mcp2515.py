@@ -3,8 +3,8 @@
 Register-level, written from the Microchip MCP2515 datasheet (DS20001801):
 
 * SPI instructions RESET 0xC0, READ 0x03, WRITE 0x02, READ RX BUFFER 0x90 /
-  0x94 (clears RXnIF when CS rises), LOAD TX BUFFER 0x40, RTS 0x81, BIT
-  MODIFY 0x05.
+  0x94 (clears RXnIF when CS rises), READ STATUS 0xA0 (RX0IF and RX1IF in
+  bits 0 and 1), LOAD TX BUFFER 0x40, RTS 0x81, BIT MODIFY 0x05.
 * After RESET the chip is in configuration mode once its oscillator start-up
   timer (128 OSC1 cycles) has run; the driver waits RESET_WAIT_US, far longer,
   then checks CANSTAT.OPMOD. Every mode request (CANCTRL.REQOP) is verified
@@ -15,9 +15,10 @@ Register-level, written from the Microchip MCP2515 datasheet (DS20001801):
   RXB1. When both are full, RXB0 is read first: if RXB1 was filled by
   rollover, RXB0 is the older frame (for a direct RXF2-5 hit the chip does
   not record which came first).
-* EFLG.RX0OVR / RX1OVR (a frame lost because its buffer was full) are read
-  with CANINTF in one READ, counted and cleared by BIT MODIFY - the other
-  EFLG bits are read-only. TEC / REC and EFLG give the error state.
+* EFLG.RX0OVR / RX1OVR (a frame lost because its buffer was full) set
+  ERRIF, which holds INT low: with no receive flag up, CANINTF and EFLG are
+  read in one READ, the overruns counted and cleared by BIT MODIFY - the
+  other EFLG bits are read-only. TEC / REC and EFLG give the error state.
 * Bus-off: the chip leaves it by itself after 128 x 11 recessive bits; if it
   has not by the time restart() is called, the driver re-initialises it,
   rate-limited by canport.Backoff (100 ms doubling to 5 s).
@@ -26,15 +27,25 @@ Register-level, written from the Microchip MCP2515 datasheet (DS20001801):
   point = (1 + PropSeg + PS1) / bit.
 
 Receive is drained into a preallocated ring of RING frames: from the INT
-pin's falling-edge interrupt once attach_irq() has been called (a soft IRQ:
-it runs between bytecodes, so a long status line or tick does not leave the
-chip's two buffers full), and from every poll(). Nothing here allocates after
-the constructor.
+pin's falling-edge interrupt once attach_irq() has been called, and from
+every read(). The interrupt is a hard one: a soft IRQ waits for the next
+bytecode, and the tick's viper code and a status line written to USB run
+for longer than the chip's two buffers last on a busy bus (RXB1 alone holds
+the frames of filters RXF2-5: one buffer). Per frame the drain costs two SPI
+transactions (READ STATUS, then READ RX BUFFER straight into the ring slot)
+and a look at INT, in viper; on an RP2040 it drives the SPI block (PL022)
+that machine.SPI set up, chip select and INT through the SIO's registers,
+where each machine.Pin or machine.SPI call costs about as much as the bytes
+on the wire. read() hands the ring to the firmware as stream records in one
+viper pass. Nothing here allocates after the constructor (a hard IRQ may
+not).
 """
 
+from array import array
+
+import micropython
 from micropython import const
 
-from . import record
 from .canport import Backoff, STATE_ACTIVE, STATE_BUS_OFF, STATE_PASSIVE, STATE_WARNING
 from .compat import now_us, tdiff
 
@@ -53,6 +64,7 @@ WRITE = const(0x02)
 BIT_MODIFY = const(0x05)
 READ_RXB0 = const(0x90)
 READ_RXB1 = const(0x94)
+READ_STATUS = const(0xA0)
 LOAD_TXB0 = const(0x40)
 RTS_TXB0 = const(0x81)
 
@@ -90,8 +102,22 @@ EWARN = const(0x01)
 RESET_WAIT_US = const(2000)
 MODE_TIMEOUT_US = const(20000)
 
-RING = const(16)  # frames the driver holds between two polls
+RING = const(64)  # frames the driver holds between two reads: 14 ms of a saturated 500 kbit/s bus
+IDLE_MS = const(4)  # how long the board loop may sleep between reads (app.run_port)
 SLOT = const(14)  # one READ RX BUFFER transfer: instruction byte, SIDH..D7
+# the ring's state and the drain's registers, in one int array the
+# interrupt and read() share (one attribute for the drain to look up)
+HEAD = const(0)  # the next slot the drain fills
+TAIL = const(1)  # the next slot read() takes (HEAD == TAIL: empty)
+FRAMES = const(2)  # frames taken from the chip
+BUSY = const(3)  # an SPI sequence is under way: the interrupt must not start one
+HW = const(4)  # RP2040: the SPI block's address (0: machine.SPI)
+CS_MASK = const(5)  # RP2040: the chip select's SIO bit
+INT_MASK = const(6)  # RP2040: INT's SIO bit
+
+# RP2040 (datasheet 2.3.1.7, 4.4.4): SPI0's registers, the next block SPI1's
+RP2040_SPI0 = const(0x4003C000)
+RP2040_SPI_STRIDE = const(0x4000)
 
 # filter register bases: RXF0..RXF5, masks RXM0, RXM1 (SIDH address)
 FILTER_ADDR = (0x00, 0x04, 0x08, 0x10, 0x14, 0x18)
@@ -158,7 +184,10 @@ def id_registers(value, extended, out, o):
 
 
 class MCP2515Port:
-    def __init__(self, spi, cs, int_pin, gen, osc_mhz=8, bitrate=500000, transmit=False):
+    """``regs``: (SPI block address, chip select GPIO, INT GPIO) on an RP2040,
+    whose drain then works on the registers (see _drain)."""
+
+    def __init__(self, spi, cs, int_pin, gen, osc_mhz=8, bitrate=500000, transmit=False, regs=None):
         self.spi = spi
         self.cs = cs
         self.int_pin = int_pin
@@ -172,22 +201,20 @@ class MCP2515Port:
         self.small_rx = bytearray(4)
         self.one = memoryview(self.small)[:1]
         self.three = memoryview(self.small)[:3]
+        self.cmd_status = bytes((READ_STATUS, 0))
+        self.st = bytearray(2)
         self.cmd_rxb0 = bytearray(SLOT)
         self.cmd_rxb0[0] = READ_RXB0
         self.cmd_rxb1 = bytearray(SLOT)
         self.cmd_rxb1[0] = READ_RXB1
-        # ring of raw READ RX BUFFER replies (one slot stays free: head == tail is empty)
+        # ring of raw READ RX BUFFER replies (one slot stays free) and its state
+        self.idle_ms = IDLE_MS
         self.ring = bytearray(SLOT * RING)
         mv = memoryview(self.ring)
         self.slots = [mv[k * SLOT:(k + 1) * SLOT] for k in range(RING)]
-        self.datas = [mv[k * SLOT + 6:(k + 1) * SLOT] for k in range(RING)]
-        self.head = 0
-        self.tail = 0
-        self.held = False  # the slot at tail is the caller's frame until the next poll
-        self.busy = False  # an SPI transaction is under way: the IRQ must not start one
-        self.irq_handler = self._irq  # bound once: an IRQ must not allocate
+        hw, cs_pin, int_gpio = regs if regs is not None else (0, 0, 0)
+        self.ix = array("i", (0, 0, 0, 0, hw, 1 << cs_pin, 1 << int_gpio))
         # counters for the status line
-        self.frames = 0
         self.overruns = 0        # RX0OVR / RX1OVR seen: at least one frame lost in the chip each
         self.tec = 0
         self.rec = 0
@@ -199,6 +226,8 @@ class MCP2515Port:
 
     @classmethod
     def from_config(cls, gen, cfg):
+        import sys
+
         from machine import SPI, Pin  # noqa: board only
 
         if cfg["pin_sck"] is None:  # the bus's default pins
@@ -208,13 +237,16 @@ class MCP2515Port:
                       sck=Pin(cfg["pin_sck"]), mosi=Pin(cfg["pin_mosi"]), miso=Pin(cfg["pin_miso"]))
         cs = Pin(cfg["pin_cs"], Pin.OUT, value=1)
         int_pin = Pin(cfg["pin_int"], Pin.IN, Pin.PULL_UP)
-        port = cls(spi, cs, int_pin, gen, cfg["mcp2515_osc_mhz"], cfg["can_bitrate"], cfg["transmit"])
+        regs = None
+        if sys.platform == "rp2":
+            regs = (RP2040_SPI0 + RP2040_SPI_STRIDE * cfg["mcp2515_spi"], cfg["pin_cs"], cfg["pin_int"])
+        port = cls(spi, cs, int_pin, gen, cfg["mcp2515_osc_mhz"], cfg["can_bitrate"], cfg["transmit"], regs)
         port.attach_irq(Pin.IRQ_FALLING)
         return port
 
     def init_chip(self):
         """RESET, wait, verify configuration mode, timing, filters, run mode."""
-        self.busy = True
+        self.ix[BUSY] = 1
         try:
             self.small[0] = RESET
             self._out(self.one)
@@ -231,7 +263,7 @@ class MCP2515Port:
             self.write_reg(CANCTRL, self.mode)
             self.wait_mode(self.mode)
         finally:
-            self.busy = False
+            self._release()
 
     def wait_mode(self, mode):
         t0 = now_us()
@@ -245,8 +277,9 @@ class MCP2515Port:
             sleep_us(100)
 
     def attach_irq(self, trigger):
-        """Drain on the INT pin's falling edge (machine.Pin.IRQ_FALLING)."""
-        self.int_pin.irq(handler=self.irq_handler, trigger=trigger)
+        """Drain on the INT pin's falling edge (machine.Pin.IRQ_FALLING), in the interrupt itself."""
+        self.irq_handler = self._drain  # bound once, here: the interrupt itself must not allocate
+        self.int_pin.irq(handler=self.irq_handler, trigger=trigger, hard=True)
 
     # ---- SPI primitives ------------------------------------------------
     def _out(self, buf):
@@ -302,78 +335,144 @@ class MCP2515Port:
             self._out(buf)
 
     # ---- receive ---------------------------------------------------------
-    def _irq(self, _pin):
-        if not self.busy:
-            self.drain()
-
     def drain(self):
-        """Move every frame the chip holds into the ring, oldest first."""
-        if self.busy or self.int_pin.value():  # INT high: no RXnIF, no ERRIF
-            return
-        self.busy = True
-        spi = self.spi
-        cs = self.cs
-        while not self.int_pin.value():
-            self.read_reg(CANINTF)  # and EFLG, the next register
-            f = self.small_rx[2]
-            e = self.small_rx[3]
-            if e & (RX0OVR | RX1OVR):
-                self.overruns += (1 if e & RX0OVR else 0) + (1 if e & RX1OVR else 0)
-                self.bit_modify(EFLG, RX0OVR | RX1OVR, 0)
-            if f & ERRIF:
-                self.eflg = e
-                self.bit_modify(CANINTF, ERRIF, 0)
-            for k in (0, 1):
-                if not f & (RX0IF if k == 0 else RX1IF):
-                    continue
-                h = self.head
-                nh = h + 1 if h < RING - 1 else 0
-                if nh == self.tail:
-                    # the ring is full: the frame stays in the chip (its buffers are
-                    # two more slots) until a poll makes room; the chip counts what
-                    # it cannot hold
-                    self.busy = False
-                    return
-                cs.value(0)
-                spi.write_readinto(self.cmd_rxb0 if k == 0 else self.cmd_rxb1, self.slots[h])
-                cs.value(1)
-                self.head = nh
-                self.frames += 1
-        self.busy = False
+        """Move every frame the chip holds into the ring, oldest first (a trip save calls it between chunks)."""
+        self._drain(None)
 
-    def poll(self, fr):
-        self.drain()
-        t = self.tail
-        if self.held:
-            t = t + 1 if t < RING - 1 else 0
-            self.tail = t
-            self.held = False
-        if t == self.head:
-            return False
-        self.held = True
-        r = self.slots[t]
-        sidh = r[1]
-        sidl = r[2]
-        if sidl & 0x08:  # IDE: extended
-            key = (sidh << 21) | ((sidl & 0xE0) << 13) | ((sidl & 0x03) << 16) | (r[3] << 8) | r[4]
-            key |= record.KEY_EXTENDED
-            fr.flags = record.FLAG_EXTENDED
-            if r[5] & 0x40:  # RTR bit of DLC
-                fr.flags |= record.FLAG_REMOTE
+    # viper: native code keeps its locals on the C stack, where a bytecode
+    # function this size takes its call state from the heap on every call (a
+    # search of the allocation table that can last longer than a receive
+    # buffer does on a busy bus). It takes the pin the interrupt passes (None
+    # otherwise: viper has no default arguments).
+    @micropython.viper
+    def _drain(self, _pin):
+        """drain(): on an RP2040 (ix[HW] set) through the SPI block's data and
+        status registers (the block machine.SPI configured), chip select and
+        INT as SIO GPIO_OUT_CLR / GPIO_OUT_SET / GPIO_IN bits; elsewhere
+        through machine.SPI and machine.Pin."""
+        ix = ptr32(self.ix)
+        if ix[BUSY]:
+            return
+        ix[BUSY] = 1
+        hw = ix[HW]
+        dr = ptr32(hw + 0x08)  # SSPDR
+        sr = ptr32(hw + 0x0C)  # SSPSR: bit 1 TX FIFO not full, bit 2 RX FIFO not empty
+        gpio_in = ptr32(0xD0000004)
+        cs_high = ptr32(0xD0000014)
+        cs_low = ptr32(0xD0000018)
+        cs_bit = ix[CS_MASK]
+        int_bit = ix[INT_MASK]
+        spi = cs = pin = _pin  # objects from the start, as viper needs: machine's below, without registers
+        if hw:
+            while sr[0] & 4:
+                dr[0]  # nothing left from an earlier transfer
         else:
-            key = (sidh << 3) | (sidl >> 5)
-            fr.flags = record.FLAG_REMOTE if sidl & 0x10 else 0  # SRR: standard remote frame
-        fr.key = key
-        d = r[5] & 0x0F
-        fr.dlc = d if d <= 8 else 8
-        fr.data = self.datas[t]
-        return True
+            spi = self.spi
+            cs = self.cs
+            pin = self.int_pin
+        ring = ptr8(self.ring)
+        st = ptr8(self.st)
+        while True:
+            # INT high: no receive flag, no ERRIF. Let go of the bus, then look
+            # again: a frame that came as it was let go found it busy
+            # (an int each way: viper gives a conditional expression one type)
+            if hw:
+                high = gpio_in[0] & int_bit
+            else:
+                high = 1 if pin.value() else 0
+            if high:
+                ix[BUSY] = 0
+                if hw:
+                    high = gpio_in[0] & int_bit
+                else:
+                    high = 1 if pin.value() else 0
+                if high:
+                    return
+                ix[BUSY] = 1
+            # READ STATUS: RX0IF, RX1IF
+            if hw:
+                cs_low[0] = cs_bit
+                dr[0] = READ_STATUS
+                dr[0] = 0
+                j = 0
+                while j < 2:
+                    if sr[0] & 4:
+                        st[j] = dr[0]
+                        j += 1
+                cs_high[0] = cs_bit
+            else:
+                cs.value(0)
+                spi.write_readinto(self.cmd_status, self.st)
+                cs.value(1)
+            s = st[1] & (RX0IF | RX1IF)
+            if not s:
+                self._errors()
+                continue
+            # RXB0 first: with both full, a rolled-over frame in RXB1 is the newer
+            k = 0
+            while k < 2:
+                if s & (1 << k):
+                    h = ix[HEAD]
+                    nh = h + 1 if h < RING - 1 else 0
+                    if nh == ix[TAIL]:
+                        # the ring is full: the frame stays in the chip (its buffers
+                        # are two more slots) until a read makes room; the chip
+                        # counts what it cannot hold
+                        ix[BUSY] = 0
+                        return
+                    # READ RX BUFFER into the ring's slot (the flag clears as CS rises)
+                    if hw:
+                        o = h * SLOT
+                        cs_low[0] = cs_bit
+                        i = 0
+                        j = 0
+                        while j < SLOT:  # up to 8 bytes in flight: the FIFOs' depth
+                            if i < SLOT and i - j < 8 and sr[0] & 2:
+                                dr[0] = (READ_RXB1 if k else READ_RXB0) if i == 0 else 0
+                                i += 1
+                            if sr[0] & 4:
+                                ring[o + j] = dr[0]
+                                j += 1
+                        cs_high[0] = cs_bit
+                    else:
+                        cs.value(0)
+                        spi.write_readinto(self.cmd_rxb1 if k else self.cmd_rxb0, self.slots[h])
+                        cs.value(1)
+                    ix[HEAD] = nh
+                    ix[FRAMES] += 1
+                k += 1
+
+    def _release(self):
+        """The end of an SPI sequence. A frame that came meanwhile found the
+        bus busy and left INT low: no other edge will come, so drain it now."""
+        self.ix[BUSY] = 0
+        self._drain(None)
+
+    @property
+    def frames(self):
+        """Frames taken from the chip since the start."""
+        return self.ix[FRAMES]
+
+    def _errors(self):
+        """ERRIF: count and clear the overruns, keep EFLG for the state."""
+        self.read_reg(CANINTF)  # and EFLG, the next register
+        e = self.small_rx[3]
+        if e & (RX0OVR | RX1OVR):
+            self.overruns += (1 if e & RX0OVR else 0) + (1 if e & RX1OVR else 0)
+            self.bit_modify(EFLG, RX0OVR | RX1OVR, 0)
+        self.eflg = e
+        self.bit_modify(CANINTF, ERRIF, 0)
+
+    def read(self, block):
+        """The frames in the ring as stream records at the start of block; how many."""
+        self._drain(None)  # what the interrupt left in the chip (a full ring, or an SPI sequence under way)
+        return _records(self.ring, self.ix, block, len(block) // 24)  # pyright: ignore[reportArgumentType]  (viper: any buffer is a pointer)
 
     # ---- transmit ----------------------------------------------------------
     def send(self, can_id, extended, buf, n):
-        if not self.transmit or self.busy:
+        if not self.transmit or self.ix[BUSY]:
             return False
-        self.busy = True
+        self.ix[BUSY] = 1
         try:
             if self.read_reg(TXB0CTRL) & 0x08:  # TXREQ still set: busy
                 return False
@@ -388,18 +487,21 @@ class MCP2515Port:
             self._out(self.one)
             return True
         finally:
-            self.busy = False
+            self._release()
 
     # ---- errors --------------------------------------------------------------
     def state(self):
-        if self.busy:
-            return self.state_of(self.eflg)
-        self.busy = True
-        self.read_reg(TEC)  # and REC
-        self.tec = self.small_rx[2]
-        self.rec = self.small_rx[3]
-        self.eflg = self.read_reg(EFLG)
-        self.busy = False
+        """The error state from EFLG as the drain last read it (every change of
+        its state bits raises ERRIF, which the drain handles), and TEC / REC for
+        the status line: one transaction, so the bus is never held longer than
+        a frame takes to arrive."""
+        self._drain(None)
+        if not self.ix[BUSY]:
+            self.ix[BUSY] = 1
+            self.read_reg(TEC)  # and REC, the next register
+            self.tec = self.small_rx[2]
+            self.rec = self.small_rx[3]
+            self._release()
         s = self.state_of(self.eflg)
         if s == STATE_ACTIVE:
             self.backoff.reset()
@@ -417,10 +519,47 @@ class MCP2515Port:
 
     def restart(self):
         """Bus-off recovery: re-initialise the chip, no more often than the back-off allows."""
-        if self.busy or not self.backoff.due(now_us()):
+        if self.ix[BUSY] or not self.backoff.due(now_us()):
             return
         self.restarts += 1
         try:
             self.init_chip()
         except MCP2515Error:
             pass  # still not answering: the next attempt after the back-off
+
+
+@micropython.viper
+def _records(ring: ptr8, ix: ptr32, rec: ptr8, nmax: int) -> int:
+    """The ring's frames (READ RX BUFFER replies, from ix[TAIL] up to
+    ix[HEAD]) as stream records in rec, at most nmax; advances ix[TAIL]. Each slot: the
+    instruction byte, SIDH, SIDL, EID8, EID0, DLC, D0..D7 (datasheet 3.1)."""
+    t = ix[TAIL]
+    h = ix[HEAD]
+    n = 0
+    while t != h and n < nmax:
+        s = t * SLOT
+        sidh = ring[s + 1]
+        sidl = ring[s + 2]
+        dlc = ring[s + 5]
+        if sidl & 0x08:  # IDE: extended
+            key = (sidh << 21) | ((sidl & 0xE0) << 13) | ((sidl & 0x03) << 16) | (ring[s + 3] << 8) | ring[s + 4]
+            flags = 1 | (2 if dlc & 0x40 else 0)  # RTR bit of DLC
+        else:
+            key = (sidh << 3) | (sidl >> 5)
+            flags = 2 if sidl & 0x10 else 0  # SRR: a standard remote frame
+        o = n * 24
+        rec[o + 8] = key & 0xFF
+        rec[o + 9] = (key >> 8) & 0xFF
+        rec[o + 10] = (key >> 16) & 0xFF
+        rec[o + 11] = (key >> 24) & 0x1F
+        rec[o + 12] = flags
+        dlc &= 0x0F
+        rec[o + 13] = dlc if dlc <= 8 else 8
+        k = 0
+        while k < 8:
+            rec[o + 16 + k] = ring[s + 6 + k]
+            k += 1
+        t = t + 1 if t < RING - 1 else 0
+        n += 1
+    ix[TAIL] = t
+    return n

@@ -9,8 +9,8 @@ records, read a chunk at a time outside the measured and heap-locked part
 processes the chunk, frames already in RAM, under ``micropython.heap_lock()``:
 
 * ``path="stream"``: ``Firmware.records`` over the chunk (the SIL path);
-* ``path="board"``: ``app.run_port`` with a port whose ``poll`` hands out
-  the frames one by one, as a controller's receive queue on a loaded bus:
+* ``path="board"``: ``app.run_port`` with a port whose ``read`` hands out
+  the waiting frames, as a controller's receive queue on a loaded bus:
   per pass the clock (the next frame's own time), then up to a block of
   frames scanned in one call.
 
@@ -42,6 +42,14 @@ def _hash(h: int, buf: ptr8, n: int) -> int:
     return h
 
 
+@micropython.viper
+def _copy(dst: ptr8, src: ptr8, o: int, n: int):
+    k = 0
+    while k < n:
+        dst[k] = src[o + k]
+        k += 1
+
+
 class HashSink:
     def __init__(self):
         self.h = 0
@@ -68,8 +76,6 @@ class ChunkPort:
     def __init__(self, src, buf, lock):
         self.src = src
         self.buf = buf
-        mv = memoryview(buf)
-        self.views = [mv[o + 16:o + 24] for o in range(0, len(buf), SIZE)]
         self.lock = lock
         self.locked = False
         self.j = 0
@@ -114,21 +120,13 @@ class ChunkPort:
     def done(self):
         return self.eof
 
-    def poll(self, fr):
+    def read(self, block):
+        """Up to a block of the waiting frames, copied as they are (stream records)."""
         j = self.j
-        if j >= self.n:
-            return False
-        b = self.buf
-        o = j * SIZE
-        fr.key = b[o + 8] | (b[o + 9] << 8) | (b[o + 10] << 16) | ((b[o + 11] & 0x1F) << 24)
-        fl = b[o + 12]
-        if fl & 1:
-            fr.key |= 0x20000000
-        fr.flags = fl
-        fr.dlc = b[o + 13]
-        fr.data = self.views[j]
-        self.j = j + 1
-        return True
+        k = min(self.n - j, len(block) // SIZE)
+        _copy(block, self.buf, j * SIZE, k * SIZE)
+        self.j = j + k
+        return k
 
     def send(self, can_id, extended, buf, n):
         return False

@@ -37,10 +37,11 @@ from ..paths import firmware_dir
 from ..runtime import micropython_command, target_command
 from .pacing import Pacer
 
-# unix32, qemu (firmware frozen) and qemu-mpy (.mpy files): the 32-bit
+# unix32, qemu (firmware frozen), qemu-mpy (.mpy files) and rp2040 (the
+# emulated Pico, firmware frozen, frames through its MCP2515): the 32-bit
 # targets ``keidrive target build`` makes (keidrive.target)
 QEMU_RUNTIMES = ("qemu", "qemu-mpy")
-RUNTIMES = ("micropython", "cpython", "unix32", *QEMU_RUNTIMES)
+RUNTIMES = ("micropython", "cpython", "unix32", *QEMU_RUNTIMES, "rp2040")
 STDERR_TAIL_LINES = 40
 # A running firmware prints a status line every second of its time; one that
 # has said nothing for this long (wall time) is stuck, not slow.
@@ -62,12 +63,16 @@ def firmware_command(runtime: str = "micropython", tree: str | os.PathLike | Non
     if runtime in QEMU_RUNTIMES:
         # the qemu board behind main.py's own command line (keidrive.target.bridge)
         return [sys.executable, "-m", "keidrive.target.bridge", runtime, "--tree", str(Path(main).parent)]
+    if runtime == "rp2040":
+        # the emulated Pico behind main.py's own command line (keidrive.target.pico)
+        return [sys.executable, "-m", "keidrive.target.pico", "--tree", str(Path(main).parent)]
     binary = Path(runtime).expanduser()
     if binary.is_file() and os.access(binary, os.X_OK):
         # absolute: a bare relative name ("mp") would be looked up on PATH
         return [os.path.abspath(binary), main]
     raise KeidriveError(
-        f"runtime {runtime!r}: not micropython, cpython, unix32, qemu, qemu-mpy or an executable micropython build"
+        f"runtime {runtime!r}: not micropython, cpython, unix32, qemu, qemu-mpy, rp2040 or an executable micropython "
+        "build"
     )
 
 

@@ -38,7 +38,8 @@ class DriveSpec:
     ``config``: firmware config keys on top of the drive's (``obd_ve_pct``
     from ``keidrive calibrate``...).
     ``runtime``: where the firmware runs: ``micropython`` (the unix port),
-    ``cpython``, ``unix32``, ``qemu``, ``qemu-mpy`` or a micropython executable.
+    ``cpython``, ``unix32``, ``qemu``, ``qemu-mpy``, ``rp2040`` (an emulated
+    Raspberry Pi Pico, the frames through its MCP2515) or a micropython executable.
     ``bus``: ``INTERFACE:CHANNEL[@BITRATE]``; None: a private channel of the
     keidrive virtual bus.
     ``pace``: None, as fast as the firmware takes the frames, in lockstep

@@ -42,11 +42,12 @@ def add_subparser(subparsers) -> None:
     parser.add_argument("--power-cuts", type=int, default=200, metavar="N",
                         help="power cuts for --robustness (default 200)")
     parser.add_argument(
-        "--target", choices=("qemu",),
+        "--target", choices=("qemu", "rp2040"),
         help="instead: the firmware on MicroPython's Cortex-M3 build under qemu (keidrive target build qemu); "
              "with --json exactly instr_per_frame_stream, instr_per_frame_board, instr_per_frame_transport, "
              "alloc_bytes_per_frame, heap_size, heap_free_after_boot, heap_free_min, flash_bytes and the ESP32 "
-             "and RP2040 estimates with their assumptions",
+             "and RP2040 estimates with their assumptions. rp2040: on an emulated Raspberry Pi Pico, frames "
+             "through its MCP2515 (keidrive target build rp2040; docs/targets.md lists the keys)",
     )
     parser.set_defaults(func=run)
 
@@ -175,6 +176,8 @@ def _print(figures: dict) -> None:
 
 
 def _target(args) -> int:
+    if args.target == "rp2040":
+        return _pico(args)
     from ..bench.target import method, target_figures
 
     figures = target_figures(args.vehicle, args.cycle)
@@ -187,6 +190,23 @@ def _target(args) -> int:
             print(f"  {key:<32} {value:>10}")
     print(f"estimates assume: {figures['estimate_assumptions']}")
     print(f"method: {method(figures)}")
+    return 0
+
+
+def _pico(args) -> int:
+    from ..bench.pico import rp2040_figures
+
+    figures = rp2040_figures(args.vehicle, args.cycle)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"firmware on an emulated Raspberry Pi Pico (rp2040js), MCP2515 on SPI0, {args.vehicle} on {args.cycle}:")
+    for key, value in figures.items():
+        if key != "timing_note":
+            print(f"  {key:<30} {value:>12}" if not isinstance(value, str) else f"  {key:<30} {value}")
+    print(f"saturated bus: {figures['saturated_s']} s of the drive from {figures['saturated_from_s']:.0f} s with an ENGINE_1 frame "
+          "in every idle bit time; cycles the core executed (not waiting) per frame received")
+    print(f"timing: {figures['timing_note']}")
     return 0
 
 

@@ -7,7 +7,7 @@ from ..drive.spec import DEFAULT_CYCLE, DEFAULT_PROFILE, DEFAULT_RUNTIME, DEFAUL
 from ..errors import KeidriveError
 
 BUS_METAVAR = "INTERFACE:CHANNEL[@BITRATE]"
-RUNTIME_METAVAR = "micropython|cpython|unix32|qemu|qemu-mpy|PATH"
+RUNTIME_METAVAR = "micropython|cpython|unix32|qemu|qemu-mpy|rp2040|PATH"
 
 
 def add_drive(parser) -> None:
@@ -76,8 +76,8 @@ def add_runtime(parser) -> None:
     parser.add_argument(
         "--runtime", default=DEFAULT_RUNTIME, metavar=RUNTIME_METAVAR,
         help="where the firmware runs: the MicroPython unix port (default), CPython, the 32-bit targets "
-             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy), "
-             "or your micropython build",
+             "(keidrive target build: unix32, the qemu Cortex-M3 board with the firmware frozen or as .mpy, "
+             "rp2040: an emulated Raspberry Pi Pico, the frames through its MCP2515), or your micropython build",
     )
 
 

@@ -37,9 +37,8 @@ MPY_HEAP = 384 * 1024
 CHUNK_RECORDS = 512
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="keidrive.target.bridge")
-    p.add_argument("runtime", choices=RUNTIMES)
+def main_arguments(p: argparse.ArgumentParser) -> None:
+    """main.py's own command line, as the harness gives it to a board's runner."""
     p.add_argument("--tree", help="the firmware tree (default: the bundled one)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--stdin", action="store_true")
@@ -47,12 +46,18 @@ def _parse(argv):
     p.add_argument("--config", required=True)
     p.add_argument("--data")
     p.add_argument("--clock", default="virtual", choices=("virtual", "real"))
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="keidrive.target.bridge")
+    p.add_argument("runtime", choices=RUNTIMES)
+    main_arguments(p)
     p.add_argument("--heap", type=int)
     p.add_argument("--watch-heap", action="store_true", help="after the trip, the lowest free heap seen after a collection at each block read")
     return p.parse_args(argv)
 
 
-def _open_source(args):
+def open_source(args):
     """The source's read function. A hub's socket is connected before the
     board boots: the harness waits only so long for the firmware to attach."""
     if args.stdin:
@@ -121,7 +126,7 @@ def serve(args) -> int:
 
     if args.clock != "virtual":
         raise KeidriveError("the qemu runtime runs on the virtual clock only (no --realtime)")
-    read = _open_source(args)
+    read = open_source(args)
     cfg = json.loads(Path(args.config).read_text())
     cfg.pop("transmit", None)  # the UART carries records in, telemetry out: nothing goes back on the bus
     heap = args.heap or (MPY_HEAP if args.runtime == "qemu-mpy" else None)
@@ -188,10 +193,11 @@ def _relay(read, session, romfs: bytes = b"") -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+def main(argv=None, parse=_parse, run=serve) -> int:
+    """The command line (``parse``, ``run``: another board's, as target/pico.py's)."""
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
-        return serve(args)
+        return run(args)
     except KeidriveError as error:
         sys.stderr.write(f"keidrive: error: {error}\n")
         return 2

@@ -19,6 +19,9 @@ _PROBES = {
     "gcc-arm-none-eabi": ("arm-none-eabi-gcc", None),
     "libnewlib-arm-none-eabi": (None, ("/usr/lib/arm-none-eabi/include/newlib.h",)),
     "qemu-system-arm": ("qemu-system-arm", None),
+    "cmake": ("cmake", None),
+    # the rp2 port's C++ parts (pico-sdk) link against arm-none-eabi's libstdc++
+    "libstdc++-arm-none-eabi-newlib": (None, ("/usr/lib/arm-none-eabi/include/c++/*/cstdlib",)),
     # the 32-bit C library and libgcc that gcc -m32 links against
     "gcc-multilib": (None, ("/usr/lib/gcc/*/*/32/libgcc.a", "/usr/include/*/gnu/stubs-32.h")),
 }
@@ -26,6 +29,8 @@ _PROBES = {
 NEEDS = {
     "qemu": ("make", "gcc", "gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"),
     "unix32": ("make", "gcc", "gcc-multilib"),
+    "rp2040": ("make", "gcc", "cmake", "gcc-arm-none-eabi", "libnewlib-arm-none-eabi",
+               "libstdc++-arm-none-eabi-newlib"),
 }
 
 

@@ -166,9 +166,9 @@ class Pin:
     def off(self):
         self._v = 0
 
-    def irq(self, handler=None, trigger=3):
-        # the MCP2515's INT: its falling edge runs handler as a soft IRQ does,
-        # while the program sleeps (see _Time); other pins have no interrupts
+    def irq(self, handler=None, trigger=3, hard=False):
+        # the MCP2515's INT: its falling edge runs handler (hard or soft) while
+        # the program sleeps (see _Time); other pins have no interrupts
         if _MCP is not None and self.id == _WIRING[2]:
             _MCP.int.handler = handler
         return None

@@ -130,7 +130,8 @@ class Pin:
             return self.chip.int_level()
         return self.v
 
-    def irq(self, handler=None, trigger=0):
+    def irq(self, handler=None, trigger=0, hard=False):
+        # hard or soft, the handler runs where busy() lets an interrupt in
         self.handler = handler
 
 
@@ -455,10 +456,48 @@ class Chip:
 
     # ---- SPI -------------------------------------------------------------------
     def transfer(self, tx, rx):
+        """One SPI transaction: chip select low, the bytes of tx out (rx in), chip select high."""
         self._spend(len(tx) * 8 * 1000000000 // self.spi_hz + self.call_ns)
+        self.readout(tx, rx)
+        self.execute(tx)
+
+    def readout(self, tx, rx):
+        """What SO carries while tx is clocked in: rx[k] for every k from 1 (SO is high-impedance during
+        the instruction byte: rx[0] is left as it is). A read's data depend only on the instruction and
+        the address, so tx may be the first bytes of a longer transaction and rx longer than tx: an
+        emulated SPI bus (keidrive.target.rp2040js) asks for the whole transaction's answer at its
+        second byte. Registers are read as they are now; the instruction takes effect in execute()."""
         if self.dead or self.now < self.ready_at:
             for k in range(len(rx)):
                 rx[k] = 0xFF
+            return
+        self._mode_step()
+        r = self.reg
+        op = tx[0]
+        n = len(rx)
+        if op == 0x03 and len(tx) > 1:
+            self._read_run(tx[1], rx, 2, n)
+        elif op in (0x90, 0x92, 0x94, 0x96):
+            self._read_run((0x61, 0x66, 0x71, 0x76)[(op >> 1) & 3], rx, 1, n)
+        elif op == 0xA0:
+            f = r[0x2C]
+            s = (f & 3) | ((r[0x30] & 8) >> 1) | ((f & 4) << 1) | ((r[0x40] & 8) << 1) | ((f & 8) << 2) | \
+                ((r[0x50] & 8) << 3) | ((f & 0x10) << 3)
+            for k in range(1, n):
+                rx[k] = s
+
+    def _read_run(self, a, rx, k0, n):
+        """rx[k0:n] from the registers at a on: the address pointer increments and wraps after 0x7F."""
+        r = self.reg
+        if a + n - k0 <= 0x80 and (a & 0x0F) + n - k0 <= 0x0E:  # within a row, before CANSTAT: one slice
+            rx[k0:n] = r[a:a + n - k0]
+            return
+        for k in range(k0, n):
+            rx[k] = r[self._a(a + k - k0)]
+
+    def execute(self, tx):
+        """What the instruction in tx does when chip select rises."""
+        if self.dead or self.now < self.ready_at:
             return
         self._mode_step()
         r = self.reg
@@ -471,13 +510,7 @@ class Chip:
             a = tx[1]
             for k in range(2, n):
                 self._write(a + k - 2, tx[k], 0xFF)
-        elif op == 0x03:
-            a = tx[1]
-            for k in range(2, n):
-                rx[k] = r[self._a(a + k - 2)]
         elif op in (0x90, 0x92, 0x94, 0x96):
-            base = (0x61, 0x66, 0x71, 0x76)[(op >> 1) & 3]
-            rx[1:n] = r[base:base + n - 1]
             r[0x2C] &= ~(0x01 if op < 0x94 else 0x02)
         elif op & 0xF8 == 0x40:
             base = (0x31, 0x36, 0x41, 0x46, 0x51, 0x56)[op & 7]
@@ -486,17 +519,11 @@ class Chip:
         elif op & 0xF8 == 0x80:
             if op & 1:
                 self._rts()
-        elif op == 0xA0:
-            f = r[0x2C]
-            s = (f & 3) | ((r[0x30] & 8) >> 1) | ((f & 4) << 1) | ((r[0x40] & 8) << 1) | ((f & 8) << 2) | \
-                ((r[0x50] & 8) << 3) | ((f & 0x10) << 3)
-            for k in range(1, n):
-                rx[k] = s
         elif op == 0x05:
             a = self._a(tx[1])
             mask = tx[2] if a in _BITMOD else 0xFF
             self._write(a, tx[3], mask)
-        else:
+        elif op not in (0x03, 0xA0):
             raise ValueError("MCP2515 model: instruction 0x%02x is not one the driver should send" % op)
 
     def _write(self, a, v, mask):
