@@ -227,3 +227,23 @@ def _write_cycle(text):
     handle.write(text)
     handle.close()
     return handle.name
+
+
+# MicroPython: the rest of the stream file f into firmware fw with the heap
+# locked (err: the MemoryError an allocation raised, else None), then its traceback
+LOCKED_FEED = '''
+err = None
+gc.collect()
+micropython.heap_lock()
+try:
+    while True:
+        n = f.readinto(buf)
+        if not n:
+            break
+        fw.records(buf, n // 24, True)
+except MemoryError as e:
+    err = e
+micropython.heap_unlock()
+if err is not None:
+    sys.print_exception(err)
+'''

@@ -6,7 +6,7 @@ points at it, as in CI's second pass); and a board's plain UART bytes."""
 
 import numpy as np
 from conftest import micropython_or_skip, run_micropython
-from gps_helpers import across_the_line
+from gps_helpers import LOCKED_FEED, across_the_line
 from keidrive.paths import firmware_dir
 
 micropython_or_skip()
@@ -28,21 +28,7 @@ warm = int(sys.argv[3])
 for _ in range(warm):
     fw.records(buf, f.readinto(buf) // 24, True)
 before = (g.changes, g.region, g.reader.st[4])
-err = None
-gc.collect()
-micropython.heap_lock()
-try:
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        fw.records(buf, n // 24, True)
-except MemoryError as e:
-    err = e
-micropython.heap_unlock()
-if err is not None:
-    sys.print_exception(err)
-print("no allocation" if err is None else "ALLOCATED", before, g.changes, g.region, g.reason,
+''' + LOCKED_FEED + r'''print("no allocation" if err is None else "ALLOCATED", before, g.changes, g.region, g.reason,
       g.reader.st[3] + g.reader.st[4], g.reading[1])
 '''
 
