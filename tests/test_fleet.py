@@ -176,7 +176,9 @@ def test_dbc_and_roles_pass_through_to_the_simulated_drives(fleet, tmp_path):
     [row] = _trips(db)
     single = keidrive_json("run", "--vehicle", "alto-hybrid", "--cycle", str(fleet["cycle"]), "--dbc", dbc,
                            "--roles", roles, "--profile", PROFILE, "--json")
-    assert row["options"] == f"--dbc {dbc} --roles {roles}" and row["frames"] == single["frames"]
+    # (the paths as stored: resolved, links followed)
+    assert row["options"] == f"--dbc {Path(dbc).resolve()} --roles {Path(roles).resolve()}"
+    assert row["frames"] == single["frames"]
     assert {name: row[name] for name in FIGURES} == {name: single["firmware"][name] for name in FIGURES}
 
 
